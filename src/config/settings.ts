@@ -1,0 +1,62 @@
+/**
+ * Every setting the processor reads, in one declarative table. The loader, the CLI's --help and the
+ * README's configuration table all come from here (a test fails when the README is stale).
+ */
+export type SettingKind = 'string' | 'int' | 'number' | 'boolean' | 'list' | 'enum';
+
+export interface SettingSpec {
+  /** Environment variable; the config file uses the camelCase key. */
+  readonly env: string;
+  readonly kind: SettingKind;
+  readonly default: string | number | boolean | readonly string[] | null;
+  readonly doc: string;
+  readonly min?: number;
+  readonly max?: number;
+  readonly values?: readonly string[];
+}
+
+export const SETTINGS = {
+  kafkaBrokers: { env: 'KAFKA_BROKERS', kind: 'list', default: null, doc: 'Kafka bootstrap servers, comma-separated. Unset: `demo` starts a local broker; `run` refuses to start.' },
+  kafkaClientId: { env: 'KAFKA_CLIENT_ID', kind: 'string', default: 'adstream', doc: 'Client id sent to Kafka (shows in broker logs and quotas).' },
+  groupId: { env: 'GROUP_ID', kind: 'string', default: 'adstream-processor', doc: 'Consumer group of the event consumers; instances with the same group share partitions.' },
+  topicClicks: { env: 'TOPIC_CLICKS', kind: 'string', default: 'clicks', doc: 'Input: click events (ClickEvent), keyed by user id.' },
+  topicImageViews: { env: 'TOPIC_IMAGE_VIEWS', kind: 'string', default: 'image-views', doc: 'Input: image-view events (ImageViewEvent), keyed by user id.' },
+  topicReviews: { env: 'TOPIC_REVIEWS', kind: 'string', default: 'reviews', doc: 'Input: review events (ReviewEvent), keyed by user id.' },
+  topicAds: { env: 'TOPIC_ADS', kind: 'string', default: 'ads', doc: 'Input: the ad catalog (Ad), compacted, keyed by ad id; a tombstone deletes.' },
+  topicScored: { env: 'TOPIC_SCORED', kind: 'string', default: 'scored-candidates', doc: 'Output: ranked ads per user (ScoredCandidates), keyed by user id.' },
+  topicSegments: { env: 'TOPIC_SEGMENTS', kind: 'string', default: 'interest-segments', doc: 'Output: interest segments per user (InterestSegments), compacted.' },
+  topicDeadLetters: { env: 'TOPIC_DEAD_LETTERS', kind: 'string', default: 'dead-letters', doc: 'Output: records that could not be used (DeadLetter), with a reason code.' },
+  createTopics: { env: 'CREATE_TOPICS', kind: 'boolean', default: true, doc: 'Create missing topics at start (event topics with TOPIC_PARTITIONS partitions, the catalog and segments compacted).' },
+  topicPartitions: { env: 'TOPIC_PARTITIONS', kind: 'int', default: 3, min: 1, max: 10000, doc: 'Partitions of topics created at start; the three event topics must have the same count.' },
+  topicReplication: { env: 'TOPIC_REPLICATION', kind: 'int', default: 1, min: 1, max: 16, doc: 'Replication factor of topics created at start.' },
+  embeddingDim: { env: 'EMBEDDING_DIM', kind: 'int', default: 128, min: 8, max: 4096, doc: 'Dimension of interest vectors and ad embeddings.' },
+  interestHalfLifeS: { env: 'INTEREST_HALF_LIFE_S', kind: 'number', default: 3600, min: 1, max: 31536000, doc: 'Half-life of a user interest, in seconds of event time.' },
+  topK: { env: 'TOP_K', kind: 'int', default: 10, min: 1, max: 1000, doc: 'Ads per scored output.' },
+  userCacheMaxEntries: { env: 'USER_CACHE_MAX_ENTRIES', kind: 'int', default: 100000, min: 1, max: 100000000, doc: 'Users kept in memory (LRU); the least recently active are evicted first.' },
+  userTtlS: { env: 'USER_TTL_S', kind: 'number', default: 86400, min: 1, max: 31536000, doc: 'A user idle this long is dropped from memory.' },
+  chunkMaxRecords: { env: 'CHUNK_MAX_RECORDS', kind: 'int', default: 500, min: 1, max: 100000, doc: 'Records processed, produced and committed together; smaller gives lower latency, larger more throughput.' },
+  maxRecordBytes: { env: 'MAX_RECORD_BYTES', kind: 'int', default: 1048576, min: 1024, max: 104857600, doc: 'Larger input records are dead-lettered as OVERSIZED.' },
+  maxTextChars: { env: 'MAX_TEXT_CHARS', kind: 'int', default: 10000, min: 1, max: 1000000, doc: 'Longer review texts are dead-lettered as INVALID_FIELD.' },
+  imageMaxPixels: { env: 'IMAGE_MAX_PIXELS', kind: 'int', default: 25000000, min: 1, max: 1000000000, doc: 'Images declaring more pixels are refused before decoding (decompression bombs).' },
+  maxClockSkewS: { env: 'MAX_CLOCK_SKEW_S', kind: 'number', default: 300, min: 0, max: 86400, doc: 'Events timed further than this in the future are dead-lettered.' },
+  maxEventAgeS: { env: 'MAX_EVENT_AGE_S', kind: 'number', default: 2592000, min: 1, max: 3153600000, doc: 'Events older than this are dead-lettered (30 days by default).' },
+  deadLetterMaxValueBytes: { env: 'DEAD_LETTER_MAX_VALUE_BYTES', kind: 'int', default: 65536, min: 0, max: 104857600, doc: 'Dead letters keep at most this many bytes of the original value.' },
+  httpHost: { env: 'HTTP_HOST', kind: 'string', default: '127.0.0.1', doc: 'Address the HTTP server (/metrics, /healthz, /readyz) binds to.' },
+  httpPort: { env: 'HTTP_PORT', kind: 'int', default: 9464, min: 0, max: 65535, doc: 'Port of the HTTP server; 0 picks a free one.' },
+  logLevel: { env: 'LOG_LEVEL', kind: 'enum', default: 'info', values: ['debug', 'info', 'warn', 'error', 'silent'], doc: 'Least severe level logged (JSON lines on stdout).' },
+} as const satisfies Record<string, SettingSpec>;
+
+export type SettingName = keyof typeof SETTINGS;
+
+type ValueOf<S extends SettingSpec> = S['kind'] extends 'int' | 'number'
+  ? number
+  : S['kind'] extends 'boolean'
+    ? boolean
+    : S['kind'] extends 'list'
+      ? S['default'] extends null ? readonly string[] | null : readonly string[]
+      : S['kind'] extends 'enum'
+        ? S extends { values: readonly (infer V)[] } ? V : string
+        : string;
+
+/** The validated configuration: one typed field per setting. */
+export type Config = { readonly [K in SettingName]: ValueOf<(typeof SETTINGS)[K]> };

@@ -1,0 +1,171 @@
+import { randomUUID } from 'node:crypto';
+import { Partitioners, type Message } from 'kafkajs';
+import { loadConfig } from '../config/load-config.js';
+import { startHttpServer } from '../http/server.js';
+import { createKafka } from '../kafka/client.js';
+import type { Logger } from '../log.js';
+import { startKafkaProcessor } from '../runtime/kafka-processor.js';
+import { AvroCodec } from '../serde/avro-codec.js';
+import { startLocalBroker, type LocalBroker } from './local-broker.js';
+import { OutputObserver } from './output-observer.js';
+import { syntheticAds, syntheticUsers } from './synthetic.js';
+import { encodeAd, TrafficFactory } from './traffic.js';
+
+export interface DemoOptions {
+  readonly seconds: number;
+  /** Offered load, events per second, on a fixed schedule (open loop). */
+  readonly rate: number;
+  readonly users: number;
+  /** Share of records sent as garbage, to show the dead-letter path. */
+  readonly corruptShare: number;
+  readonly logger: Logger;
+  /** Where the human-readable summary goes; the JSON line goes to stdout last. */
+  readonly say: (line: string) => void;
+}
+
+export interface DemoResult {
+  events_in: number;
+  scored_out: number;
+  dead_letters: number;
+  unaccounted: number;
+  e2e_p50_ms: number;
+  e2e_p99_ms: number;
+  e2e_max_ms: number;
+  events_per_s: number;
+  broker_start_ms: number | null;
+  seconds: number;
+  offered_rate: number;
+}
+
+const TICK_MS = 10;
+
+/**
+ * The main job in one command: a broker (local unless KAFKA_BROKERS is set), the topics, a synthetic
+ * ad catalog, the processor, and synthetic click/image/review traffic, observed by an independent
+ * consumer of the output topics.
+ */
+export async function runDemo(o: DemoOptions): Promise<DemoResult> {
+  let broker: LocalBroker | undefined;
+  let brokerStartMs: number | null = null;
+  const env = { ...process.env };
+  if (!env.KAFKA_BROKERS) {
+    o.say('starting a local Apache Kafka broker (KAFKA_BROKERS is not set)...');
+    const t0 = Date.now();
+    broker = await startLocalBroker({ log: (m) => o.logger.debug(m) });
+    brokerStartMs = Date.now() - t0;
+    env.KAFKA_BROKERS = broker.bootstrap;
+    o.say(`broker ready at ${broker.bootstrap} in ${brokerStartMs} ms`);
+  }
+  // A fresh consumer group per run, so a demo against a shared cluster starts clean.
+  env.GROUP_ID ??= `adstream-demo-${randomUUID().slice(0, 8)}`;
+  const config = loadConfig({ env });
+  const codec = new AvroCodec();
+  const kafka = createKafka({ brokers: config.kafkaBrokers!, clientId: 'adstream-demo', logger: o.logger });
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  let processor: Awaited<ReturnType<typeof startKafkaProcessor>> | undefined;
+  let http: Awaited<ReturnType<typeof startHttpServer>> | undefined;
+  const observer = new OutputObserver(kafka, codec, config);
+  try {
+    await producer.connect();
+    const admin = kafka.admin();
+    await admin.connect();
+    const { ensureTopics } = await import('../kafka/topics.js');
+    await ensureTopics(admin, config, o.logger);
+    await admin.disconnect();
+
+    const ads = await syntheticAds(25);
+    const now = Date.now();
+    await producer.send({ topic: config.topicAds, acks: -1, messages: ads.map((ad) => ({ key: ad.adId, value: encodeAd(codec, ad, now) })) });
+    o.say(`ad catalog: ${ads.length} ads in ${new Set(ads.map((a) => a.categoryId)).size} categories produced to ${config.topicAds}`);
+
+    processor = await startKafkaProcessor(config, o.logger);
+    http = await startHttpServer({ host: config.httpHost, port: 0, registry: processor.metrics.registry, isReady: processor.isReady });
+    o.say(`processor running; metrics at http://${config.httpHost}:${http.port}/metrics`);
+    await observer.start();
+
+    const users = syntheticUsers(o.users);
+    const traffic = await TrafficFactory.create(codec, users);
+    const topicOf = { click: config.topicClicks, image: config.topicImageViews, review: config.topicReviews } as const;
+    o.say(`driving ${o.rate} events/s for ${o.seconds} s from ${users.length} users...`);
+
+    // Open loop: each tick sends what the schedule says is due, whether or not earlier sends finished.
+    const start = Date.now();
+    const total = Math.round(o.rate * o.seconds);
+    let sent = 0;
+    const inFlight = new Set<Promise<unknown>>();
+    let sendError: unknown;
+    while (sent < total) {
+      const due = Math.min(total, Math.floor(((Date.now() - start) / 1000) * o.rate));
+      if (due > sent) {
+        const byTopic = new Map<string, Message[]>();
+        for (; sent < due; sent++) {
+          const t = Date.now();
+          if (Math.random() < o.corruptShare) {
+            const key = `user-${sent % o.users}`;
+            observer.expectCorrupt();
+            push(byTopic, config.topicClicks, { key, value: Buffer.from(`not avro ${sent}`) });
+            continue;
+          }
+          const e = traffic.next(t);
+          observer.expectEvent(e.eventId, t);
+          push(byTopic, topicOf[e.role], { key: e.key, value: e.value });
+        }
+        const p = producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+        inFlight.add(p);
+        p.then(() => inFlight.delete(p), (err: unknown) => (sendError = err));
+      }
+      if (sendError) throw sendError;
+      await sleep(TICK_MS);
+    }
+    await Promise.all(inFlight);
+    const sendSeconds = (Date.now() - start) / 1000;
+    o.say(`sent ${sent} records in ${sendSeconds.toFixed(1)} s; waiting for the processor to drain...`);
+    await observer.waitForAll(30_000);
+    const drainedSeconds = (Date.now() - start) / 1000;
+
+    const stats = observer.stats();
+    const result: DemoResult = {
+      events_in: sent,
+      scored_out: stats.scoredRecords,
+      dead_letters: stats.deadLetters,
+      unaccounted: stats.unaccounted,
+      e2e_p50_ms: round(stats.percentile(0.5)),
+      e2e_p99_ms: round(stats.percentile(0.99)),
+      e2e_max_ms: round(stats.percentile(1)),
+      events_per_s: round(stats.accountedEvents / drainedSeconds),
+      broker_start_ms: brokerStartMs,
+      seconds: o.seconds,
+      offered_rate: o.rate,
+    };
+    o.say('');
+    o.say(`events in         ${result.events_in}`);
+    o.say(`scored outputs    ${result.scored_out} (one per user per processed chunk, covering ${stats.accountedEvents} events)`);
+    o.say(`dead letters      ${result.dead_letters} (${Object.entries(stats.reasons).map(([r, n]) => `${r}: ${n}`).join(', ') || 'none'})`);
+    o.say(`unaccounted       ${result.unaccounted}`);
+    o.say(`end-to-end        p50 ${result.e2e_p50_ms} ms, p99 ${result.e2e_p99_ms} ms, max ${result.e2e_max_ms} ms (event sent -> scored output received)`);
+    o.say(`throughput        ${result.events_per_s} events/s accounted for`);
+    const sample = stats.sample;
+    if (sample) o.say(`sample output     ${sample.userId}: ${sample.candidates.slice(0, 5).map((c) => `${c.adId} (${c.score.toFixed(3)})`).join(', ')}`);
+    return result;
+  } finally {
+    await observer.stop().catch(() => undefined);
+    await http?.close();
+    await processor?.stop();
+    await producer.disconnect().catch(() => undefined);
+    await broker?.stop();
+  }
+}
+
+function push(map: Map<string, Message[]>, topic: string, m: Message): void {
+  const list = map.get(topic);
+  if (list) list.push(m);
+  else map.set(topic, [m]);
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,136 @@
+import { randomUUID } from 'node:crypto';
+import type { Consumer, Kafka } from 'kafkajs';
+import type { Config } from '../config/settings.js';
+import type { ScoredOutput } from '../core/outputs.js';
+import type { AvroCodec } from '../serde/avro-codec.js';
+
+const SCORED = new Set(['dev.adstream.outputs.ScoredCandidates']);
+const DEAD = new Set(['dev.adstream.outputs.DeadLetter']);
+
+interface DeadLetterRecord {
+  sourceTopic: string;
+  sourcePartition: number;
+  sourceOffset: number;
+  reason: string;
+}
+
+/**
+ * An independent consumer of the output topics, as an ad server would be: it accounts every sent
+ * event (first seen in a scored output's lineage, or as a dead letter) and measures end-to-end
+ * latency from the event's send time to the output's arrival.
+ */
+export class OutputObserver {
+  private consumer: Consumer | undefined;
+  private readonly sentAt = new Map<string, number>();
+  private readonly seen = new Set<string>();
+  private readonly deadSeen = new Set<string>();
+  private expectedCorrupt = 0;
+  private accountedEvents = 0;
+  private latencies = new Float64Array(1 << 14);
+  private nLatencies = 0;
+  scoredRecords = 0;
+  duplicateEvents = 0;
+  readonly reasons: Record<string, number> = {};
+  sample: ScoredOutput | undefined;
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly codec: AvroCodec,
+    private readonly config: Config,
+  ) {}
+
+  expectEvent(eventId: string, sentAt: number): void {
+    this.sentAt.set(eventId, sentAt);
+  }
+
+  expectCorrupt(): void {
+    this.expectedCorrupt++;
+  }
+
+  async start(): Promise<void> {
+    this.consumer = this.kafka.consumer({ groupId: `adstream-observer-${randomUUID()}` });
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topics: [this.config.topicScored, this.config.topicDeadLetters], fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        const now = Date.now();
+        for (const m of batch.messages) {
+          if (batch.topic === this.config.topicScored) this.onScored(this.codec.decode<ScoredOutput>(m.value, SCORED).value, now);
+          else this.onDead(this.codec.decode<DeadLetterRecord>(m.value, DEAD).value);
+        }
+        if (this.done()) for (const w of this.waiters.splice(0)) w();
+      },
+    });
+  }
+
+  private onScored(o: ScoredOutput, now: number): void {
+    this.scoredRecords++;
+    if (o.candidates.length > 0) this.sample = o;
+    for (const id of o.eventIds) {
+      if (this.seen.has(id)) {
+        this.duplicateEvents++;
+        continue;
+      }
+      this.seen.add(id);
+      const t = this.sentAt.get(id);
+      if (t !== undefined) {
+        this.accountedEvents++;
+        this.addLatency(now - t);
+      }
+    }
+  }
+
+  private onDead(d: DeadLetterRecord): void {
+    const k = `${d.sourceTopic}/${d.sourcePartition}/${d.sourceOffset}`;
+    if (this.deadSeen.has(k)) return;
+    this.deadSeen.add(k);
+    this.reasons[d.reason] = (this.reasons[d.reason] ?? 0) + 1;
+  }
+
+  private addLatency(ms: number): void {
+    if (this.nLatencies === this.latencies.length) {
+      const grown = new Float64Array(this.latencies.length * 2);
+      grown.set(this.latencies);
+      this.latencies = grown;
+    }
+    this.latencies[this.nLatencies++] = ms;
+  }
+
+  private done(): boolean {
+    return this.accountedEvents === this.sentAt.size && this.deadSeen.size >= this.expectedCorrupt;
+  }
+
+  /** Resolves when every expected event is accounted for, or after timeoutMs. */
+  async waitForAll(timeoutMs: number): Promise<boolean> {
+    if (this.done()) return true;
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  stats(): { scoredRecords: number; deadLetters: number; accountedEvents: number; unaccounted: number; duplicateEvents: number; reasons: Record<string, number>; sample: ScoredOutput | undefined; percentile(q: number): number } {
+    const sorted = this.latencies.slice(0, this.nLatencies).sort();
+    const accountedEvents = this.accountedEvents;
+    return {
+      scoredRecords: this.scoredRecords,
+      deadLetters: this.deadSeen.size,
+      accountedEvents,
+      unaccounted: this.sentAt.size - accountedEvents + Math.max(0, this.expectedCorrupt - this.deadSeen.size),
+      duplicateEvents: this.duplicateEvents,
+      reasons: { ...this.reasons },
+      sample: this.sample,
+      // Nearest-rank percentile.
+      percentile: (q) => (sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!),
+    };
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect();
+  }
+}

@@ -1,0 +1,66 @@
+/** The processor's view of its inputs, after decoding and validation. */
+import type { ClickAction } from '../features/featurizer.js';
+
+export type { ClickAction };
+
+/** Where an input record came from; the unit of accounting for "nothing lost". */
+export interface SourcePosition {
+  readonly topic: string;
+  readonly partition: number;
+  /** Kafka offsets are 64-bit; kept as decimal strings as the clients give them. */
+  readonly offset: string;
+}
+
+/** A record as any transport hands it over: Kafka, a replay file, a test. */
+export interface InputRecord extends SourcePosition {
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  /** Broker or producer timestamp, ms since epoch. */
+  readonly timestamp: number;
+}
+
+export type ImageSource =
+  | { readonly kind: 'inline'; readonly data: Buffer; readonly contentType: string | null }
+  | { readonly kind: 'reference'; readonly uri: string };
+
+interface EventBase {
+  readonly eventId: string;
+  readonly userId: string;
+  readonly itemId: string;
+  readonly eventTime: number;
+}
+
+export interface ClickEvent extends EventBase {
+  readonly kind: 'click';
+  readonly categoryId: string;
+  readonly action: ClickAction;
+}
+
+export interface ImageViewEvent extends EventBase {
+  readonly kind: 'image';
+  readonly categoryId: string | null;
+  readonly imageId: string;
+  readonly image: ImageSource;
+}
+
+export interface ReviewEvent extends EventBase {
+  readonly kind: 'review';
+  readonly categoryId: string | null;
+  readonly rating: number;
+  readonly text: string;
+}
+
+export type UserEvent = ClickEvent | ImageViewEvent | ReviewEvent;
+export type EventKind = UserEvent['kind'];
+
+export interface Ad {
+  readonly adId: string;
+  readonly advertiserId: string;
+  readonly title: string;
+  readonly description: string;
+  readonly categoryId: string;
+  readonly image: ImageSource | null;
+  readonly bidMicros: number;
+  readonly active: boolean;
+  readonly updatedAt: number;
+}

@@ -1,0 +1,54 @@
+import type { Consumer, EachBatchPayload } from 'kafkajs';
+import { asBuffer } from '../kafka/client.js';
+import type { InputRecord } from './events.js';
+
+export interface EventSourceOptions {
+  readonly consumer: Consumer;
+  readonly topics: readonly string[];
+  /** Records handled, delivered and acknowledged together before their offsets are resolved. */
+  readonly chunkMaxRecords: number;
+  /** Topic-partitions fetched and handled at once. */
+  readonly partitionsConcurrently: number;
+  /** Resolves once the chunk's outputs are acknowledged; a rejection stops the partition. */
+  readonly handle: (records: InputRecord[]) => Promise<void>;
+}
+
+/**
+ * Consumes the event topics in one consumer group and feeds the handler in chunks. An offset is
+ * resolved (and then committed) only after the handler resolved for every record up to it, so a
+ * crash replays at most the unacknowledged chunks: at-least-once, nothing lost.
+ */
+export async function runEventSource(o: EventSourceOptions): Promise<void> {
+  await o.consumer.subscribe({ topics: [...o.topics], fromBeginning: true });
+  await o.consumer.run({
+    autoCommit: true,
+    // Besides the commit kafkajs makes after each batch, commit resolved offsets at least once a
+    // second inside long batches, to keep the replay window after a crash short.
+    autoCommitInterval: 1000,
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: o.partitionsConcurrently,
+    eachBatch: (payload) => consumeBatch(o, payload),
+  });
+}
+
+async function consumeBatch(o: EventSourceOptions, p: EachBatchPayload): Promise<void> {
+  const { batch } = p;
+  const messages = batch.messages;
+  for (let start = 0; start < messages.length; start += o.chunkMaxRecords) {
+    // Stop between chunks on shutdown or rebalance; unresolved records go to the next owner.
+    if (!p.isRunning() || p.isStale()) return;
+    const slice = messages.slice(start, start + o.chunkMaxRecords);
+    const records: InputRecord[] = slice.map((m) => ({
+      topic: batch.topic,
+      partition: batch.partition,
+      offset: m.offset,
+      key: asBuffer(m.key),
+      value: asBuffer(m.value),
+      timestamp: Number(m.timestamp),
+    }));
+    await o.handle(records);
+    p.resolveOffset(slice[slice.length - 1]!.offset);
+    await p.commitOffsetsIfNecessary();
+    await p.heartbeat();
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * The one module that constructs the Kafka client library, so it can be swapped (e.g. for a
+ * librdkafka-based client) without touching the adapters' logic.
+ */
+import { Kafka, logLevel, type LogEntry } from 'kafkajs';
+import type { Logger } from '../log.js';
+
+export type { Admin, Consumer, Producer, EachBatchPayload, KafkaMessage } from 'kafkajs';
+
+export function createKafka(opts: { brokers: readonly string[]; clientId: string; logger: Logger }): Kafka {
+  const log = opts.logger.child({ component: 'kafkajs' });
+  // kafkajs logs transient retriable errors at ERROR (e.g. a coordinator not yet elected); they are
+  // warnings for us since the client retries them.
+  const logCreator = () => (entry: LogEntry) => {
+    const { message, ...rest } = entry.log;
+    const fields = { namespace: entry.namespace, ...rest };
+    if (entry.level === logLevel.ERROR || entry.level === logLevel.WARN) log.warn(message, fields);
+    else if (entry.level === logLevel.INFO) log.debug(message, fields);
+  };
+  return new Kafka({
+    clientId: opts.clientId,
+    brokers: [...opts.brokers],
+    logLevel: logLevel.WARN,
+    logCreator,
+    retry: { initialRetryTime: 200, retries: 10, maxRetryTime: 5000 },
+  });
+}
+
+/** Kafka message headers/keys come as Buffer | string | null; the core wants bytes. */
+export function asBuffer(v: Buffer | string | null | undefined): Buffer | null {
+  if (v === null || v === undefined) return null;
+  return typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
+}

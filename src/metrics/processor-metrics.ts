@@ -1,0 +1,37 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Latency buckets from 1 ms to 10 s: dense where an SLO between 1 ms and 1 s would sit. */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1, 2.5, 5, 10];
+const STAGE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+
+/**
+ * The processor's Prometheus metrics, in base units. Histograms, not summaries, so they aggregate
+ * across instances. Labels carry topics, stages and reason codes only, never user ids.
+ */
+export class ProcessorMetrics {
+  readonly registry = new Registry();
+  readonly recordsIn: Counter<'topic'>;
+  readonly deadLetters: Counter<'topic' | 'reason'>;
+  readonly scoredOut: Counter;
+  readonly e2eLatency: Histogram;
+  readonly stageDuration: Histogram<'stage'>;
+  readonly chunkRecords: Histogram;
+  readonly catalogAds: Gauge;
+  readonly usersInMemory: Gauge;
+  readonly ready: Gauge;
+
+  constructor(opts: { defaultMetrics?: boolean; version?: string } = {}) {
+    const registers = [this.registry];
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'adstream_' });
+    this.recordsIn = new Counter({ name: 'adstream_records_in_total', help: 'Input event records taken from Kafka, by topic.', labelNames: ['topic'], registers });
+    this.deadLetters = new Counter({ name: 'adstream_dead_letters_total', help: 'Records sent to the dead-letter topic, by source topic and reason code.', labelNames: ['topic', 'reason'], registers });
+    this.scoredOut = new Counter({ name: 'adstream_scored_out_total', help: 'Scored-candidate records produced and acknowledged.', registers });
+    this.e2eLatency = new Histogram({ name: 'adstream_e2e_latency_seconds', help: 'From the latest triggering event time to its scored output acknowledged by Kafka.', buckets: LATENCY_BUCKETS, registers });
+    this.stageDuration = new Histogram({ name: 'adstream_stage_duration_seconds', help: 'Time per processed chunk in each stage.', labelNames: ['stage'], buckets: STAGE_BUCKETS, registers });
+    this.chunkRecords = new Histogram({ name: 'adstream_chunk_records', help: 'Records per processed chunk.', buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000], registers });
+    this.catalogAds = new Gauge({ name: 'adstream_catalog_active_ads', help: 'Active ads that can be scored.', registers });
+    this.usersInMemory = new Gauge({ name: 'adstream_users_in_memory', help: 'Users held in the state cache.', registers });
+    this.ready = new Gauge({ name: 'adstream_ready', help: '1 when the processor is ready (catalog loaded, partitions assigned).', registers });
+    new Gauge({ name: 'adstream_build_info', help: 'Version of the running processor.', labelNames: ['version', 'node'], registers }).set({ version: opts.version ?? 'dev', node: process.version }, 1);
+  }
+}

@@ -1,0 +1,137 @@
+import { randomUUID } from 'node:crypto';
+import { Partitioners } from 'kafkajs';
+import type { Config } from '../config/settings.js';
+import { assembleCore, type Core } from '../core/assemble.js';
+import { KafkaSink } from '../emit/kafka-sink.js';
+import { ConfigError, errorMessage } from '../errors.js';
+import { runCatalogSource } from '../ingest/kafka-catalog-source.js';
+import { runEventSource } from '../ingest/kafka-event-source.js';
+import type { InputRecord } from '../ingest/events.js';
+import { createKafka } from '../kafka/client.js';
+import { checkCoPartitioned, ensureTopics } from '../kafka/topics.js';
+import type { Logger } from '../log.js';
+import { ProcessorMetrics } from '../metrics/processor-metrics.js';
+
+export interface RunningProcessor {
+  readonly core: Core;
+  readonly metrics: ProcessorMetrics;
+  /** Catalog loaded and partitions assigned; false while rebalancing. */
+  isReady(): boolean;
+  /** Rejects if the consumer dies for good (the caller should exit non-zero). */
+  readonly failed: Promise<never>;
+  /** Finishes the chunk in flight, commits what was delivered, and disconnects. */
+  stop(): Promise<void>;
+}
+
+/** Wires the core to Kafka: event and catalog consumers in, scored outputs and dead letters out. */
+export async function startKafkaProcessor(config: Config, logger: Logger, opts: { metrics?: ProcessorMetrics } = {}): Promise<RunningProcessor> {
+  const brokers = config.kafkaBrokers;
+  if (!brokers) throw new ConfigError('KAFKA_BROKERS', 'is not set; point it at your Kafka cluster (host:port,...), or use `npm run demo`, which starts a local broker');
+  const log = logger.child({ component: 'processor' });
+  const metrics = opts.metrics ?? new ProcessorMetrics();
+  const kafka = createKafka({ brokers, clientId: config.kafkaClientId, logger });
+
+  const admin = kafka.admin();
+  await admin.connect();
+  if (config.createTopics) await ensureTopics(admin, config, log);
+  const partitions = await checkCoPartitioned(admin, config);
+
+  const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+
+  const core = assembleCore(config, {
+    onUnexpected: (err, source) => log.error('unexpected error on a record; dead-lettered as PROCESSING_FAILED', { err, topic: source.topic, partition: source.partition, offset: source.offset }),
+  });
+  const sink = new KafkaSink(producer, { scored: config.topicScored, deadLetters: config.topicDeadLetters }, core.encoder);
+
+  // The catalog first: scoring before it is loaded would rank against a partial catalog.
+  const catalogConsumer = kafka.consumer({ groupId: `${config.groupId}.catalog.${randomUUID()}` });
+  await catalogConsumer.connect();
+  const { caughtUp } = await runCatalogSource({
+    consumer: catalogConsumer,
+    admin,
+    topic: config.topicAds,
+    apply: async (records) => {
+      const rejected = await core.catalogUpdater.apply(records);
+      if (rejected.length > 0) {
+        await sink.deliver({ scored: [], deadLetters: rejected });
+        for (const d of rejected) metrics.deadLetters.inc({ topic: d.source.topic, reason: d.reason });
+      }
+      metrics.catalogAds.set(core.catalog.activeCount);
+    },
+  });
+  const t0 = Date.now();
+  await caughtUp;
+  log.info('ad catalog loaded', { activeAds: core.catalog.activeCount, ms: Date.now() - t0 });
+
+  const consumer = kafka.consumer({ groupId: config.groupId, sessionTimeout: 30_000, heartbeatInterval: 3_000, rebalanceTimeout: 60_000 });
+  let assigned = false;
+  consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    assigned = true;
+    log.info('joined consumer group', { assignment: e.payload.memberAssignment });
+  });
+  consumer.on(consumer.events.REBALANCING, () => {
+    assigned = false;
+  });
+  let fail!: (err: Error) => void;
+  const failed = new Promise<never>((_, reject) => (fail = reject));
+  failed.catch(() => undefined); // observed by the caller; avoid an unhandled rejection if it is not
+  consumer.on(consumer.events.CRASH, (e) => {
+    const { error, restart } = e.payload;
+    log.error('event consumer crashed', { err: error, restart });
+    if (!restart) fail(new Error(`event consumer stopped: ${errorMessage(error)}`));
+  });
+  await consumer.connect();
+
+  const handle = async (records: InputRecord[]): Promise<void> => {
+    metrics.recordsIn.inc({ topic: records[0]!.topic }, records.length);
+    metrics.chunkRecords.observe(records.length);
+    const result = await core.processor.process(records);
+    const t = core.processor.timings;
+    metrics.stageDuration.observe({ stage: 'decode' }, t.decode);
+    metrics.stageDuration.observe({ stage: 'features' }, t.features);
+    metrics.stageDuration.observe({ stage: 'state' }, t.state);
+    metrics.stageDuration.observe({ stage: 'scoring' }, t.scoring);
+    const p0 = performance.now();
+    await sink.deliver(result);
+    metrics.stageDuration.observe({ stage: 'produce' }, (performance.now() - p0) / 1000);
+    const acked = Date.now();
+    for (const o of result.scored) metrics.e2eLatency.observe(Math.max(0, acked - o.triggerEventTime) / 1000);
+    metrics.scoredOut.inc(result.scored.length);
+    for (const d of result.deadLetters) metrics.deadLetters.inc({ topic: d.source.topic, reason: d.reason });
+    metrics.usersInMemory.set(core.users.size);
+  };
+  await runEventSource({
+    consumer,
+    topics: [config.topicClicks, config.topicImageViews, config.topicReviews],
+    chunkMaxRecords: config.chunkMaxRecords,
+    partitionsConcurrently: Math.min(partitions * 3, 6),
+    handle,
+  });
+  log.info('processing', { partitions, topics: [config.topicClicks, config.topicImageViews, config.topicReviews] });
+
+  let stopping: Promise<void> | undefined;
+  const isReady = (): boolean => assigned && !stopping;
+  const readyGauge = setInterval(() => metrics.ready.set(isReady() ? 1 : 0), 1000);
+  readyGauge.unref();
+
+  return {
+    core,
+    metrics,
+    isReady,
+    failed,
+    stop: () => {
+      stopping ??= (async () => {
+        clearInterval(readyGauge);
+        metrics.ready.set(0);
+        // Consumer first: it lets the chunk in flight finish and commits what was delivered.
+        await consumer.disconnect();
+        await catalogConsumer.disconnect();
+        await producer.disconnect();
+        await admin.disconnect();
+        log.info('stopped');
+      })();
+      return stopping;
+    },
+  };
+}

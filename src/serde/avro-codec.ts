@@ -1,0 +1,79 @@
+import type avro from 'avsc';
+import { RejectedRecordError } from '../errors.js';
+import { projectSchemas, type SchemaTable, type SchemaEntry } from './schema-table.js';
+
+/** Confluent wire format: magic byte 0, a big-endian 4-byte schema id, then the Avro body. */
+const MAGIC = 0;
+const HEADER_BYTES = 5;
+
+export interface Decoded<T> {
+  readonly value: T;
+  /** Record name of the writer's schema, e.g. dev.adstream.events.ClickEvent. */
+  readonly schemaName: string;
+}
+
+/**
+ * Encodes with the newest version of a schema and decodes any known version into the newest one
+ * (Avro schema resolution), so producers and this processor can upgrade at different times.
+ */
+export class AvroCodec {
+  private readonly resolvers = new Map<number, avro.Resolver | null>();
+
+  constructor(private readonly table: SchemaTable = projectSchemas()) {}
+
+  encode(schemaName: string, value: unknown): Buffer {
+    const entry = this.table.latest(schemaName);
+    // isValid first: avsc's own error for a bad value names no field.
+    const bad: string[] = [];
+    if (!entry.type.isValid(value, { errorHook: (path) => bad.push(path.join('.') || '(root)') })) {
+      throw new Error(`value does not match ${schemaName}: bad field(s) ${bad.join(', ')}`);
+    }
+    const body = entry.type.toBuffer(value);
+    const out = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+    out[0] = MAGIC;
+    out.writeUInt32BE(entry.id, 1);
+    body.copy(out, HEADER_BYTES);
+    return out;
+  }
+
+  /**
+   * Decodes a framed value. `accepted` lists the record names allowed on the topic it came from.
+   * Every failure is a RejectedRecordError whose code becomes the dead-letter reason.
+   */
+  decode<T>(buf: Buffer | null, accepted: ReadonlySet<string>): Decoded<T> {
+    if (!buf || buf.length === 0) throw new RejectedRecordError('EMPTY_VALUE', 'record value is empty');
+    if (buf.length < HEADER_BYTES || buf[0] !== MAGIC) {
+      throw new RejectedRecordError('BAD_FRAMING', `expected magic byte 0 and a 4-byte schema id, got ${buf.length} byte(s) starting 0x${buf.subarray(0, 5).toString('hex')}`);
+    }
+    const id = buf.readUInt32BE(1);
+    const writer = this.table.get(id);
+    if (!writer) throw new RejectedRecordError('UNKNOWN_SCHEMA', `schema id ${id} is unknown`);
+    if (!accepted.has(writer.name)) {
+      throw new RejectedRecordError('WRONG_SCHEMA', `schema ${writer.name} (id ${id}) is not accepted here; expected ${[...accepted].join(' or ')}`);
+    }
+    const reader = this.table.latest(writer.name);
+    const resolver = this.resolverFor(writer, reader);
+    let decoded: { value: unknown; offset: number };
+    try {
+      decoded = reader.type.decode(buf, HEADER_BYTES, resolver ?? undefined);
+    } catch (err) {
+      throw new RejectedRecordError('DECODE_FAILED', `Avro body does not decode as ${writer.name}: ${(err as Error).message}`);
+    }
+    // avsc signals a truncated buffer with offset -1 rather than an exception.
+    if (decoded.offset < 0) throw new RejectedRecordError('DECODE_FAILED', `Avro body is truncated for ${writer.name}`);
+    if (decoded.offset !== buf.length) {
+      throw new RejectedRecordError('DECODE_FAILED', `${buf.length - decoded.offset} unexpected trailing byte(s) after ${writer.name}`);
+    }
+    return { value: decoded.value as T, schemaName: writer.name };
+  }
+
+  private resolverFor(writer: SchemaEntry, reader: SchemaEntry): avro.Resolver | null {
+    if (writer.id === reader.id) return null;
+    let r = this.resolvers.get(writer.id);
+    if (r === undefined) {
+      r = reader.type.createResolver(writer.type);
+      this.resolvers.set(writer.id, r);
+    }
+    return r;
+  }
+}
