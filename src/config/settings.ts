@@ -34,6 +34,7 @@ export const SETTINGS = {
   topK: { env: 'TOP_K', kind: 'int', default: 10, min: 1, max: 1000, doc: 'Ads per scored output.' },
   userCacheMaxEntries: { env: 'USER_CACHE_MAX_ENTRIES', kind: 'int', default: 100000, min: 1, max: 100000000, doc: 'Users kept in memory (LRU); the least recently active are evicted first.' },
   userTtlS: { env: 'USER_TTL_S', kind: 'number', default: 86400, min: 1, max: 31536000, doc: 'A user idle this long is dropped from memory.' },
+  sessionTimeoutMs: { env: 'SESSION_TIMEOUT_MS', kind: 'int', default: 30000, min: 6000, max: 300000, doc: 'Consumer group session timeout: how soon partitions of a crashed instance move to the others.' },
   chunkMaxRecords: { env: 'CHUNK_MAX_RECORDS', kind: 'int', default: 500, min: 1, max: 100000, doc: 'Records processed, produced and committed together; smaller gives lower latency, larger more throughput.' },
   maxRecordBytes: { env: 'MAX_RECORD_BYTES', kind: 'int', default: 1048576, min: 1024, max: 104857600, doc: 'Larger input records are dead-lettered as OVERSIZED.' },
   maxTextChars: { env: 'MAX_TEXT_CHARS', kind: 'int', default: 10000, min: 1, max: 1000000, doc: 'Longer review texts are dead-lettered as INVALID_FIELD.' },

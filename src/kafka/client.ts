@@ -7,14 +7,17 @@ import type { Logger } from '../log.js';
 
 export type { Admin, Consumer, Producer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 
+const TRANSIENT = /coordinator is not available|not the correct coordinator|leader is not available|group is rebalancing/i;
+
 export function createKafka(opts: { brokers: readonly string[]; clientId: string; logger: Logger }): Kafka {
   const log = opts.logger.child({ component: 'kafkajs' });
-  // kafkajs logs transient retriable errors at ERROR (e.g. a coordinator not yet elected); they are
-  // warnings for us since the client retries them.
+  // kafkajs logs transient errors that it retries at ERROR; they are warnings for us, and the ones
+  // every fresh cluster shows (the offsets topic's coordinator being elected) are only debug.
   const logCreator = () => (entry: LogEntry) => {
     const { message, ...rest } = entry.log;
     const fields = { namespace: entry.namespace, ...rest };
-    if (entry.level === logLevel.ERROR || entry.level === logLevel.WARN) log.warn(message, fields);
+    if (typeof rest.error === 'string' && TRANSIENT.test(rest.error)) log.debug(message, fields);
+    else if (entry.level === logLevel.ERROR || entry.level === logLevel.WARN) log.warn(message, fields);
     else if (entry.level === logLevel.INFO) log.debug(message, fields);
   };
   return new Kafka({

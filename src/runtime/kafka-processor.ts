@@ -64,7 +64,7 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
   await caughtUp;
   log.info('ad catalog loaded', { activeAds: core.catalog.activeCount, ms: Date.now() - t0 });
 
-  const consumer = kafka.consumer({ groupId: config.groupId, sessionTimeout: 30_000, heartbeatInterval: 3_000, rebalanceTimeout: 60_000 });
+  const consumer = kafka.consumer({ groupId: config.groupId, sessionTimeout: config.sessionTimeoutMs, heartbeatInterval: Math.floor(config.sessionTimeoutMs / 10), rebalanceTimeout: 60_000 });
   let assigned = false;
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
     assigned = true;

@@ -1,0 +1,147 @@
+/**
+ * At-least-once on a real broker with the processor as its own OS process: SIGKILL mid-stream and
+ * a restart lose nothing; SIGTERM drains, commits only what was delivered, and exits 0.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Producer } from 'kafkajs';
+import type { ScoredOutput } from '../../src/core/outputs.js';
+import { syntheticAds, syntheticUsers } from '../../src/devtools/synthetic.js';
+import { encodeAd, TrafficFactory } from '../../src/devtools/traffic.js';
+import { codec, collect, configOf, createTopics, connectedProducer, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
+
+const SCORED = new Set(['dev.adstream.outputs.ScoredCandidates']);
+const DEAD = new Set(['dev.adstream.outputs.DeadLetter']);
+const EVENT_SCHEMAS = new Set(['dev.adstream.events.ClickEvent', 'dev.adstream.events.ImageViewEvent', 'dev.adstream.events.ReviewEvent']);
+
+describe('restarts on a real broker', () => {
+  // Small chunks so a SIGKILL lands between a delivery and its commit more often.
+  // A short session timeout so the group notices the killed instance quickly.
+  const env = isolatedEnv({ CHUNK_MAX_RECORDS: '50', SESSION_TIMEOUT_MS: '6000' });
+  const config = configOf(env);
+  const inputTopics = [config.topicClicks, config.topicImageViews, config.topicReviews];
+  const kafka = kafkaForTests();
+  let producer: Producer;
+  let traffic: TrafficFactory;
+  let outputs: { records: ReadRecord[]; stop(): Promise<void> };
+  let inputs: { records: ReadRecord[]; stop(): Promise<void> };
+  const running: SpawnedProcessor[] = [];
+  let sent = 0;
+
+  beforeAll(async () => {
+    await createTopics(kafka, config);
+    producer = await connectedProducer(kafka);
+    const ads = await syntheticAds(3);
+    await producer.send({ topic: config.topicAds, acks: -1, messages: ads.map((ad) => ({ key: ad.adId, value: encodeAd(codec, ad, Date.now()) })) });
+    traffic = await TrafficFactory.create(codec, syntheticUsers(300), { imagesPerCategory: 3 });
+    outputs = await collect(kafka, [config.topicScored, config.topicDeadLetters]);
+    inputs = await collect(kafka, inputTopics);
+  });
+
+  afterAll(async () => {
+    for (const p of running) if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
+    await outputs?.stop();
+    await inputs?.stop();
+    await producer?.disconnect();
+  });
+
+  /** Sends `batches` batches of `size` events (1 in 50 corrupt), `everyMs` apart. */
+  async function produce(batches: number, size: number, everyMs: number): Promise<void> {
+    const topicOf = { click: config.topicClicks, image: config.topicImageViews, review: config.topicReviews };
+    for (let b = 0; b < batches; b++) {
+      const byTopic = new Map<string, { key: Buffer; value: Buffer }[]>();
+      for (let i = 0; i < size; i++) {
+        const e = traffic.next(Date.now());
+        const value = sent % 50 === 49 ? Buffer.from(`corrupt ${sent}`) : e.value;
+        const topic = topicOf[e.role];
+        byTopic.set(topic, [...(byTopic.get(topic) ?? []), { key: e.key, value }]);
+        sent++;
+      }
+      await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      await sleep(everyMs);
+    }
+  }
+
+  /** Every input record, by its position, and what accounts for it. */
+  async function audit(): Promise<{ inputs: number; lost: string[]; duplicates: number; committedButUnaccounted: string[]; committedRecords: bigint }> {
+    await eventually(() => inputs.records.length >= sent, 30_000);
+    const lineage = new Map<string, number>();
+    for (const r of outputs.records.filter((x) => x.topic === config.topicScored)) {
+      for (const id of codec.decode<ScoredOutput>(r.value, SCORED).value.eventIds) lineage.set(id, (lineage.get(id) ?? 0) + 1);
+    }
+    const dead = new Set(
+      outputs.records
+        .filter((x) => x.topic === config.topicDeadLetters)
+        .map((x) => codec.decode<{ sourceTopic: string; sourcePartition: number; sourceOffset: number }>(x.value, DEAD).value)
+        .map((d) => `${d.sourceTopic}/${d.sourcePartition}/${d.sourceOffset}`),
+    );
+    const accounted = (r: ReadRecord): boolean => {
+      if (dead.has(`${r.topic}/${r.partition}/${r.offset}`)) return true;
+      try {
+        return lineage.has(codec.decode<{ eventId: string }>(r.value, EVENT_SCHEMAS).value.eventId);
+      } catch {
+        return false;
+      }
+    };
+    const admin = kafka.admin();
+    await admin.connect();
+    const committed = await admin.fetchOffsets({ groupId: config.groupId, topics: inputTopics });
+    await admin.disconnect();
+    const commitOf = new Map(committed.flatMap((t) => t.partitions.map((p) => [`${t.topic}/${p.partition}`, BigInt(p.offset)] as const)));
+    const lost: string[] = [];
+    const committedButUnaccounted: string[] = [];
+    for (const r of inputs.records) {
+      if (accounted(r)) continue;
+      const pos = `${r.topic}/${r.partition}/${r.offset}`;
+      lost.push(pos);
+      if (BigInt(r.offset) < (commitOf.get(`${r.topic}/${r.partition}`) ?? -1n)) committedButUnaccounted.push(pos);
+    }
+    let duplicates = 0;
+    for (const n of lineage.values()) duplicates += n - 1;
+    const committedRecords = [...commitOf.values()].reduce((a, b) => a + (b > 0n ? b : 0n), 0n);
+    return { inputs: inputs.records.length, lost, duplicates, committedButUnaccounted, committedRecords };
+  }
+
+  it('loses nothing when the processor is SIGKILLed mid-stream and restarted', async () => {
+    const a = await spawnProcessor(env);
+    running.push(a);
+    await a.waitReady();
+    const producing = produce(40, 50, 50);
+    // Kill once outputs are flowing, while input keeps arriving.
+    expect(await eventually(() => outputs.records.length > 200, 30_000, 20)).toBe(true);
+    a.proc.kill('SIGKILL');
+    expect(await a.exited).toBe(null);
+    await producing;
+
+    const b = await spawnProcessor(env);
+    running.push(b);
+    await b.waitReady();
+    const done = await eventually(async () => (await audit()).lost.length === 0, 60_000, 250);
+    const result = await audit();
+    console.log(`[restart] inputs ${result.inputs}, sent ${sent}, lost ${result.lost.length}, duplicated events ${result.duplicates}`);
+    expect(result.inputs).toBe(sent);
+    expect(result.lost).toEqual([]);
+    expect(done).toBe(true);
+  });
+
+  it('drains, commits only delivered work, and exits 0 on SIGTERM', async () => {
+    const b = running[running.length - 1]!;
+    const producing = produce(20, 50, 25);
+    await sleep(300);
+    b.proc.kill('SIGTERM');
+    const code = await Promise.race([b.exited, sleep(30_000).then(() => 'timeout' as const)]);
+    expect(code, b.output()).toBe(0);
+    await producing;
+    // Whatever it committed before exiting must already be in the outputs.
+    const afterStop = await audit();
+    expect(afterStop.committedRecords).toBeGreaterThan(0n);
+    expect(afterStop.committedButUnaccounted).toEqual([]);
+
+    // A new instance finishes the rest.
+    const c = await spawnProcessor(env);
+    running.push(c);
+    await c.waitReady();
+    expect(await eventually(async () => (await audit()).lost.length === 0, 60_000, 250)).toBe(true);
+    c.proc.kill('SIGTERM');
+    expect(await c.exited).toBe(0);
+  });
+});
