@@ -52,13 +52,17 @@ function readConfigFile(path: string): Record<string, unknown> {
     throw new ConfigError('CONFIG_FILE', `${path} must hold a JSON object of settings`);
   }
   for (const key of Object.keys(parsed)) {
-    if (!(key in SETTINGS)) throw new ConfigError('CONFIG_FILE', `${path}: unknown setting "${key}"; known: ${Object.keys(SETTINGS).join(', ')}`);
+    if (!Object.hasOwn(SETTINGS, key)) throw new ConfigError('CONFIG_FILE', `${path}: unknown setting "${key}"; known: ${Object.keys(SETTINGS).join(', ')}`);
   }
   return parsed as Record<string, unknown>;
 }
 
 function coerce(where: string, spec: SettingSpec, raw: Raw): unknown {
-  if (raw === null) return null;
+  if (raw === null) {
+    // Only a setting whose default is unset may be null; `"topK": null` in a file is an error.
+    if (spec.default === null) return null;
+    throw new ConfigError(where, `must not be null (${spec.kind})`);
+  }
   switch (spec.kind) {
     case 'string': {
       const s = String(raw).trim();
@@ -67,7 +71,9 @@ function coerce(where: string, spec: SettingSpec, raw: Raw): unknown {
     }
     case 'int':
     case 'number': {
-      const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+      const text = String(raw).trim();
+      // Number('') is 0: a blank value must not silently become 0.
+      const n = typeof raw === 'number' ? raw : text === '' ? Number.NaN : Number(text);
       if (!Number.isFinite(n) || (spec.kind === 'int' && !Number.isInteger(n))) {
         throw new ConfigError(where, `must be ${spec.kind === 'int' ? 'an integer' : 'a number'}, got "${String(raw)}"`);
       }

@@ -17,7 +17,8 @@ export interface Decoded<T> {
  * (Avro schema resolution), so producers and this processor can upgrade at different times.
  */
 export class AvroCodec {
-  private readonly resolvers = new Map<number, avro.Resolver | null>();
+  /** Per writer id: a resolver into the newest version, or the reason none can exist. */
+  private readonly resolvers = new Map<number, avro.Resolver | string>();
 
   constructor(private readonly table: SchemaTable = projectSchemas()) {}
 
@@ -71,9 +72,15 @@ export class AvroCodec {
     if (writer.id === reader.id) return null;
     let r = this.resolvers.get(writer.id);
     if (r === undefined) {
-      r = reader.type.createResolver(writer.type);
+      try {
+        r = reader.type.createResolver(writer.type);
+      } catch (err) {
+        // Remembered, so an incompatible writer costs one attempt, not one per record.
+        r = `schema id ${writer.id} cannot be read as id ${reader.id} (${writer.name}): ${(err as Error).message}`;
+      }
       this.resolvers.set(writer.id, r);
     }
+    if (typeof r === 'string') throw new RejectedRecordError('DECODE_FAILED', r);
     return r;
   }
 }

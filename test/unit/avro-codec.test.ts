@@ -177,8 +177,8 @@ const segmentsValue = {
 const deadValue = {
   sourceTopic: 'clicks',
   sourcePartition: 2,
-  // Number.MAX_SAFE_INTEGER: the largest offset a JS number carries exactly.
-  sourceOffset: Number.MAX_SAFE_INTEGER,
+  // Above 2^32, so a 32-bit truncation would show.
+  sourceOffset: 2 ** 40 + 7,
   key: Buffer.from('user-42-用户', 'utf8'),
   value: Buffer.from([0x00, 0x00, 0x00, 0x00, 0x01, 0xde, 0xad, 0xbe, 0xef]),
   valueTruncated: true,
@@ -258,44 +258,71 @@ describe('schemas/index.json and the .avsc files', () => {
   it('documents every field of every schema, nested records included', () => {
     const missing: string[] = [];
     let fieldsSeen = 0;
-    const walkType = (t: unknown, path: string): void => {
-      if (Array.isArray(t)) {
-        t.forEach((branch, i) => walkType(branch, `${path}[${i}]`));
-        return;
-      }
-      if (t === null || typeof t !== 'object') return; // primitive or named reference
-      const o = t as { type?: unknown; fields?: unknown[]; items?: unknown; values?: unknown; name?: string };
-      if (o.type === 'record' || o.type === 'error') {
-        for (const f of o.fields ?? []) {
-          const field = f as { name: string; doc?: unknown; type: unknown };
-          fieldsSeen++;
-          const where = `${path}.${o.name ?? '?'}.${field.name}`;
-          if (typeof field.doc !== 'string' || field.doc.trim() === '') missing.push(where);
-          walkType(field.type, where);
-        }
-      } else if (o.type === 'array') {
-        walkType(o.items, `${path}[]`);
-      } else if (o.type === 'map') {
-        walkType(o.values, `${path}{}`);
-      } else if (typeof o.type === 'object') {
-        walkType(o.type, path);
-      }
-    };
-    for (const s of INDEX.schemas) walkType(schemaFile(s.file), s.file);
+    for (const s of INDEX.schemas) {
+      const r = undocumentedFields(schemaFile(s.file), s.file);
+      missing.push(...r.missing);
+      fieldsSeen += r.fields;
+    }
     // Sanity check on the walker itself: nested records (Candidate, Segment, InlineImage...) were visited.
-    expect(fieldsSeen).toBeGreaterThan(50);
+    expect(fieldsSeen).toBe(INDEX.schemas.reduce((n, s) => n + countFields(avro.Type.forSchema(schemaFile(s.file))), 0));
     expect(missing).toEqual([]);
   });
 
-  it('the walker would catch a field without doc (self-test of the check above)', () => {
-    // Same check as above on a schema with a nested undocumented field: guards against a walker
-    // that silently skips nested records.
-    const bad = { type: 'record', name: 'X', fields: [{ name: 'a', doc: 'ok', type: { type: 'array', items: { type: 'record', name: 'Y', fields: [{ name: 'b', type: 'int' }] } } }] };
-    const t = avro.Type.forSchema(bad as avro.Schema) as avro.types.RecordType;
-    const inner = (t.fields[0]!.type as avro.types.ArrayType).itemsType as avro.types.RecordType;
-    expect(inner.fields[0]!.name).toBe('b');
+  it('the doc check finds undocumented fields nested in arrays, unions and maps (self-test)', () => {
+    const bad = {
+      type: 'record',
+      name: 'X',
+      fields: [
+        { name: 'a', doc: 'ok', type: { type: 'array', items: { type: 'record', name: 'Y', fields: [{ name: 'b', type: 'int' }] } } },
+        { name: 'c', doc: '  ', type: ['null', { type: 'record', name: 'Z', fields: [{ name: 'd', doc: 'ok', type: { type: 'map', values: { type: 'record', name: 'W', fields: [{ name: 'e', type: 'int' }] } } }] }] },
+      ],
+    };
+    expect(undocumentedFields(bad, 'bad').missing).toEqual(['bad.X.a.Y.b', 'bad.X.c', 'bad.X.c[1].Z.d{}.W.e']);
   });
 });
+
+/** Fields without a non-empty doc, walking nested records in arrays, maps and unions. */
+function undocumentedFields(schema: unknown, path: string): { missing: string[]; fields: number } {
+  const missing: string[] = [];
+  let fields = 0;
+  const walkType = (t: unknown, where: string): void => {
+    if (Array.isArray(t)) {
+      t.forEach((branch, i) => walkType(branch, `${where}[${i}]`));
+      return;
+    }
+    if (t === null || typeof t !== 'object') return; // primitive or named reference
+    const o = t as { type?: unknown; fields?: unknown[]; items?: unknown; values?: unknown; name?: string };
+    if (o.type === 'record' || o.type === 'error') {
+      for (const f of o.fields ?? []) {
+        const field = f as { name: string; doc?: unknown; type: unknown };
+        fields++;
+        const at = `${where}.${o.name ?? '?'}.${field.name}`;
+        if (typeof field.doc !== 'string' || field.doc.trim() === '') missing.push(at);
+        walkType(field.type, at);
+      }
+    } else if (o.type === 'array') {
+      walkType(o.items, where);
+    } else if (o.type === 'map') {
+      walkType(o.values, `${where}{}`);
+    } else if (typeof o.type === 'object') {
+      walkType(o.type, where);
+    }
+  };
+  walkType(schema, path);
+  return { missing, fields };
+}
+
+/** Record fields reachable from a parsed avsc Type, counted independently of the JSON walker. */
+function countFields(type: avro.Type, seen = new Set<avro.Type>()): number {
+  if (seen.has(type)) return 0;
+  seen.add(type);
+  if (type instanceof avro.types.RecordType) return type.fields.reduce((n, f) => n + 1 + countFields(f.type, seen), 0);
+  if (type instanceof avro.types.ArrayType) return countFields(type.itemsType, seen);
+  if (type instanceof avro.types.MapType) return countFields(type.valuesType, seen);
+  if (type instanceof avro.types.UnwrappedUnionType || type instanceof avro.types.WrappedUnionType) return type.types.reduce((n, t) => n + countFields(t, seen), 0);
+  if (type instanceof avro.types.LogicalType) return countFields(type.underlyingType, seen);
+  return 0;
+}
 
 // ---------------------------------------------------------------------------------------------
 // SchemaTable
@@ -606,6 +633,7 @@ describe('AvroCodec decode errors', () => {
       for (let n = 5; n < buf.length; n++) {
         const err = rejection(() => codec.decode(Buffer.from(buf.subarray(0, n)), accepted));
         expect(err.reason, `${label} cut to ${n}/${buf.length} bytes`).toBe('DECODE_FAILED');
+        expect(err.message, `${label} cut to ${n}/${buf.length} bytes`).not.toMatch(/trailing/);
       }
     }
   });
@@ -764,5 +792,30 @@ describe('AvroCodec encode errors', () => {
 
   it('refuses an unknown schema name', () => {
     expect(() => codec.encode('dev.adstream.events.Nope', {})).toThrow(/no schema named dev\.adstream\.events\.Nope/);
+  });
+});
+
+describe('AvroCodec with an incompatible writer version', () => {
+  it('rejects its records as DECODE_FAILED instead of throwing a plain error', () => {
+    const record = (fields: object[]) => ({ type: 'record', name: 'dev.test.Thing', fields }) as never;
+    const table = new SchemaTable();
+    // The newest version adds a field with no default: records of the older one cannot be resolved.
+    table.add(1, record([{ name: 'a', type: 'string' }]));
+    table.add(2, record([{ name: 'a', type: 'string' }, { name: 'b', type: 'int' }]));
+    const writerOnly = new SchemaTable();
+    writerOnly.add(1, record([{ name: 'a', type: 'string' }]));
+    const bytes = new AvroCodec(writerOnly).encode('dev.test.Thing', { a: 'x' });
+    const codec = new AvroCodec(table);
+    for (let i = 0; i < 2; i++) {
+      let caught: unknown;
+      try {
+        codec.decode(bytes, new Set(['dev.test.Thing']));
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toBeInstanceOf(RejectedRecordError);
+      expect((caught as RejectedRecordError).reason).toBe('DECODE_FAILED');
+      expect((caught as Error).message).toMatch(/cannot be read/);
+    }
   });
 });
