@@ -1,4 +1,7 @@
 import sharp from 'sharp';
+import { seededRandom } from '../util/random.js';
+
+export { seededRandom };
 
 /**
  * A small seeded synthetic shop for the demo and the tests: categories with their own look (image
@@ -25,18 +28,6 @@ export const CATEGORIES: readonly CategorySpec[] = [
 
 const COMMON_EN = ['great', 'good', 'value', 'quality', 'fast', 'delivery', 'recommend', 'nice'];
 const COMMON_ZH = ['很好', '质量', '推荐', '快递', '满意', '不错'];
-
-/** mulberry32: a tiny, fast, seeded PRNG; Math.random cannot be seeded. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function pick<T>(rand: () => number, xs: readonly T[]): T {
   return xs[Math.floor(rand() * xs.length)]!;

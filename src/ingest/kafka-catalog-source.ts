@@ -1,5 +1,5 @@
 import type { Admin, Consumer } from 'kafkajs';
-import { asBuffer } from '../kafka/client.js';
+import { toInputRecord } from '../kafka/client.js';
 import type { InputRecord } from './events.js';
 
 export interface CatalogSourceOptions {
@@ -28,14 +28,7 @@ export async function runCatalogSource(o: CatalogSourceOptions): Promise<{ caugh
   await o.consumer.run({
     autoCommit: false,
     eachBatch: async ({ batch, heartbeat }) => {
-      const records: InputRecord[] = batch.messages.map((m) => ({
-        topic: batch.topic,
-        partition: batch.partition,
-        offset: m.offset,
-        key: asBuffer(m.key),
-        value: asBuffer(m.value),
-        timestamp: Number(m.timestamp),
-      }));
+      const records: InputRecord[] = batch.messages.map((m) => toInputRecord(batch.topic, batch.partition, m));
       if (records.length > 0) await o.apply(records);
       const target = pending.get(batch.partition);
       // Compaction can remove the last offsets, so compare against the batch's own end too.

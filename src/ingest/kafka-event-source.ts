@@ -1,5 +1,5 @@
 import type { Consumer, EachBatchPayload } from 'kafkajs';
-import { asBuffer } from '../kafka/client.js';
+import { toInputRecord } from '../kafka/client.js';
 import type { InputRecord } from './events.js';
 
 export interface EventSourceOptions {
@@ -38,14 +38,7 @@ async function consumeBatch(o: EventSourceOptions, p: EachBatchPayload): Promise
     // Stop between chunks on shutdown or rebalance; unresolved records go to the next owner.
     if (!p.isRunning() || p.isStale()) return;
     const slice = messages.slice(start, start + o.chunkMaxRecords);
-    const records: InputRecord[] = slice.map((m) => ({
-      topic: batch.topic,
-      partition: batch.partition,
-      offset: m.offset,
-      key: asBuffer(m.key),
-      value: asBuffer(m.value),
-      timestamp: Number(m.timestamp),
-    }));
+    const records: InputRecord[] = slice.map((m) => toInputRecord(batch.topic, batch.partition, m));
     await o.handle(records);
     p.resolveOffset(slice[slice.length - 1]!.offset);
     await p.commitOffsetsIfNecessary();

@@ -2,7 +2,8 @@
  * The one module that constructs the Kafka client library, so it can be swapped (e.g. for a
  * librdkafka-based client) without touching the adapters' logic.
  */
-import { Kafka, logLevel, type LogEntry } from 'kafkajs';
+import { Kafka, logLevel, type KafkaMessage, type LogEntry } from 'kafkajs';
+import type { InputRecord } from '../ingest/events.js';
 import type { Logger } from '../log.js';
 
 export type { Admin, Consumer, Producer, EachBatchPayload, KafkaMessage } from 'kafkajs';
@@ -29,8 +30,13 @@ export function createKafka(opts: { brokers: readonly string[]; clientId: string
   });
 }
 
-/** Kafka message headers/keys come as Buffer | string | null; the core wants bytes. */
-export function asBuffer(v: Buffer | string | null | undefined): Buffer | null {
+/** A fetched Kafka message as the transport-agnostic InputRecord the core takes. */
+export function toInputRecord(topic: string, partition: number, m: KafkaMessage): InputRecord {
+  return { topic, partition, offset: m.offset, key: asBuffer(m.key), value: asBuffer(m.value), timestamp: Number(m.timestamp) };
+}
+
+/** Kafka keys and values come as Buffer | string | null; the core wants bytes. */
+function asBuffer(v: Buffer | string | null | undefined): Buffer | null {
   if (v === null || v === undefined) return null;
   return typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
 }

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
+import { rejection } from '../support/rejection.js';
+import { seededRandom } from '../../src/util/random.js';
 import { ReasonCodes, RejectedRecordError, type ReasonCode } from '../../src/errors.js';
 import { AvroCodec } from '../../src/serde/avro-codec.js';
 import { SchemaTable, projectSchemas } from '../../src/serde/schema-table.js';
@@ -44,33 +46,6 @@ const AD = 'dev.adstream.catalog.Ad';
 const SCORED = 'dev.adstream.outputs.ScoredCandidates';
 const SEGMENTS = 'dev.adstream.outputs.InterestSegments';
 const DEAD = 'dev.adstream.outputs.DeadLetter';
-
-/** Deterministic PRNG (mulberry32) so the fuzz is reproducible. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Runs fn and returns the RejectedRecordError it throws; fails the test on success or any other error. */
-function rejection(fn: () => unknown): RejectedRecordError {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  if (thrown === undefined) throw new Error('expected a RejectedRecordError, but the call succeeded');
-  if (!(thrown instanceof RejectedRecordError)) {
-    throw new Error(`expected a RejectedRecordError, got ${String(thrown)}`, { cause: thrown });
-  }
-  return thrown;
-}
 
 const T0 = Date.UTC(2024, 4, 29, 12, 34, 56, 789);
 
@@ -702,7 +677,7 @@ describe('AvroCodec fuzz: every failure is a RejectedRecordError', () => {
   const knownIds = FUZZ_NAMES.map(idOf);
 
   it('2,000+ random and mutated buffers with a seeded PRNG', () => {
-    const rand = mulberry32(0xad57ea);
+    const rand = seededRandom(0xad57ea);
     const int = (n: number) => Math.floor(rand() * n);
     const randomBytes = (n: number) => Buffer.from(Array.from({ length: n }, () => int(256)));
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type avro from 'avsc';
 import { describe, expect, it } from 'vitest';
+import { rejection } from '../support/rejection.js';
 import { RejectedRecordError, type ReasonCode } from '../../src/errors.js';
 import { EventDecoder, type DecodeLimits } from '../../src/ingest/event-decoder.js';
 import type { EventKind, InputRecord } from '../../src/ingest/events.js';
@@ -82,18 +83,6 @@ const BASE_OF: Record<EventKind, Record<string, unknown>> = { click, image, revi
 function eventRecord(kind: EventKind, patch: Record<string, unknown> = {}, key?: string | null): InputRecord {
   const value = { ...BASE_OF[kind], ...patch };
   return record(codec.encode(SCHEMA_OF[kind], value), key === undefined ? (value.userId as string) : key);
-}
-
-function rejection(fn: () => unknown): RejectedRecordError {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  if (thrown === undefined) throw new Error('expected a RejectedRecordError, but the call succeeded');
-  if (!(thrown instanceof RejectedRecordError)) throw new Error(`expected a RejectedRecordError, got ${String(thrown)}`, { cause: thrown });
-  return thrown;
 }
 
 function expectReject(fn: () => unknown, reason: ReasonCode, message?: RegExp): RejectedRecordError {

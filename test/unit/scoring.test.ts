@@ -1,19 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../src/util/random.js';
 import type { Ad } from '../../src/ingest/events.js';
 import { AdCatalog } from '../../src/scoring/ad-catalog.js';
 import { topKInnerProduct } from '../../src/scoring/top-k.js';
-
-/** Deterministic PRNG (mulberry32). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomMatrix(rand: () => number, rows: number, dim: number): Float32Array {
   const m = new Float32Array(rows * dim);
@@ -91,7 +80,7 @@ describe('topKInnerProduct', () => {
   ];
 
   it.each(CASES)('n=%i m=%i dim=%i k=%i matches a full sort', (n, m, dim, k) => {
-    const rand = mulberry32(n * 1_000_003 + m * 101 + dim * 7 + k);
+    const rand = seededRandom(n * 1_000_003 + m * 101 + dim * 7 + k);
     const queries = randomMatrix(rand, n, dim);
     const items = randomMatrix(rand, m, dim);
     const res = topKInnerProduct(queries, n, items, m, dim, k);
@@ -104,7 +93,7 @@ describe('topKInnerProduct', () => {
   it('random data: exact rows equal the full sort when scores are well separated', () => {
     // Integer-valued vectors give exact scores, so ties are the only ambiguity; ties broken by
     // row keep the full-sort order comparable row by row.
-    const rand = mulberry32(42);
+    const rand = seededRandom(42);
     for (let trial = 0; trial < 30; trial++) {
       const n = 1 + Math.floor(rand() * 4);
       const m = Math.floor(rand() * 120);
@@ -158,7 +147,7 @@ describe('topKInnerProduct', () => {
   });
 
   it('zero query scores every item 0 and still returns k distinct rows', () => {
-    const rand = mulberry32(7);
+    const rand = seededRandom(7);
     const items = randomMatrix(rand, 30, 8);
     const res = topKInnerProduct(new Float32Array(8), 1, items, 30, 8, 12);
     expect(new Set(res.rows).size).toBe(12);
@@ -242,7 +231,7 @@ function checkCatalog(catalog: AdCatalog, model: Map<string, ModelEntry>, contex
 
 describe('AdCatalog', () => {
   it('upsert, replace and delete keep rows dense and consistent with a Map model', () => {
-    const rand = mulberry32(2024);
+    const rand = seededRandom(2024);
     const dim = 6;
     // Small initial capacity so growth is exercised several times.
     const catalog = new AdCatalog(dim, 2);
@@ -282,7 +271,7 @@ describe('AdCatalog', () => {
   });
 
   it('scoring over embeddings() maps rows back to the right ads via adAt', () => {
-    const rand = mulberry32(99);
+    const rand = seededRandom(99);
     const dim = 8;
     const catalog = new AdCatalog(dim, 1);
     const vectors = new Map<string, Float32Array>();

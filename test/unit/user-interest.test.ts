@@ -1,21 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../src/util/random.js';
 import { applyEvent, newInterest } from '../../src/state/user-interest.js';
 import { UserStateStore } from '../../src/state/user-state-store.js';
 
 const H = 3_600_000; // one hour half-life
 const T0 = Date.UTC(2024, 0, 1);
-
-/** Deterministic PRNG (mulberry32). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Standard basis vector e_i of length dim. */
 function basis(dim: number, i: number): Float32Array {
@@ -31,7 +20,7 @@ interface Ev {
 }
 
 function randomEvents(seed: number, count: number, dim: number, spanMs: number): Ev[] {
-  const rand = mulberry32(seed);
+  const rand = seededRandom(seed);
   return Array.from({ length: count }, () => ({
     emb: Float32Array.from({ length: dim }, () => rand() * 2 - 1),
     weight: 0.5 + rand() * 2,
@@ -148,7 +137,7 @@ describe('applyEvent: decay on event time', () => {
       const f = e.weight * Math.pow(2, -(T - e.t) / H);
       for (let i = 0; i < dim; i++) expected[i]! += f * e.emb[i]!;
     }
-    const rand = mulberry32(5);
+    const rand = seededRandom(5);
     for (let trial = 0; trial < 5; trial++) {
       const shuffled = [...events];
       for (let i = shuffled.length - 1; i > 0; i--) {
@@ -244,7 +233,7 @@ describe('UserStateStore', () => {
   });
 
   it('keeps exactly maxEntries most recent users under random access (LRU model)', () => {
-    const rand = mulberry32(31337);
+    const rand = seededRandom(31337);
     const max = 10;
     const store = new UserStateStore({ ...opts, maxEntries: max });
     const lru: string[] = []; // least recent first
