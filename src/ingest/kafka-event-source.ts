@@ -11,6 +11,8 @@ export interface EventSourceOptions {
   readonly partitionsConcurrently: number;
   /** Resolves once the chunk's outputs are acknowledged; a rejection stops the partition. */
   readonly handle: (records: InputRecord[]) => Promise<void>;
+  /** Told, after each chunk, how many records of the partition are still behind it. */
+  readonly onLag?: (topic: string, partition: number, lag: number) => void;
 }
 
 /**
@@ -40,7 +42,10 @@ async function consumeBatch(o: EventSourceOptions, p: EachBatchPayload): Promise
     const slice = messages.slice(start, start + o.chunkMaxRecords);
     const records: InputRecord[] = slice.map((m) => toInputRecord(batch.topic, batch.partition, m));
     await o.handle(records);
-    p.resolveOffset(slice[slice.length - 1]!.offset);
+    const last = slice[slice.length - 1]!.offset;
+    p.resolveOffset(last);
+    // Lag as consumers count it: records after this one up to the fetch's high watermark.
+    o.onLag?.(batch.topic, batch.partition, Math.max(0, Number(batch.highWatermark) - Number(last) - 1));
     await p.commitOffsetsIfNecessary();
     await p.heartbeat();
   }

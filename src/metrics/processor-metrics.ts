@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Latency buckets from 1 ms to 10 s: dense where an SLO between 1 ms and 1 s would sit. */
@@ -19,6 +20,8 @@ export class ProcessorMetrics {
   readonly catalogAds: Gauge;
   readonly usersInMemory: Gauge;
   readonly ready: Gauge;
+  readonly consumerLag: Gauge<'topic' | 'partition'>;
+  readonly eventLoopDelayP99: Gauge;
 
   constructor(opts: { defaultMetrics?: boolean; version?: string } = {}) {
     const registers = [this.registry];
@@ -32,6 +35,20 @@ export class ProcessorMetrics {
     this.catalogAds = new Gauge({ name: 'adstream_catalog_active_ads', help: 'Active ads that can be scored.', registers });
     this.usersInMemory = new Gauge({ name: 'adstream_users_in_memory', help: 'Users held in the state cache.', registers });
     this.ready = new Gauge({ name: 'adstream_ready', help: '1 when the processor is ready (catalog loaded, partitions assigned).', registers });
+    this.consumerLag = new Gauge({ name: 'adstream_consumer_lag_records', help: 'Records behind the high watermark, per input partition, after the last chunk handled.', labelNames: ['topic', 'partition'], registers });
+    // The default metrics report the event-loop lag as summary-like gauges; this one is the p99 of
+    // the last scrape interval, which is what an SLO on "inference never blocks the loop" reads.
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
+    this.eventLoopDelayP99 = new Gauge({
+      name: 'adstream_event_loop_delay_p99_seconds',
+      help: 'p99 event-loop delay since the previous scrape.',
+      registers,
+      collect() {
+        this.set(loop.percentile(99) / 1e9);
+        loop.reset();
+      },
+    });
     new Gauge({ name: 'adstream_build_info', help: 'Version of the running processor.', labelNames: ['version', 'node'], registers }).set({ version: opts.version ?? 'dev', node: process.version }, 1);
   }
 }

@@ -107,6 +107,7 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
     chunkMaxRecords: config.chunkMaxRecords,
     partitionsConcurrently: Math.min(partitions * 3, 6),
     handle,
+    onLag: (topic, partition, lag) => metrics.consumerLag.set({ topic, partition: String(partition) }, lag),
   });
   log.info('processing', { partitions, topics: [config.topicClicks, config.topicImageViews, config.topicReviews] });
 
