@@ -92,6 +92,8 @@ function coerce(where: string, spec: SettingSpec, raw: Raw): unknown {
     case 'list': {
       const items = (Array.isArray(raw) ? raw.map(String) : String(raw).split(',')).map((s) => s.trim()).filter(Boolean);
       if (items.length === 0) throw new ConfigError(where, 'must list at least one value');
+      const unknown = spec.values ? items.filter((i) => !spec.values!.includes(i)) : [];
+      if (unknown.length > 0) throw new ConfigError(where, `has unknown value(s) ${unknown.join(', ')}; allowed: ${spec.values!.join(', ')}`);
       return Object.freeze(items);
     }
     case 'enum': {
@@ -118,7 +120,7 @@ export function settingsMarkdownTable(): string {
   const rows = (Object.keys(SETTINGS) as SettingName[]).map((name) => {
     const s: SettingSpec = SETTINGS[name];
     const def = s.default === null ? '_unset_' : `\`${Array.isArray(s.default) ? s.default.join(',') : String(s.default)}\``;
-    const range = s.kind === 'enum' ? `one of ${s.values?.join(', ')}` : s.min !== undefined ? `${s.kind} ${s.min}..${s.max}` : s.kind;
+    const range = s.values ? `${s.kind === 'list' ? 'any of' : 'one of'} ${s.values.join(', ')}` : s.min !== undefined ? `${s.kind} ${s.min}..${s.max}` : s.kind;
     return `| \`${s.env}\` | \`${name}\` | ${def} | ${range} | ${s.doc} |`;
   });
   return ['| Variable | Config-file key | Default | Allowed | What it does |', '| --- | --- | --- | --- | --- |', ...rows].join('\n');

@@ -29,7 +29,21 @@ export const SETTINGS = {
   createTopics: { env: 'CREATE_TOPICS', kind: 'boolean', default: true, doc: 'Create missing topics at start (event topics with TOPIC_PARTITIONS partitions, the catalog and segments compacted).' },
   topicPartitions: { env: 'TOPIC_PARTITIONS', kind: 'int', default: 3, min: 1, max: 10000, doc: 'Partitions of topics created at start; the three event topics must have the same count.' },
   topicReplication: { env: 'TOPIC_REPLICATION', kind: 'int', default: 1, min: 1, max: 16, doc: 'Replication factor of topics created at start.' },
-  embeddingDim: { env: 'EMBEDDING_DIM', kind: 'int', default: 128, min: 8, max: 4096, doc: 'Dimension of interest vectors and ad embeddings.' },
+  embeddingDim: { env: 'EMBEDDING_DIM', kind: 'int', default: 64, min: 8, max: 4096, doc: 'Embedding size of each default encoder (image, text, click); interests and ads hold one block per modality.' },
+  modelDir: { env: 'MODEL_DIR', kind: 'string', default: '~/.cache/adstream/models', doc: 'Where the default ONNX models are written (once per version) and read from.' },
+  modelCard: { env: 'MODEL_CARD', kind: 'string', default: null, doc: 'A model-card JSON whose entries replace default models (bring your own ONNX encoder, e.g. a CLIP image tower); see README "Models".' },
+  executionProviders: { env: 'EXECUTION_PROVIDERS', kind: 'list', default: ['cpu'], values: ['cpu', 'cuda', 'tensorrt', 'webgpu', 'dml', 'coreml', 'qnn'], doc: 'onnxruntime execution providers to try in order, e.g. cuda,webgpu,cpu; a provider that cannot start is skipped (logged once).' },
+  inferenceWorkers: { env: 'INFERENCE_WORKERS', kind: 'int', default: 0, min: 0, max: 256, doc: 'Worker threads running the models; 0 means one per CPU core.' },
+  intraOpThreads: { env: 'INTRA_OP_THREADS', kind: 'int', default: 1, min: 1, max: 256, doc: 'onnxruntime threads inside one worker.' },
+  maxBatchSize: { env: 'MAX_BATCH_SIZE', kind: 'int', default: 256, min: 1, max: 65536, doc: 'Items per inference batch at most (per model).' },
+  maxQueueDelayMs: { env: 'MAX_QUEUE_DELAY_MS', kind: 'number', default: 2, min: 0, max: 10000, doc: 'How long the oldest queued item may wait for a fuller batch.' },
+  maxQueueItems: { env: 'MAX_QUEUE_ITEMS', kind: 'int', default: 50000, min: 1, max: 10000000, doc: 'Items queued per model at most; consumption pauses above 80 % of it and resumes below 40 %.' },
+  weightImage: { env: 'WEIGHT_IMAGE', kind: 'number', default: 1, min: 0, max: 1000, doc: 'Weight of the image modality in the fused interest used for scoring.' },
+  weightText: { env: 'WEIGHT_TEXT', kind: 'number', default: 1, min: 0, max: 1000, doc: 'Weight of the text (review) modality in the fused interest.' },
+  weightClick: { env: 'WEIGHT_CLICK', kind: 'number', default: 1, min: 0, max: 1000, doc: 'Weight of the click modality in the fused interest.' },
+  imageCacheBytes: { env: 'IMAGE_CACHE_BYTES', kind: 'int', default: 33554432, min: 0, max: 68719476736, doc: 'Image embeddings cached by image id, in bytes.' },
+  itemCacheBytes: { env: 'ITEM_CACHE_BYTES', kind: 'int', default: 16777216, min: 0, max: 68719476736, doc: 'Click (item + category) embeddings cached, in bytes.' },
+  catalogUploadIntervalMs: { env: 'CATALOG_UPLOAD_INTERVAL_MS', kind: 'int', default: 1000, min: 0, max: 3600000, doc: 'Catalog changes reach the scorer at most this often (deactivated ads are filtered at once regardless).' },
   interestHalfLifeS: { env: 'INTEREST_HALF_LIFE_S', kind: 'number', default: 3600, min: 1, max: 31536000, doc: 'Half-life of a user interest, in seconds of event time.' },
   topK: { env: 'TOP_K', kind: 'int', default: 10, min: 1, max: 1000, doc: 'Ads per scored output.' },
   userCacheMaxEntries: { env: 'USER_CACHE_MAX_ENTRIES', kind: 'int', default: 100000, min: 1, max: 100000000, doc: 'Users kept in memory (LRU); the least recently active are evicted first.' },
@@ -57,7 +71,7 @@ type ValueOf<S extends SettingSpec> = S['kind'] extends 'int' | 'number'
       ? S['default'] extends null ? readonly string[] | null : readonly string[]
       : S['kind'] extends 'enum'
         ? S extends { values: readonly (infer V)[] } ? V : string
-        : string;
+        : S['default'] extends null ? string | null : string;
 
 /** The validated configuration: one typed field per setting. */
 export type Config = { readonly [K in SettingName]: ValueOf<(typeof SETTINGS)[K]> };

@@ -1,11 +1,17 @@
+import { availableParallelism } from 'node:os';
 import type { Config } from '../config/settings.js';
-import { HashedFeaturizer } from '../features/featurizer.js';
-import { ImageFeatures } from '../features/image-features.js';
+import { EmbeddingCache, type CacheReporter } from '../features/embedding-cache.js';
+import { MultimodalEmbedder } from '../features/multimodal-embedder.js';
+import { InferenceEngine } from '../inference/engine/inference-engine.js';
+import type { InferenceReporter } from '../inference/engine/types.js';
+import { prepareModels } from '../inference/model-setup.js';
 import { EventDecoder } from '../ingest/event-decoder.js';
 import type { EventKind, InputRecord } from '../ingest/events.js';
+import type { Logger } from '../log.js';
 import { AvroCodec } from '../serde/avro-codec.js';
 import { AdCatalog } from '../scoring/ad-catalog.js';
 import { CatalogUpdater } from '../scoring/catalog-updater.js';
+import { EngineScorer } from '../scoring/engine-scorer.js';
 import { UserStateStore } from '../state/user-state-store.js';
 import { OutputEncoder } from '../emit/output-encoder.js';
 import { Processor } from './processor.js';
@@ -16,18 +22,43 @@ export interface Core {
   readonly catalogUpdater: CatalogUpdater;
   readonly catalog: AdCatalog;
   readonly users: UserStateStore;
-  readonly images: ImageFeatures;
+  readonly engine: InferenceEngine;
   readonly codec: AvroCodec;
   readonly encoder: OutputEncoder;
   /** Input topic -> event kind. */
   readonly eventTopics: ReadonlyMap<string, EventKind>;
+  /** Stops the inference workers. */
+  close(): Promise<void>;
 }
 
-export function assembleCore(
-  config: Config,
-  opts: { clock?: () => number; onUnexpected?: (err: unknown, source: InputRecord) => void } = {},
-): Core {
-  const clock = opts.clock ?? Date.now;
+export interface CoreOptions {
+  readonly logger: Logger;
+  readonly clock?: () => number;
+  readonly onUnexpected?: (err: unknown, source: InputRecord) => void;
+  readonly inferenceReporter?: InferenceReporter;
+  readonly cacheReporter?: CacheReporter;
+}
+
+/** Prepares the models, starts the inference workers (models warmed up) and wires the core. */
+export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
+  const clock = o.clock ?? Date.now;
+  const eventTopics = new Map<string, EventKind>([
+    [config.topicClicks, 'click'],
+    [config.topicImageViews, 'image'],
+    [config.topicReviews, 'review'],
+  ]);
+  if (eventTopics.size !== 3) throw new Error('TOPIC_CLICKS, TOPIC_IMAGE_VIEWS and TOPIC_REVIEWS must be three different topics');
+
+  const models = await prepareModels(config);
+  const engine = await InferenceEngine.start({
+    models: [...models.specs],
+    workers: config.inferenceWorkers || availableParallelism(),
+    executionProviders: [...config.executionProviders],
+    intraOpNumThreads: config.intraOpThreads,
+    logger: o.logger,
+    ...(o.inferenceReporter ? { reporter: o.inferenceReporter } : {}),
+  });
+
   const codec = new AvroCodec();
   const decoder = new EventDecoder(codec, {
     maxRecordBytes: config.maxRecordBytes,
@@ -35,29 +66,28 @@ export function assembleCore(
     maxClockSkewMs: config.maxClockSkewS * 1000,
     maxEventAgeMs: config.maxEventAgeS * 1000,
   });
-  const featurizer = new HashedFeaturizer({ dim: config.embeddingDim });
-  const images = new ImageFeatures({ maxPixels: config.imageMaxPixels, cacheEntries: 10_000 });
-  const users = new UserStateStore({ dim: config.embeddingDim, maxEntries: config.userCacheMaxEntries, ttlMs: config.userTtlS * 1000 });
-  const catalog = new AdCatalog(config.embeddingDim);
-  const eventTopics = new Map<string, EventKind>([
-    [config.topicClicks, 'click'],
-    [config.topicImageViews, 'image'],
-    [config.topicReviews, 'review'],
-  ]);
-  if (eventTopics.size !== 3) throw new Error('TOPIC_CLICKS, TOPIC_IMAGE_VIEWS and TOPIC_REVIEWS must be three different topics');
+  const embedder = new MultimodalEmbedder(
+    engine,
+    models.encoders,
+    { image: new EmbeddingCache('image', config.imageCacheBytes, o.cacheReporter), item: new EmbeddingCache('item', config.itemCacheBytes, o.cacheReporter) },
+    config.imageMaxPixels,
+  );
+  const users = new UserStateStore({ dim: embedder.totalDim, maxEntries: config.userCacheMaxEntries, ttlMs: config.userTtlS * 1000 });
+  const catalog = new AdCatalog(embedder.totalDim);
+  const scorer = new EngineScorer(engine, catalog, { model: 'scorer', topK: config.topK, minUploadIntervalMs: config.catalogUploadIntervalMs, slack: config.topK });
   const processor = new Processor({
     decoder,
-    featurizer,
-    images,
+    embedder,
+    scorer,
     users,
-    catalog,
+    modalityWeights: [config.weightImage, config.weightText, config.weightClick],
+    modelVersion: models.version,
     topics: eventTopics,
     halfLifeMs: config.interestHalfLifeS * 1000,
-    topK: config.topK,
     clock,
-    ...(opts.onUnexpected ? { onUnexpected: opts.onUnexpected } : {}),
+    ...(o.onUnexpected ? { onUnexpected: o.onUnexpected } : {}),
   });
-  const catalogUpdater = new CatalogUpdater(decoder, featurizer, images, catalog, clock);
+  const catalogUpdater = new CatalogUpdater(decoder, embedder, catalog, clock);
   const encoder = new OutputEncoder(codec, config.deadLetterMaxValueBytes);
-  return { processor, catalogUpdater, catalog, users, images, codec, encoder, eventTopics };
+  return { processor, catalogUpdater, catalog, users, engine, codec, encoder, eventTopics, close: () => engine.close() };
 }

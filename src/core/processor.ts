@@ -1,25 +1,28 @@
 import { RejectedRecordError, errorMessage, type ReasonCode } from '../errors.js';
 import { hash32 } from '../features/feature-hasher.js';
-import { ACTION_WEIGHT, type HashedFeaturizer } from '../features/featurizer.js';
-import type { ImageFeatures } from '../features/image-features.js';
+import type { MultimodalEmbedder } from '../features/multimodal-embedder.js';
 import type { EventDecoder } from '../ingest/event-decoder.js';
-import type { EventKind, InputRecord, UserEvent } from '../ingest/events.js';
-import type { AdCatalog } from '../scoring/ad-catalog.js';
-import { topKInnerProduct } from '../scoring/top-k.js';
+import type { ClickAction, EventKind, InputRecord, UserEvent } from '../ingest/events.js';
+import type { EngineScorer } from '../scoring/engine-scorer.js';
 import { applyEvent } from '../state/user-interest.js';
 import type { UserStateStore } from '../state/user-state-store.js';
-import type { Candidate, DeadLetterOutput, ProcessResult, ScoredOutput } from './outputs.js';
+import type { DeadLetterOutput, ProcessResult, ScoredOutput } from './outputs.js';
+
+/** How strongly each action moves a user's interest (stronger intent, larger weight). */
+export const ACTION_WEIGHT: Readonly<Record<ClickAction, number>> = { VIEW: 1, CLICK: 2, ADD_TO_CART: 3, PURCHASE: 4 };
 
 export interface ProcessorOptions {
   readonly decoder: EventDecoder;
-  readonly featurizer: HashedFeaturizer;
-  readonly images: ImageFeatures;
+  readonly embedder: MultimodalEmbedder;
+  readonly scorer: EngineScorer;
   readonly users: UserStateStore;
-  readonly catalog: AdCatalog;
+  /** Per modality [image, text, click]: its share in the fused interest used for scoring. */
+  readonly modalityWeights: readonly [number, number, number];
+  /** Identifies the models and fusion that produced the scores. */
+  readonly modelVersion: string;
   /** Input topic -> the kind of event it carries. */
   readonly topics: ReadonlyMap<string, EventKind>;
   readonly halfLifeMs: number;
-  readonly topK: number;
   readonly clock?: () => number;
   /** Told of errors that are not the record's fault (bugs); the record is dead-lettered anyway. */
   readonly onUnexpected?: (err: unknown, source: InputRecord) => void;
@@ -51,14 +54,12 @@ export class Processor {
 
   constructor(private readonly o: ProcessorOptions) {
     this.clock = o.clock ?? Date.now;
-    this.dim = o.featurizer.dim;
-    if (o.users.dim !== this.dim || o.catalog.dim !== this.dim) {
-      throw new Error(`dimension mismatch: featurizer ${this.dim}, users ${o.users.dim}, catalog ${o.catalog.dim}`);
-    }
+    this.dim = o.embedder.totalDim;
+    if (o.users.dim !== this.dim) throw new Error(`dimension mismatch: embeddings ${this.dim}, user state ${o.users.dim}`);
   }
 
   get modelVersion(): string {
-    return this.o.featurizer.modelVersion;
+    return this.o.modelVersion;
   }
 
   async process(records: readonly InputRecord[]): Promise<ProcessResult> {
@@ -87,29 +88,21 @@ export class Processor {
     let t1 = performance.now();
     this.timings.decode = (t1 - t0) / 1000;
 
-    // 2. Embed every event into one packed matrix; images decode concurrently.
-    const dim = this.dim;
-    const embeddings = new Float32Array(events.length * dim);
-    const ok = new Uint8Array(events.length).fill(1);
-    await Promise.all(
-      events.map(async (e, i) => {
-        try {
-          await this.embed(e, embeddings, i * dim);
-        } catch (err) {
-          ok[i] = 0;
-          reject(sources[i]!, err);
-        }
-      }),
-    );
+    // 2. Embed: caches, then one engine request per modality (the batcher merges them across chunks).
+    const embedded = await this.o.embedder.embedEvents(events);
+    for (const [i, err] of embedded.failures) reject(sources[i]!, err);
     t0 = performance.now();
     this.timings.features = (t0 - t1) / 1000;
 
     // 3. Fold into user state in record order (per partition, that is the user's event order).
     const touched = new Map<string, { eventIds: string[]; latest: number }>();
+    const { dims, offsets } = this.o.embedder;
     for (let i = 0; i < events.length; i++) {
-      if (!ok[i]) continue;
+      if (embedded.failures.has(i)) continue;
       const e = events[i]!;
-      applyEvent(this.o.users.getOrCreate(e.userId), embeddings, i * dim, eventWeight(e), e.eventTime, this.o.halfLifeMs);
+      const m = embedded.modality[i]!;
+      const d = dims[m]!;
+      applyEvent(this.o.users.getOrCreate(e.userId), embedded.blocks[m]!, embedded.row[i]! * d, eventWeight(e), e.eventTime, this.o.halfLifeMs, offsets[m]!, d);
       const t = touched.get(e.userId);
       if (t) {
         t.eventIds.push(e.eventId);
@@ -122,67 +115,55 @@ export class Processor {
     this.timings.state = (t1 - t0) / 1000;
 
     // 4. Score each touched user once against the active catalog.
-    const scored = this.score(touched);
+    const scored = await this.score(touched);
     this.timings.scoring = (performance.now() - t1) / 1000;
     return { scored, deadLetters };
   }
 
-  private async embed(e: UserEvent, out: Float32Array, offset: number): Promise<void> {
-    const f = this.o.featurizer;
-    switch (e.kind) {
-      case 'click':
-        f.click(e.itemId, e.categoryId, out, offset);
-        return;
-      case 'review':
-        f.text(e.text, e.categoryId, out, offset);
-        return;
-      case 'image': {
-        const sig = await this.o.images.signature(e.imageId, e.image);
-        f.image(sig, e.categoryId, out, offset);
-        return;
-      }
-    }
-  }
-
-  private score(touched: Map<string, { eventIds: string[]; latest: number }>): ScoredOutput[] {
-    const dim = this.dim;
+  private async score(touched: Map<string, { eventIds: string[]; latest: number }>): Promise<ScoredOutput[]> {
     const n = touched.size;
     if (n === 0) return [];
+    const dim = this.dim;
     const queries = new Float32Array(n * dim);
-    const userIds: string[] = [];
-    let q = 0;
-    for (const userId of touched.keys()) {
-      const v = this.o.users.getOrCreate(userId).vector;
-      let norm = 0;
-      for (let i = 0; i < dim; i++) norm += v[i]! * v[i]!;
-      const inv = norm > 0 ? 1 / Math.sqrt(norm) : 0;
-      for (let i = 0; i < dim; i++) queries[q * dim + i] = v[i]! * inv;
-      userIds.push(userId);
-      q++;
-    }
-    const catalog = this.o.catalog;
-    const k = Math.min(this.o.topK, catalog.activeCount);
-    const top = k > 0 ? topKInnerProduct(queries, n, catalog.embeddings(), catalog.activeCount, dim, k) : null;
+    const userIds = [...touched.keys()];
+    userIds.forEach((userId, q) => this.fuse(this.o.users.getOrCreate(userId).vector, queries, q * dim));
+    const candidates = await this.o.scorer.score(queries, n);
     const processingTime = this.clock();
     return userIds.map((userId, u) => {
       const t = touched.get(userId)!;
-      const candidates: Candidate[] = [];
-      for (let j = 0; top && j < k; j++) {
-        const row = top.rows[u * k + j]!;
-        if (row < 0) break;
-        const ad = catalog.adAt(row);
-        candidates.push({ adId: ad.adId, score: top.scores[u * k + j]!, categoryId: ad.categoryId });
-      }
       return {
         outputId: outputId(userId, t.eventIds),
         userId,
-        candidates,
+        candidates: candidates[u]!,
         modelVersion: this.modelVersion,
         triggerEventTime: t.latest,
         processingTime,
         eventIds: t.eventIds,
       };
     });
+  }
+
+  /**
+   * The scoring query: each modality block of the interest normalised and weighted, then the whole
+   * normalised. Against ads whose blocks are unit-norm, the score is the weighted mean of the
+   * per-modality cosines over the modalities this user has touched.
+   */
+  private fuse(interest: Float32Array, out: Float32Array, offset: number): void {
+    const { dims, offsets } = this.o.embedder;
+    let total = 0;
+    for (let m = 0; m < 3; m++) {
+      const o = offsets[m]!;
+      const d = dims[m]!;
+      let norm = 0;
+      for (let i = 0; i < d; i++) norm += interest[o + i]! * interest[o + i]!;
+      if (norm === 0) continue;
+      const w = this.o.modalityWeights[m]! / Math.sqrt(norm);
+      for (let i = 0; i < d; i++) out[offset + o + i] = interest[o + i]! * w;
+      total += this.o.modalityWeights[m]! * this.o.modalityWeights[m]!;
+    }
+    if (total === 0) return;
+    const inv = 1 / Math.sqrt(total);
+    for (let i = 0; i < this.dim; i++) out[offset + i]! *= inv;
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * Tokeniser for reviews and ad copy in any script. Produces hashing-featurizer tokens, not
+ * Tokeniser for reviews and ad copy in any script. Produces text-encoder tokens, not
  * linguistic words: Latin/Cyrillic/Arabic/... words split at non-letters, and CJK runs (which have
  * no spaces) as character unigrams plus adjacent-character bigrams.
  */

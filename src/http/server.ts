@@ -8,6 +8,8 @@ export interface HttpServerOptions {
   readonly registry: Registry;
   /** Ready to take traffic; /readyz answers 503 otherwise. */
   readonly isReady: () => boolean;
+  /** Extra facts for /readyz (no user data). */
+  readonly readyDetail?: () => Record<string, unknown>;
 }
 
 /** /metrics for Prometheus, /healthz (the process is alive), /readyz (it is doing its job). */
@@ -30,7 +32,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<{ server: S
         return;
       case '/readyz': {
         const ready = o.isReady();
-        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready }));
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready, ...o.readyDetail?.() }));
         return;
       }
       default:

@@ -1,7 +1,7 @@
 /** The processor's view of its inputs, after decoding and validation. */
-import type { ClickAction } from '../features/featurizer.js';
 
-export type { ClickAction };
+/** What a user did with an item, weakest to strongest. */
+export type ClickAction = 'VIEW' | 'CLICK' | 'ADD_TO_CART' | 'PURCHASE';
 
 /** Where an input record came from; the unit of accounting for "nothing lost". */
 export interface SourcePosition {

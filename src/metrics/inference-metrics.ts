@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { CacheReporter } from '../features/embedding-cache.js';
 import type { InferenceErrorCode, InferenceReporter } from '../inference/engine/types.js';
 
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
@@ -52,7 +53,7 @@ export class InferenceMetrics implements InferenceReporter {
 }
 
 /** Hits and misses, entries and bytes of the embedding caches (image, item, ad). */
-export class CacheMetrics {
+export class CacheMetrics implements CacheReporter {
   readonly requests: Counter<'cache' | 'result'>;
   readonly entries: Gauge<'cache'>;
   readonly bytes: Gauge<'cache'>;
@@ -62,5 +63,14 @@ export class CacheMetrics {
     this.requests = new Counter({ name: 'adstream_embedding_cache_requests_total', help: 'Embedding cache look-ups, by cache and result (hit, miss).', labelNames: ['cache', 'result'], registers });
     this.entries = new Gauge({ name: 'adstream_embedding_cache_entries', help: 'Embeddings held, by cache.', labelNames: ['cache'], registers });
     this.bytes = new Gauge({ name: 'adstream_embedding_cache_bytes', help: 'Bytes of embeddings held, by cache.', labelNames: ['cache'], registers });
+  }
+
+  lookup(cache: string, hit: boolean): void {
+    this.requests.inc({ cache, result: hit ? 'hit' : 'miss' });
+  }
+
+  size(cache: string, entries: number, bytes: number): void {
+    this.entries.set({ cache }, entries);
+    this.bytes.set({ cache }, bytes);
   }
 }

@@ -1,5 +1,6 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { CacheMetrics, InferenceMetrics } from './inference-metrics.js';
 
 /** Latency buckets from 1 ms to 10 s: dense where an SLO between 1 ms and 1 s would sit. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1, 2.5, 5, 10];
@@ -22,6 +23,8 @@ export class ProcessorMetrics {
   readonly ready: Gauge;
   readonly consumerLag: Gauge<'topic' | 'partition'>;
   readonly eventLoopDelayP99: Gauge;
+  readonly inference: InferenceMetrics;
+  readonly caches: CacheMetrics;
 
   constructor(opts: { defaultMetrics?: boolean; version?: string } = {}) {
     const registers = [this.registry];
@@ -49,6 +52,8 @@ export class ProcessorMetrics {
         loop.reset();
       },
     });
+    this.inference = new InferenceMetrics(this.registry);
+    this.caches = new CacheMetrics(this.registry);
     new Gauge({ name: 'adstream_build_info', help: 'Version of the running processor.', labelNames: ['version', 'node'], registers }).set({ version: opts.version ?? 'dev', node: process.version }, 1);
   }
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Partitioners } from 'kafkajs';
 import type { Config } from '../config/settings.js';
-import { assembleCore, type Core } from '../core/assemble.js';
+import { startCore, type Core } from '../core/assemble.js';
 import { KafkaSink } from '../emit/kafka-sink.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { runCatalogSource } from '../ingest/kafka-catalog-source.js';
@@ -15,8 +15,10 @@ import { ProcessorMetrics } from '../metrics/processor-metrics.js';
 export interface RunningProcessor {
   readonly core: Core;
   readonly metrics: ProcessorMetrics;
-  /** Catalog loaded and partitions assigned; false while rebalancing. */
+  /** Catalog loaded, models warm and partitions assigned; false while rebalancing. */
   isReady(): boolean;
+  /** What /readyz shows besides ready: the execution provider each model really runs on. */
+  readyDetail(): Record<string, unknown>;
   /** Rejects if the consumer dies for good (the caller should exit non-zero). */
   readonly failed: Promise<never>;
   /** Finishes the chunk in flight, commits what was delivered, and disconnects. */
@@ -39,9 +41,13 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
   const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
 
-  const core = assembleCore(config, {
+  const core = await startCore(config, {
+    logger,
+    inferenceReporter: metrics.inference,
+    cacheReporter: metrics.caches,
     onUnexpected: (err, source) => log.error('unexpected error on a record; dead-lettered as PROCESSING_FAILED', { err, topic: source.topic, partition: source.partition, offset: source.offset }),
   });
+  log.info('models ready', { providers: core.engine.providers() });
   const sink = new KafkaSink(producer, { scored: config.topicScored, deadLetters: config.topicDeadLetters }, core.encoder);
 
   // The catalog first: scoring before it is loaded would rank against a partial catalog.
@@ -82,6 +88,14 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
     if (!restart) fail(new Error(`event consumer stopped: ${errorMessage(error)}`));
   });
   await consumer.connect();
+  // Backpressure: when the inference queues fill up, stop fetching rather than growing memory.
+  const inputTopics = [config.topicClicks, config.topicImageViews, config.topicReviews];
+  core.engine.onPressure((saturated) => {
+    log.warn(saturated ? 'inference queues full: pausing consumption' : 'inference queues drained: resuming consumption', { queuedItems: core.engine.queuedItems() });
+    const topics = inputTopics.map((topic) => ({ topic }));
+    if (saturated) consumer.pause(topics);
+    else consumer.resume(topics);
+  });
 
   const handle = async (records: InputRecord[]): Promise<void> => {
     metrics.recordsIn.inc({ topic: records[0]!.topic }, records.length);
@@ -120,6 +134,7 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
     core,
     metrics,
     isReady,
+    readyDetail: () => ({ partitionsAssigned: assigned, providers: core.engine.providers(), activeAds: core.catalog.activeCount }),
     failed,
     stop: () => {
       stopping ??= (async () => {
@@ -130,6 +145,7 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
         await catalogConsumer.disconnect();
         await producer.disconnect();
         await admin.disconnect();
+        await core.close();
         log.info('stopped');
       })();
       return stopping;

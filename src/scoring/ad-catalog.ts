@@ -10,6 +10,8 @@ export class AdCatalog {
   private rowAds: Ad[] = [];
   private readonly rowOf = new Map<string, number>();
   private readonly inactive = new Map<string, Ad>();
+  /** Bumped on every change, so snapshots (e.g. on inference workers) know when they are stale. */
+  version = 0;
 
   constructor(readonly dim: number, initialCapacity = 1024) {
     this.matrix = new Float32Array(dim * initialCapacity);
@@ -17,6 +19,7 @@ export class AdCatalog {
 
   /** Inserts or replaces an ad; `embedding[offset..offset+dim)` must be unit-norm. */
   upsert(ad: Ad, embedding: Float32Array, offset = 0): void {
+    this.version++;
     if (!ad.active) {
       this.removeRow(ad.adId);
       this.inactive.set(ad.adId, ad);
@@ -36,6 +39,7 @@ export class AdCatalog {
   }
 
   delete(adId: string): void {
+    this.version++;
     this.removeRow(adId);
     this.inactive.delete(adId);
   }
@@ -52,6 +56,11 @@ export class AdCatalog {
 
   get size(): number {
     return this.rowAds.length + this.inactive.size;
+  }
+
+  /** The ads of rows 0..activeCount-1, in row order (a copy). */
+  rowSnapshot(): Ad[] {
+    return this.rowAds.slice();
   }
 
   adAt(row: number): Ad {

@@ -15,10 +15,21 @@ export function newInterest(dim: number): UserInterest {
 }
 
 /**
- * Adds `weight * embedding[offset..offset+dim)` at event time `t`. A late event (t before asOf)
- * is decayed by its own age instead of rewinding the vector.
+ * Adds `weight * embedding[offset..offset+blockDim)` into the vector's block at `blockOffset`, at
+ * event time `t`, after decaying the whole vector to t. The vector holds one block per modality;
+ * by default the block is the whole vector. A late event (t before asOf) is decayed by its own
+ * age instead of rewinding the vector.
  */
-export function applyEvent(interest: UserInterest, embedding: Float32Array, offset: number, weight: number, t: number, halfLifeMs: number): void {
+export function applyEvent(
+  interest: UserInterest,
+  embedding: Float32Array,
+  offset: number,
+  weight: number,
+  t: number,
+  halfLifeMs: number,
+  blockOffset = 0,
+  blockDim = interest.vector.length - blockOffset,
+): void {
   const v = interest.vector;
   const dim = v.length;
   let w = weight;
@@ -31,6 +42,6 @@ export function applyEvent(interest: UserInterest, embedding: Float32Array, offs
   } else {
     w *= Math.pow(2, -(interest.asOf - t) / halfLifeMs);
   }
-  for (let i = 0; i < dim; i++) v[i]! += w * embedding[offset + i]!;
+  for (let i = 0; i < blockDim; i++) v[blockOffset + i]! += w * embedding[offset + i]!;
   interest.events++;
 }

@@ -2,174 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/util/random.js';
 import type { Ad } from '../../src/ingest/events.js';
 import { AdCatalog } from '../../src/scoring/ad-catalog.js';
-import { topKInnerProduct } from '../../src/scoring/top-k.js';
 
 function randomMatrix(rand: () => number, rows: number, dim: number): Float32Array {
   const m = new Float32Array(rows * dim);
   for (let i = 0; i < m.length; i++) m[i] = rand() * 2 - 1;
   return m;
 }
-
-function dot(a: Float32Array, ao: number, b: Float32Array, bo: number, dim: number): number {
-  let s = 0;
-  for (let i = 0; i < dim; i++) s += a[ao + i]! * b[bo + i]!;
-  return s;
-}
-
-/** Reference: score every item, sort descending, take k. */
-function naiveTopK(queries: Float32Array, n: number, items: Float32Array, m: number, dim: number, k: number): Array<Array<{ row: number; score: number }>> {
-  const out: Array<Array<{ row: number; score: number }>> = [];
-  for (let q = 0; q < n; q++) {
-    const all = Array.from({ length: m }, (_, r) => ({ row: r, score: dot(queries, q * dim, items, r * dim, dim) }));
-    all.sort((a, b) => b.score - a.score || a.row - b.row);
-    out.push(all.slice(0, k));
-  }
-  return out;
-}
-
-/**
- * Checks the result of topKInnerProduct for query q against the exact scores. Scores are kept in a
- * Float32Array, so comparisons are exact only up to float32 rounding: near-ties may swap, and an
- * item equal to the k-th in float32 may stand in for it. Rows must be real, distinct, best first.
- */
-function checkQuery(res: ReturnType<typeof topKInnerProduct>, q: number, queries: Float32Array, items: Float32Array, m: number, dim: number): void {
-  const k = res.k;
-  const want = naiveTopK(queries.subarray(q * dim, (q + 1) * dim), 1, items, m, dim, k)[0]!;
-  const rows = Array.from(res.rows.subarray(q * k, (q + 1) * k));
-  const scores = Array.from(res.scores.subarray(q * k, (q + 1) * k));
-  const filled = Math.min(k, m);
-  const eps = (x: number) => Math.max(1e-6, Math.abs(x) * 1e-6);
-
-  // Filled slots: real, distinct rows, each with its own score (rounded to float32), descending.
-  const real = rows.slice(0, filled);
-  expect(real.every((r) => r >= 0 && r < m)).toBe(true);
-  expect(new Set(real).size).toBe(filled);
-  for (let j = 0; j < filled; j++) {
-    const exact = dot(queries, q * dim, items, rows[j]! * dim, dim);
-    expect(scores[j]).toBe(Math.fround(exact));
-    if (j > 0) expect(scores[j]!).toBeLessThanOrEqual(scores[j - 1]!);
-    // Same score profile as the full sort.
-    expect(Math.abs(scores[j]! - want[j]!.score)).toBeLessThanOrEqual(eps(want[j]!.score));
-  }
-  // Nothing left out is better than the worst kept one.
-  if (filled > 0) {
-    const kept = new Set(real);
-    const worst = scores[filled - 1]!;
-    for (let r = 0; r < m; r++) {
-      if (!kept.has(r)) expect(dot(queries, q * dim, items, r * dim, dim)).toBeLessThanOrEqual(worst + eps(worst));
-    }
-  }
-  // Empty slots.
-  for (let j = filled; j < k; j++) {
-    expect(rows[j]).toBe(-1);
-    expect(scores[j]).toBe(Number.NEGATIVE_INFINITY);
-  }
-}
-
-describe('topKInnerProduct', () => {
-  const CASES: Array<[n: number, m: number, dim: number, k: number]> = [
-    [1, 1, 1, 1],
-    [3, 50, 8, 5],
-    [5, 200, 16, 10],
-    [2, 1000, 32, 1],
-    [4, 7, 4, 10], // k > m
-    [3, 0, 8, 4], // m = 0
-    [1, 64, 128, 64], // k = m
-    [6, 300, 3, 25],
-    [0, 10, 4, 3], // no queries
-  ];
-
-  it.each(CASES)('n=%i m=%i dim=%i k=%i matches a full sort', (n, m, dim, k) => {
-    const rand = seededRandom(n * 1_000_003 + m * 101 + dim * 7 + k);
-    const queries = randomMatrix(rand, n, dim);
-    const items = randomMatrix(rand, m, dim);
-    const res = topKInnerProduct(queries, n, items, m, dim, k);
-    expect(res.k).toBe(k);
-    expect(res.rows).toHaveLength(n * k);
-    expect(res.scores).toHaveLength(n * k);
-    for (let q = 0; q < n; q++) checkQuery(res, q, queries, items, m, dim);
-  });
-
-  it('random data: exact rows equal the full sort when scores are well separated', () => {
-    // Integer-valued vectors give exact scores, so ties are the only ambiguity; ties broken by
-    // row keep the full-sort order comparable row by row.
-    const rand = seededRandom(42);
-    for (let trial = 0; trial < 30; trial++) {
-      const n = 1 + Math.floor(rand() * 4);
-      const m = Math.floor(rand() * 120);
-      const dim = 1 + Math.floor(rand() * 12);
-      const k = 1 + Math.floor(rand() * 20);
-      const ints = (len: number) => Float32Array.from({ length: len }, () => Math.floor(rand() * 21) - 10);
-      const queries = ints(n * dim);
-      const items = ints(m * dim);
-      const res = topKInnerProduct(queries, n, items, m, dim, k);
-      const want = naiveTopK(queries, n, items, m, dim, k);
-      for (let q = 0; q < n; q++) {
-        checkQuery(res, q, queries, items, m, dim);
-        // Exact integer scores: the score lists must be identical to the full sort.
-        expect(Array.from(res.scores.subarray(q * k, q * k + Math.min(k, m)))).toEqual(want[q]!.map((w) => w.score));
-      }
-    }
-  });
-
-  it('ties do not lose rows', () => {
-    const dim = 4;
-    const same = [0.5, 0.5, 0.5, 0.5];
-    // Six identical items and one worse and one better.
-    const itemsList = [same, same, [0, 0, 0, 0], same, same, same, [1, 1, 1, 1], same];
-    const items = Float32Array.from(itemsList.flat());
-    const m = itemsList.length;
-    const queries = Float32Array.from([1, 1, 1, 1]);
-    for (const k of [1, 2, 3, 5, 7, 8, 10]) {
-      const res = topKInnerProduct(queries, 1, items, m, dim, k);
-      const rows = Array.from(res.rows);
-      const filled = Math.min(k, m);
-      expect(new Set(rows.slice(0, filled)).size, `k=${k}`).toBe(filled);
-      expect(rows.slice(0, filled).every((r) => r >= 0)).toBe(true);
-      expect(rows[0]).toBe(6); // the single best
-      const tiedRows = [0, 1, 3, 4, 5, 7];
-      // Slots 1..min(k,7)-1 are filled by tied rows only.
-      for (let j = 1; j < Math.min(k, 7); j++) expect(tiedRows).toContain(rows[j]);
-      if (k >= 8) expect(rows[7]).toBe(2); // the worst comes last
-      for (let j = filled; j < k; j++) expect(rows[j]).toBe(-1);
-      checkQuery(res, 0, queries, items, m, dim);
-    }
-  });
-
-  it('all items tied: k distinct rows', () => {
-    const m = 50;
-    const dim = 3;
-    const items = new Float32Array(m * dim).fill(0.25);
-    const res = topKInnerProduct(Float32Array.from([1, 2, 3]), 1, items, m, dim, 20);
-    expect(new Set(res.rows).size).toBe(20);
-    expect([...res.rows].every((r) => r >= 0 && r < m)).toBe(true);
-    expect([...res.scores].every((s) => s === Math.fround(1.5))).toBe(true);
-  });
-
-  it('zero query scores every item 0 and still returns k distinct rows', () => {
-    const rand = seededRandom(7);
-    const items = randomMatrix(rand, 30, 8);
-    const res = topKInnerProduct(new Float32Array(8), 1, items, 30, 8, 12);
-    expect(new Set(res.rows).size).toBe(12);
-    expect([...res.scores].every((s) => s === 0)).toBe(true);
-  });
-
-  it('negative scores are kept when fewer items than k are positive', () => {
-    const items = Float32Array.from([-1, -3, 2, -2]); // dim 1
-    const res = topKInnerProduct(Float32Array.from([1]), 1, items, 4, 1, 4);
-    expect(Array.from(res.rows)).toEqual([2, 0, 3, 1]);
-    expect(Array.from(res.scores)).toEqual([2, -1, -2, -3]);
-  });
-
-  it('queries are independent: each query row gets its own result', () => {
-    const dim = 2;
-    const items = Float32Array.from([1, 0, 0, 1, -1, 0, 0, -1]); // +x, +y, -x, -y
-    const queries = Float32Array.from([1, 0, 0, 1, -1, 0, 0, -1]);
-    const res = topKInnerProduct(queries, 4, items, 4, dim, 1);
-    expect(Array.from(res.rows)).toEqual([0, 1, 2, 3]);
-    expect(Array.from(res.scores)).toEqual([1, 1, 1, 1]);
-  });
-});
 
 // ---------------------------------------------------------------------------------------------
 // AdCatalog
@@ -196,6 +34,21 @@ function unitVector(rand: () => number, dim: number): Float32Array {
   n = Math.sqrt(n) || 1;
   for (let i = 0; i < dim; i++) v[i]! /= n;
   return v;
+}
+
+/** The row of `items` with the largest inner product with `query` (brute force). */
+function bestRow(query: Float32Array, items: Float32Array, rows: number, dim: number): number {
+  let best = -1;
+  let bestScore = Number.NEGATIVE_INFINITY;
+  for (let r = 0; r < rows; r++) {
+    let s = 0;
+    for (let i = 0; i < dim; i++) s += query[i]! * items[r * dim + i]!;
+    if (s > bestScore) {
+      best = r;
+      bestScore = s;
+    }
+  }
+  return best;
 }
 
 interface ModelEntry {
@@ -286,8 +139,7 @@ describe('AdCatalog', () => {
     }
     // Query with one ad's own vector: it must be the best match.
     for (const [id, v] of vectors) {
-      const res = topKInnerProduct(v, 1, catalog.embeddings(), catalog.activeCount, dim, 1);
-      expect(catalog.adAt(res.rows[0]!).adId).toBe(id);
+      expect(catalog.adAt(bestRow(v, catalog.embeddings(), catalog.activeCount, dim)).adId).toBe(id);
     }
   });
 

@@ -270,3 +270,14 @@ describe('UserStateStore', () => {
     expect(again.events).toBe(0);
   });
 });
+
+describe('applyEvent into one modality block', () => {
+  it('decays every block but adds only into its own', () => {
+    const s = newInterest(6);
+    applyEvent(s, new Float32Array([1, 1, 1, 1, 1, 1]), 0, 1, T0, H);
+    applyEvent(s, new Float32Array([4, 8]), 0, 1, T0 + H, H, 2, 2);
+    // One half-life later the first event counts half everywhere; the second lands in [2, 4) only.
+    expect([...s.vector]).toEqual([0.5, 0.5, 4.5, 8.5, 0.5, 0.5]);
+    expect(s.asOf).toBe(T0 + H);
+  });
+});

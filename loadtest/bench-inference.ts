@@ -1,0 +1,180 @@
+/**
+ * Inference benchmark: each model at batch 1 and through the micro-batcher, under the same
+ * saturating load (many concurrent single-item requests), in one run, on worker threads as in
+ * production. Also image decode/s (sharp) apart from encode/s (the CNN), and the event-loop delay
+ * while the workers are saturated. Prints a table, then one JSON line.
+ *
+ *   npm run bench:inference [-- --seconds 3 --providers cpu --ads 10000 --workers N]
+ */
+import { mkdtempSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../src/config/load-config.js';
+import { CATEGORIES, productImage, reviewText, seededRandom } from '../src/devtools/synthetic.js';
+import { decodeRgb, rgbToTensor } from '../src/features/image-decoder.js';
+import { InferenceEngine } from '../src/inference/engine/inference-engine.js';
+import type { InferenceReporter, ModelSpec, TensorData } from '../src/inference/engine/types.js';
+import { prepareModels } from '../src/inference/model-setup.js';
+import { bucketOf } from '../src/inference/models/click-encoder.js';
+import { textToTokenIds } from '../src/inference/models/text-encoder.js';
+import { createLogger } from '../src/log.js';
+import { gaussian } from '../src/util/random.js';
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '3' },
+    providers: { type: 'string', default: process.env.EXECUTION_PROVIDERS ?? 'cpu' },
+    ads: { type: 'string', default: '10000' },
+    workers: { type: 'string', default: String(availableParallelism()) },
+    'max-batch': { type: 'string', default: '256' },
+    'in-flight': { type: 'string', default: '1024' },
+    'model-dir': { type: 'string' },
+  },
+});
+const SECONDS = Number(args.seconds);
+const ADS = Number(args.ads);
+const WORKERS = Number(args.workers);
+const MAX_BATCH = Number(args['max-batch']);
+const IN_FLIGHT = Number(args['in-flight']);
+const DELAY_MS = 2;
+
+const config = loadConfig({
+  env: {},
+  overrides: { modelDir: args['model-dir'] ?? mkdtempSync(join(tmpdir(), 'adstream-bench-')), executionProviders: args.providers!.split(','), maxBatchSize: MAX_BATCH, maxQueueDelayMs: DELAY_MS },
+});
+const logger = createLogger('warn');
+const models = await prepareModels(config);
+const rand = seededRandom(1);
+const normal = gaussian(rand);
+
+/** One item's inputs for each model, drawn once and reused (the benchmark measures inference). */
+async function sampleInputs(): Promise<Record<string, Record<string, TensorData>>> {
+  const { image, text, click } = models.encoders;
+  const img = await productImage(CATEGORIES[0]!, rand, 256, 'jpeg');
+  const pixels = new Float32Array(3 * image.prep.size * image.prep.size);
+  rgbToTensor(await decodeRgb(img, image.prep.size, 1e8), image.prep, pixels, 0);
+  const ids = new BigInt64Array(text.maxTokens);
+  textToTokenIds(reviewText(CATEGORIES[1]!, rand, false), text.vocabSize, text.maxTokens, ids, 0);
+  const users = Float32Array.from({ length: models.encoders.image.dim + text.dim + click.dim }, normal);
+  return {
+    image: { [image.input]: pixels },
+    text: { [text.input]: ids },
+    click: { [click.itemInput]: BigInt64Array.of(bucketOf('item-1', click.itemBuckets, click.itemSeed)), [click.categoryInput]: BigInt64Array.of(bucketOf('shoes', click.categoryBuckets, click.categorySeed)) },
+    scorer: { users },
+  };
+}
+
+interface Phase {
+  itemsPerS: number;
+  meanBatch: number;
+  queueWaitP99Ms: number;
+  computeP99Ms: number;
+  loopDelayP99Ms: number;
+}
+
+function percentile(xs: number[], q: number): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
+}
+
+/** Saturates one model with IN_FLIGHT concurrent single-item requests for SECONDS. */
+async function phase(maxBatchSize: number, model: string, inputs: Record<string, TensorData>): Promise<Phase> {
+  const waits: number[] = [];
+  const computes: number[] = [];
+  let batches = 0;
+  let items = 0;
+  const reporter: InferenceReporter = {
+    batch: (_m, e) => {
+      batches++;
+      items += e.batchSize;
+      computes.push(e.computeMs);
+      for (const w of e.queueWaitMs) waits.push(w);
+    },
+    queueDepth: () => undefined,
+    rejected: () => undefined,
+    provider: () => undefined,
+  };
+  const specs: ModelSpec[] = models.specs.map((s) => ({ ...s, batcher: { maxBatchSize, maxQueueDelayMs: DELAY_MS, maxQueueItems: IN_FLIGHT * 2 } }));
+  const engine = await InferenceEngine.start({ models: specs.filter((s) => s.name === model), workers: WORKERS, executionProviders: [...config.executionProviders], intraOpNumThreads: 1, logger, reporter });
+  try {
+    if (model === 'scorer') {
+      const dim = models.encoders.image.dim + models.encoders.text.dim + models.encoders.click.dim;
+      await engine.setResident('scorer', 'ads', Float32Array.from({ length: ADS * dim }, normal), [ADS, dim]);
+      await engine.setResident('scorer', 'k', BigInt64Array.of(BigInt(config.topK)), [1]);
+    }
+    // Warm-up, then measure.
+    await Promise.all(Array.from({ length: 64 }, () => engine.infer(model, { items: 1, inputs })));
+    waits.length = 0;
+    computes.length = 0;
+    batches = 0;
+    items = 0;
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    loop.enable();
+    const end = performance.now() + SECONDS * 1000;
+    const t0 = performance.now();
+    const worker = async (): Promise<void> => {
+      while (performance.now() < end) await engine.infer(model, { items: 1, inputs });
+    };
+    await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+    const elapsed = (performance.now() - t0) / 1000;
+    loop.disable();
+    return {
+      itemsPerS: items / elapsed,
+      meanBatch: items / Math.max(1, batches),
+      queueWaitP99Ms: percentile(waits, 0.99),
+      computeP99Ms: percentile(computes, 0.99),
+      loopDelayP99Ms: loop.percentile(99) / 1e6,
+    };
+  } finally {
+    await engine.close();
+  }
+}
+
+/** sharp decode + resize of 512x512 JPEGs with a few in flight: the image path's other half. */
+async function decodeRate(): Promise<number> {
+  const jpegs = await Promise.all(CATEGORIES.map((c) => productImage(c, rand, 512, 'jpeg')));
+  const size = models.encoders.image.prep.size;
+  let n = 0;
+  const end = performance.now() + SECONDS * 1000;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: 8 }, async (_, i) => {
+      while (performance.now() < end) {
+        await decodeRgb(jpegs[(n + i) % jpegs.length]!, size, 1e8);
+        n++;
+      }
+    }),
+  );
+  return n / ((performance.now() - t0) / 1000);
+}
+
+const sample = await sampleInputs();
+const results: Record<string, unknown> = {};
+const rows: string[] = [];
+for (const model of ['image', 'text', 'click', 'scorer']) {
+  const single = await phase(1, model, sample[model]!);
+  const batched = await phase(MAX_BATCH, model, sample[model]!);
+  const ratio = batched.itemsPerS / single.itemsPerS;
+  results[model] = {
+    batch1_items_per_s: Math.round(single.itemsPerS),
+    batched_items_per_s: Math.round(batched.itemsPerS),
+    ratio: Number(ratio.toFixed(2)),
+    mean_batch: Number(batched.meanBatch.toFixed(1)),
+    queue_wait_p99_ms: Number(batched.queueWaitP99Ms.toFixed(2)),
+    compute_p99_ms: Number(batched.computeP99Ms.toFixed(2)),
+    event_loop_delay_p99_ms: Number(batched.loopDelayP99Ms.toFixed(2)),
+  };
+  rows.push(
+    `${model.padEnd(8)} ${String(Math.round(single.itemsPerS)).padStart(10)} ${String(Math.round(batched.itemsPerS)).padStart(12)} ${ratio.toFixed(1).padStart(7)}x ${batched.meanBatch.toFixed(1).padStart(8)} ${batched.queueWaitP99Ms.toFixed(2).padStart(10)} ${batched.computeP99Ms.toFixed(2).padStart(10)} ${batched.loopDelayP99Ms.toFixed(2).padStart(9)}`,
+  );
+}
+const decodePerS = await decodeRate();
+const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`;
+console.log(`inference benchmark: ${WORKERS} worker(s), providers ${config.executionProviders.join(',')}, max batch ${MAX_BATCH}, max queue delay ${DELAY_MS} ms, ${IN_FLIGHT} single-item requests in flight, scorer over ${ADS} ads; ${machine}`);
+console.log('model     batch-1/s   batched/s    ratio mean-bat  qwait p99  comp p99  loop p99 (ms)');
+for (const r of rows) console.log(r);
+console.log(`image decode (sharp, 512x512 JPEG -> ${models.encoders.image.prep.size}x${models.encoders.image.prep.size}): ${Math.round(decodePerS)}/s; image encode (CNN, batched): ${(results.image as { batched_items_per_s: number }).batched_items_per_s}/s`);
+console.log(JSON.stringify({ machine, workers: WORKERS, providers: config.executionProviders, max_batch: MAX_BATCH, max_queue_delay_ms: DELAY_MS, ads: ADS, models: results, image_decode_per_s: Math.round(decodePerS) }));

@@ -1,0 +1,49 @@
+import { LRUCache } from 'lru-cache';
+
+/** Counts hits and misses per cache; the metrics module supplies one. */
+export interface CacheReporter {
+  lookup(cache: string, hit: boolean): void;
+  size(cache: string, entries: number, bytes: number): void;
+}
+
+/** Rough per-entry overhead of the LRU's bookkeeping and the key, so the byte bound is honest. */
+const ENTRY_OVERHEAD_BYTES = 96;
+
+/**
+ * Embeddings by key (image id, item, ad), bounded by bytes rather than entries: embedding sizes
+ * differ per model, and memory is what an operator budgets.
+ */
+export class EmbeddingCache {
+  private readonly lru: LRUCache<string, Float32Array>;
+
+  constructor(
+    readonly name: string,
+    maxBytes: number,
+    private readonly reporter?: CacheReporter,
+  ) {
+    this.lru = new LRUCache<string, Float32Array>({
+      maxSize: Math.max(1, maxBytes),
+      sizeCalculation: (v, k) => v.byteLength + 2 * k.length + ENTRY_OVERHEAD_BYTES,
+    });
+  }
+
+  get(key: string): Float32Array | undefined {
+    const v = this.lru.get(key);
+    this.reporter?.lookup(this.name, v !== undefined);
+    return v;
+  }
+
+  /** Stores a copy, so the caller's (batch output) buffer can be released. */
+  set(key: string, embedding: Float32Array): void {
+    this.lru.set(key, embedding.slice());
+    this.reporter?.size(this.name, this.lru.size, this.lru.calculatedSize);
+  }
+
+  get entries(): number {
+    return this.lru.size;
+  }
+
+  get bytes(): number {
+    return this.lru.calculatedSize;
+  }
+}

@@ -1,0 +1,239 @@
+import { RejectedRecordError } from '../errors.js';
+import type { InferenceRequest, InferenceResult } from '../inference/engine/types.js';
+import { bucketOf } from '../inference/models/click-encoder.js';
+import { textToTokenIds } from '../inference/models/text-encoder.js';
+import type { Ad, ImageSource, UserEvent } from '../ingest/events.js';
+import type { EmbeddingCache } from './embedding-cache.js';
+import { decodeRgb, rgbToTensor, type ImagePreprocessing } from './image-decoder.js';
+
+export type Modality = 'image' | 'text' | 'click';
+export const MODALITIES: readonly Modality[] = ['image', 'text', 'click'];
+export const MODALITY_INDEX: Readonly<Record<Modality, number>> = { image: 0, text: 1, click: 2 };
+
+/** What runs the encoders: the worker-thread engine in production. */
+export interface Inference {
+  infer(model: string, request: InferenceRequest): Promise<InferenceResult>;
+}
+
+/** Each encoder: the engine's model name, its tensor names, embedding size and preprocessing. */
+export interface EncoderSettings {
+  readonly image: { readonly model: string; readonly input: string; readonly output: string; readonly dim: number; readonly prep: ImagePreprocessing };
+  readonly text: { readonly model: string; readonly input: string; readonly output: string; readonly dim: number; readonly vocabSize: number; readonly maxTokens: number };
+  readonly click: { readonly model: string; readonly itemInput: string; readonly categoryInput: string; readonly output: string; readonly dim: number; readonly itemBuckets: number; readonly categoryBuckets: number; readonly itemSeed: number; readonly categorySeed: number };
+}
+
+export interface EmbedderCaches {
+  /** By image id: a product image is decoded and encoded once. */
+  readonly image: EmbeddingCache;
+  /** By item and category: what a click on that item adds. */
+  readonly item: EmbeddingCache;
+}
+
+/** One chunk's events, embedded: a packed block of rows per modality. */
+export interface EmbeddedEvents {
+  /** Per event, its modality's index (MODALITY_INDEX); rows of failed events are not filled. */
+  readonly modality: Uint8Array;
+  /** Per event, its row in blocks[modality]. */
+  readonly row: Int32Array;
+  readonly blocks: readonly [Float32Array, Float32Array, Float32Array];
+  /** Events that could not be embedded (unreadable image, text without usable words), by index. */
+  readonly failures: ReadonlyMap<number, RejectedRecordError>;
+}
+
+/**
+ * Turns events and ads into per-modality embeddings: caches first, then one engine request per
+ * modality for the misses, so the micro-batcher can merge them with other chunks' requests.
+ */
+export class MultimodalEmbedder {
+  readonly dims: readonly [number, number, number];
+  /** Offsets of the modality blocks in a concatenated vector: [image | text | click]. */
+  readonly offsets: readonly [number, number, number];
+  readonly totalDim: number;
+
+  constructor(
+    private readonly engine: Inference,
+    readonly settings: EncoderSettings,
+    private readonly caches: EmbedderCaches,
+    private readonly imageMaxPixels: number,
+  ) {
+    this.dims = [settings.image.dim, settings.text.dim, settings.click.dim];
+    this.offsets = [0, this.dims[0], this.dims[0] + this.dims[1]];
+    this.totalDim = this.dims[0] + this.dims[1] + this.dims[2];
+  }
+
+  async embedEvents(events: readonly UserEvent[]): Promise<EmbeddedEvents> {
+    const n = events.length;
+    const modality = new Uint8Array(n);
+    const row = new Int32Array(n);
+    const counts = [0, 0, 0];
+    for (let i = 0; i < n; i++) {
+      const m = MODALITY_INDEX[modalityOf(events[i]!)];
+      modality[i] = m;
+      row[i] = counts[m]!++;
+    }
+    const blocks: [Float32Array, Float32Array, Float32Array] = [
+      new Float32Array(counts[0]! * this.dims[0]),
+      new Float32Array(counts[1]! * this.dims[1]),
+      new Float32Array(counts[2]! * this.dims[2]),
+    ];
+    const failures = new Map<number, RejectedRecordError>();
+    const of = (m: number) => events.map((e, i) => [e, i] as const).filter(([, i]) => modality[i] === m);
+
+    await Promise.all([
+      this.embedImages(
+        of(0).map(([e, i]) => ({ key: (e as Extract<UserEvent, { kind: 'image' }>).imageId, source: (e as Extract<UserEvent, { kind: 'image' }>).image, index: i })),
+        blocks[0], row, failures,
+      ),
+      this.embedTexts(of(1).map(([e, i]) => ({ text: (e as Extract<UserEvent, { kind: 'review' }>).text, index: i })), blocks[1], row, failures),
+      this.embedClicks(of(2).map(([e, i]) => ({ itemId: e.itemId, categoryId: (e as Extract<UserEvent, { kind: 'click' }>).categoryId, index: i })), blocks[2], row, failures),
+    ]);
+    return { modality, row, blocks, failures };
+  }
+
+  /**
+   * Ads in the same space: [creative image | title and description | category], each block
+   * unit-norm (zero when the ad has no usable image or text), then the whole vector unit-norm.
+   * Returns ads.length * totalDim values.
+   */
+  async embedAds(ads: readonly Ad[]): Promise<Float32Array> {
+    const n = ads.length;
+    const out = new Float32Array(n * this.totalDim);
+    const img = new Float32Array(n * this.dims[0]);
+    const txt = new Float32Array(n * this.dims[1]);
+    const clk = new Float32Array(n * this.dims[2]);
+    const identity = Int32Array.from({ length: n }, (_, i) => i);
+    const ignored = new Map<number, RejectedRecordError>();
+    const withImage = ads.flatMap((ad, i) => (ad.image ? [{ key: `ad:${ad.adId}:${ad.updatedAt}`, source: ad.image, index: i }] : []));
+    await Promise.all([
+      // A creative or text that cannot be used leaves that block zero: the ad still scores on the rest.
+      this.embedImages(withImage, img, identity, ignored, false),
+      this.embedTexts(ads.map((ad, i) => ({ text: ad.description ? `${ad.title}\n${ad.description}` : ad.title, index: i })), txt, identity, ignored),
+      this.embedClicks(ads.map((ad, i) => ({ itemId: null, categoryId: ad.categoryId, index: i })), clk, identity, ignored, false),
+    ]);
+    const [d0, d1, d2] = this.dims;
+    for (let i = 0; i < n; i++) {
+      const o = i * this.totalDim;
+      out.set(img.subarray(i * d0, (i + 1) * d0), o);
+      out.set(txt.subarray(i * d1, (i + 1) * d1), o + this.offsets[1]);
+      out.set(clk.subarray(i * d2, (i + 1) * d2), o + this.offsets[2]);
+      // Unit-norm as a whole too, so a score is a cosine in [-1, 1] whatever blocks the ad has.
+      let norm = 0;
+      for (let j = 0; j < this.totalDim; j++) norm += out[o + j]! * out[o + j]!;
+      if (norm > 0) {
+        const inv = 1 / Math.sqrt(norm);
+        for (let j = 0; j < this.totalDim; j++) out[o + j]! *= inv;
+      }
+    }
+    return out;
+  }
+
+  private async embedImages(
+    items: readonly { key: string; source: ImageSource; index: number }[],
+    block: Float32Array,
+    row: Int32Array,
+    failures: Map<number, RejectedRecordError>,
+    useCache = true,
+  ): Promise<void> {
+    if (items.length === 0) return;
+    const { dim, prep, model, input, output } = this.settings.image;
+    const pending = this.fromCache(useCache ? this.caches.image : undefined, items, dim, block, row);
+    if (pending.size === 0) return;
+    // Decode every distinct image concurrently (sharp works on libuv's pool), then one request.
+    const keys = [...pending.keys()];
+    const decoded = await Promise.allSettled(keys.map((k) => loadImage(pending.get(k)![0]!.source, prep.size, this.imageMaxPixels)));
+    const ok: number[] = [];
+    decoded.forEach((d, j) => {
+      if (d.status === 'fulfilled') ok.push(j);
+      else for (const it of pending.get(keys[j]!)!) failures.set(it.index, asRejection(d.reason));
+    });
+    if (ok.length === 0) return;
+    const per = 3 * prep.size * prep.size;
+    const pixels = new Float32Array(ok.length * per);
+    ok.forEach((j, r) => rgbToTensor((decoded[j] as PromiseFulfilledResult<Buffer>).value, prep, pixels, r * per));
+    const res = await this.engine.infer(model, { items: ok.length, inputs: { [input]: pixels } });
+    const emb = res.outputs[output] as Float32Array;
+    ok.forEach((j, r) => {
+      const v = emb.subarray(r * dim, (r + 1) * dim);
+      if (useCache) this.caches.image.set(keys[j]!, v);
+      for (const it of pending.get(keys[j]!)!) block.set(v, row[it.index]! * dim);
+    });
+  }
+
+  private async embedTexts(items: readonly { text: string; index: number }[], block: Float32Array, row: Int32Array, failures: Map<number, RejectedRecordError>): Promise<void> {
+    if (items.length === 0) return;
+    const { dim, model, input, output, vocabSize, maxTokens } = this.settings.text;
+    const ids = new BigInt64Array(items.length * maxTokens);
+    const usable: number[] = [];
+    items.forEach((it, j) => {
+      if (textToTokenIds(it.text, vocabSize, maxTokens, ids, usable.length * maxTokens) > 0) usable.push(j);
+      else failures.set(it.index, new RejectedRecordError('INVALID_FIELD', 'text has no words or characters the text encoder can use'));
+    });
+    if (usable.length === 0) return;
+    const res = await this.engine.infer(model, { items: usable.length, inputs: { [input]: ids.subarray(0, usable.length * maxTokens) } });
+    const emb = res.outputs[output] as Float32Array;
+    usable.forEach((j, r) => block.set(emb.subarray(r * dim, (r + 1) * dim), row[items[j]!.index]! * dim));
+  }
+
+  private async embedClicks(
+    items: readonly { itemId: string | null; categoryId: string; index: number }[],
+    block: Float32Array,
+    row: Int32Array,
+    failures: Map<number, RejectedRecordError>,
+    useCache = true,
+  ): Promise<void> {
+    if (items.length === 0) return;
+    void failures; // ids always embed: any string hashes to a bucket
+    const { dim, model, itemInput, categoryInput, output, itemBuckets, categoryBuckets, itemSeed, categorySeed } = this.settings.click;
+    const keyed = items.map((it) => ({ ...it, key: `${it.itemId ?? ''}\u0000${it.categoryId}` }));
+    const pending = this.fromCache(useCache ? this.caches.item : undefined, keyed, dim, block, row);
+    if (pending.size === 0) return;
+    const keys = [...pending.keys()];
+    const itemIds = new BigInt64Array(keys.length);
+    const categoryIds = new BigInt64Array(keys.length);
+    keys.forEach((k, r) => {
+      const first = pending.get(k)![0]!;
+      itemIds[r] = first.itemId === null ? 0n : bucketOf(first.itemId, itemBuckets, itemSeed);
+      categoryIds[r] = bucketOf(first.categoryId, categoryBuckets, categorySeed);
+    });
+    const res = await this.engine.infer(model, { items: keys.length, inputs: { [itemInput]: itemIds, [categoryInput]: categoryIds } });
+    const emb = res.outputs[output] as Float32Array;
+    keys.forEach((k, r) => {
+      const v = emb.subarray(r * dim, (r + 1) * dim);
+      if (useCache) this.caches.item.set(k, v);
+      for (const it of pending.get(k)!) block.set(v, row[it.index]! * dim);
+    });
+  }
+
+  /** Fills rows found in the cache; returns the rest grouped by key (each key encoded once). */
+  private fromCache<T extends { key: string; index: number }>(cache: EmbeddingCache | undefined, items: readonly T[], dim: number, block: Float32Array, row: Int32Array): Map<string, T[]> {
+    const pending = new Map<string, T[]>();
+    for (const it of items) {
+      const group = pending.get(it.key);
+      if (group) {
+        group.push(it);
+        continue;
+      }
+      const hit = cache?.get(it.key);
+      if (hit) block.set(hit, row[it.index]! * dim);
+      else pending.set(it.key, [it]);
+    }
+    return pending;
+  }
+}
+
+function modalityOf(e: UserEvent): Modality {
+  return e.kind === 'image' ? 'image' : e.kind === 'review' ? 'text' : 'click';
+}
+
+async function loadImage(source: ImageSource, size: number, maxPixels: number): Promise<Buffer> {
+  if (source.kind === 'reference') {
+    // Fetching by reference needs an allow-list of origins/roots to be safe (no SSRF); none is
+    // configurable yet, so references are refused rather than fetched blindly.
+    throw new RejectedRecordError('IMAGE_UNREADABLE', `image reference ${source.uri.slice(0, 200)} not fetched: no allowed image origins are configured`);
+  }
+  return decodeRgb(source.data, size, maxPixels);
+}
+
+function asRejection(err: unknown): RejectedRecordError {
+  return err instanceof RejectedRecordError ? err : new RejectedRecordError('IMAGE_UNREADABLE', String((err as Error)?.message ?? err));
+}

@@ -1,0 +1,238 @@
+/**
+ * Worker-thread entry: owns one ONNX Runtime session per model and runs batches on them.
+ * session.run() blocks the thread that calls it, so it runs here and never on the event loop that
+ * consumes Kafka. Batches arrive and leave as transferred ArrayBuffers; nothing here throws out of a
+ * message handler: a failing run becomes that batch's 'failed' answer and the worker keeps serving.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import ort from 'onnxruntime-node';
+import type { ModelSpec, TensorSpec, TensorType } from './types.js';
+
+// ---- protocol (type-only imports of it are erased, so the pool never loads this file) ----
+
+export interface WorkerInit {
+  readonly models: readonly ModelSpec[];
+  /** Tried in order per model; the first whose session can be created (and warmed) wins. */
+  readonly executionProviders: readonly string[];
+  readonly intraOpNumThreads: number;
+}
+
+export interface ProviderFailure {
+  readonly provider: string;
+  readonly reason: string;
+}
+
+export interface ModelReady {
+  readonly provider: string;
+  readonly failures: readonly ProviderFailure[];
+}
+
+export type ToWorker =
+  /** `inputs` in the order of spec.inputs, each exactly items * product(itemShape) values. */
+  | { readonly type: 'run'; readonly id: number; readonly model: string; readonly items: number; readonly inputs: ArrayBuffer[] }
+  | { readonly type: 'setResident'; readonly id: number; readonly model: string; readonly name: string; readonly buffer: ArrayBuffer; readonly dims: number[] }
+  | { readonly type: 'close' };
+
+export type FromWorker =
+  | { readonly type: 'ready'; readonly models: Record<string, ModelReady> }
+  | { readonly type: 'initFailed'; readonly message: string }
+  /** `outputs` in the order of spec.outputs. `copiedOutputs` counts outputs that could not be transferred as is. */
+  | { readonly type: 'result'; readonly id: number; readonly outputs: { buffer: ArrayBuffer; dims: number[] }[]; readonly computeMs: number; readonly copiedOutputs: number }
+  | { readonly type: 'failed'; readonly id: number; readonly message: string }
+  | { readonly type: 'ack'; readonly id: number };
+
+// ---- worker state ----
+
+interface LoadedModel {
+  readonly spec: ModelSpec;
+  readonly session: ort.InferenceSession;
+  readonly outputNames: readonly string[];
+  readonly residents: Map<string, ort.Tensor>;
+  /** Set once a zero batch has run, i.e. the session has allocated and is known to execute. */
+  warmed: boolean;
+}
+
+const port = parentPort;
+if (!port) throw new Error('inference-worker must run in a worker thread');
+const models = new Map<string, LoadedModel>();
+
+function post(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
+  port!.postMessage(msg, transfer);
+}
+
+/** ORT's messages end with a newline; keep log fields and error messages on one line. */
+function message(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).trim();
+}
+
+function rowLength(t: TensorSpec): number {
+  let n = 1;
+  for (const d of t.itemShape) n *= d;
+  return n;
+}
+
+/** A typed array over `buffer` (no copy): what ort.Tensor wants for the type. */
+function view(type: TensorType, buffer: ArrayBuffer): Float32Array | BigInt64Array {
+  return type === 'float32' ? new Float32Array(buffer) : new BigInt64Array(buffer);
+}
+
+function zeros(type: TensorType, length: number): Float32Array | BigInt64Array {
+  return type === 'float32' ? new Float32Array(length) : new BigInt64Array(length);
+}
+
+/** Every resident input has been set (true for models without any). */
+function residentsComplete(m: LoadedModel): boolean {
+  return (m.spec.residentInputs ?? []).every((r) => m.residents.has(r.name));
+}
+
+function feeds(m: LoadedModel, items: number, inputs: readonly (Float32Array | BigInt64Array)[]): Record<string, ort.Tensor> {
+  const f: Record<string, ort.Tensor> = {};
+  m.spec.inputs.forEach((t, i) => {
+    f[t.name] = new ort.Tensor(t.type, inputs[i]!, [items, ...t.itemShape]);
+  });
+  for (const [name, tensor] of m.residents) f[name] = tensor;
+  return f;
+}
+
+/** One run on a single all-zero item: allocates the session's buffers before real traffic, and proves the provider executes. */
+async function warmUp(m: LoadedModel): Promise<void> {
+  await m.session.run(feeds(m, 1, m.spec.inputs.map((t) => zeros(t.type, rowLength(t)))), m.outputNames as string[]);
+  m.warmed = true;
+}
+
+/** The spec must name what the graph has; a typo would otherwise fail every batch at run time. */
+function checkNames(spec: ModelSpec, session: ort.InferenceSession): void {
+  const missingIn = [...spec.inputs.map((t) => t.name), ...(spec.residentInputs ?? []).map((r) => r.name)].filter((n) => !session.inputNames.includes(n));
+  const missingOut = spec.outputs.map((t) => t.name).filter((n) => !session.outputNames.includes(n));
+  if (missingIn.length > 0 || missingOut.length > 0) {
+    throw new Error(`model ${spec.name}: graph has inputs [${session.inputNames}] and outputs [${session.outputNames}], spec names missing inputs [${missingIn}] outputs [${missingOut}]`);
+  }
+}
+
+/**
+ * Tries the providers one at a time: onnxruntime-node throws at session creation when a provider
+ * cannot start (CUDA libraries missing, no WebGPU adapter), even when 'cpu' follows it in the same
+ * list, so a list would not fall back by itself. Failures are kept to be reported once by the engine.
+ */
+async function load(spec: ModelSpec, init: WorkerInit): Promise<{ model: LoadedModel; ready: ModelReady }> {
+  const failures: ProviderFailure[] = [];
+  for (const provider of init.executionProviders) {
+    let session: ort.InferenceSession | undefined;
+    try {
+      session = await ort.InferenceSession.create(spec.path, {
+        executionProviders: [provider],
+        intraOpNumThreads: init.intraOpNumThreads,
+        // Parallelism comes from the worker pool; one graph branch at a time per worker.
+        interOpNumThreads: 1,
+        graphOptimizationLevel: 'all',
+      });
+      checkNames(spec, session);
+      const model: LoadedModel = { spec, session, outputNames: spec.outputs.map((t) => t.name), residents: new Map(), warmed: false };
+      // A provider may create a session yet fail to execute; warming up here lets the next one take over.
+      if (residentsComplete(model)) await warmUp(model);
+      return { model, ready: { provider, failures } };
+    } catch (err) {
+      failures.push({ provider, reason: message(err) });
+      await session?.release().catch(() => undefined);
+    }
+  }
+  throw new Error(`model ${spec.name}: no execution provider could run it: ${failures.map((f) => `${f.provider}: ${f.reason}`).join('; ')}`);
+}
+
+async function run(msg: Extract<ToWorker, { type: 'run' }>): Promise<void> {
+  const m = models.get(msg.model);
+  if (!m) throw new Error(`unknown model ${msg.model}`);
+  const missing = (m.spec.residentInputs ?? []).filter((r) => !m.residents.has(r.name)).map((r) => r.name);
+  if (missing.length > 0) throw new Error(`model ${msg.model}: resident inputs not set: ${missing.join(', ')}`);
+
+  // Tensors over the received buffers: ORT reads them in place.
+  const inputs = m.spec.inputs.map((t, i) => view(t.type, msg.inputs[i]!));
+  const started = performance.now();
+  const out = await m.session.run(feeds(m, msg.items, inputs), m.outputNames as string[]);
+  const computeMs = performance.now() - started;
+
+  const outputs: { buffer: ArrayBuffer; dims: number[] }[] = [];
+  const transfer: ArrayBuffer[] = [];
+  let copiedOutputs = 0;
+  for (const t of m.spec.outputs) {
+    const tensor = out[t.name]!;
+    if (tensor.type !== t.type) throw new Error(`model ${msg.model}: output ${t.name} is ${tensor.type}, spec says ${t.type}`);
+    const data = tensor.data as Float32Array | BigInt64Array;
+    // Checked with onnxruntime-node 1.30 on CPU: each output arrives in its own plain ArrayBuffer
+    // (byteOffset 0, exact length) that ORT no longer references, so it is transferred as is. The
+    // copy is for any other case (a view into a larger or shared buffer), which a transfer would
+    // either reject or hand over whole.
+    let buffer: ArrayBuffer;
+    if (data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !transfer.includes(data.buffer)) {
+      buffer = data.buffer;
+    } else {
+      buffer = data.slice().buffer as ArrayBuffer;
+      copiedOutputs++;
+    }
+    transfer.push(buffer);
+    outputs.push({ buffer, dims: [...tensor.dims] });
+  }
+  post({ type: 'result', id: msg.id, outputs, computeMs, copiedOutputs }, transfer);
+}
+
+async function setResident(msg: Extract<ToWorker, { type: 'setResident' }>): Promise<void> {
+  const m = models.get(msg.model);
+  if (!m) throw new Error(`unknown model ${msg.model}`);
+  const r = (m.spec.residentInputs ?? []).find((x) => x.name === msg.name);
+  if (!r) throw new Error(`model ${msg.model} has no resident input ${msg.name}`);
+  m.residents.set(msg.name, new ort.Tensor(r.type, view(r.type, msg.buffer), msg.dims));
+  // The first time all residents are there, warm up. A failure is reported to the caller but the
+  // tensor stays: residents can depend on each other (a matrix and its top-k), so the next one set
+  // may make them fit, and the warm-up is tried again then. Later replacements are not re-run here
+  // for the same reason: they arrive one at a time.
+  if (!m.warmed && residentsComplete(m)) {
+    try {
+      await warmUp(m);
+    } catch (err) {
+      throw new Error(`warm-up with the resident inputs set so far failed: ${message(err)}`);
+    }
+  }
+}
+
+async function close(): Promise<void> {
+  for (const m of models.values()) await m.session.release().catch(() => undefined);
+  models.clear();
+  port!.close();
+}
+
+async function start(init: WorkerInit): Promise<void> {
+  const ready: Record<string, ModelReady> = {};
+  try {
+    for (const spec of init.models) {
+      const loaded = await load(spec, init);
+      models.set(spec.name, loaded.model);
+      ready[spec.name] = loaded.ready;
+    }
+  } catch (err) {
+    post({ type: 'initFailed', message: message(err) });
+    return;
+  }
+  post({ type: 'ready', models: ready });
+}
+
+// Messages are handled as they come; the pool sends at most one 'run' at a time per worker, and a
+// 'setResident' arriving during a run only swaps the tensor the next run will use.
+port.on('message', (msg: ToWorker) => {
+  switch (msg.type) {
+    case 'run':
+      run(msg).catch((err: unknown) => post({ type: 'failed', id: msg.id, message: message(err) }));
+      break;
+    case 'setResident':
+      setResident(msg).then(
+        () => post({ type: 'ack', id: msg.id }),
+        (err: unknown) => post({ type: 'failed', id: msg.id, message: message(err) }),
+      );
+      break;
+    case 'close':
+      void close();
+      break;
+  }
+});
+
+void start(workerData as WorkerInit);
