@@ -39,6 +39,7 @@ const WORKERS = Number(args.workers);
 const MAX_BATCH = Number(args['max-batch']);
 const IN_FLIGHT = Number(args['in-flight']);
 const DELAY_MS = 2;
+const CHUNK_ITEMS = 32;
 
 const config = loadConfig({
   env: {},
@@ -80,8 +81,24 @@ function percentile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
 }
 
-/** Saturates one model with IN_FLIGHT concurrent single-item requests for SECONDS. */
-async function phase(maxBatchSize: number, model: string, inputs: Record<string, TensorData>): Promise<Phase> {
+/** Repeats one item's inputs `n` times: a request of n items, as the processor sends per chunk. */
+function repeated(inputs: Record<string, TensorData>, n: number): Record<string, TensorData> {
+  return Object.fromEntries(
+    Object.entries(inputs).map(([k, v]) => {
+      const out = v instanceof Float32Array ? new Float32Array(v.length * n) : new BigInt64Array(v.length * n);
+      for (let i = 0; i < n; i++) out.set(v as never, i * v.length);
+      return [k, out];
+    }),
+  );
+}
+
+/**
+ * Saturates one model for SECONDS with concurrent requests of `itemsPerRequest` items, enough of
+ * them in flight to keep every worker busy.
+ */
+async function phase(maxBatchSize: number, model: string, one: Record<string, TensorData>, itemsPerRequest = 1): Promise<Phase> {
+  const inputs = repeated(one, itemsPerRequest);
+  const inFlight = Math.max(8, Math.ceil(IN_FLIGHT / itemsPerRequest));
   const waits: number[] = [];
   const computes: number[] = [];
   let batches = 0;
@@ -97,7 +114,7 @@ async function phase(maxBatchSize: number, model: string, inputs: Record<string,
     rejected: () => undefined,
     provider: () => undefined,
   };
-  const specs: ModelSpec[] = models.specs.map((s) => ({ ...s, batcher: { maxBatchSize, maxQueueDelayMs: DELAY_MS, maxQueueItems: IN_FLIGHT * 2 } }));
+  const specs: ModelSpec[] = models.specs.map((s) => ({ ...s, batcher: { maxBatchSize, maxQueueDelayMs: DELAY_MS, maxQueueItems: Math.max(IN_FLIGHT, itemsPerRequest * 8) * 2 } }));
   const engine = await InferenceEngine.start({ models: specs.filter((s) => s.name === model), workers: WORKERS, executionProviders: [...config.executionProviders], intraOpNumThreads: 1, logger, reporter });
   try {
     if (model === 'scorer') {
@@ -106,7 +123,7 @@ async function phase(maxBatchSize: number, model: string, inputs: Record<string,
       await engine.setResident('scorer', 'k', BigInt64Array.of(BigInt(config.topK)), [1]);
     }
     // Warm-up, then measure.
-    await Promise.all(Array.from({ length: 64 }, () => engine.infer(model, { items: 1, inputs })));
+    await Promise.all(Array.from({ length: 64 }, () => engine.infer(model, { items: itemsPerRequest, inputs })));
     waits.length = 0;
     computes.length = 0;
     batches = 0;
@@ -116,9 +133,9 @@ async function phase(maxBatchSize: number, model: string, inputs: Record<string,
     const end = performance.now() + SECONDS * 1000;
     const t0 = performance.now();
     const worker = async (): Promise<void> => {
-      while (performance.now() < end) await engine.infer(model, { items: 1, inputs });
+      while (performance.now() < end) await engine.infer(model, { items: itemsPerRequest, inputs });
     };
-    await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+    await Promise.all(Array.from({ length: inFlight }, worker));
     const elapsed = (performance.now() - t0) / 1000;
     loop.disable();
     return {
@@ -157,6 +174,8 @@ const rows: string[] = [];
 for (const model of ['image', 'text', 'click', 'scorer']) {
   const single = await phase(1, model, sample[model]!);
   const batched = await phase(MAX_BATCH, model, sample[model]!);
+  // As the processor calls it: one request per modality per chunk, many items each.
+  const chunked = await phase(MAX_BATCH, model, sample[model]!, CHUNK_ITEMS);
   const ratio = batched.itemsPerS / single.itemsPerS;
   results[model] = {
     batch1_items_per_s: Math.round(single.itemsPerS),
@@ -166,15 +185,17 @@ for (const model of ['image', 'text', 'click', 'scorer']) {
     queue_wait_p99_ms: Number(batched.queueWaitP99Ms.toFixed(2)),
     compute_p99_ms: Number(batched.computeP99Ms.toFixed(2)),
     event_loop_delay_p99_ms: Number(batched.loopDelayP99Ms.toFixed(2)),
+    chunked_items_per_s: Math.round(chunked.itemsPerS),
+    chunked_event_loop_delay_p99_ms: Number(chunked.loopDelayP99Ms.toFixed(2)),
   };
   rows.push(
-    `${model.padEnd(8)} ${String(Math.round(single.itemsPerS)).padStart(10)} ${String(Math.round(batched.itemsPerS)).padStart(12)} ${ratio.toFixed(1).padStart(7)}x ${batched.meanBatch.toFixed(1).padStart(8)} ${batched.queueWaitP99Ms.toFixed(2).padStart(10)} ${batched.computeP99Ms.toFixed(2).padStart(10)} ${batched.loopDelayP99Ms.toFixed(2).padStart(9)}`,
+    `${model.padEnd(8)} ${String(Math.round(single.itemsPerS)).padStart(10)} ${String(Math.round(batched.itemsPerS)).padStart(12)} ${ratio.toFixed(1).padStart(7)}x ${batched.meanBatch.toFixed(1).padStart(8)} ${batched.queueWaitP99Ms.toFixed(2).padStart(10)} ${batched.computeP99Ms.toFixed(2).padStart(10)} ${batched.loopDelayP99Ms.toFixed(2).padStart(9)} ${String(Math.round(chunked.itemsPerS)).padStart(11)} ${chunked.loopDelayP99Ms.toFixed(2).padStart(9)}`,
   );
 }
 const decodePerS = await decodeRate();
 const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`;
 console.log(`inference benchmark: ${WORKERS} worker(s), providers ${config.executionProviders.join(',')}, max batch ${MAX_BATCH}, max queue delay ${DELAY_MS} ms, ${IN_FLIGHT} single-item requests in flight, scorer over ${ADS} ads; ${machine}`);
-console.log('model     batch-1/s   batched/s    ratio mean-bat  qwait p99  comp p99  loop p99 (ms)');
+console.log(`model     batch-1/s   batched/s    ratio mean-bat  qwait p99  comp p99  loop p99 | ${CHUNK_ITEMS}-item req/s  loop p99 (ms)`);
 for (const r of rows) console.log(r);
 console.log(`image decode (sharp, 512x512 JPEG -> ${models.encoders.image.prep.size}x${models.encoders.image.prep.size}): ${Math.round(decodePerS)}/s; image encode (CNN, batched): ${(results.image as { batched_items_per_s: number }).batched_items_per_s}/s`);
 console.log(JSON.stringify({ machine, workers: WORKERS, providers: config.executionProviders, max_batch: MAX_BATCH, max_queue_delay_ms: DELAY_MS, ads: ADS, models: results, image_decode_per_s: Math.round(decodePerS) }));

@@ -144,6 +144,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     o.say(`unaccounted       ${result.unaccounted}`);
     o.say(`end-to-end        p50 ${result.e2e_p50_ms} ms, p99 ${result.e2e_p99_ms} ms, max ${result.e2e_max_ms} ms (event sent -> scored output received)`);
     o.say(`throughput        ${result.events_per_s} events/s accounted for`);
+    o.say(`stage means       ${await stageMeans(processor)}`);
     const sample = stats.sample;
     if (sample) o.say(`sample output     ${sample.userId}: ${sample.candidates.slice(0, 5).map((c) => `${c.adId} (${c.score.toFixed(3)})`).join(', ')}`);
     return result;
@@ -154,6 +155,20 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     await producer.disconnect().catch(() => undefined);
     await broker?.stop();
   }
+}
+
+/** Mean time per chunk in each stage, read back from the processor's own histograms. */
+async function stageMeans(p: { metrics: { stageDuration: { get(): Promise<{ values: { labels: Record<string, string | number>; value: number; metricName?: string }[] }> } } }): Promise<string> {
+  const { values } = await p.metrics.stageDuration.get();
+  const sums = new Map<string, { sum: number; count: number }>();
+  for (const v of values) {
+    const stage = String(v.labels.stage);
+    const acc = sums.get(stage) ?? { sum: 0, count: 0 };
+    if (v.metricName?.endsWith('_sum')) acc.sum = v.value;
+    if (v.metricName?.endsWith('_count')) acc.count = v.value;
+    sums.set(stage, acc);
+  }
+  return [...sums].map(([stage, { sum, count }]) => `${stage} ${count ? ((sum / count) * 1000).toFixed(2) : '-'} ms`).join(', ');
 }
 
 function push(map: Map<string, Message[]>, topic: string, m: Message): void {

@@ -49,6 +49,9 @@ export class InferenceMetrics implements InferenceReporter {
 
   provider(model: string, provider: string): void {
     this.providerInfo.set({ model, provider }, 1);
+    // Start the failure counters at zero, so rate() and alerts see a series before the first failure.
+    this.batchesFailed.inc({ model }, 0);
+    for (const code of ['QUEUE_FULL', 'DEADLINE_EXCEEDED', 'MODEL_FAILED'] as const) this.rejectedItems.inc({ model, code }, 0);
   }
 }
 
