@@ -4,6 +4,7 @@ import type { Config } from '../config/settings.js';
 import { startCore, type Core } from '../core/assemble.js';
 import { KafkaSink } from '../emit/kafka-sink.js';
 import { ConfigError, errorMessage } from '../errors.js';
+import { CoPartitionedAssigner } from '../ingest/co-partitioned-assigner.js';
 import { runCatalogSource } from '../ingest/kafka-catalog-source.js';
 import { runEventSource } from '../ingest/kafka-event-source.js';
 import type { InputRecord } from '../ingest/events.js';
@@ -70,7 +71,7 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
   await caughtUp;
   log.info('ad catalog loaded', { activeAds: core.catalog.activeCount, ms: Date.now() - t0 });
 
-  const consumer = kafka.consumer({ groupId: config.groupId, sessionTimeout: config.sessionTimeoutMs, heartbeatInterval: Math.floor(config.sessionTimeoutMs / 10), rebalanceTimeout: 60_000 });
+  const consumer = kafka.consumer({ groupId: config.groupId, partitionAssigners: [CoPartitionedAssigner], sessionTimeout: config.sessionTimeoutMs, heartbeatInterval: Math.floor(config.sessionTimeoutMs / 10), rebalanceTimeout: 60_000 });
   let assigned = false;
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
     assigned = true;
