@@ -19,6 +19,8 @@ export const ReasonCodes = {
   OVERSIZED: 'Record is larger than the configured maximum',
   /** The image could not be read, fetched, or decoded, or breaks the pixel limit. */
   IMAGE_UNREADABLE: 'Image could not be fetched or decoded',
+  /** The image reference points where the fetch policy does not allow (origin, scheme, path). */
+  IMAGE_REFUSED: 'Image reference is not allowed by the fetch policy',
   /** The record key does not match the user id in the value (breaks per-user partitioning). */
   KEY_MISMATCH: 'Record key differs from the userId in the value',
   /** An unexpected error while handling this one record; logged with its stack. Never a crash. */

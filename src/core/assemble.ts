@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import type { Config } from '../config/settings.js';
 import { EmbeddingCache, type CacheReporter } from '../features/embedding-cache.js';
+import { ImageFetcher } from '../features/image-fetcher.js';
 import { MultimodalEmbedder } from '../features/multimodal-embedder.js';
 import { InferenceEngine } from '../inference/engine/inference-engine.js';
 import type { InferenceReporter } from '../inference/engine/types.js';
@@ -21,6 +22,7 @@ export interface Core {
   readonly processor: Processor;
   readonly catalogUpdater: CatalogUpdater;
   readonly catalog: AdCatalog;
+  readonly embedder: MultimodalEmbedder;
   readonly users: UserStateStore;
   readonly engine: InferenceEngine;
   readonly codec: AvroCodec;
@@ -71,6 +73,13 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
     models.encoders,
     { image: new EmbeddingCache('image', config.imageCacheBytes, o.cacheReporter), item: new EmbeddingCache('item', config.itemCacheBytes, o.cacheReporter) },
     config.imageMaxPixels,
+    new ImageFetcher({
+      allowedOrigins: config.imageAllowedOrigins ?? [],
+      fileRoot: config.imageFileRoot,
+      timeoutMs: config.imageFetchTimeoutMs,
+      maxBytes: config.imageMaxBytes,
+      maxRedirects: 3,
+    }),
   );
   const users = new UserStateStore({ dim: embedder.totalDim, maxEntries: config.userCacheMaxEntries, ttlMs: config.userTtlS * 1000 });
   const catalog = new AdCatalog(embedder.totalDim);
@@ -89,5 +98,5 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
   });
   const catalogUpdater = new CatalogUpdater(decoder, embedder, catalog, clock);
   const encoder = new OutputEncoder(codec, config.deadLetterMaxValueBytes);
-  return { processor, catalogUpdater, catalog, users, engine, codec, encoder, eventTopics, close: () => engine.close() };
+  return { processor, catalogUpdater, catalog, embedder, users, engine, codec, encoder, eventTopics, close: () => engine.close() };
 }

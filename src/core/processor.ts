@@ -32,7 +32,7 @@ export interface ProcessorOptions {
 export interface StageTimings {
   decode: number;
   features: number;
-  state: number;
+  fusion: number;
   scoring: number;
 }
 
@@ -48,7 +48,7 @@ const IMAGE_VIEW_WEIGHT = 1;
  * scored output its user gets for the batch, which is what "nothing lost" is checked against.
  */
 export class Processor {
-  readonly timings: StageTimings = { decode: 0, features: 0, state: 0, scoring: 0 };
+  readonly timings: StageTimings = { decode: 0, features: 0, fusion: 0, scoring: 0 };
   private readonly clock: () => number;
   private readonly dim: number;
 
@@ -112,7 +112,7 @@ export class Processor {
       }
     }
     t1 = performance.now();
-    this.timings.state = (t1 - t0) / 1000;
+    this.timings.fusion = (t1 - t0) / 1000;
 
     // 4. Score each touched user once against the active catalog.
     const scored = await this.score(touched);

@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { RejectedRecordError } from '../errors.js';
 import type { InferenceRequest, InferenceResult } from '../inference/engine/types.js';
 import { bucketOf } from '../inference/models/click-encoder.js';
 import { textToTokenIds } from '../inference/models/text-encoder.js';
 import type { Ad, ImageSource, UserEvent } from '../ingest/events.js';
 import type { EmbeddingCache } from './embedding-cache.js';
+import type { ImageFetcher } from './image-fetcher.js';
 import { decodeRgb, rgbToTensor, type ImagePreprocessing } from './image-decoder.js';
 
 export type Modality = 'image' | 'text' | 'click';
@@ -23,7 +25,10 @@ export interface EncoderSettings {
 }
 
 export interface EmbedderCaches {
-  /** By image id: a product image is decoded and encoded once. */
+  /**
+   * Image embeddings: event images by image id ('id:<imageId>'), ad creatives by content
+   * ('sha256:<hex>' or 'uri:<uri>'); a product image or creative is decoded and encoded once.
+   */
   readonly image: EmbeddingCache;
   /** By item and category: what a click on that item adds. */
   readonly item: EmbeddingCache;
@@ -55,6 +60,8 @@ export class MultimodalEmbedder {
     readonly settings: EncoderSettings,
     private readonly caches: EmbedderCaches,
     private readonly imageMaxPixels: number,
+    /** Reads images given by reference, within the configured allow-list. */
+    private readonly fetcher: ImageFetcher,
   ) {
     this.dims = [settings.image.dim, settings.text.dim, settings.click.dim];
     this.offsets = [0, this.dims[0], this.dims[0] + this.dims[1]];
@@ -81,7 +88,8 @@ export class MultimodalEmbedder {
 
     await Promise.all([
       this.embedImages(
-        of(0).map(([e, i]) => ({ key: (e as Extract<UserEvent, { kind: 'image' }>).imageId, source: (e as Extract<UserEvent, { kind: 'image' }>).image, index: i })),
+        // 'id:' keeps producers' image ids apart from ad creatives' 'sha256:'/'uri:' keys in the shared cache.
+        of(0).map(([e, i]) => ({ key: `id:${(e as Extract<UserEvent, { kind: 'image' }>).imageId}`, source: (e as Extract<UserEvent, { kind: 'image' }>).image, index: i })),
         blocks[0], row, failures,
       ),
       this.embedTexts(of(1).map(([e, i]) => ({ text: (e as Extract<UserEvent, { kind: 'review' }>).text, index: i })), blocks[1], row, failures),
@@ -103,10 +111,13 @@ export class MultimodalEmbedder {
     const clk = new Float32Array(n * this.dims[2]);
     const identity = Int32Array.from({ length: n }, (_, i) => i);
     const ignored = new Map<number, RejectedRecordError>();
-    const withImage = ads.flatMap((ad, i) => (ad.image ? [{ key: `ad:${ad.adId}:${ad.updatedAt}`, source: ad.image, index: i }] : []));
+    // Creatives are cached by content, not by ad id and version: an update that keeps the creative
+    // (a bid change, a deactivate/reactivate) and ads sharing one creative reuse its embedding
+    // instead of decoding and encoding it again.
+    const withImage = ads.flatMap((ad, i) => (ad.image ? [{ key: creativeKey(ad.image), source: ad.image, index: i }] : []));
     await Promise.all([
       // A creative or text that cannot be used leaves that block zero: the ad still scores on the rest.
-      this.embedImages(withImage, img, identity, ignored, false),
+      this.embedImages(withImage, img, identity, ignored),
       this.embedTexts(ads.map((ad, i) => ({ text: ad.description ? `${ad.title}\n${ad.description}` : ad.title, index: i })), txt, identity, ignored),
       this.embedClicks(ads.map((ad, i) => ({ itemId: null, categoryId: ad.categoryId, index: i })), clk, identity, ignored, false),
     ]);
@@ -140,7 +151,7 @@ export class MultimodalEmbedder {
     if (pending.size === 0) return;
     // Decode every distinct image concurrently (sharp works on libuv's pool), then one request.
     const keys = [...pending.keys()];
-    const decoded = await Promise.allSettled(keys.map((k) => loadImage(pending.get(k)![0]!.source, prep.size, this.imageMaxPixels)));
+    const decoded = await Promise.allSettled(keys.map((k) => this.loadImage(pending.get(k)![0]!.source, prep.size)));
     const ok: number[] = [];
     decoded.forEach((d, j) => {
       if (d.status === 'fulfilled') ok.push(j);
@@ -204,6 +215,11 @@ export class MultimodalEmbedder {
     });
   }
 
+  private async loadImage(source: ImageSource, size: number): Promise<Buffer> {
+    const bytes = source.kind === 'inline' ? source.data : await this.fetcher.fetch(source.uri);
+    return decodeRgb(bytes, size, this.imageMaxPixels);
+  }
+
   /** Fills rows found in the cache; returns the rest grouped by key (each key encoded once). */
   private fromCache<T extends { key: string; index: number }>(cache: EmbeddingCache | undefined, items: readonly T[], dim: number, block: Float32Array, row: Int32Array): Map<string, T[]> {
     const pending = new Map<string, T[]>();
@@ -221,18 +237,18 @@ export class MultimodalEmbedder {
   }
 }
 
+/**
+ * Image-cache key of an ad creative: a hash of its bytes, or its URI for a reference (a referenced
+ * creative is taken as immutable: a new creative should get a new URI).
+ */
+function creativeKey(source: ImageSource): string {
+  return source.kind === 'inline' ? `sha256:${createHash('sha256').update(source.data).digest('hex')}` : `uri:${source.uri}`;
+}
+
 function modalityOf(e: UserEvent): Modality {
   return e.kind === 'image' ? 'image' : e.kind === 'review' ? 'text' : 'click';
 }
 
-async function loadImage(source: ImageSource, size: number, maxPixels: number): Promise<Buffer> {
-  if (source.kind === 'reference') {
-    // Fetching by reference needs an allow-list of origins/roots to be safe (no SSRF); none is
-    // configurable yet, so references are refused rather than fetched blindly.
-    throw new RejectedRecordError('IMAGE_UNREADABLE', `image reference ${source.uri.slice(0, 200)} not fetched: no allowed image origins are configured`);
-  }
-  return decodeRgb(source.data, size, maxPixels);
-}
 
 function asRejection(err: unknown): RejectedRecordError {
   return err instanceof RejectedRecordError ? err : new RejectedRecordError('IMAGE_UNREADABLE', String((err as Error)?.message ?? err));

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -43,7 +44,10 @@ export async function prepareModels(config: Config): Promise<PreparedModels> {
   };
   if (config.modelCard) {
     for (const [name, entry] of Object.entries(readUserCard(config.modelCard))) {
-      chosen[name as EncoderName] = { entry, path: resolve(dirname(config.modelCard), entry.file), source: `byo:${entry.file}` };
+      const path = resolve(dirname(config.modelCard), entry.file);
+      // Named by content, so a model swapped behind the same file name gets a new version.
+      const digest = createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 12);
+      chosen[name as EncoderName] = { entry, path, source: `byo:${entry.file}@${digest}` };
     }
   }
 

@@ -25,6 +25,8 @@ export class ProcessorMetrics {
   readonly eventLoopDelayP99: Gauge;
   readonly inference: InferenceMetrics;
   readonly caches: CacheMetrics;
+  private readonly buildInfo: Gauge<'version' | 'node' | 'models'>;
+  private readonly version: string;
 
   constructor(opts: { defaultMetrics?: boolean; version?: string } = {}) {
     const registers = [this.registry];
@@ -54,6 +56,14 @@ export class ProcessorMetrics {
     });
     this.inference = new InferenceMetrics(this.registry);
     this.caches = new CacheMetrics(this.registry);
-    new Gauge({ name: 'adstream_build_info', help: 'Version of the running processor.', labelNames: ['version', 'node'], registers }).set({ version: opts.version ?? 'dev', node: process.version }, 1);
+    this.version = opts.version ?? 'dev';
+    this.buildInfo = new Gauge({ name: 'adstream_build_info', help: 'Version of the running processor and of its models (1 for the current combination).', labelNames: ['version', 'node', 'models'], registers });
+    this.buildInfo.set({ version: this.version, node: process.version, models: 'loading' }, 1);
+  }
+
+  /** Records which models the processor runs, once they are loaded. */
+  modelsLoaded(models: string): void {
+    this.buildInfo.reset();
+    this.buildInfo.set({ version: this.version, node: process.version, models }, 1);
   }
 }

@@ -48,7 +48,8 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
     cacheReporter: metrics.caches,
     onUnexpected: (err, source) => log.error('unexpected error on a record; dead-lettered as PROCESSING_FAILED', { err, topic: source.topic, partition: source.partition, offset: source.offset }),
   });
-  log.info('models ready', { providers: core.engine.providers() });
+  log.info('models ready', { models: core.processor.modelVersion, providers: core.engine.providers() });
+  metrics.modelsLoaded(core.processor.modelVersion);
   const sink = new KafkaSink(producer, { scored: config.topicScored, deadLetters: config.topicDeadLetters }, core.encoder);
 
   // The catalog first: scoring before it is loaded would rank against a partial catalog.
@@ -105,7 +106,7 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
     const t = core.processor.timings;
     metrics.stageDuration.observe({ stage: 'decode' }, t.decode);
     metrics.stageDuration.observe({ stage: 'features' }, t.features);
-    metrics.stageDuration.observe({ stage: 'state' }, t.state);
+    metrics.stageDuration.observe({ stage: 'fusion' }, t.fusion);
     metrics.stageDuration.observe({ stage: 'scoring' }, t.scoring);
     const p0 = performance.now();
     await sink.deliver(result);

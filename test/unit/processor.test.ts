@@ -3,6 +3,8 @@
  * records in, outputs out, state inspected.
  */
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,8 +39,8 @@ const countingReporter: InferenceReporter = {
   provider: () => undefined,
 };
 
-async function newCore(): Promise<Core> {
-  const core = await startCore(config, { logger: silentLogger, clock: () => NOW, inferenceReporter: countingReporter });
+async function newCore(cfg = config): Promise<Core> {
+  const core = await startCore(cfg, { logger: silentLogger, clock: () => NOW, inferenceReporter: countingReporter });
   cores.push(core);
   return core;
 }
@@ -74,10 +76,11 @@ class RecordMaker {
     return this.raw(config.topicReviews, userId, value);
   }
 
-  image(userId: string, data: Buffer, opts: { eventId?: string; imageId?: string } = {}): InputRecord {
+  image(userId: string, data: Buffer | string, opts: { eventId?: string; imageId?: string } = {}): InputRecord {
+    const image = typeof data === 'string' ? { 'dev.adstream.events.ImageReference': { uri: data } } : { 'dev.adstream.events.InlineImage': { data, contentType: null } };
     const value = this.core.codec.encode('dev.adstream.events.ImageViewEvent', {
       eventId: opts.eventId ?? `i-${this.offset}`, userId, itemId: 'item-y', categoryId: null, imageId: opts.imageId ?? `img-${this.offset}`,
-      image: { 'dev.adstream.events.InlineImage': { data, contentType: null } }, dwellMs: null, eventTime: NOW,
+      image, dwellMs: null, eventTime: NOW,
     });
     return this.raw(config.topicImageViews, userId, value);
   }
@@ -123,6 +126,28 @@ describe('Processor core', () => {
     expect(before).toBeGreaterThan(0);
     await core.processor.process([rec.image('img-user', img, { imageId: 'g1' })]);
     expect(inferred.get('image')).toBe(before);
+  });
+
+  it('fetches image references only from allowed origins', async () => {
+    const garden = await productImage(CATEGORIES.find((c) => c.id === 'garden')!, seededRandom(7), 64, 'jpeg');
+    const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'image/jpeg' }).end(garden));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const allowed = loadConfig({ env: {}, overrides: { modelDir: config.modelDir, inferenceWorkers: 1, catalogUploadIntervalMs: 0, imageAllowedOrigins: [origin] } });
+      const core = await newCore(allowed);
+      const rec = new RecordMaker(core);
+      await core.catalogUpdater.apply(ads.map((ad, i) => rec.raw(config.topicAds, ad.adId, encodeAd(core.codec, ad, NOW), i)));
+      const { scored, deadLetters } = await core.processor.process([
+        rec.image('by-ref', `${origin}/garden.jpg`, { eventId: 'ok' }),
+        rec.image('elsewhere', 'http://169.254.169.254/latest/meta-data/', { eventId: 'ssrf' }),
+      ]);
+      expect(deadLetters.map((d) => d.reason)).toEqual(['IMAGE_REFUSED']);
+      expect(scored.map((o) => o.userId)).toEqual(['by-ref']);
+      expect(scored[0]!.candidates[0]!.categoryId).toBe('garden');
+    } finally {
+      server.close();
+    }
   });
 
   it('accounts for every record: in one scored output per user, or as a dead letter with its reason', async () => {

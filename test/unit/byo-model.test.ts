@@ -1,0 +1,162 @@
+/**
+ * Bring your own model: a user model card (MODEL_CARD) replaces the image encoder with another
+ * ONNX file, with its own input size and embedding size; the scorer is built for the new width.
+ */
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load-config.js';
+import { startCore, type Core } from '../../src/core/assemble.js';
+import { CATEGORIES, productImage, seededRandom, syntheticAds } from '../../src/devtools/synthetic.js';
+import { encodeAd } from '../../src/devtools/traffic.js';
+import { ConfigError } from '../../src/errors.js';
+import type { InputRecord } from '../../src/ingest/events.js';
+import { prepareModels } from '../../src/inference/model-setup.js';
+import { buildImageEncoder } from '../../src/inference/models/image-encoder.js';
+import { silentLogger } from '../../src/log.js';
+
+const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
+const SLOW = 60_000;
+
+const modelDir = mkdtempSync(join(tmpdir(), 'adstream-models-'));
+const cardDir = mkdtempSync(join(tmpdir(), 'adstream-byo-'));
+
+/** The card entry of item "image" for a 96 px, 32-d encoder; tests vary it. */
+function imageEntry(): Record<string, unknown> {
+  return {
+    file: 'my-image.onnx',
+    inputs: [{ name: 'pixels', type: 'float32', shape: ['batch', 3, 96, 96] }],
+    outputs: [{ name: 'embedding', type: 'float32', shape: ['batch', 32] }],
+    embeddingDim: 32,
+    preprocessing: { size: 96, layout: 'NCHW', mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
+  };
+}
+
+/** Writes a card (JSON text or an object) into cardDir and returns its path. */
+function writeCard(name: string, card: unknown): string {
+  const path = join(cardDir, name);
+  writeFileSync(path, typeof card === 'string' ? card : JSON.stringify(card, null, 2));
+  return path;
+}
+
+const configFor = (modelCard: string) => loadConfig({ env: {}, overrides: { modelDir, modelCard, inferenceWorkers: 1, catalogUploadIntervalMs: 0 } });
+
+let cardPath: string;
+let core: Core | undefined;
+beforeAll(() => {
+  // A second image encoder, built by the project's own builder with another size, width and seed.
+  writeFileSync(join(cardDir, 'my-image.onnx'), buildImageEncoder({ size: 96, dim: 32, seed: 0xb10c }));
+  cardPath = writeCard('card.json', { models: { image: imageEntry() } });
+}, SLOW);
+afterAll(async () => {
+  await core?.close();
+});
+
+describe('Bring your own model (MODEL_CARD)', () => {
+  it('runs a user image encoder of another size and width, and still matches image views to ads', async () => {
+    const config = configFor(cardPath);
+    core = await startCore(config, { logger: silentLogger, clock: () => NOW });
+
+    // The same preparation the core did (idempotent): encoder widths and the scorer for their sum.
+    const models = await prepareModels(config);
+    expect([models.encoders.image.dim, models.encoders.text.dim, models.encoders.click.dim]).toEqual([32, 64, 64]);
+    expect(models.encoders.image.prep).toEqual({ size: 96, layout: 'NCHW', mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] });
+    expect(core.embedder.dims).toEqual([32, 64, 64]);
+    expect(core.embedder.totalDim).toBe(160);
+    expect(core.catalog.dim).toBe(160);
+    expect(core.users.dim).toBe(160);
+
+    const imageSpec = models.specs.find((s) => s.name === 'image')!;
+    expect(imageSpec.path).toBe(join(cardDir, 'my-image.onnx'));
+    expect(imageSpec.inputs).toEqual([{ name: 'pixels', type: 'float32', itemShape: [3, 96, 96] }]);
+    const scorer = models.specs.find((s) => s.name === 'scorer')!;
+    expect(basename(scorer.path)).toBe('scorer-d160.onnx');
+    expect(existsSync(scorer.path)).toBe(true);
+    expect(scorer.inputs).toEqual([{ name: 'users', type: 'float32', itemShape: [160] }]);
+    // The file itself is a 160-d scorer: it runs on 160-wide users and ads.
+    const session = await ort.InferenceSession.create(scorer.path, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+    try {
+      const users = new Float32Array(160).fill(1);
+      const ads = new Float32Array(2 * 160);
+      ads.fill(1, 160);
+      const out = await session.run({
+        users: new ort.Tensor('float32', users, [1, 160]),
+        ads: new ort.Tensor('float32', ads, [2, 160]),
+        k: new ort.Tensor('int64', BigInt64Array.of(1n), [1]),
+      });
+      expect(Array.from(out.indices!.data as BigInt64Array)).toEqual([1n]);
+      expect((out.scores!.data as Float32Array)[0]).toBeCloseTo(160, 3);
+    } finally {
+      await session.release();
+    }
+
+    // Catalog in, then users who view garden product images (128 px: resized to the card's 96).
+    let offset = 0;
+    const raw = (topic: string, key: string, value: Buffer): InputRecord => ({ topic, partition: 0, offset: String(offset++), key: Buffer.from(key), value, timestamp: NOW });
+    const ads = await syntheticAds(5);
+    expect(await core.catalogUpdater.apply(ads.map((ad) => raw(config.topicAds, ad.adId, encodeAd(core!.codec, ad, NOW))))).toEqual([]);
+
+    const garden = CATEGORIES.find((c) => c.id === 'garden')!;
+    const rand = seededRandom(4242);
+    const records: InputRecord[] = [];
+    for (let u = 0; u < 3; u++) {
+      const userId = `gardener-${u}`;
+      const data = await productImage(garden, rand, 128, 'png');
+      records.push(raw(config.topicImageViews, userId, core.codec.encode('dev.adstream.events.ImageViewEvent', {
+        eventId: `g-${u}`, userId, itemId: `item-garden-${u}`, categoryId: null, imageId: `garden-${u}`,
+        image: { 'dev.adstream.events.InlineImage': { data, contentType: null } }, dwellMs: null, eventTime: NOW,
+      })));
+    }
+    const { scored, deadLetters } = await core.processor.process(records);
+    expect(deadLetters).toEqual([]);
+    expect(scored).toHaveLength(3);
+    for (const s of scored) {
+      expect(s.modelVersion).toContain('byo:my-image.onnx');
+      // The catalog's five garden ads first.
+      expect(s.candidates.slice(0, 5).map((c) => c.categoryId)).toEqual(Array(5).fill('garden'));
+    }
+    expect(core.processor.modelVersion).toMatch(/^byo:my-image\.onnx@[0-9a-f]{12}\+default-v1-[0-9a-f]+\/concat-w1,1,1$/);
+  }, SLOW);
+
+  describe('refuses a bad card with a ConfigError naming MODEL_CARD', () => {
+    const refuses = async (card: unknown, message: RegExp): Promise<void> => {
+      const path = writeCard(`bad-${Math.random().toString(36).slice(2)}.json`, card);
+      const err = await prepareModels(configFor(path)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).setting).toBe('MODEL_CARD');
+      expect((err as ConfigError).message).toMatch(/^MODEL_CARD: /);
+      expect((err as ConfigError).message).toMatch(message);
+    };
+
+    it('a model that is not an encoder', async () => {
+      await refuses({ models: { scorer: { ...imageEntry(), file: 'my-image.onnx' } } }, /"scorer" cannot be replaced/);
+    }, SLOW);
+
+    it('a file that does not exist', async () => {
+      await refuses({ models: { image: { ...imageEntry(), file: 'missing.onnx' } } }, /missing\.onnx does not exist/);
+    }, SLOW);
+
+    it('a layout other than NCHW or NHWC', async () => {
+      const entry = imageEntry();
+      await refuses({ models: { image: { ...entry, preprocessing: { ...(entry.preprocessing as object), layout: 'CHW' } } } }, /layout must be NCHW or NHWC/);
+    }, SLOW);
+
+    it('a std with a zero', async () => {
+      const entry = imageEntry();
+      await refuses({ models: { image: { ...entry, preprocessing: { ...(entry.preprocessing as object), std: [0.25, 0, 0.25] } } } }, /std must be positive/);
+    }, SLOW);
+
+    it('a symbolic dimension past the batch dimension', async () => {
+      await refuses({ models: { image: { ...imageEntry(), inputs: [{ name: 'pixels', type: 'float32', shape: ['batch', 3, 'height', 'width'] }] } } }, /only the first \(batch\) dimension may be symbolic/);
+    }, SLOW);
+
+    it('a card that is not JSON', async () => {
+      await refuses('{ "models": { "image": ', /cannot read .* as JSON/);
+    }, SLOW);
+  });
+});
