@@ -101,7 +101,7 @@ find "$B/node_modules/onnxruntime-node/bin/napi-v6" -mindepth 1 -maxdepth 1 -typ
 rm -rf "$B/node_modules/protobufjs/cli"
 find "$B/node_modules" \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \) -type f -delete
 [ -f "$B/$ORT_BIN/libonnxruntime.so.1" ] || die "pruned too much: $B/$ORT_BIN/libonnxruntime.so.1 missing"
-say "bundle folder: $(du -sh "$B" | cut -f1) ($(ls "$B/node_modules" "$B"/node_modules/@* -d 2>/dev/null | wc -l) top-level package dirs)"
+say "bundle folder: $(du -sh "$B" | cut -f1) (node $(du -sh "$B/bin/node" | cut -f1), node_modules $(du -sh "$B/node_modules" | cut -f1), dist $(du -sh "$B/dist" | cut -f1))"
 
 # ---- 5. pack ----
 say "packing $TARBALL (xz -$XZ_LEVEL, takes ~30 s)"

@@ -8,7 +8,9 @@
 # 2. Unpacks the bundle (node + dist + runtime node_modules) into $BUNDLE_DIR.
 # 3. nvidia-smi summary; a WebGPU probe (seconds), retried with the device README's VK_DRIVER_FILES
 #    fallback if the first try gets no adapter.
-# 4. The inference benchmark twice: --providers webgpu,cpu then --providers cpu, same settings.
+# 4. The inference benchmark twice, same settings: --providers cpu first (the baseline, ~50 s, so it
+#    survives a WebGPU run that hangs), then --providers webgpu,cpu, cut off at the DEADLINE so that
+#    results.json is always written before the device call's own timeout (~300 s).
 #    Logs: $OUT/bench-webgpu.log, $OUT/bench-cpu.log (the engine's "fell back" warning, with ORT's
 #    reason, stays in the log); both JSON lines, with the provider each model really ran on, go to
 #    $OUT/results.json. A comparison table is printed last.
@@ -16,7 +18,7 @@
 # says so); 1 otherwise.
 #
 # Env (all optional): OUT (default bench-out/gpu-local), WORKERS (8), BENCH_SECONDS (3),
-# BENCH_TIMEOUT (seconds per run, 240), BUNDLE_DIR (/tmp/adstream-gpu-bundle),
+# CPU_TIMEOUT (s, 120), DEADLINE (s from start by which the webgpu run must end, 270), BUNDLE_DIR (/tmp/adstream-gpu-bundle),
 # GL_ROOT (where the .debs go; default / when nvidia-smi exists, else a temp dir + LD_LIBRARY_PATH,
 # so a trial on a workstation never writes into its /).
 set -uo pipefail
@@ -27,7 +29,8 @@ OUT=${OUT:-$ROOT/bench-out/gpu-local}
 mkdir -p "$OUT"
 WORKERS=${WORKERS:-8}
 BENCH_SECONDS=${BENCH_SECONDS:-3}
-BENCH_TIMEOUT=${BENCH_TIMEOUT:-240}
+CPU_TIMEOUT=${CPU_TIMEOUT:-120}
+DEADLINE=${DEADLINE:-270}
 BUNDLE_DIR=${BUNDLE_DIR:-/tmp/adstream-gpu-bundle}
 ENVLOG=$OUT/env.log
 : >"$ENVLOG"
@@ -124,22 +127,24 @@ if ! probe; then
 fi
 
 # ---- 5. the benchmark, twice ----
-bench() { # name providers
-  local name=$1 providers=$2 dmon=''
-  log "benchmark $name: --providers $providers --seconds $BENCH_SECONDS --workers $WORKERS (timeout ${BENCH_TIMEOUT}s)"
+bench() { # name providers timeout_s
+  local name=$1 providers=$2 limit=$3 dmon=''
+  log "benchmark $name: --providers $providers --seconds $BENCH_SECONDS --workers $WORKERS (timeout ${limit}s)"
   if [ "$HAVE_SMI" = 1 ]; then
     nvidia-smi dmon -s um -d 1 >"$OUT/gpu-dmon-$name.log" 2>&1 &
     dmon=$!
   fi
-  (cd "$BUNDLE_DIR" && timeout "$BENCH_TIMEOUT" "$NODE" loadtest/bench-inference.js \
+  (cd "$BUNDLE_DIR" && timeout "$limit" "$NODE" loadtest/bench-inference.js \
     --seconds "$BENCH_SECONDS" --workers "$WORKERS" --providers "$providers") 2>&1 | tee "$OUT/bench-$name.log"
   local rc=${PIPESTATUS[0]}
   [ -n "$dmon" ] && { kill "$dmon" 2>/dev/null; wait "$dmon" 2>/dev/null; }
   echo "$rc" >"$OUT/.rc-$name"
-  log "benchmark $name exited $rc"
+  if [ "$rc" = 124 ]; then log "benchmark $name TIMED OUT after ${limit}s: no JSON line for it"; else log "benchmark $name exited $rc"; fi
 }
-bench webgpu webgpu,cpu
-bench cpu cpu
+bench cpu cpu "$CPU_TIMEOUT"
+LEFT=$((DEADLINE - ($(date +%s) - T0)))
+[ "$LEFT" -ge 60 ] || LEFT=60
+bench webgpu webgpu,cpu "$LEFT"
 
 # ---- 6. results.json and the comparison table ----
 "$NODE" - "$OUT" "$GPU_SUMMARY" "${VK_DRIVER_FILES:-}" <<'EOF'
@@ -173,17 +178,25 @@ const doc = { generated: new Date().toISOString(), gpu, vk_driver_files: vkDrive
 fs.writeFileSync(path.join(out, 'results.json'), JSON.stringify(doc, null, 2) + '\n');
 
 const w = runs.webgpu.result, c = runs.cpu.result;
+// ORT prefixes its messages with a source location and the failed check; the reason is after it.
+const short = (r) => String(r ?? '').replace(/^\/onnxruntime_src\/\S+ .*? was false\. /, '').slice(0, 300);
 console.log(`\n==== GPU benchmark summary (${out}/results.json) ====`);
 console.log(`gpu: ${gpu}`);
-console.log(`webgpu probe: ${probes.map((p) => (p.ok ? `ok (VK_DRIVER_FILES=${p.vk_driver_files || 'unset'})` : `FAILED: ${p.error ?? ''}`.slice(0, 300))).join(' | ') || 'not run'}`);
-for (const [m, f] of Object.entries(runs.webgpu.fell_back)) console.log(`webgpu run: ${m} fell back to ${f.provider}: ${f.failed.map((x) => `${x.provider}: ${x.reason}`).join('; ').slice(0, 300)}`);
+console.log(`webgpu probe: ${probes.map((p) => `${p.ok ? `ok, max |diff| ${p.maxAbsDiff}` : `FAILED: ${short(p.error)}`} (VK_DRIVER_FILES=${p.vk_driver_files || 'unset'})`).join(' | ') || 'not run'}`);
+for (const name of ['cpu', 'webgpu']) if (!runs[name].result) console.log(`${name} run: NO RESULT (exit ${runs[name].exit_code}; see bench-${name}.log)`);
+const groups = {};
+for (const [m, f] of Object.entries(runs.webgpu.fell_back)) (groups[`${f.provider}: ${f.failed.map((x) => `${x.provider}: ${short(x.reason)}`).join('; ')}`] ??= []).push(m);
+for (const [why, ms] of Object.entries(groups)) console.log(`webgpu run: ${ms.join(', ')} fell back to ${why}`);
+for (const x of runs.webgpu.mixed_providers) console.log(`webgpu run: workers disagree for ${x.model}: ${x.providers.join(', ')}`);
 const pad = (s, n) => String(s).padStart(n);
-console.log(`${'model'.padEnd(8)} ${pad('ran on', 8)} | ${pad('b1/s', 9)} ${pad('batched/s', 10)} ${pad('chunked/s', 10)} ${pad('comp p99', 9)} | ${pad('cpu b1/s', 9)} ${pad('batched/s', 10)} ${pad('chunked/s', 10)} ${pad('comp p99', 9)} | ${pad('batched x', 9)}`);
+console.log(`items/s; comp p99 in ms (batched phase); 'ran on' = provider of the webgpu,cpu run; last column = batched/s webgpu,cpu run over cpu run`);
+console.log(`${' '.repeat(17)} | ${'---------- webgpu,cpu run ----------'.padEnd(41)} | ${'-------------- cpu run --------------'.padEnd(41)} |`);
+console.log(`${'model'.padEnd(8)} ${pad('ran on', 8)} | ${pad('batch-1', 9)} ${pad('batched', 10)} ${pad('32-item', 10)} ${pad('comp p99', 9)} | ${pad('batch-1', 9)} ${pad('batched', 10)} ${pad('32-item', 10)} ${pad('comp p99', 9)} | ${pad('x', 6)}`);
 for (const m of ['image', 'text', 'click', 'scorer']) {
   const a = w?.models?.[m], b = c?.models?.[m];
   const cols = (r) => (r ? [pad(r.batch1_items_per_s, 9), pad(r.batched_items_per_s, 10), pad(r.chunked_items_per_s, 10), pad(r.compute_p99_ms, 9)] : [pad('-', 9), pad('-', 10), pad('-', 10), pad('-', 9)]).join(' ');
   const ratio = a && b ? (a.batched_items_per_s / b.batched_items_per_s).toFixed(2) : '-';
-  console.log(`${m.padEnd(8)} ${pad(runs.webgpu.actual_providers[m] ?? '-', 8)} | ${cols(a)} | ${cols(b)} | ${pad(ratio, 9)}`);
+  console.log(`${m.padEnd(8)} ${pad(runs.webgpu.actual_providers[m] ?? '-', 8)} | ${cols(a)} | ${cols(b)} | ${pad(ratio, 6)}`);
 }
 console.log(`image decode/s (sharp): webgpu run ${w?.image_decode_per_s ?? '-'}, cpu run ${c?.image_decode_per_s ?? '-'}`);
 console.log(`machine: ${c?.machine ?? w?.machine ?? '-'}; workers ${c?.workers ?? w?.workers ?? '-'}`);
