@@ -58,7 +58,7 @@ async function sampleInputs(): Promise<Record<string, Record<string, TensorData>
   rgbToTensor(await decodeRgb(img, image.prep.size, 1e8), image.prep, pixels, 0);
   const ids = new BigInt64Array(text.maxTokens);
   textToTokenIds(reviewText(CATEGORIES[1]!, rand, false), text.vocabSize, text.maxTokens, ids, 0);
-  const users = Float32Array.from({ length: models.encoders.image.dim + text.dim + click.dim }, normal);
+  const users = Float32Array.from({ length: models.fusion.dim }, normal);
   return {
     image: { [image.input]: pixels },
     text: { [text.input]: ids },
@@ -118,7 +118,7 @@ async function phase(maxBatchSize: number, model: string, one: Record<string, Te
   const engine = await InferenceEngine.start({ models: specs.filter((s) => s.name === model), workers: WORKERS, executionProviders: [...config.executionProviders], intraOpNumThreads: 1, logger, reporter });
   try {
     if (model === 'scorer') {
-      const dim = models.encoders.image.dim + models.encoders.text.dim + models.encoders.click.dim;
+      const dim = models.fusion.dim; // the scorer works in the fused space
       await engine.setResident('scorer', 'ads', Float32Array.from({ length: ADS * dim }, normal), [ADS, dim]);
       await engine.setResident('scorer', 'k', BigInt64Array.of(BigInt(config.topK)), [1]);
     }

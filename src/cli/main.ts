@@ -56,7 +56,7 @@ async function run(configFile: string | undefined): Promise<number> {
   const config = loadConfig({ file: configFile });
   const logger = createLogger(config.logLevel as LogLevel);
   const processor = await startKafkaProcessor(config, logger);
-  const http = await startHttpServer({ host: config.httpHost, port: config.httpPort, registry: processor.metrics.registry, isReady: processor.isReady, readyDetail: processor.readyDetail });
+  const http = await startHttpServer({ host: config.httpHost, port: config.httpPort, registry: processor.metrics.registry, isReady: processor.isReady, readyDetail: processor.readyDetail, views: processor.views, token: config.httpToken });
   logger.info('http listening', { host: config.httpHost, port: http.port });
   return new Promise<number>((resolve) => {
     let exiting = false;

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import type { Config } from '../config/settings.js';
 import { EmbeddingCache, type CacheReporter } from '../features/embedding-cache.js';
+import { Fuser } from '../features/fuser.js';
 import { ImageFetcher } from '../features/image-fetcher.js';
 import { MultimodalEmbedder } from '../features/multimodal-embedder.js';
 import { InferenceEngine } from '../inference/engine/inference-engine.js';
@@ -11,8 +12,11 @@ import type { EventKind, InputRecord } from '../ingest/events.js';
 import type { Logger } from '../log.js';
 import { AvroCodec } from '../serde/avro-codec.js';
 import { AdCatalog } from '../scoring/ad-catalog.js';
+import { CandidateRanker } from '../scoring/candidate-ranker.js';
 import { CatalogUpdater } from '../scoring/catalog-updater.js';
+import { CategoryCentroids } from '../scoring/category-centroids.js';
 import { EngineScorer } from '../scoring/engine-scorer.js';
+import { UserStateCodec } from '../state/user-state-codec.js';
 import { UserStateStore } from '../state/user-state-store.js';
 import { OutputEncoder } from '../emit/output-encoder.js';
 import { Processor } from './processor.js';
@@ -23,7 +27,12 @@ export interface Core {
   readonly catalogUpdater: CatalogUpdater;
   readonly catalog: AdCatalog;
   readonly embedder: MultimodalEmbedder;
+  readonly fuser: Fuser;
   readonly users: UserStateStore;
+  /** User state <-> changelog records (restore: decode, then users.put). */
+  readonly stateCodec: UserStateCodec;
+  /** What user state vectors mean (encoders, fusion, F); the changelog records carry it. */
+  readonly space: string;
   readonly engine: InferenceEngine;
   readonly codec: AvroCodec;
   readonly encoder: OutputEncoder;
@@ -39,6 +48,8 @@ export interface CoreOptions {
   readonly onUnexpected?: (err: unknown, source: InputRecord) => void;
   readonly inferenceReporter?: InferenceReporter;
   readonly cacheReporter?: CacheReporter;
+  /** Told why a changelog record was not restored (another space, unreadable...). */
+  readonly onStateDiscarded?: (userId: string | undefined, reason: string) => void;
 }
 
 /** Prepares the models, starts the inference workers (models warmed up) and wires the core. */
@@ -81,22 +92,31 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
       maxRedirects: 3,
     }),
   );
-  const users = new UserStateStore({ dim: embedder.totalDim, maxEntries: config.userCacheMaxEntries, ttlMs: config.userTtlS * 1000 });
-  const catalog = new AdCatalog(embedder.totalDim);
-  const scorer = new EngineScorer(engine, catalog, { model: 'scorer', topK: config.topK, minUploadIntervalMs: config.catalogUploadIntervalMs, slack: config.topK });
+  const fuser = new Fuser(engine, models.fusion, embedder.dims);
+  const F = fuser.dim;
+  const users = new UserStateStore({ dim: F, maxEntries: config.userCacheMaxEntries, maxBytes: config.userCacheMaxBytes, ttlMs: config.userTtlS * 1000 });
+  const catalog = new AdCatalog(F);
+  // Each interest asks for topK + slack ads: the slack replaces ads deactivated since the last upload and feeds the CTR re-rank.
+  const slack = config.topK;
+  const scorer = new EngineScorer(engine, catalog, { model: 'scorer', perRow: config.topK + slack, minUploadIntervalMs: config.catalogUploadIntervalMs });
+  const ranker = new CandidateRanker(engine, scorer, F, { topK: config.topK, slack, ctr: models.ctr });
+  const interests = { halfLifeMs: config.interestHalfLifeS * 1000, maxInterests: config.interestsPerUser, newInterestThreshold: config.newInterestThreshold };
   const processor = new Processor({
     decoder,
     embedder,
-    scorer,
+    fuser,
+    ranker,
+    centroids: new CategoryCentroids(catalog),
     users,
-    modalityWeights: [config.weightImage, config.weightText, config.weightClick],
+    interests,
+    emitIntervalMs: config.emitIntervalMs,
     modelVersion: models.version,
     topics: eventTopics,
-    halfLifeMs: config.interestHalfLifeS * 1000,
     clock,
     ...(o.onUnexpected ? { onUnexpected: o.onUnexpected } : {}),
   });
-  const catalogUpdater = new CatalogUpdater(decoder, embedder, catalog, clock);
+  const catalogUpdater = new CatalogUpdater(decoder, embedder, fuser, catalog, clock);
+  const stateCodec = new UserStateCodec(codec, { space: models.space, dim: F, maxInterests: config.interestsPerUser, ...(o.onStateDiscarded ? { onDiscard: o.onStateDiscarded } : {}) });
   const encoder = new OutputEncoder(codec, config.deadLetterMaxValueBytes);
-  return { processor, catalogUpdater, catalog, embedder, users, engine, codec, encoder, eventTopics, close: () => engine.close() };
+  return { processor, catalogUpdater, catalog, embedder, fuser, users, stateCodec, space: models.space, engine, codec, encoder, eventTopics, close: () => engine.close() };
 }

@@ -1,12 +1,15 @@
 import { RejectedRecordError, errorMessage, type ReasonCode } from '../errors.js';
 import { hash32 } from '../features/feature-hasher.js';
+import type { Fuser } from '../features/fuser.js';
 import type { MultimodalEmbedder } from '../features/multimodal-embedder.js';
 import type { EventDecoder } from '../ingest/event-decoder.js';
 import type { ClickAction, EventKind, InputRecord, UserEvent } from '../ingest/events.js';
-import type { EngineScorer } from '../scoring/engine-scorer.js';
-import { applyEvent } from '../state/user-interest.js';
+import { rankQuery, type RankQuery } from '../scoring/candidate-ranker.js';
+import { nearestCentroid, segmentsChanged, userSegments, type Centroids } from '../state/segments.js';
+import { applyEvent, type InterestParams } from '../state/user-interest.js';
+import { NONE, snapshotState, type UserState } from '../state/user-state.js';
 import type { UserStateStore } from '../state/user-state-store.js';
-import type { DeadLetterOutput, ProcessResult, ScoredOutput } from './outputs.js';
+import type { Candidate, DeadLetterOutput, ProcessResult, ScoredOutput, SegmentsOutput } from './outputs.js';
 
 /** How strongly each action moves a user's interest (stronger intent, larger weight). */
 export const ACTION_WEIGHT: Readonly<Record<ClickAction, number>> = { VIEW: 1, CLICK: 2, ADD_TO_CART: 3, PURCHASE: 4 };
@@ -14,15 +17,20 @@ export const ACTION_WEIGHT: Readonly<Record<ClickAction, number>> = { VIEW: 1, C
 export interface ProcessorOptions {
   readonly decoder: EventDecoder;
   readonly embedder: MultimodalEmbedder;
-  readonly scorer: EngineScorer;
+  /** Events -> fused vectors; its weights per modality also weigh the events. */
+  readonly fuser: Fuser;
+  /** Interests -> ranked candidates (retrieval, then CTR). */
+  readonly ranker: { rank(queries: readonly RankQuery[]): Promise<Candidate[][]> };
+  /** Category centroids of the current catalog, for segment names. */
+  readonly centroids: { current(): Centroids };
   readonly users: UserStateStore;
-  /** Per modality [image, text, click]: its share in the fused interest used for scoring. */
-  readonly modalityWeights: readonly [number, number, number];
+  readonly interests: InterestParams;
+  /** A user is scored at most this often (processing time); 0: every call that touches them. */
+  readonly emitIntervalMs: number;
   /** Identifies the models and fusion that produced the scores. */
   readonly modelVersion: string;
   /** Input topic -> the kind of event it carries. */
   readonly topics: ReadonlyMap<string, EventKind>;
-  readonly halfLifeMs: number;
   readonly clock?: () => number;
   /** Told of errors that are not the record's fault (bugs); the record is dead-lettered anyway. */
   readonly onUnexpected?: (err: unknown, source: InputRecord) => void;
@@ -32,6 +40,7 @@ export interface ProcessorOptions {
 export interface StageTimings {
   decode: number;
   features: number;
+  /** Fusion model and the interest update. */
   fusion: number;
   scoring: number;
 }
@@ -40,26 +49,46 @@ const REVIEW_WEIGHT_LIKED = 1.5;
 const REVIEW_WEIGHT_DISLIKED = 0.5;
 const IMAGE_VIEW_WEIGHT = 1;
 
+/** A user about to be scored: what the output will say, taken while the state was consistent. */
+interface Emission {
+  readonly userId: string;
+  readonly eventIds: readonly string[];
+  readonly latestEventTime: number;
+  readonly query: RankQuery;
+  /** lastEmittedAt before this emission, and after: to give the events back if scoring fails. */
+  readonly previousEmittedAt: number;
+  readonly emittedAt: number;
+}
+
 /**
  * The transport-agnostic core: input records and the state it owns in, outputs out. It knows
  * nothing of Kafka; adapters feed it records and deliver what it returns (see runtime/).
  *
- * Every record of a batch comes back either as a dead letter or inside the `eventIds` of the one
- * scored output its user gets for the batch, which is what "nothing lost" is checked against.
+ * Every record of a call comes back as a dead letter, inside the eventIds of its user's scored
+ * output, or (when the user's outputs are rate-limited) inside the pendingEventIds of its user's
+ * state change; the pending ones go out with a later output (process() or flushDue()).
+ *
+ * Between the fusion result and the ranking request everything runs synchronously: the states
+ * are read and changed, and everything the outputs need is copied out of them, with no await in
+ * between (see UserStateStore on why).
  */
 export class Processor {
   readonly timings: StageTimings = { decode: 0, features: 0, fusion: 0, scoring: 0 };
   private readonly clock: () => number;
-  private readonly dim: number;
 
   constructor(private readonly o: ProcessorOptions) {
     this.clock = o.clock ?? Date.now;
-    this.dim = o.embedder.totalDim;
-    if (o.users.dim !== this.dim) throw new Error(`dimension mismatch: embeddings ${this.dim}, user state ${o.users.dim}`);
+    if (o.users.dim !== o.fuser.dim) throw new Error(`dimension mismatch: fused space ${o.fuser.dim}, user state ${o.users.dim}`);
   }
 
   get modelVersion(): string {
     return this.o.modelVersion;
+  }
+
+  /** The segment an interest vector belongs to (its nearest category); null before the catalog has ads. */
+  segmentOf(vector: Float32Array): string | null {
+    const c = this.o.centroids.current();
+    return c.names[nearestCentroid(vector, c)] ?? null;
   }
 
   async process(records: readonly InputRecord[]): Promise<ProcessResult> {
@@ -72,14 +101,14 @@ export class Processor {
 
     // 1. Decode and validate.
     let t0 = performance.now();
-    const now = this.clock();
     const events: UserEvent[] = [];
     const sources: InputRecord[] = [];
+    const decodedAt = this.clock();
     for (const r of records) {
       const kind = this.o.topics.get(r.topic);
       if (!kind) throw new Error(`record from topic ${r.topic}, which is not an input topic`);
       try {
-        events.push(this.o.decoder.decodeEvent(kind, r, now));
+        events.push(this.o.decoder.decodeEvent(kind, r, decodedAt));
         sources.push(r);
       } catch (err) {
         reject(r, err);
@@ -94,76 +123,127 @@ export class Processor {
     t0 = performance.now();
     this.timings.features = (t0 - t1) / 1000;
 
-    // 3. Fold into user state in record order (per partition, that is the user's event order).
-    const touched = new Map<string, { eventIds: string[]; latest: number }>();
-    const { dims, offsets } = this.o.embedder;
-    for (let i = 0; i < events.length; i++) {
-      if (embedded.failures.has(i)) continue;
+    // 3. Fuse: one request for every event that embedded.
+    const ok: number[] = [];
+    for (let i = 0; i < events.length; i++) if (!embedded.failures.has(i)) ok.push(i);
+    const fused = await this.o.fuser.fuseEvents(embedded, ok);
+
+    // 4. Fold into user state in record order (per partition, that is the user's event order). Synchronous from here on.
+    const now = this.clock();
+    const F = this.o.fuser.dim;
+    const touched = new Map<string, { state: UserState; eventIds: string[] }>();
+    ok.forEach((i, r) => {
       const e = events[i]!;
-      const m = embedded.modality[i]!;
-      const d = dims[m]!;
-      applyEvent(this.o.users.getOrCreate(e.userId), embedded.blocks[m]!, embedded.row[i]! * d, eventWeight(e), e.eventTime, this.o.halfLifeMs, offsets[m]!, d);
-      const t = touched.get(e.userId);
-      if (t) {
-        t.eventIds.push(e.eventId);
-        if (e.eventTime > t.latest) t.latest = e.eventTime;
-      } else {
-        touched.set(e.userId, { eventIds: [e.eventId], latest: e.eventTime });
+      let t = touched.get(e.userId);
+      if (!t) {
+        // Held here for the whole call: were the store to evict the user meanwhile, the state change still goes out.
+        t = { state: this.o.users.getOrCreate(e.userId, sources[i]!.partition), eventIds: [] };
+        t.state.partition = sources[i]!.partition;
+        touched.set(e.userId, t);
       }
+      const w = eventWeight(e) * this.o.fuser.settings.weights[embedded.modality[i]!]!;
+      applyEvent(t.state, fused, r * F, w, e.eventTime, this.o.interests, this.o.users.vectors);
+      t.eventIds.push(e.eventId);
+      if (e.eventTime > t.state.latestEventTime) t.state.latestEventTime = e.eventTime;
+    });
+    const states: UserState[] = [];
+    for (const { state, eventIds } of touched.values()) {
+      state.pendingEventIds = state.pendingEventIds.concat(eventIds); // exact size: it may wait in memory
+      states.push(state);
     }
+    const segments = this.updateSegments(states, now);
+    const interval = this.o.emitIntervalMs;
+    const emissions = this.take(states.filter((s) => interval === 0 || now - s.lastEmittedAt >= interval), now);
+    const stateChanges = this.settle(states, now);
     t1 = performance.now();
     this.timings.fusion = (t1 - t0) / 1000;
 
-    // 4. Score each touched user once against the active catalog.
-    const scored = await this.score(touched);
+    // 5. Score the users that are due, once each, against the active catalog.
+    const scored = await this.score(emissions);
     this.timings.scoring = (performance.now() - t1) / 1000;
-    return { scored, deadLetters };
-  }
-
-  private async score(touched: Map<string, { eventIds: string[]; latest: number }>): Promise<ScoredOutput[]> {
-    const n = touched.size;
-    if (n === 0) return [];
-    const dim = this.dim;
-    const queries = new Float32Array(n * dim);
-    const userIds = [...touched.keys()];
-    userIds.forEach((userId, q) => this.fuse(this.o.users.getOrCreate(userId).vector, queries, q * dim));
-    const candidates = await this.o.scorer.score(queries, n);
-    const processingTime = this.clock();
-    return userIds.map((userId, u) => {
-      const t = touched.get(userId)!;
-      return {
-        outputId: outputId(userId, t.eventIds),
-        userId,
-        candidates: candidates[u]!,
-        modelVersion: this.modelVersion,
-        triggerEventTime: t.latest,
-        processingTime,
-        eventIds: t.eventIds,
-      };
-    });
+    return { scored, deadLetters, stateChanges, segments };
   }
 
   /**
-   * The scoring query: each modality block of the interest normalised and weighted, then the whole
-   * normalised. Against ads whose blocks are unit-norm, the score is the weighted mean of the
-   * per-modality cosines over the modalities this user has touched.
+   * Scores every held user whose events wait and whose interval has passed (the runtime calls it
+   * on a timer when EMIT_INTERVAL_MS > 0). Their state changes say the events went out.
    */
-  private fuse(interest: Float32Array, out: Float32Array, offset: number): void {
-    const { dims, offsets } = this.o.embedder;
-    let total = 0;
-    for (let m = 0; m < 3; m++) {
-      const o = offsets[m]!;
-      const d = dims[m]!;
-      let norm = 0;
-      for (let i = 0; i < d; i++) norm += interest[o + i]! * interest[o + i]!;
-      if (norm === 0) continue;
-      const w = this.o.modalityWeights[m]! / Math.sqrt(norm);
-      for (let i = 0; i < d; i++) out[offset + o + i] = interest[o + i]! * w;
-      total += this.o.modalityWeights[m]! * this.o.modalityWeights[m]!;
+  async flushDue(now: number = this.clock()): Promise<ProcessResult> {
+    const interval = this.o.emitIntervalMs;
+    const due: UserState[] = [];
+    for (const s of this.o.users.pendingUsers()) if (interval === 0 || now - s.lastEmittedAt >= interval) due.push(s);
+    const emissions = this.take(due, now);
+    const stateChanges = this.settle(due, now);
+    const scored = await this.score(emissions);
+    return { scored, deadLetters: [], stateChanges, segments: [] };
+  }
+
+  /** Names the users' interests after the catalog's categories; the outputs for the lists that changed enough. */
+  private updateSegments(states: readonly UserState[], now: number): SegmentsOutput[] {
+    const centroids = this.o.centroids.current();
+    if (centroids.names.length === 0) return []; // no catalog yet: nothing to name interests after
+    const out: SegmentsOutput[] = [];
+    for (const s of states) {
+      const next = userSegments(s.interests, centroids);
+      if (!segmentsChanged(s.lastSegments, next)) continue;
+      s.lastSegments = next;
+      out.push({ userId: s.userId, segments: next, updatedAt: now });
     }
-    if (total === 0) return;
-    const inv = 1 / Math.sqrt(total);
-    for (let i = 0; i < this.dim; i++) out[offset + i]! *= inv;
+    return out;
+  }
+
+  /** Takes what the users' outputs need and marks their pending events as emitted. */
+  private take(states: readonly UserState[], now: number): Emission[] {
+    return states.map((s) => {
+      const e: Emission = {
+        userId: s.userId, eventIds: s.pendingEventIds, latestEventTime: s.latestEventTime, query: rankQuery(s.interests, this.o.fuser.dim),
+        previousEmittedAt: s.lastEmittedAt, emittedAt: now,
+      };
+      s.pendingEventIds = NONE;
+      s.lastEmittedAt = now;
+      return e;
+    });
+  }
+
+  /** Scoring failed: the events are pending again, so a later output (or the changelog) still carries them. */
+  private giveBack(emissions: readonly Emission[]): void {
+    for (const e of emissions) {
+      const s = this.o.users.get(e.userId);
+      if (!s) continue;
+      s.pendingEventIds = e.eventIds.concat(s.pendingEventIds);
+      if (s.lastEmittedAt === e.emittedAt) s.lastEmittedAt = e.previousEmittedAt;
+      this.o.users.commit(s);
+    }
+  }
+
+  /** Stamps the changes, lets the store count them, and snapshots them for the changelog. */
+  private settle(states: readonly UserState[], now: number): UserState[] {
+    return states.map((s) => {
+      s.updatedAt = now;
+      this.o.users.commit(s);
+      return snapshotState(s);
+    });
+  }
+
+  private async score(emissions: readonly Emission[]): Promise<ScoredOutput[]> {
+    if (emissions.length === 0) return [];
+    let candidates: Candidate[][];
+    try {
+      candidates = await this.o.ranker.rank(emissions.map((e) => e.query));
+    } catch (err) {
+      this.giveBack(emissions);
+      throw err;
+    }
+    const processingTime = this.clock();
+    return emissions.map((e, u) => ({
+      outputId: outputId(e.userId, e.eventIds),
+      userId: e.userId,
+      candidates: candidates[u]!,
+      modelVersion: this.modelVersion,
+      triggerEventTime: e.latestEventTime,
+      processingTime,
+      eventIds: e.eventIds,
+    }));
   }
 }
 

@@ -79,7 +79,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     o.say(`ad catalog: ${ads.length} ads in ${new Set(ads.map((a) => a.categoryId)).size} categories produced to ${config.topicAds}`);
 
     processor = await startKafkaProcessor(config, o.logger);
-    http = await startHttpServer({ host: config.httpHost, port: 0, registry: processor.metrics.registry, isReady: processor.isReady, readyDetail: processor.readyDetail });
+    http = await startHttpServer({ host: config.httpHost, port: 0, registry: processor.metrics.registry, isReady: processor.isReady, readyDetail: processor.readyDetail, views: processor.views, token: config.httpToken });
     o.say(`processor running; metrics at http://${config.httpHost}:${http.port}/metrics`);
     await observer.start();
 

@@ -1,11 +1,19 @@
 import type { Message, Producer } from 'kafkajs';
-import type { ProcessResult } from '../core/outputs.js';
+import type { ProcessResult, UserState } from '../core/outputs.js';
 import type { OutputEncoder } from './output-encoder.js';
 
 export interface SinkTopics {
   readonly scored: string;
   readonly deadLetters: string;
+  readonly segments: string;
+  readonly changelog: string;
 }
+
+/** Encodes a user's state for the changelog (UserStateCodec.encode). */
+export type StateEncoder = (s: UserState) => Buffer;
+
+/** Sparse results (a catalog batch's dead letters, a flush) need not list every kind. */
+export type Deliverable = Partial<ProcessResult>;
 
 /**
  * Delivers the core's outputs to Kafka and resolves only when every record is acknowledged by all
@@ -16,16 +24,20 @@ export class KafkaSink {
     private readonly producer: Producer,
     private readonly topics: SinkTopics,
     private readonly encoder: OutputEncoder,
+    private readonly encodeState: StateEncoder,
   ) {}
 
-  async deliver(result: ProcessResult): Promise<void> {
+  async deliver(result: Deliverable): Promise<void> {
     const topicMessages: { topic: string; messages: Message[] }[] = [];
-    if (result.scored.length > 0) {
-      topicMessages.push({ topic: this.topics.scored, messages: result.scored.map((o) => this.encoder.scored(o)) });
-    }
-    if (result.deadLetters.length > 0) {
-      topicMessages.push({ topic: this.topics.deadLetters, messages: result.deadLetters.map((d) => this.encoder.deadLetter(d)) });
-    }
+    const add = (topic: string, messages: Message[]): void => {
+      if (messages.length > 0) topicMessages.push({ topic, messages });
+    };
+    // The state change first in the list; all of it is acknowledged before any offset is committed.
+    // Its partition is the user's input partition, so restore reads exactly the owned partitions.
+    add(this.topics.changelog, (result.stateChanges ?? []).map((s) => ({ key: s.userId, value: this.encodeState(s), partition: s.partition })));
+    add(this.topics.scored, (result.scored ?? []).map((o) => this.encoder.scored(o)));
+    add(this.topics.segments, (result.segments ?? []).map((o) => this.encoder.segments(o)));
+    add(this.topics.deadLetters, (result.deadLetters ?? []).map((d) => this.encoder.deadLetter(d)));
     if (topicMessages.length === 0) return;
     await this.producer.sendBatch({ acks: -1, topicMessages });
   }

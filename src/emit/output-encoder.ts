@@ -1,5 +1,5 @@
 import type { AvroCodec } from '../serde/avro-codec.js';
-import type { DeadLetterOutput, ScoredOutput } from '../core/outputs.js';
+import type { DeadLetterOutput, ScoredOutput, SegmentsOutput } from '../core/outputs.js';
 
 /** A record ready for any transport: key, value and headers as bytes. */
 export interface OutgoingRecord {
@@ -8,6 +8,7 @@ export interface OutgoingRecord {
 }
 
 const SCORED = 'dev.adstream.outputs.ScoredCandidates';
+const SEGMENTS = 'dev.adstream.outputs.InterestSegments';
 const DEAD_LETTER = 'dev.adstream.outputs.DeadLetter';
 
 /** Turns the core's outputs into Avro records in the wire format. */
@@ -29,6 +30,13 @@ export class OutputEncoder {
         processingTime: o.processingTime,
         eventIds: o.eventIds,
       }),
+    };
+  }
+
+  segments(o: SegmentsOutput): OutgoingRecord {
+    return {
+      key: Buffer.from(o.userId, 'utf8'),
+      value: this.codec.encode(SEGMENTS, { userId: o.userId, segments: o.segments.map((g) => ({ name: g.name, weight: g.weight })), updatedAt: o.updatedAt }),
     };
   }
 

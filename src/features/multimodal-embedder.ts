@@ -34,13 +34,16 @@ export interface EmbedderCaches {
   readonly item: EmbeddingCache;
 }
 
+/** Per modality [image, text, click], rows packed at that modality's width. */
+export type ModalityBlocks = [Float32Array, Float32Array, Float32Array];
+
 /** One chunk's events, embedded: a packed block of rows per modality. */
 export interface EmbeddedEvents {
   /** Per event, its modality's index (MODALITY_INDEX); rows of failed events are not filled. */
   readonly modality: Uint8Array;
   /** Per event, its row in blocks[modality]. */
   readonly row: Int32Array;
-  readonly blocks: readonly [Float32Array, Float32Array, Float32Array];
+  readonly blocks: Readonly<ModalityBlocks>;
   /** Events that could not be embedded (unreadable image, text without usable words), by index. */
   readonly failures: ReadonlyMap<number, RejectedRecordError>;
 }
@@ -50,10 +53,8 @@ export interface EmbeddedEvents {
  * modality for the misses, so the micro-batcher can merge them with other chunks' requests.
  */
 export class MultimodalEmbedder {
+  /** Embedding width per modality [image, text, click]; they may differ (a 32-d BYO image encoder). */
   readonly dims: readonly [number, number, number];
-  /** Offsets of the modality blocks in a concatenated vector: [image | text | click]. */
-  readonly offsets: readonly [number, number, number];
-  readonly totalDim: number;
 
   constructor(
     private readonly engine: Inference,
@@ -64,8 +65,6 @@ export class MultimodalEmbedder {
     private readonly fetcher: ImageFetcher,
   ) {
     this.dims = [settings.image.dim, settings.text.dim, settings.click.dim];
-    this.offsets = [0, this.dims[0], this.dims[0] + this.dims[1]];
-    this.totalDim = this.dims[0] + this.dims[1] + this.dims[2];
   }
 
   async embedEvents(events: readonly UserEvent[]): Promise<EmbeddedEvents> {
@@ -78,7 +77,7 @@ export class MultimodalEmbedder {
       modality[i] = m;
       row[i] = counts[m]!++;
     }
-    const blocks: [Float32Array, Float32Array, Float32Array] = [
+    const blocks: ModalityBlocks = [
       new Float32Array(counts[0]! * this.dims[0]),
       new Float32Array(counts[1]! * this.dims[1]),
       new Float32Array(counts[2]! * this.dims[2]),
@@ -99,16 +98,13 @@ export class MultimodalEmbedder {
   }
 
   /**
-   * Ads in the same space: [creative image | title and description | category], each block
-   * unit-norm (zero when the ad has no usable image or text), then the whole vector unit-norm.
-   * Returns ads.length * totalDim values.
+   * Ads, one packed block per modality: [creative image, title and description, category], each
+   * row unit-norm, or zero when the ad has no usable image or text (the ad still scores on the
+   * rest). The fuser turns the three rows into the ad's vector.
    */
-  async embedAds(ads: readonly Ad[]): Promise<Float32Array> {
+  async embedAds(ads: readonly Ad[]): Promise<ModalityBlocks> {
     const n = ads.length;
-    const out = new Float32Array(n * this.totalDim);
-    const img = new Float32Array(n * this.dims[0]);
-    const txt = new Float32Array(n * this.dims[1]);
-    const clk = new Float32Array(n * this.dims[2]);
+    const blocks: ModalityBlocks = [new Float32Array(n * this.dims[0]), new Float32Array(n * this.dims[1]), new Float32Array(n * this.dims[2])];
     const identity = Int32Array.from({ length: n }, (_, i) => i);
     const ignored = new Map<number, RejectedRecordError>();
     // Creatives are cached by content, not by ad id and version: an update that keeps the creative
@@ -116,26 +112,11 @@ export class MultimodalEmbedder {
     // instead of decoding and encoding it again.
     const withImage = ads.flatMap((ad, i) => (ad.image ? [{ key: creativeKey(ad.image), source: ad.image, index: i }] : []));
     await Promise.all([
-      // A creative or text that cannot be used leaves that block zero: the ad still scores on the rest.
-      this.embedImages(withImage, img, identity, ignored),
-      this.embedTexts(ads.map((ad, i) => ({ text: ad.description ? `${ad.title}\n${ad.description}` : ad.title, index: i })), txt, identity, ignored),
-      this.embedClicks(ads.map((ad, i) => ({ itemId: null, categoryId: ad.categoryId, index: i })), clk, identity, ignored, false),
+      this.embedImages(withImage, blocks[0], identity, ignored),
+      this.embedTexts(ads.map((ad, i) => ({ text: ad.description ? `${ad.title}\n${ad.description}` : ad.title, index: i })), blocks[1], identity, ignored),
+      this.embedClicks(ads.map((ad, i) => ({ itemId: null, categoryId: ad.categoryId, index: i })), blocks[2], identity, ignored, false),
     ]);
-    const [d0, d1, d2] = this.dims;
-    for (let i = 0; i < n; i++) {
-      const o = i * this.totalDim;
-      out.set(img.subarray(i * d0, (i + 1) * d0), o);
-      out.set(txt.subarray(i * d1, (i + 1) * d1), o + this.offsets[1]);
-      out.set(clk.subarray(i * d2, (i + 1) * d2), o + this.offsets[2]);
-      // Unit-norm as a whole too, so a score is a cosine in [-1, 1] whatever blocks the ad has.
-      let norm = 0;
-      for (let j = 0; j < this.totalDim; j++) norm += out[o + j]! * out[o + j]!;
-      if (norm > 0) {
-        const inv = 1 / Math.sqrt(norm);
-        for (let j = 0; j < this.totalDim; j++) out[o + j]! *= inv;
-      }
-    }
-    return out;
+    return blocks;
   }
 
   private async embedImages(

@@ -1,4 +1,5 @@
-import { createServer, type Server } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
@@ -10,6 +11,29 @@ export interface HttpServerOptions {
   readonly isReady: () => boolean;
   /** Extra facts for /readyz (no user data). */
   readonly readyDetail?: () => Record<string, unknown>;
+  /** The analysts' views; absent: /users and /segments answer 404. */
+  readonly views?: UserViews;
+  /** Bearer token guarding per-user data; null: GET /users/:id is off (403). */
+  readonly token?: string | null;
+}
+
+/** What the HTTP views read from the processor (no raw vectors, no other users' ids). */
+export interface UserViews {
+  user(userId: string): Record<string, unknown> | undefined;
+  /** Segment name -> users of this instance whose segments include it. */
+  segmentSizes(): Record<string, number>;
+}
+
+const json = (res: ServerResponse, status: number, body: unknown): void => {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
+};
+
+function authorized(req: IncomingMessage, token: string): boolean {
+  const header = req.headers.authorization ?? '';
+  const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
+  const want = Buffer.from(token);
+  // Constant time, so the token cannot be guessed byte by byte from response times.
+  return given.length === want.length && timingSafeEqual(given, want);
 }
 
 /** /metrics for Prometheus, /healthz (the process is alive), /readyz (it is doing its job). */
@@ -35,8 +59,23 @@ export async function startHttpServer(o: HttpServerOptions): Promise<{ server: S
         res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready, ...o.readyDetail?.() }));
         return;
       }
-      default:
-        res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
+      case '/segments':
+        if (!o.views) return json(res, 404, { error: 'not found' });
+        return json(res, 200, { segments: o.views.segmentSizes() });
+      default: {
+        const m = /^\/users\/([^/]{1,256})$/.exec(path ?? '');
+        if (!m || !o.views) return json(res, 404, { error: 'not found' });
+        if (!o.token) return json(res, 403, { error: 'per-user data is off: set HTTP_TOKEN to enable GET /users/:id' });
+        if (!authorized(req, o.token)) return json(res, 401, { error: 'missing or wrong bearer token' });
+        let userId: string;
+        try {
+          userId = decodeURIComponent(m[1]!);
+        } catch {
+          return json(res, 400, { error: 'bad user id encoding' });
+        }
+        const user = o.views.user(userId);
+        return user ? json(res, 200, user) : json(res, 404, { error: 'user not held by this instance' });
+      }
     }
   });
   await new Promise<void>((resolve, reject) => {

@@ -11,6 +11,11 @@ export interface EventSourceOptions {
   readonly partitionsConcurrently: number;
   /** Resolves once the chunk's outputs are acknowledged; a rejection stops the partition. */
   readonly handle: (records: InputRecord[]) => Promise<void>;
+  /**
+   * A promise while the partition's state is being restored (its events must wait), else null.
+   * Waited on with heartbeats, so a long restore does not cost the group membership.
+   */
+  readonly restoring?: (partition: number) => Promise<void> | null;
   /** Told, after each chunk, how many records of the partition are still behind it. */
   readonly onLag?: (topic: string, partition: number, lag: number) => void;
 }
@@ -35,6 +40,11 @@ export async function runEventSource(o: EventSourceOptions): Promise<void> {
 
 async function consumeBatch(o: EventSourceOptions, p: EachBatchPayload): Promise<void> {
   const { batch } = p;
+  for (let gate = o.restoring?.(batch.partition); gate; gate = o.restoring?.(batch.partition)) {
+    await Promise.race([gate, new Promise((r) => setTimeout(r, 1000).unref())]);
+    if (!p.isRunning() || p.isStale()) return;
+    await p.heartbeat();
+  }
   const messages = batch.messages;
   for (let start = 0; start < messages.length; start += o.chunkMaxRecords) {
     // Stop between chunks on shutdown or rebalance; unresolved records go to the next owner.

@@ -18,6 +18,7 @@ function plan(config: Config): TopicPlan[] {
     { topic: config.topicAds, partitions: 1, compacted: true },
     { topic: config.topicScored, partitions: p, compacted: false },
     { topic: config.topicSegments, partitions: p, compacted: true },
+    { topic: config.topicChangelog, partitions: p, compacted: true },
     { topic: config.topicDeadLetters, partitions: p, compacted: false },
   ];
 }
@@ -40,19 +41,20 @@ export async function ensureTopics(admin: Admin, config: Config, logger: Logger)
 }
 
 /**
- * User state is partitioned by user id, so the three event topics must be co-partitioned: the
- * same partition count (and the default key partitioner). Checked at start with a clear error.
+ * User state is partitioned by user id, so the three event topics and the state changelog must be
+ * co-partitioned: the same partition count (and the default key partitioner). Checked at start
+ * with a clear error.
  */
 export async function checkCoPartitioned(admin: Admin, config: Config): Promise<number> {
-  const topics = [config.topicClicks, config.topicImageViews, config.topicReviews];
+  const topics = [config.topicClicks, config.topicImageViews, config.topicReviews, config.topicChangelog];
   const existing = new Set(await admin.listTopics());
   const absent = topics.filter((t) => !existing.has(t));
-  if (absent.length > 0) throw new ConfigError('CREATE_TOPICS', `input topic(s) ${absent.join(', ')} do not exist; create them or set CREATE_TOPICS=true`);
+  if (absent.length > 0) throw new ConfigError('CREATE_TOPICS', `topic(s) ${absent.join(', ')} do not exist; create them or set CREATE_TOPICS=true`);
   const meta = await admin.fetchTopicMetadata({ topics });
   const counts = meta.topics.map((t) => `${t.name}=${t.partitions.length}`);
   const distinct = new Set(meta.topics.map((t) => t.partitions.length));
   if (distinct.size !== 1) {
-    throw new ConfigError('TOPIC_PARTITIONS', `the event topics must be co-partitioned by user id (same partition count), found ${counts.join(', ')}`);
+    throw new ConfigError('TOPIC_PARTITIONS', `the event topics and the state changelog must be co-partitioned by user id (same partition count), found ${counts.join(', ')}`);
   }
   return meta.topics[0]!.partitions.length;
 }

@@ -22,6 +22,8 @@ export class ProcessorMetrics {
   readonly usersInMemory: Gauge;
   readonly ready: Gauge;
   readonly consumerLag: Gauge<'topic' | 'partition'>;
+  readonly restoredUsers: Counter;
+  readonly restoreSeconds: Histogram;
   readonly eventLoopDelayP99: Gauge;
   readonly inference: InferenceMetrics;
   readonly caches: CacheMetrics;
@@ -40,6 +42,8 @@ export class ProcessorMetrics {
     this.catalogAds = new Gauge({ name: 'adstream_catalog_active_ads', help: 'Active ads that can be scored.', registers });
     this.usersInMemory = new Gauge({ name: 'adstream_users_in_memory', help: 'Users held in the state cache.', registers });
     this.ready = new Gauge({ name: 'adstream_ready', help: '1 when the processor is ready (catalog loaded, partitions assigned).', registers });
+    this.restoredUsers = new Counter({ name: 'adstream_state_restored_users_total', help: 'Users restored from the state changelog on partition assignment.', registers });
+    this.restoreSeconds = new Histogram({ name: 'adstream_state_restore_seconds', help: 'Time to restore the users of newly assigned partitions (their events wait meanwhile).', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120], registers });
     this.consumerLag = new Gauge({ name: 'adstream_consumer_lag_records', help: 'Records behind the high watermark, per input partition, after the last chunk handled.', labelNames: ['topic', 'partition'], registers });
     // The default metrics report the event-loop lag as summary-like gauges; this one is the p99 of
     // the last scrape interval, which is what an SLO on "inference never blocks the loop" reads.

@@ -6,8 +6,12 @@ import { KafkaSink } from '../emit/kafka-sink.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { CoPartitionedAssigner } from '../ingest/co-partitioned-assigner.js';
 import { runCatalogSource } from '../ingest/kafka-catalog-source.js';
+import { restoreChangelog } from '../ingest/kafka-changelog-restorer.js';
 import { runEventSource } from '../ingest/kafka-event-source.js';
 import type { InputRecord } from '../ingest/events.js';
+import type { ProcessResult } from '../core/outputs.js';
+import type { UserViews } from '../http/server.js';
+import { UserViewsOf } from './user-views.js';
 import { createKafka } from '../kafka/client.js';
 import { checkCoPartitioned, ensureTopics } from '../kafka/topics.js';
 import type { Logger } from '../log.js';
@@ -20,6 +24,8 @@ export interface RunningProcessor {
   isReady(): boolean;
   /** What /readyz shows besides ready: the execution provider each model really runs on. */
   readyDetail(): Record<string, unknown>;
+  /** The analysts' HTTP views over this instance's users. */
+  readonly views: UserViews;
   /** Rejects if the consumer dies for good (the caller should exit non-zero). */
   readonly failed: Promise<never>;
   /** Finishes the chunk in flight, commits what was delivered, and disconnects. */
@@ -50,7 +56,13 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
   });
   log.info('models ready', { models: core.processor.modelVersion, providers: core.engine.providers() });
   metrics.modelsLoaded(core.processor.modelVersion);
-  const sink = new KafkaSink(producer, { scored: config.topicScored, deadLetters: config.topicDeadLetters }, core.encoder);
+  const sink = new KafkaSink(
+    producer,
+    { scored: config.topicScored, deadLetters: config.topicDeadLetters, segments: config.topicSegments, changelog: config.topicChangelog },
+    core.encoder,
+    (s) => core.stateCodec.encode(s),
+  );
+  const views = new UserViewsOf(core);
 
   // The catalog first: scoring before it is loaded would rank against a partial catalog.
   const catalogConsumer = kafka.consumer({ groupId: `${config.groupId}.catalog.${randomUUID()}` });
@@ -62,7 +74,7 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
     apply: async (records) => {
       const rejected = await core.catalogUpdater.apply(records);
       if (rejected.length > 0) {
-        await sink.deliver({ scored: [], deadLetters: rejected });
+        await sink.deliver({ deadLetters: rejected });
         for (const d of rejected) metrics.deadLetters.inc({ topic: d.source.topic, reason: d.reason });
       }
       metrics.catalogAds.set(core.catalog.activeCount);
@@ -74,10 +86,52 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
 
   const consumer = kafka.consumer({ groupId: config.groupId, partitionAssigners: [CoPartitionedAssigner], sessionTimeout: config.sessionTimeoutMs, heartbeatInterval: Math.floor(config.sessionTimeoutMs / 10), rebalanceTimeout: 60_000 });
   let assigned = false;
+  // Partitions whose users this instance holds, and the restore of newly assigned ones.
+  let owned = new Set<number>();
+  let restoring: Promise<void> | null = null;
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
     assigned = true;
-    log.info('joined consumer group', { assignment: e.payload.memberAssignment });
+    const now = new Set<number>(e.payload.memberAssignment[config.topicClicks] ?? []);
+    const dropped = core.users.dropPartitions(now);
+    const added = [...now].filter((p) => !owned.has(p));
+    owned = now;
+    log.info('joined consumer group', { assignment: e.payload.memberAssignment, droppedUsers: dropped, restoring: added });
+    if (added.length === 0) return;
+    // Set before any batch of the new generation is handled: their events wait for it.
+    const done = restoreUsers(added).then(
+      () => undefined,
+      (err: unknown) => {
+        // Without its state a partition cannot be processed correctly: stop and let a restart retry.
+        log.error('state restore failed', { err, partitions: added });
+        fail(new Error(`state restore failed: ${errorMessage(err)}`));
+      },
+    );
+    restoring = done;
+    void done.finally(() => {
+      if (restoring === done) restoring = null;
+    });
   });
+  const restoreUsers = async (parts: number[]): Promise<void> => {
+    let users = 0;
+    const r = await restoreChangelog({
+      kafka,
+      admin,
+      topic: config.topicChangelog,
+      partitions: parts,
+      apply: (userId, value) => {
+        const state = core.stateCodec.decode(value);
+        if (state) {
+          core.users.put(state);
+          users++;
+        } else {
+          core.users.delete(userId); // a tombstone, or a record of another model space: start fresh
+        }
+      },
+    });
+    metrics.restoredUsers.inc(users);
+    metrics.restoreSeconds.observe(r.ms / 1000);
+    log.info('restored user state', { partitions: parts, records: r.records, users, ms: r.ms, usersPerS: r.ms > 0 ? Math.round((users / r.ms) * 1000) : users });
+  };
   consumer.on(consumer.events.REBALANCING, () => {
     assigned = false;
   });
@@ -99,6 +153,17 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
     else consumer.resume(topics);
   });
 
+  const record = (result: Partial<ProcessResult>): void => {
+    const acked = Date.now();
+    for (const o of result.scored ?? []) {
+      metrics.e2eLatency.observe(Math.max(0, acked - o.triggerEventTime) / 1000);
+      views.scored(o);
+    }
+    metrics.scoredOut.inc(result.scored?.length ?? 0);
+    for (const d of result.deadLetters ?? []) metrics.deadLetters.inc({ topic: d.source.topic, reason: d.reason });
+    metrics.usersInMemory.set(core.users.size);
+  };
+
   const handle = async (records: InputRecord[]): Promise<void> => {
     metrics.recordsIn.inc({ topic: records[0]!.topic }, records.length);
     metrics.chunkRecords.observe(records.length);
@@ -111,11 +176,7 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
     const p0 = performance.now();
     await sink.deliver(result);
     metrics.stageDuration.observe({ stage: 'produce' }, (performance.now() - p0) / 1000);
-    const acked = Date.now();
-    for (const o of result.scored) metrics.e2eLatency.observe(Math.max(0, acked - o.triggerEventTime) / 1000);
-    metrics.scoredOut.inc(result.scored.length);
-    for (const d of result.deadLetters) metrics.deadLetters.inc({ topic: d.source.topic, reason: d.reason });
-    metrics.usersInMemory.set(core.users.size);
+    record(result);
   };
   await runEventSource({
     consumer,
@@ -123,12 +184,29 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
     chunkMaxRecords: config.chunkMaxRecords,
     partitionsConcurrently: Math.min(partitions * 3, 6),
     handle,
+    restoring: () => restoring,
     onLag: (topic, partition, lag) => metrics.consumerLag.set({ topic, partition: String(partition) }, lag),
   });
   log.info('processing', { partitions, topics: [config.topicClicks, config.topicImageViews, config.topicReviews] });
 
+  // Users whose output is rate-limited (EMIT_INTERVAL_MS) get it from here once their time comes.
+  let flushing: Promise<void> | null = null;
+  const flush = (): Promise<void> => {
+    flushing ??= core.processor
+      .flushDue()
+      .then(async (result) => {
+        await sink.deliver(result);
+        record(result);
+      })
+      .catch((err: unknown) => log.error('flushing rate-limited outputs failed; retried on the next tick', { err }))
+      .finally(() => (flushing = null));
+    return flushing;
+  };
+  const flushTimer = config.emitIntervalMs > 0 ? setInterval(() => void flush(), Math.min(1000, Math.max(50, config.emitIntervalMs / 2))) : null;
+  flushTimer?.unref();
+
   let stopping: Promise<void> | undefined;
-  const isReady = (): boolean => assigned && !stopping;
+  const isReady = (): boolean => assigned && restoring === null && !stopping;
   const readyGauge = setInterval(() => metrics.ready.set(isReady() ? 1 : 0), 1000);
   readyGauge.unref();
 
@@ -136,7 +214,8 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
     core,
     metrics,
     isReady,
-    readyDetail: () => ({ partitionsAssigned: assigned, providers: core.engine.providers(), activeAds: core.catalog.activeCount }),
+    readyDetail: () => ({ partitionsAssigned: assigned, partitions: [...owned].sort((a, b) => a - b), restoring: restoring !== null, providers: core.engine.providers(), activeAds: core.catalog.activeCount }),
+    views,
     failed,
     stop: () => {
       stopping ??= (async () => {
@@ -144,6 +223,10 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
         metrics.ready.set(0);
         // Consumer first: it lets the chunk in flight finish and commits what was delivered.
         await consumer.disconnect();
+        if (flushTimer) {
+          clearInterval(flushTimer);
+          await flush(); // rate-limited outputs still owed; their state is in the changelog either way
+        }
         await catalogConsumer.disconnect();
         await producer.disconnect();
         await admin.disconnect();

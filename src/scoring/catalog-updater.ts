@@ -1,4 +1,5 @@
 import { RejectedRecordError, errorMessage } from '../errors.js';
+import type { Fuser } from '../features/fuser.js';
 import type { MultimodalEmbedder } from '../features/multimodal-embedder.js';
 import type { EventDecoder } from '../ingest/event-decoder.js';
 import type { Ad, InputRecord } from '../ingest/events.js';
@@ -9,13 +10,14 @@ const NONE = new Float32Array(0);
 
 /**
  * Applies records of the compacted ad topic to the catalog: upsert, deactivate, or delete on a
- * tombstone. Ads are embedded by the same encoders as user events, so both share one space; a
- * batch of records is embedded together, then applied in order.
+ * tombstone. Ads are embedded by the same encoders as user events and fused from all their
+ * modalities into the same space F; a batch of records is embedded together, then applied in order.
  */
 export class CatalogUpdater {
   constructor(
     private readonly decoder: EventDecoder,
     private readonly embedder: MultimodalEmbedder,
+    private readonly fuser: Fuser,
     private readonly catalog: AdCatalog,
     private readonly clock: () => number = Date.now,
   ) {}
@@ -42,8 +44,8 @@ export class CatalogUpdater {
         rejected.push({ source: r, reason: err.reason, message: errorMessage(err), failedAt: this.clock() });
       }
     }
-    const embeddings = ads.length > 0 ? await this.embedder.embedAds(ads) : NONE;
-    const dim = this.embedder.totalDim;
+    const embeddings = ads.length > 0 ? await this.fuser.fuseAds(await this.embedder.embedAds(ads), ads.length) : NONE;
+    const dim = this.fuser.dim;
     for (const c of changes) {
       if (c.kind === 'delete') this.catalog.delete(c.adId);
       else this.catalog.upsert(c.ad, embeddings, Math.max(0, c.row) * dim);

@@ -1,4 +1,3 @@
-import type { Candidate } from '../core/outputs.js';
 import type { Ad } from '../ingest/events.js';
 import type { Inference } from '../features/multimodal-embedder.js';
 import type { AdCatalog } from './ad-catalog.js';
@@ -10,23 +9,36 @@ export interface ResidentInputs {
 
 export interface EngineScorerOptions {
   readonly model: string;
-  readonly topK: number;
+  /**
+   * Ads asked for per query row: what the caller keeps plus slack, which also replaces ads
+   * deactivated since the last upload.
+   */
+  readonly perRow: number;
   /** Catalog changes are uploaded at most this often; in between, the last snapshot is used. */
   readonly minUploadIntervalMs: number;
-  /** Extra candidates asked for, to replace ads deactivated since the last upload. */
-  readonly slack: number;
+}
+
+/** One ad found for a query row. */
+export interface Match {
+  readonly ad: Ad;
+  /** Inner product with the query (a cosine for unit vectors). */
+  readonly similarity: number;
+  /** The ad's vector as scored: a view into the uploaded snapshot, never changed afterwards. */
+  readonly vector: Float32Array;
 }
 
 interface Snapshot {
   readonly version: number;
   /** Row -> ad, as uploaded. */
   readonly rows: Ad[];
+  /** The uploaded ad matrix (a copy of the catalog's). */
+  readonly matrix: Float32Array;
   readonly k: number;
   readonly at: number;
 }
 
 /**
- * Top-K ads per user through the scorer model: the ad matrix lives on the inference workers as a
+ * Top-k ads per query row through the scorer model: the ad matrix lives on the inference workers as a
  * resident input, re-uploaded when the catalog changed. Uploads and scoring exclude each other (a
  * batch must never pair the new matrix with the old row-to-ad mapping), and ads that became
  * inactive since the last upload are filtered out here, so none is ever emitted.
@@ -43,8 +55,8 @@ export class EngineScorer {
     private readonly o: EngineScorerOptions,
   ) {}
 
-  /** Candidates per query row (queries: n rows of the catalog's dimension), best first. */
-  async score(queries: Float32Array, n: number): Promise<Candidate[][]> {
+  /** The best active ads per query row (queries: n rows of the catalog's dimension), best first. */
+  async score(queries: Float32Array, n: number): Promise<Match[][]> {
     if (n === 0) return [];
     const snap = await this.acquire();
     try {
@@ -52,13 +64,15 @@ export class EngineScorer {
       const res = await this.engine.infer(this.o.model, { items: n, inputs: { users: queries } });
       const scores = res.outputs.scores as Float32Array;
       const indices = res.outputs.indices as BigInt64Array;
-      const out: Candidate[][] = [];
+      const dim = this.catalog.dim;
+      const out: Match[][] = [];
       for (let q = 0; q < n; q++) {
-        const list: Candidate[] = [];
-        for (let j = 0; j < snap.k && list.length < this.o.topK; j++) {
-          const ad = snap.rows[Number(indices[q * snap.k + j])]!;
+        const list: Match[] = [];
+        for (let j = 0; j < snap.k; j++) {
+          const row = Number(indices[q * snap.k + j]);
+          const ad = snap.rows[row]!;
           if (!this.catalog.get(ad.adId)?.active) continue; // changed since the upload
-          list.push({ adId: ad.adId, score: scores[q * snap.k + j]!, categoryId: ad.categoryId });
+          list.push({ ad, similarity: scores[q * snap.k + j]!, vector: snap.matrix.subarray(row * dim, (row + 1) * dim) });
         }
         out.push(list);
       }
@@ -89,12 +103,12 @@ export class EngineScorer {
     this.drained = undefined;
     const version = this.catalog.version;
     const rows = this.catalog.rowSnapshot();
-    const k = Math.min(this.o.topK + this.o.slack, rows.length);
+    const k = Math.min(this.o.perRow, rows.length);
+    const matrix = this.catalog.embeddings().slice();
     if (rows.length > 0) {
-      const matrix = this.catalog.embeddings().slice();
       await this.engine.setResident(this.o.model, 'ads', matrix, [rows.length, this.catalog.dim]);
       await this.engine.setResident(this.o.model, 'k', BigInt64Array.of(BigInt(k)), [1]);
     }
-    this.snapshot = { version, rows, k, at: Date.now() };
+    this.snapshot = { version, rows, matrix, k, at: Date.now() };
   }
 }

@@ -1,47 +1,116 @@
 /**
- * A user's interest: a decayed sum of the embeddings of what they touched. Decay runs on event time,
- * not wall-clock time, so a replay of the same events gives the same vector.
+ * Multi-interest update, in the spirit of PinnerSage: a user is a few interests (clusters of what
+ * they engaged with) instead of one average that lands between shoes and phones and matches
+ * neither. Decay runs on event time, not wall-clock time, so a replay of the same events gives the
+ * same state.
  */
-export interface UserInterest {
-  readonly vector: Float32Array;
-  /** Event time (ms) the vector is decayed to. */
-  asOf: number;
-  /** Events applied so far. */
-  events: number;
-}
+import type { Interest } from './user-state.js';
+import type { VectorAllocator } from './vector-pool.js';
 
-export function newInterest(dim: number): UserInterest {
-  return { vector: new Float32Array(dim), asOf: Number.NEGATIVE_INFINITY, events: 0 };
+export interface InterestParams {
+  readonly halfLifeMs: number;
+  /** K: interests kept at most. 1 = one blended interest (every event joins it). */
+  readonly maxInterests: number;
+  /** An event whose cosine to every interest is below this starts a new one. */
+  readonly newInterestThreshold: number;
 }
 
 /**
- * Adds `weight * embedding[offset..offset+blockDim)` into the vector's block at `blockOffset`, at
- * event time `t`, after decaying the whole vector to t. The vector holds one block per modality;
- * by default the block is the whole vector. A late event (t before asOf) is decayed by its own
- * age instead of rewinding the vector.
+ * An interest decayed below this share of the strongest weight around is forgotten: in float32
+ * it can no longer move anything (2^-24 is float32's precision), and long idle users would
+ * otherwise keep vectors that underflow to zero.
  */
-export function applyEvent(
-  interest: UserInterest,
-  embedding: Float32Array,
-  offset: number,
-  weight: number,
-  t: number,
-  halfLifeMs: number,
-  blockOffset = 0,
-  blockDim = interest.vector.length - blockOffset,
-): void {
-  const v = interest.vector;
-  const dim = v.length;
-  let w = weight;
-  if (t >= interest.asOf) {
-    if (interest.events > 0) {
-      const keep = Math.pow(2, -(t - interest.asOf) / halfLifeMs);
-      if (keep !== 1) for (let i = 0; i < dim; i++) v[i]! *= keep;
-    }
-    interest.asOf = t;
-  } else {
-    w *= Math.pow(2, -(interest.asOf - t) / halfLifeMs);
+export const FORGET_BELOW = 2 ** -24;
+
+/**
+ * Folds one event into a user's interests: fused unit vector x = vec[offset..offset+F), weight w, event
+ * time t. Every interest is first decayed to T = max(t, their time); a late event (t < T) is
+ * weighted by its own age instead of rewinding them. The event then joins the interest nearest by
+ * cosine, or starts a new one when none is within the threshold (dropping the weakest when K are
+ * held). Returns the index of the interest it landed in (-1 when w or x is zero: nothing changes).
+ */
+export function applyEvent(user: { interests: Interest[] }, vec: Float32Array, offset: number, w: number, t: number, p: InterestParams, mem: VectorAllocator): number {
+  const interests = user.interests;
+  let T = t;
+  for (const i of interests) if (i.asOf > T) T = i.asOf;
+  const weight = w * decayFactor(T - t, p.halfLifeMs);
+  let peak = weight;
+  for (const i of interests) {
+    decayTo(i, T, p.halfLifeMs);
+    if (i.strength > peak) peak = i.strength;
   }
-  for (let i = 0; i < blockDim; i++) v[blockOffset + i]! += w * embedding[offset + i]!;
-  interest.events++;
+  forget(interests, peak * FORGET_BELOW, mem);
+
+  if (!(weight > 0) || isZero(vec, offset, mem.dim)) return -1;
+
+  let best = -1;
+  let bestCos = Number.NEGATIVE_INFINITY;
+  for (let k = 0; k < interests.length; k++) {
+    const c = cosineToUnit(interests[k]!.vector, vec, offset);
+    if (c > bestCos) {
+      bestCos = c;
+      best = k;
+    }
+  }
+  // K = 1 is the classic single interest: everything blends into it.
+  if (best >= 0 && (bestCos >= p.newInterestThreshold || p.maxInterests === 1)) {
+    addInto(interests[best]!, vec, offset, weight);
+    return best;
+  }
+  if (interests.length >= p.maxInterests) mem.free(interests.splice(weakest(interests), 1)[0]!.vector);
+  const fresh: Interest = { vector: mem.alloc(), strength: 0, asOf: T, events: 0 };
+  addInto(fresh, vec, offset, weight);
+  // concat allocates the exact size; push() or a spread would reserve room for ~16 more (~130 bytes per user).
+  user.interests = interests.concat(fresh);
+  return interests.length;
+}
+
+export function decayFactor(ageMs: number, halfLifeMs: number): number {
+  return ageMs <= 0 ? 1 : Math.pow(2, -ageMs / halfLifeMs);
+}
+
+/** Decays vector and strength to event time T (never backwards). */
+export function decayTo(i: Interest, T: number, halfLifeMs: number): void {
+  if (T <= i.asOf) return;
+  const keep = decayFactor(T - i.asOf, halfLifeMs);
+  const v = i.vector;
+  for (let j = 0; j < v.length; j++) v[j]! *= keep;
+  i.strength *= keep;
+  i.asOf = T;
+}
+
+/** cos(v, x) for a unit x at offset; -Infinity for a zero v (it can match nothing). */
+export function cosineToUnit(v: Float32Array, x: Float32Array, offset: number): number {
+  let dot = 0;
+  let norm = 0;
+  for (let j = 0; j < v.length; j++) {
+    dot += v[j]! * x[offset + j]!;
+    norm += v[j]! * v[j]!;
+  }
+  return norm > 0 ? dot / Math.sqrt(norm) : Number.NEGATIVE_INFINITY;
+}
+
+/** Index of the interest with the lowest strength (the first of equals). */
+export function weakest(interests: readonly Interest[]): number {
+  let at = 0;
+  for (let k = 1; k < interests.length; k++) if (interests[k]!.strength < interests[at]!.strength) at = k;
+  return at;
+}
+
+function addInto(i: Interest, x: Float32Array, offset: number, weight: number): void {
+  const v = i.vector;
+  for (let j = 0; j < v.length; j++) v[j]! += weight * x[offset + j]!;
+  i.strength += weight;
+  i.events++;
+}
+
+function forget(interests: Interest[], below: number, mem: VectorAllocator): void {
+  for (let k = interests.length - 1; k >= 0; k--) {
+    if (interests[k]!.strength < below) mem.free(interests.splice(k, 1)[0]!.vector);
+  }
+}
+
+function isZero(x: Float32Array, offset: number, n: number): boolean {
+  for (let j = 0; j < n; j++) if (x[offset + j] !== 0) return false;
+  return true;
 }

@@ -1,45 +1,179 @@
 import { LRUCache } from 'lru-cache';
-import { newInterest, type UserInterest } from './user-interest.js';
+import { NONE, newUserState, type UserState } from './user-state.js';
+import { VectorPool, type VectorAllocator } from './vector-pool.js';
 
 export interface UserStateStoreOptions {
+  /** Width F of the interest vectors. */
   readonly dim: number;
   readonly maxEntries: number;
+  /** Bound on the bytes the store counts (see stateBytes); least recently active users go first. */
+  readonly maxBytes: number;
   /** Idle users are dropped after this long without an event (processing time). */
   readonly ttlMs: number;
 }
 
 /**
- * Per-user interest state, bounded in memory. The least recently active users go first; the
- * processor core is its only writer.
+ * Estimated heap bytes of one user, calibrated with --expose-gc on Node 20 (x64, no pointer
+ * compression): the state object with its boxed numbers, the key string, the interests array and
+ * the LRU's bookkeeping (its per-slot arrays included); per interest its object and its view into a
+ * VectorPool slab; pending event ids and segments at their string sizes. A user with one 128-d
+ * interest is counted 998 bytes and measured 997 (heap plus array buffers, 200,000 users).
+ */
+export const USER_OVERHEAD_BYTES = 280;
+export const INTEREST_OVERHEAD_BYTES = 184;
+const STRING_OVERHEAD_BYTES = 32;
+const SEGMENT_OVERHEAD_BYTES = 72;
+
+export function stateBytes(s: UserState): number {
+  let n = USER_OVERHEAD_BYTES + 2 * s.userId.length;
+  for (const i of s.interests) n += INTEREST_OVERHEAD_BYTES + i.vector.byteLength;
+  if (s.pendingEventIds !== NONE) n += 16 + s.pendingEventIds.length * 8;
+  for (const id of s.pendingEventIds) n += STRING_OVERHEAD_BYTES + 2 * id.length;
+  // Frozen segment lists are shared between users (see segments.ts), so no user pays for them.
+  if (!Object.isFrozen(s.lastSegments)) for (const g of s.lastSegments) n += SEGMENT_OVERHEAD_BYTES + 2 * g.name.length;
+  return n;
+}
+
+/**
+ * Per-user state, bounded by entries and by bytes, with an idle TTL: the least recently active
+ * users go first. The processor is its only writer; after changing a state it calls commit() so
+ * the byte count and the index of users with pending events follow.
+ *
+ * Interest vectors come from the store's VectorPool and go back to it when a user leaves (evicted,
+ * expired, deleted, replaced): do not keep a UserState, or its vectors, past the current
+ * synchronous run of code; read it again from the store.
  */
 export class UserStateStore {
-  private readonly cache: LRUCache<string, UserInterest>;
+  private readonly cache: LRUCache<string, UserState>;
+  private readonly pool: VectorPool;
+  /** Users with events not yet in a scored output (for flushes on a timer). */
+  private readonly pending = new Set<string>();
+  /** Set while commit() re-inserts a state, whose vectors must then not be freed. */
+  private recommitting: UserState | undefined;
   readonly dim: number;
 
   constructor(opts: UserStateStoreOptions) {
     this.dim = opts.dim;
-    this.cache = new LRUCache<string, UserInterest>({ max: opts.maxEntries, ttl: opts.ttlMs, ttlAutopurge: false, updateAgeOnGet: true });
+    this.pool = new VectorPool(opts.dim);
+    this.cache = new LRUCache<string, UserState>({
+      max: opts.maxEntries,
+      maxSize: opts.maxBytes,
+      sizeCalculation: stateBytes,
+      ttl: opts.ttlMs,
+      ttlAutopurge: false,
+      updateAgeOnGet: true,
+      dispose: (state, userId) => this.release(state, userId),
+    });
   }
 
-  /** The user's state, created empty on first sight. */
-  getOrCreate(userId: string): UserInterest {
+  /** Where interest vectors come from: the applyEvent allocator. */
+  get vectors(): VectorAllocator {
+    return this.pool;
+  }
+
+  /** The user's state, without counting as activity (no LRU or TTL refresh). */
+  get(userId: string): UserState | undefined {
+    return this.cache.peek(userId);
+  }
+
+  /** The user's state (counts as activity), created empty on first sight. */
+  getOrCreate(userId: string, partition: number): UserState {
     let s = this.cache.get(userId);
     if (!s) {
-      s = newInterest(this.dim);
-      this.cache.set(userId, s);
+      s = newUserState(userId, partition);
+      // Counted as holding the one interest its first event gives it, so that commit finds the size
+      // unchanged and need not take the entry out and put it back (churn that costs the LRU's Map memory).
+      this.cache.set(userId, s, { size: stateBytes(s) + INTEREST_OVERHEAD_BYTES + 4 * this.dim });
     }
     return s;
   }
 
-  peek(userId: string): UserInterest | undefined {
-    return this.cache.peek(userId);
+  /**
+   * Puts a state in, replacing any held for the user (restore from the changelog). Its vectors are
+   * copied into the store's memory, so the caller's arrays stay the caller's.
+   */
+  put(state: UserState): void {
+    const own: UserState = {
+      ...state,
+      interests: state.interests.map((i) => {
+        if (i.vector.length !== this.dim) throw new Error(`interest of ${this.dim} values expected, got ${i.vector.length}`);
+        const v = this.pool.alloc();
+        v.set(i.vector);
+        return { ...i, vector: v };
+      }),
+    };
+    this.cache.set(own.userId, own);
+    this.index(own);
+  }
+
+  /**
+   * Tells the store a state changed: its bytes are counted again (which may evict others) and its
+   * pending events indexed. A state that is no longer held (evicted meanwhile) stays out.
+   */
+  commit(state: UserState): void {
+    if (this.cache.peek(state.userId) !== state) return;
+    // Most changes (vectors updated in place) keep the size: nothing to count again.
+    if (this.cache.info(state.userId)?.size === stateBytes(state)) return this.index(state);
+    // lru-cache measures an entry on insertion only: take it out and put it back.
+    this.recommitting = state;
+    try {
+      this.cache.delete(state.userId);
+      this.cache.set(state.userId, state);
+    } finally {
+      this.recommitting = undefined;
+    }
+    if (this.cache.peek(state.userId) === state) this.index(state);
+    else this.release(state, state.userId); // larger than the whole byte bound: not kept
   }
 
   delete(userId: string): boolean {
     return this.cache.delete(userId);
   }
 
+  /** Drops the users of partitions not in `keep` (partitions revoked); returns how many. */
+  dropPartitions(keep: ReadonlySet<number>): number {
+    const gone: string[] = [];
+    for (const [userId, s] of this.cache.entries()) if (!keep.has(s.partition)) gone.push(userId);
+    for (const userId of gone) this.cache.delete(userId);
+    return gone.length;
+  }
+
+  /** Held users with pending events. */
+  *pendingUsers(): IterableIterator<UserState> {
+    for (const userId of [...this.pending]) {
+      const s = this.cache.peek(userId);
+      if (s && s.pendingEventIds.length > 0) yield s;
+      else this.pending.delete(userId);
+    }
+  }
+
+  /** Every held user, most recently active first (no LRU or TTL refresh). */
+  entries(): IterableIterator<[string, UserState]> {
+    return this.cache.entries();
+  }
+
+  values(): IterableIterator<UserState> {
+    return this.cache.values();
+  }
+
   get size(): number {
     return this.cache.size;
+  }
+
+  /** Bytes counted for the held users (bounded by maxBytes). */
+  get bytes(): number {
+    return this.cache.calculatedSize;
+  }
+
+  private index(s: UserState): void {
+    if (s.pendingEventIds.length > 0) this.pending.add(s.userId);
+    else this.pending.delete(s.userId);
+  }
+
+  private release(state: UserState, userId: string): void {
+    if (state === this.recommitting) return;
+    for (const i of state.interests) this.pool.free(i.vector);
+    // A user replaced by put() is indexed again right after.
+    this.pending.delete(userId);
   }
 }

@@ -46,6 +46,7 @@ const AD = 'dev.adstream.catalog.Ad';
 const SCORED = 'dev.adstream.outputs.ScoredCandidates';
 const SEGMENTS = 'dev.adstream.outputs.InterestSegments';
 const DEAD = 'dev.adstream.outputs.DeadLetter';
+const STATE = 'dev.adstream.state.UserState';
 
 const T0 = Date.UTC(2024, 4, 29, 12, 34, 56, 789);
 
@@ -163,6 +164,23 @@ const deadValue = {
 };
 const deadNulls = { ...deadValue, key: null, value: null, valueTruncated: false, reason: 'EMPTY_VALUE' };
 
+const stateValue = {
+  userId: 'user-42-用户',
+  partition: 2,
+  space: 'default-v1-43f083bf6941/concat-f128',
+  interests: [
+    // float32 little-endian bytes, including 0x00 and 0xff
+    { vector: Buffer.from([0x00, 0x00, 0x80, 0x3f, 0xff, 0xff, 0x7f, 0x7f]), strength: 2.75, asOf: T0, events: 12 },
+    { vector: Buffer.alloc(0), strength: 0.1, asOf: T0 - 5, events: 1 },
+  ],
+  latestEventTime: T0,
+  pendingEventIds: ['evt-7f3c9a2e-0001', 'evt-img-1'],
+  lastEmittedAt: T0 - 1000,
+  updatedAt: T0 + 3,
+  lastSegments: [{ name: '运动鞋', weight: 0.7 }, { name: 'books', weight: 0.3 }],
+};
+const stateFresh = { ...stateValue, userId: 'u', interests: [], pendingEventIds: [], lastEmittedAt: 0, lastSegments: [] };
+
 /** Avro `float` fields come back as the nearest float32; everything else must be bit-exact. */
 function withFloat32(name: string, v: Record<string, unknown>): Record<string, unknown> {
   if (name === SCORED) {
@@ -172,6 +190,10 @@ function withFloat32(name: string, v: Record<string, unknown>): Record<string, u
   if (name === SEGMENTS) {
     const s = v as typeof segmentsValue;
     return { ...s, segments: s.segments.map((g) => ({ ...g, weight: Math.fround(g.weight) })) };
+  }
+  if (name === STATE) {
+    const s = v as typeof stateValue;
+    return { ...s, interests: s.interests.map((i) => ({ ...i, strength: Math.fround(i.strength) })), lastSegments: s.lastSegments.map((g) => ({ ...g, weight: Math.fround(g.weight) })) };
   }
   return v;
 }
@@ -191,6 +213,8 @@ const SAMPLES: Array<[string, string, Record<string, unknown>]> = [
   [SEGMENTS, 'interest segments', segmentsValue],
   [DEAD, 'dead letter', deadValue],
   [DEAD, 'dead letter with null key/value', deadNulls],
+  [STATE, 'user state', stateValue],
+  [STATE, 'user state, fresh', stateFresh],
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -576,7 +600,7 @@ describe('AvroCodec decode errors', () => {
   it('UNKNOWN_SCHEMA for an id missing from index.json', () => {
     const known = new Set(INDEX.schemas.map((s) => s.id));
     const body = codec.encode(CLICK, clickValue).subarray(5);
-    for (const id of [0, 8, 101, 0x01000001, 0xffffffff]) {
+    for (const id of [0, 9, 101, 0x01000001, 0xffffffff]) {
       expect(known.has(id)).toBe(false);
       const header = Buffer.alloc(5);
       header.writeUInt32BE(id, 1);

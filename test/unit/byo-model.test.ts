@@ -1,6 +1,7 @@
 /**
  * Bring your own model: a user model card (MODEL_CARD) replaces the image encoder with another
- * ONNX file, with its own input size and embedding size; the scorer is built for the new width.
+ * ONNX file, with its own input size and embedding size; its embeddings are zero-padded to the
+ * widest encoder for fusion, and the scorer works in the fused space.
  */
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -59,35 +60,39 @@ describe('Bring your own model (MODEL_CARD)', () => {
     const config = configFor(cardPath);
     core = await startCore(config, { logger: silentLogger, clock: () => NOW });
 
-    // The same preparation the core did (idempotent): encoder widths and the scorer for their sum.
+    // The same preparation the core did (idempotent): encoder widths, fusion padded to the widest, scorer for F.
     const models = await prepareModels(config);
     expect([models.encoders.image.dim, models.encoders.text.dim, models.encoders.click.dim]).toEqual([32, 64, 64]);
     expect(models.encoders.image.prep).toEqual({ size: 96, layout: 'NCHW', mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] });
     expect(core.embedder.dims).toEqual([32, 64, 64]);
-    expect(core.embedder.totalDim).toBe(160);
-    expect(core.catalog.dim).toBe(160);
-    expect(core.users.dim).toBe(160);
+    expect(models.fusion).toMatchObject({ strategy: 'concat', inputDim: 64, dim: 128 });
+    expect(core.fuser.dim).toBe(128);
+    expect(core.catalog.dim).toBe(128);
+    expect(core.users.dim).toBe(128);
 
     const imageSpec = models.specs.find((s) => s.name === 'image')!;
     expect(imageSpec.path).toBe(join(cardDir, 'my-image.onnx'));
     expect(imageSpec.inputs).toEqual([{ name: 'pixels', type: 'float32', itemShape: [3, 96, 96] }]);
+    const fusion = models.specs.find((s) => s.name === 'fusion')!;
+    expect(basename(fusion.path)).toBe('fusion-concat-d64-o128.onnx');
+    expect(fusion.inputs).toEqual([{ name: 'modalities', type: 'float32', itemShape: [3, 64] }, { name: 'weights', type: 'float32', itemShape: [3] }]);
     const scorer = models.specs.find((s) => s.name === 'scorer')!;
-    expect(basename(scorer.path)).toBe('scorer-d160.onnx');
+    expect(basename(scorer.path)).toBe('scorer-d128.onnx');
     expect(existsSync(scorer.path)).toBe(true);
-    expect(scorer.inputs).toEqual([{ name: 'users', type: 'float32', itemShape: [160] }]);
-    // The file itself is a 160-d scorer: it runs on 160-wide users and ads.
+    expect(scorer.inputs).toEqual([{ name: 'users', type: 'float32', itemShape: [128] }]);
+    // The file itself is a 128-d scorer: it runs on 128-wide users and ads.
     const session = await ort.InferenceSession.create(scorer.path, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
     try {
-      const users = new Float32Array(160).fill(1);
-      const ads = new Float32Array(2 * 160);
-      ads.fill(1, 160);
+      const users = new Float32Array(128).fill(1);
+      const ads = new Float32Array(2 * 128);
+      ads.fill(1, 128);
       const out = await session.run({
-        users: new ort.Tensor('float32', users, [1, 160]),
-        ads: new ort.Tensor('float32', ads, [2, 160]),
+        users: new ort.Tensor('float32', users, [1, 128]),
+        ads: new ort.Tensor('float32', ads, [2, 128]),
         k: new ort.Tensor('int64', BigInt64Array.of(1n), [1]),
       });
       expect(Array.from(out.indices!.data as BigInt64Array)).toEqual([1n]);
-      expect((out.scores!.data as Float32Array)[0]).toBeCloseTo(160, 3);
+      expect((out.scores!.data as Float32Array)[0]).toBeCloseTo(128, 3);
     } finally {
       await session.release();
     }
@@ -117,7 +122,21 @@ describe('Bring your own model (MODEL_CARD)', () => {
       // The catalog's five garden ads first.
       expect(s.candidates.slice(0, 5).map((c) => c.categoryId)).toEqual(Array(5).fill('garden'));
     }
-    expect(core.processor.modelVersion).toMatch(/^byo:my-image\.onnx@[0-9a-f]{12}\+default-v1-[0-9a-f]+\/concat-w1,1,1$/);
+    expect(core.processor.modelVersion).toMatch(/^byo:my-image\.onnx@[0-9a-f]{12}\+default-v1-[0-9a-f]+\/concat-f128-w1,1,1\/ctr-v1$/);
+  }, SLOW);
+
+  it('pads the 32-d image embedding with zeros for fusion (average: F = 64, the image alone comes back normalised)', async () => {
+    const avg = await startCore(loadConfig({ env: {}, overrides: { modelDir, modelCard: cardPath, inferenceWorkers: 1, fusion: 'average' } }), { logger: silentLogger, clock: () => NOW });
+    try {
+      expect(avg.fuser.dim).toBe(64);
+      const x = Float32Array.from({ length: 32 }, (_, i) => (i % 5) - 2);
+      const fused = await avg.fuser.fuseEvents({ modality: Uint8Array.of(0), row: Int32Array.of(0), blocks: [x, new Float32Array(0), new Float32Array(0)], failures: new Map() }, [0]);
+      const norm = Math.hypot(...x);
+      for (let i = 0; i < 32; i++) expect(fused[i]).toBeCloseTo(x[i]! / norm, 5);
+      for (let i = 32; i < 64; i++) expect(fused[i]).toBe(0);
+    } finally {
+      await avg.close();
+    }
   }, SLOW);
 
   describe('refuses a bad card with a ConfigError naming MODEL_CARD', () => {
@@ -133,8 +152,14 @@ describe('Bring your own model (MODEL_CARD)', () => {
       expect((err as ConfigError).message).toMatch(message);
     };
 
-    it('a model that is not an encoder', async () => {
-      await refuses({ models: { scorer: { ...imageEntry(), file: 'my-image.onnx' } } }, /"scorer" cannot be replaced/);
+    it('a model that cannot be replaced', async () => {
+      await refuses({ models: { scorer: { ...imageEntry(), file: 'my-image.onnx' } } }, /"scorer" cannot be replaced; allowed: image, text, click, ctr/);
+    }, SLOW);
+
+    it('a CTR model whose inputs are not user and ad of the fused width', async () => {
+      const ctr = (width: number) => ({ file: 'my-image.onnx', inputs: [{ name: 'user', type: 'float32', shape: ['batch', width] }, { name: 'ad', type: 'float32', shape: ['batch', width] }], outputs: [{ name: 'ctr', type: 'float32', shape: ['batch', 1] }] });
+      await refuses({ models: { ctr: ctr(64) } }, /ctr input user must be float32 \[batch, 128\]/);
+      await refuses({ models: { ctr: { ...ctr(128), inputs: [{ name: 'query', type: 'float32', shape: ['batch', 128] }] } } }, /ctr model must have an input named user/);
     }, SLOW);
 
     it('a file that does not exist', async () => {

@@ -2,93 +2,20 @@
  * The processor core driven with no broker, in the spirit of Kafka Streams' topology test driver:
  * records in, outputs out, state inspected.
  */
-import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load-config.js';
-import { startCore, type Core } from '../../src/core/assemble.js';
-import type { InferenceReporter } from '../../src/inference/engine/types.js';
-import { silentLogger } from '../../src/log.js';
-import type { InputRecord } from '../../src/ingest/events.js';
-import { CATEGORIES, productImage, seededRandom, syntheticAds, type SyntheticAd } from '../../src/devtools/synthetic.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CATEGORIES, productImage, seededRandom } from '../../src/devtools/synthetic.js';
 import { encodeAd } from '../../src/devtools/traffic.js';
+import { categoriesOf, CoreDriver, NOW, RecordMaker, testConfig } from './core-driver.js';
 
-const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
 // Real ONNX models on real worker threads; the models are written once into a temp folder.
 // The scorer sees catalog changes at once (no upload interval) so the tests can check them.
-const config = loadConfig({ env: {}, overrides: { modelDir: mkdtempSync(join(tmpdir(), 'adstream-models-')), inferenceWorkers: 1, catalogUploadIntervalMs: 0 } });
-
-let ads: SyntheticAd[];
-const cores: Core[] = [];
-beforeAll(async () => {
-  ads = await syntheticAds(5);
-});
-afterAll(async () => {
-  await Promise.all(cores.map((c) => c.close()));
-});
-
-/** Items inferred per model, as the engine reports them. */
-const inferred = new Map<string, number>();
-const countingReporter: InferenceReporter = {
-  batch: (model, e) => void inferred.set(model, (inferred.get(model) ?? 0) + (e.failed ? 0 : e.batchSize)),
-  queueDepth: () => undefined,
-  rejected: () => undefined,
-  provider: () => undefined,
-};
-
-async function newCore(cfg = config): Promise<Core> {
-  const core = await startCore(cfg, { logger: silentLogger, clock: () => NOW, inferenceReporter: countingReporter });
-  cores.push(core);
-  return core;
-}
-
-/** A fresh core with the synthetic catalog loaded, and a helper to make input records. */
-async function coreWithCatalog(): Promise<{ core: Core; rec: RecordMaker }> {
-  const core = await newCore();
-  const rec = new RecordMaker(core);
-  const rejected = await core.catalogUpdater.apply(ads.map((ad, i) => rec.raw(config.topicAds, ad.adId, encodeAd(core.codec, ad, NOW), i)));
-  expect(rejected).toEqual([]);
-  return { core, rec };
-}
-
-class RecordMaker {
-  private offset = 0;
-  constructor(private readonly core: Core) {}
-
-  raw(topic: string, key: string | null, value: Buffer | null, offset = this.offset++): InputRecord {
-    return { topic, partition: 0, offset: String(offset), key: key === null ? null : Buffer.from(key), value, timestamp: NOW };
-  }
-
-  click(userId: string, categoryId: string, opts: { eventId?: string; t?: number; action?: string } = {}): InputRecord {
-    const value = this.core.codec.encode('dev.adstream.events.ClickEvent', {
-      eventId: opts.eventId ?? `c-${this.offset}`, userId, itemId: `item-${categoryId}-1`, categoryId, action: opts.action ?? 'CLICK', eventTime: opts.t ?? NOW, sessionId: null,
-    });
-    return this.raw(config.topicClicks, userId, value);
-  }
-
-  review(userId: string, text: string, opts: { eventId?: string; rating?: number } = {}): InputRecord {
-    const value = this.core.codec.encode('dev.adstream.events.ReviewEvent', {
-      eventId: opts.eventId ?? `r-${this.offset}`, userId, itemId: 'item-x', categoryId: null, rating: opts.rating ?? 5, text, language: null, eventTime: NOW,
-    });
-    return this.raw(config.topicReviews, userId, value);
-  }
-
-  image(userId: string, data: Buffer | string, opts: { eventId?: string; imageId?: string } = {}): InputRecord {
-    const image = typeof data === 'string' ? { 'dev.adstream.events.ImageReference': { uri: data } } : { 'dev.adstream.events.InlineImage': { data, contentType: null } };
-    const value = this.core.codec.encode('dev.adstream.events.ImageViewEvent', {
-      eventId: opts.eventId ?? `i-${this.offset}`, userId, itemId: 'item-y', categoryId: null, imageId: opts.imageId ?? `img-${this.offset}`,
-      image, dwellMs: null, eventTime: NOW,
-    });
-    return this.raw(config.topicImageViews, userId, value);
-  }
-}
-
-function categoriesOf(candidates: readonly { categoryId: string }[]): string[] {
-  return candidates.map((c) => c.categoryId);
-}
+const config = testConfig();
+const driver = new CoreDriver();
+afterAll(() => driver.close());
+const coreWithCatalog = () => driver.coreWithCatalog();
+const inferred = driver.inferred;
 
 describe('Processor core', () => {
   it('ranks the ads of the category a user clicks first, for every category', async () => {
@@ -134,10 +61,7 @@ describe('Processor core', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
-      const allowed = loadConfig({ env: {}, overrides: { modelDir: config.modelDir, inferenceWorkers: 1, catalogUploadIntervalMs: 0, imageAllowedOrigins: [origin] } });
-      const core = await newCore(allowed);
-      const rec = new RecordMaker(core);
-      await core.catalogUpdater.apply(ads.map((ad, i) => rec.raw(config.topicAds, ad.adId, encodeAd(core.codec, ad, NOW), i)));
+      const { core, rec } = await driver.coreWithCatalog(testConfig({ imageAllowedOrigins: [origin] }));
       const { scored, deadLetters } = await core.processor.process([
         rec.image('by-ref', `${origin}/garden.jpg`, { eventId: 'ok' }),
         rec.image('elsewhere', 'http://169.254.169.254/latest/meta-data/', { eventId: 'ssrf' }),
@@ -163,10 +87,15 @@ describe('Processor core', () => {
       rec.click('dave', 'toys', { eventId: 'e6', t: NOW + 3_600_000 }),
       rec.raw(config.topicClicks, 'mallory', rec.click('alice', 'shoes', { eventId: 'e7' }).value),
     ];
-    const { scored, deadLetters } = await core.processor.process(records);
+    const { scored, deadLetters, stateChanges } = await core.processor.process(records);
     expect(scored.map((s) => [s.userId, s.eventIds])).toEqual([
       ['alice', ['e1', 'e3']],
       ['bob', ['e2']],
+    ]);
+    // One state change per touched user; emitted at once (no EMIT_INTERVAL_MS), so nothing pending.
+    expect(stateChanges.map((s) => [s.userId, s.pendingEventIds, s.lastEmittedAt, s.updatedAt])).toEqual([
+      ['alice', [], NOW, NOW],
+      ['bob', [], NOW, NOW],
     ]);
     expect(deadLetters.map((d) => [d.source.offset, d.reason]).sort()).toEqual(
       [
@@ -180,8 +109,8 @@ describe('Processor core', () => {
     );
     for (const d of deadLetters) expect(d.message.length).toBeGreaterThan(5);
     // Rejected records leave no trace in state.
-    expect(core.users.peek('carol')).toBeUndefined();
-    expect(core.users.peek('mallory')).toBeUndefined();
+    expect(core.users.get('carol')).toBeUndefined();
+    expect(core.users.get('mallory')).toBeUndefined();
   });
 
   it('gives the same outputId for the same user and events, and another for other events', async () => {
@@ -193,7 +122,7 @@ describe('Processor core', () => {
     expect(x!.outputId).toBe(y!.outputId);
     expect(z!.outputId).not.toBe(x!.outputId);
     expect(x!.triggerEventTime).toBe(NOW);
-    expect(x!.modelVersion).toMatch(/^default-v1-[0-9a-f]+\/concat-w1,1,1$/);
+    expect(x!.modelVersion).toMatch(/^default-v1-[0-9a-f]+\/concat-f128-w1,1,1\/ctr-v1$/);
   });
 
   it('lets recent interests win over old ones as they decay', async () => {
@@ -209,7 +138,7 @@ describe('Processor core', () => {
 
   it('never emits inactive ads, and applies catalog changes hot', async () => {
     const { core, rec } = await coreWithCatalog();
-    const shoesAds = ads.filter((a) => a.categoryId === 'shoes');
+    const shoesAds = (await driver.catalog()).filter((a) => a.categoryId === 'shoes');
     // Deactivate all but one shoes ad, delete that one by tombstone: no shoes ad may be emitted.
     await core.catalogUpdater.apply(shoesAds.slice(1).map((ad) => rec.raw(config.topicAds, ad.adId, encodeAd(core.codec, ad, NOW + 1, false))));
     await core.catalogUpdater.apply([rec.raw(config.topicAds, shoesAds[0]!.adId, null)]);
@@ -232,8 +161,8 @@ describe('Processor core', () => {
   });
 
   it('scores with an empty catalog without failing (no candidates yet)', async () => {
-    const core = await newCore();
-    const rec = new RecordMaker(core);
+    const core = await driver.core();
+    const rec = new RecordMaker(core, config);
     const { scored } = await core.processor.process([rec.click('early', 'toys')]);
     expect(scored[0]!.candidates).toEqual([]);
     expect(scored[0]!.eventIds).toHaveLength(1);

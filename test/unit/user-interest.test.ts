@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/util/random.js';
-import { applyEvent, newInterest } from '../../src/state/user-interest.js';
-import { UserStateStore } from '../../src/state/user-state-store.js';
+import { applyEvent, FORGET_BELOW, type InterestParams } from '../../src/state/user-interest.js';
+import type { Interest } from '../../src/state/user-state.js';
+import { heapAllocator, VectorPool } from '../../src/state/vector-pool.js';
 
 const H = 3_600_000; // one hour half-life
 const T0 = Date.UTC(2024, 0, 1);
@@ -12,6 +13,15 @@ function basis(dim: number, i: number): Float32Array {
   v[i] = 1;
   return v;
 }
+
+function unit(v: number[]): Float32Array {
+  const n = Math.hypot(...v);
+  return Float32Array.from(v, (x) => x / n);
+}
+
+/** K = 1: one blended interest, the classic decayed sum. */
+const ONE: InterestParams = { halfLifeMs: H, maxInterests: 1, newInterestThreshold: 0.5 };
+const THREE: InterestParams = { halfLifeMs: H, maxInterests: 3, newInterestThreshold: 0.5 };
 
 interface Ev {
   emb: Float32Array;
@@ -28,104 +38,74 @@ function randomEvents(seed: number, count: number, dim: number, spanMs: number):
   }));
 }
 
-function run(events: Ev[], dim: number, halfLife = H) {
-  const s = newInterest(dim);
-  for (const e of events) applyEvent(s, e.emb, 0, e.weight, e.t, halfLife);
-  return s;
+/** A user's interests, as applyEvent sees them. */
+interface User {
+  interests: Interest[];
 }
 
-describe('applyEvent: decay on event time', () => {
-  it('a new interest is empty and not yet anchored in time', () => {
-    const s = newInterest(4);
-    expect(Array.from(s.vector)).toEqual([0, 0, 0, 0]);
-    expect(s.events).toBe(0);
-    expect(s.asOf).toBe(Number.NEGATIVE_INFINITY);
+function run(events: Ev[], dim: number, p = ONE): Interest[] {
+  const u: User = { interests: [] };
+  const mem = heapAllocator(dim);
+  for (const e of events) applyEvent(u, e.emb, 0, e.weight, e.t, p, mem);
+  return u.interests;
+}
+
+function apply(u: User, x: Float32Array, w: number, t: number, p = ONE, offset = 0): number {
+  return applyEvent(u, x, offset, w, t, p, heapAllocator(x.length - offset));
+}
+
+describe('applyEvent with one interest (K = 1): decay on event time', () => {
+  it('the first event starts the interest at full weight and sets asOf', () => {
+    const u: User = { interests: [] };
+    expect(apply(u, Float32Array.from([1, 2, 3]), 2, T0)).toBe(0);
+    expect(u.interests).toHaveLength(1);
+    expect(Array.from(u.interests[0]!.vector)).toEqual([2, 4, 6]);
+    expect(u.interests[0]!.strength).toBe(2);
+    expect(u.interests[0]!.asOf).toBe(T0);
+    expect(u.interests[0]!.events).toBe(1);
   });
 
-  it('the first event is added at full weight, however late in time, and sets asOf', () => {
-    const s = newInterest(3);
-    applyEvent(s, Float32Array.from([1, 2, 3]), 0, 2, T0, H);
-    expect(Array.from(s.vector)).toEqual([2, 4, 6]);
-    expect(s.asOf).toBe(T0);
-    expect(s.events).toBe(1);
+  it('one half-life of event time halves the old contribution, vector and strength', () => {
+    const u: User = { interests: [] };
+    apply(u, basis(2, 0), 1, T0);
+    apply(u, basis(2, 1), 1, T0 + H);
+    expect(u.interests).toHaveLength(1); // orthogonal, but K = 1 blends
+    expect(Array.from(u.interests[0]!.vector)).toEqual([0.5, 1]);
+    expect(u.interests[0]!.strength).toBe(1.5);
+    expect(u.interests[0]!.asOf).toBe(T0 + H);
+    expect(u.interests[0]!.events).toBe(2);
   });
 
-  it('one half-life of event time halves the old contribution', () => {
-    const s = newInterest(2);
-    applyEvent(s, basis(2, 0), 0, 1, T0, H);
-    applyEvent(s, basis(2, 1), 0, 1, T0 + H, H);
-    expect(s.vector[0]).toBe(0.5);
-    expect(s.vector[1]).toBe(1);
-    expect(s.asOf).toBe(T0 + H);
-    expect(s.events).toBe(2);
-  });
-
-  it('two half-lives quarter it; an arbitrary gap decays by 2^(-gap/H)', () => {
-    const s = newInterest(3);
-    applyEvent(s, basis(3, 0), 0, 4, T0, H);
-    applyEvent(s, basis(3, 1), 0, 1, T0 + 2 * H, H);
-    expect(s.vector[0]).toBe(1); // 4 * 1/4
-    applyEvent(s, basis(3, 2), 0, 1, T0 + 2 * H + 1234567, H);
+  it('an arbitrary gap decays by 2^(-gap/H)', () => {
+    const u: User = { interests: [] };
+    apply(u, basis(3, 0), 4, T0);
+    apply(u, basis(3, 1), 1, T0 + 2 * H);
+    expect(u.interests[0]!.vector[0]).toBe(1); // 4 * 1/4
+    apply(u, basis(3, 2), 1, T0 + 2 * H + 1234567);
     const keep = Math.pow(2, -1234567 / H);
-    expect(s.vector[0]).toBeCloseTo(1 * keep, 6);
-    expect(s.vector[1]).toBeCloseTo(1 * keep, 6);
-    expect(s.vector[2]).toBe(1);
+    expect(u.interests[0]!.vector[0]).toBeCloseTo(keep, 6);
+    expect(u.interests[0]!.vector[1]).toBeCloseTo(keep, 6);
+    expect(u.interests[0]!.vector[2]).toBe(1);
+    expect(u.interests[0]!.strength).toBeCloseTo(2 * keep + 1, 6);
   });
 
-  it('events at the same time add without decay', () => {
-    const s = newInterest(2);
-    applyEvent(s, basis(2, 0), 0, 1, T0, H);
-    applyEvent(s, basis(2, 0), 0, 1, T0, H);
-    applyEvent(s, basis(2, 1), 0, 3, T0, H);
-    expect(Array.from(s.vector)).toEqual([2, 3]);
-    expect(s.asOf).toBe(T0);
-  });
-
-  it('the half-life parameter scales the decay', () => {
-    const a = newInterest(1);
-    applyEvent(a, basis(1, 0), 0, 1, T0, H);
-    applyEvent(a, new Float32Array(1), 0, 1, T0 + H, 2 * H); // half a half-life
-    expect(a.vector[0]).toBeCloseTo(Math.SQRT1_2, 6);
-  });
-
-  it('reads the embedding at the given offset of a packed array', () => {
+  it('reads the vector at the given offset of a packed array', () => {
     const packed = Float32Array.from([9, 9, 1, 2, 3, 9]);
-    const s = newInterest(3);
-    applyEvent(s, packed, 2, 1, T0, H);
-    expect(Array.from(s.vector)).toEqual([1, 2, 3]);
+    const u: User = { interests: [] };
+    applyEvent(u, packed, 2, 1, T0, ONE, heapAllocator(3));
+    expect(Array.from(u.interests[0]!.vector)).toEqual([1, 2, 3]);
   });
 
   it('a late event is weighted by its own age and does not rewind asOf', () => {
-    const s = newInterest(3);
-    applyEvent(s, basis(3, 0), 0, 1, T0, H);
-    applyEvent(s, basis(3, 1), 0, 1, T0 + 2 * H, H);
-    expect(s.vector[0]).toBe(0.25);
-    // One half-life older than asOf: arrives at half weight; nothing else changes.
-    applyEvent(s, basis(3, 2), 0, 1, T0 + H, H);
-    expect(s.asOf).toBe(T0 + 2 * H);
-    expect(s.vector[0]).toBe(0.25);
-    expect(s.vector[1]).toBe(1);
-    expect(s.vector[2]).toBe(0.5);
-    expect(s.events).toBe(3);
-    // A later in-order event decays everything, the late one included, from asOf.
-    applyEvent(s, basis(3, 0), 0, 0, T0 + 3 * H, H);
-    expect(Array.from(s.vector)).toEqual([0.125, 0.5, 0.25]);
-    expect(s.asOf).toBe(T0 + 3 * H);
-  });
-
-  it('a late event gives the same vector as if it had arrived in order', () => {
-    const inOrder = newInterest(2);
-    applyEvent(inOrder, basis(2, 0), 0, 1, T0, H);
-    applyEvent(inOrder, basis(2, 1), 0, 1, T0 + H, H);
-    applyEvent(inOrder, basis(2, 0), 0, 2, T0 + 3 * H, H);
-    const late = newInterest(2);
-    applyEvent(late, basis(2, 0), 0, 1, T0, H);
-    applyEvent(late, basis(2, 0), 0, 2, T0 + 3 * H, H);
-    applyEvent(late, basis(2, 1), 0, 1, T0 + H, H); // late by 2 half-lives
-    expect(late.asOf).toBe(inOrder.asOf);
-    expect(late.vector[0]).toBeCloseTo(inOrder.vector[0]!, 6);
-    expect(late.vector[1]).toBeCloseTo(inOrder.vector[1]!, 6);
-    expect(late.vector[1]).toBe(0.25);
+    const u: User = { interests: [] };
+    apply(u, basis(3, 0), 1, T0);
+    apply(u, basis(3, 1), 1, T0 + 2 * H);
+    apply(u, basis(3, 2), 1, T0 + H); // one half-life late: half weight
+    expect(u.interests[0]!.asOf).toBe(T0 + 2 * H);
+    expect(Array.from(u.interests[0]!.vector)).toEqual([0.25, 1, 0.5]);
+    expect(u.interests[0]!.strength).toBe(1.75);
+    apply(u, basis(3, 0), 0, T0 + 3 * H); // weight 0: only time passes
+    expect(Array.from(u.interests[0]!.vector)).toEqual([0.125, 0.5, 0.25]);
   });
 
   it('any order of the same events gives sum(w * 2^(-(T - t)/H) * e), T the latest event time', () => {
@@ -144,140 +124,159 @@ describe('applyEvent: decay on event time', () => {
         const j = Math.floor(rand() * (i + 1));
         [shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!];
       }
-      const s = run(shuffled, dim);
-      expect(s.asOf).toBe(T);
-      expect(s.events).toBe(events.length);
-      for (let i = 0; i < dim; i++) expect(s.vector[i]).toBeCloseTo(expected[i]!, 4);
+      const [s] = run(shuffled, dim);
+      expect(s!.asOf).toBe(T);
+      expect(s!.events).toBe(events.length);
+      for (let i = 0; i < dim; i++) expect(s!.vector[i]).toBeCloseTo(expected[i]!, 4);
     }
   });
 
-  it('the same events in the same order always give the same vector, bit for bit', () => {
-    const dim = 16;
-    const events = randomEvents(123, 200, dim, 48 * H);
-    const a = run(events, dim);
-    const b = run(events, dim);
-    const c = run(randomEvents(123, 200, dim, 48 * H), dim);
-    expect(Buffer.from(a.vector.buffer).equals(Buffer.from(b.vector.buffer))).toBe(true);
-    expect(Buffer.from(a.vector.buffer).equals(Buffer.from(c.vector.buffer))).toBe(true);
-    expect(a.asOf).toBe(b.asOf);
-    expect(a.events).toBe(200);
-    // Sanity: the result depends on the events (a different seed gives a different vector).
-    const d = run(randomEvents(124, 200, dim, 48 * H), dim);
-    expect(Buffer.from(a.vector.buffer).equals(Buffer.from(d.vector.buffer))).toBe(false);
-  });
-
-  it('does not depend on wall-clock time', async () => {
-    const events = randomEvents(7, 20, 4, H);
-    const a = run(events, 4);
-    await new Promise((r) => setTimeout(r, 20));
-    const b = run(events, 4);
-    expect(Array.from(a.vector)).toEqual(Array.from(b.vector));
-  });
-});
-
-describe('UserStateStore', () => {
-  const opts = { dim: 4, maxEntries: 3, ttlMs: 3_600_000 };
-
-  it('creates an empty interest on first sight and returns the same state afterwards', () => {
-    const store = new UserStateStore(opts);
-    expect(store.peek('u1')).toBeUndefined();
-    const s = store.getOrCreate('u1');
-    expect(s.vector).toHaveLength(4);
-    expect(s.events).toBe(0);
-    applyEvent(s, Float32Array.from([1, 0, 0, 0]), 0, 1, T0, H);
-    expect(store.getOrCreate('u1')).toBe(s);
-    expect(store.peek('u1')?.events).toBe(1);
-    expect(store.size).toBe(1);
-    expect(store.dim).toBe(4);
-  });
-
-  it('evicts the least recently used user beyond maxEntries', () => {
-    const store = new UserStateStore(opts);
-    store.getOrCreate('a');
-    store.getOrCreate('b');
-    store.getOrCreate('c');
-    store.getOrCreate('a'); // a is now the most recent; b the least
-    store.getOrCreate('d');
-    expect(store.size).toBe(3);
-    expect(store.peek('b')).toBeUndefined();
-    expect(store.peek('a')).toBeDefined();
-    expect(store.peek('c')).toBeDefined();
-    expect(store.peek('d')).toBeDefined();
-    // Recency order now: c (least), a, d.
-    store.getOrCreate('e');
-    expect(store.peek('c')).toBeUndefined();
-    expect(['a', 'd', 'e'].every((u) => store.peek(u) !== undefined)).toBe(true);
-  });
-
-  it('peek does not count as use', () => {
-    const store = new UserStateStore(opts);
-    store.getOrCreate('a');
-    store.getOrCreate('b');
-    store.getOrCreate('c');
-    expect(store.peek('a')).toBeDefined(); // a stays least recent
-    store.getOrCreate('d');
-    expect(store.peek('a')).toBeUndefined();
-    expect(store.peek('b')).toBeDefined();
-  });
-
-  it('an evicted user comes back empty', () => {
-    const store = new UserStateStore({ ...opts, maxEntries: 1 });
-    const a = store.getOrCreate('a');
-    applyEvent(a, Float32Array.from([1, 1, 1, 1]), 0, 1, T0, H);
-    store.getOrCreate('b');
-    expect(store.size).toBe(1);
-    const again = store.getOrCreate('a');
-    expect(again).not.toBe(a);
-    expect(again.events).toBe(0);
-    expect(Array.from(again.vector)).toEqual([0, 0, 0, 0]);
-  });
-
-  it('keeps exactly maxEntries most recent users under random access (LRU model)', () => {
-    const rand = seededRandom(31337);
-    const max = 10;
-    const store = new UserStateStore({ ...opts, maxEntries: max });
-    const lru: string[] = []; // least recent first
-    for (let i = 0; i < 2000; i++) {
-      const u = `u${Math.floor(rand() * 25)}`;
-      store.getOrCreate(u);
-      const at = lru.indexOf(u);
-      if (at >= 0) lru.splice(at, 1);
-      lru.push(u);
-      if (lru.length > max) lru.shift();
-      if (i % 50 === 0) {
-        expect(store.size).toBe(lru.length);
-        for (let j = 0; j < 25; j++) expect(store.peek(`u${j}`) !== undefined, `u${j} at step ${i}`).toBe(lru.includes(`u${j}`));
-      }
+  it('the same events in the same order give the same state, bit for bit, whatever K', () => {
+    const events = randomEvents(123, 200, 16, 48 * H);
+    for (const p of [ONE, THREE]) {
+      const a = run(events, 16, p);
+      const b = run(randomEvents(123, 200, 16, 48 * H), 16, p);
+      expect(a.length).toBe(b.length);
+      a.forEach((x, k) => {
+        expect(Buffer.from(x.vector.buffer).equals(Buffer.from(b[k]!.vector.buffer))).toBe(true);
+        expect([x.strength, x.asOf, x.events]).toEqual([b[k]!.strength, b[k]!.asOf, b[k]!.events]);
+      });
     }
   });
+});
 
-  it('delete removes a user', () => {
-    const store = new UserStateStore(opts);
-    store.getOrCreate('a');
-    expect(store.delete('a')).toBe(true);
-    expect(store.delete('a')).toBe(false);
-    expect(store.peek('a')).toBeUndefined();
-    expect(store.size).toBe(0);
+describe('applyEvent with several interests', () => {
+  const shoes = unit([1, 0.1, 0, 0]);
+  const shoes2 = unit([0.9, 0.2, 0.1, 0]);
+  const phones = unit([0, 0, 1, 0.1]);
+  const books = unit([0, 1, 0, 0.2]);
+  const toys = unit([0, 0, 0.1, 1]);
+
+  it('an event close to an interest joins it; a far one starts a new interest', () => {
+    const u: User = { interests: [] };
+    expect(apply(u, shoes, 1, T0, THREE)).toBe(0);
+    expect(apply(u, shoes2, 2, T0, THREE)).toBe(0); // cosine ~0.98
+    expect(apply(u, phones, 1, T0, THREE)).toBe(1); // cosine ~0
+    expect(u.interests.map((i) => [i.strength, i.events])).toEqual([[3, 2], [1, 1]]);
+    for (let j = 0; j < 4; j++) expect(u.interests[0]!.vector[j]).toBeCloseTo(shoes[j]! + 2 * shoes2[j]!, 6);
   });
 
-  it('drops a user idle longer than ttlMs', async () => {
-    const store = new UserStateStore({ ...opts, ttlMs: 20 });
-    const s = store.getOrCreate('a');
-    s.events = 5;
-    await new Promise((r) => setTimeout(r, 80));
-    const again = store.getOrCreate('a');
-    expect(again).not.toBe(s);
-    expect(again.events).toBe(0);
+  it('the threshold decides what is close enough', () => {
+    const a = unit([1, 0]);
+    const b = unit([1, 1]); // cosine 0.707
+    const loose: User = { interests: [] };
+    apply(loose, a, 1, T0, { ...THREE, newInterestThreshold: 0.7 });
+    apply(loose, b, 1, T0, { ...THREE, newInterestThreshold: 0.7 });
+    expect(loose.interests).toHaveLength(1);
+    const strict: User = { interests: [] };
+    apply(strict, a, 1, T0, { ...THREE, newInterestThreshold: 0.75 });
+    apply(strict, b, 1, T0, { ...THREE, newInterestThreshold: 0.75 });
+    expect(strict.interests).toHaveLength(2);
+  });
+
+  it('joins the nearest of several interests', () => {
+    const u: User = { interests: [] };
+    apply(u, shoes, 1, T0, THREE);
+    apply(u, phones, 1, T0, THREE);
+    apply(u, books, 1, T0, THREE);
+    expect(apply(u, unit([0.1, 0.05, 1, 0]), 1, T0, THREE)).toBe(1);
+  });
+
+  it('drops the weakest (decayed) interest when K are held and a new one starts', () => {
+    const u: User = { interests: [] };
+    apply(u, shoes, 4, T0, THREE); // 4, decays to 1 two half-lives later
+    apply(u, phones, 1.5, T0 + 2 * H, THREE);
+    apply(u, books, 2, T0 + 2 * H, THREE);
+    expect(u.interests.map((i) => i.strength)).toEqual([1, 1.5, 2]);
+    apply(u, toys, 1, T0 + 2 * H, THREE);
+    expect(u.interests).toHaveLength(3);
+    // shoes (strength 1 after decay) went, though it had the largest weight at the time.
+    const names = u.interests.map((i) => (i.vector[3]! > 0.9 ? 'toys' : i.vector[2]! > 0.9 ? 'phones' : i.vector[1]! > 0.9 ? 'books' : 'shoes'));
+    expect(names).toEqual(['phones', 'books', 'toys']);
+  });
+
+  it('frees the dropped vector back to the pool', async () => {
+    const pool = new VectorPool(4);
+    const u: User = { interests: [] };
+    const p = { ...THREE, maxInterests: 2 };
+    applyEvent(u, shoes, 0, 1, T0, p, pool);
+    applyEvent(u, phones, 0, 2, T0, p, pool);
+    expect(pool.inUse).toBe(2);
+    applyEvent(u, books, 0, 3, T0, p, pool);
+    expect(pool.inUse).toBe(2);
+  });
+
+  it('K = 1 blends everything into one interest', () => {
+    const u: User = { interests: [] };
+    for (let k = 0; k < 4; k++) {
+      apply(u, shoes, 1, T0 + k, ONE);
+      apply(u, phones, 1, T0 + k, ONE);
+    }
+    expect(u.interests).toHaveLength(1);
+    expect(u.interests[0]!.events).toBe(8);
+  });
+
+  it('a late event decays by its age, wherever it lands', () => {
+    const u: User = { interests: [] };
+    apply(u, shoes, 1, T0 + 2 * H, THREE);
+    apply(u, phones, 2, T0 + H, THREE); // one half-life late: strength 1, at the user's time
+    expect(u.interests[1]!.asOf).toBe(T0 + 2 * H);
+    expect(u.interests[1]!.strength).toBe(1);
+    apply(u, shoes2, 4, T0, THREE); // two half-lives late: joins shoes with weight 1
+    expect(u.interests[0]!.strength).toBe(2);
+    expect(u.interests[0]!.asOf).toBe(T0 + 2 * H);
+  });
+
+  it('forgets interests decayed below 2^-24 of the strongest weight (their float32 vectors would underflow)', () => {
+    const u: User = { interests: [] };
+    apply(u, shoes, 1, T0, THREE);
+    apply(u, phones, 1, T0 + 23 * H, THREE);
+    expect(u.interests).toHaveLength(2); // 2^-23 is still above the bar
+    apply(u, books, 1, T0 + 25 * H, THREE);
+    expect(u.interests).toHaveLength(2);
+    expect(u.interests.every((i) => i.strength >= FORGET_BELOW)).toBe(true);
+    expect(u.interests[0]!.vector[2]).toBeGreaterThan(0.2); // phones stays, shoes went
+  });
+
+  it('a zero weight or a zero vector changes nothing but the time', () => {
+    const u: User = { interests: [] };
+    expect(apply(u, shoes, 0, T0, THREE)).toBe(-1);
+    expect(apply(u, new Float32Array(4), 1, T0, THREE)).toBe(-1);
+    expect(u.interests).toEqual([]);
+    apply(u, shoes, 2, T0, THREE);
+    expect(apply(u, phones, 0, T0 + H, THREE)).toBe(-1);
+    expect(u.interests).toHaveLength(1);
+    expect(u.interests[0]!.strength).toBe(1);
   });
 });
 
-describe('applyEvent into one modality block', () => {
-  it('decays every block but adds only into its own', () => {
-    const s = newInterest(6);
-    applyEvent(s, new Float32Array([1, 1, 1, 1, 1, 1]), 0, 1, T0, H);
-    applyEvent(s, new Float32Array([4, 8]), 0, 1, T0 + H, H, 2, 2);
-    // One half-life later the first event counts half everywhere; the second lands in [2, 4) only.
-    expect([...s.vector]).toEqual([0.5, 0.5, 4.5, 8.5, 0.5, 0.5]);
-    expect(s.asOf).toBe(T0 + H);
+describe('VectorPool', () => {
+  it('hands out zeroed views of one slab, and reuses a freed slot only after the current synchronous run', async () => {
+    const pool = new VectorPool(8);
+    const a = pool.alloc();
+    const b = pool.alloc();
+    expect(a.buffer).toBe(b.buffer);
+    expect(a.length).toBe(8);
+    a.fill(7);
+    pool.free(a);
+    pool.free(a); // a second free is ignored
+    const c = pool.alloc();
+    expect(c.byteOffset).not.toBe(a.byteOffset); // a may still be read by whoever dropped it
+    expect(a[0]).toBe(7);
+    await Promise.resolve();
+    const d = pool.alloc();
+    expect(d.byteOffset).toBe(a.byteOffset);
+    expect(Array.from(d)).toEqual(Array(8).fill(0));
+    expect(pool.inUse).toBe(3);
+    pool.free(new Float32Array(8)); // not from the pool: ignored
+    expect(pool.inUse).toBe(3);
+  });
+
+  it('grows by slabs', () => {
+    const pool = new VectorPool(1024);
+    const vs = Array.from({ length: 600 }, () => pool.alloc());
+    expect(new Set(vs.map((v) => v.buffer)).size).toBeGreaterThan(1);
+    expect(pool.inUse).toBe(600);
+    expect(pool.reservedBytes).toBeGreaterThanOrEqual(600 * 4096);
   });
 });

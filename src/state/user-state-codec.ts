@@ -1,0 +1,111 @@
+/**
+ * User state <-> its changelog record (schemas/user-state.avsc, Confluent wire format). Vectors are
+ * float32 little-endian bytes. A record that cannot be used as it is (another space, another
+ * width, unreadable) restores as null: that user starts fresh, the processor does not stop.
+ */
+import { RejectedRecordError } from '../errors.js';
+import type { AvroCodec } from '../serde/avro-codec.js';
+import { NONE, type Interest, type Segment, type UserState } from './user-state.js';
+
+export const USER_STATE_SCHEMA = 'dev.adstream.state.UserState';
+const ACCEPTED: ReadonlySet<string> = new Set([USER_STATE_SCHEMA]);
+
+interface InterestRecord {
+  vector: Buffer;
+  strength: number;
+  asOf: number;
+  events: number;
+}
+
+interface UserStateRecord {
+  userId: string;
+  partition: number;
+  space: string;
+  interests: InterestRecord[];
+  latestEventTime: number;
+  pendingEventIds: string[];
+  lastEmittedAt: number;
+  updatedAt: number;
+  lastSegments: Segment[];
+}
+
+export interface UserStateCodecOptions {
+  /** PreparedModels.space: what the vectors mean. */
+  readonly space: string;
+  /** F. */
+  readonly dim: number;
+  /** K: a record with more interests (K lowered since) keeps its strongest K. */
+  readonly maxInterests: number;
+  /** Told why a record was not restored (for a log line or a counter). */
+  readonly onDiscard?: (userId: string | undefined, reason: string) => void;
+}
+
+export class UserStateCodec {
+  constructor(
+    private readonly avro: AvroCodec,
+    private readonly o: UserStateCodecOptions,
+  ) {}
+
+  /** The changelog value; the key is the user id. Interests go strongest first. */
+  encode(s: UserState): Buffer {
+    const record: UserStateRecord = {
+      userId: s.userId,
+      partition: s.partition,
+      space: this.o.space,
+      interests: [...s.interests].sort((a, b) => b.strength - a.strength).map((i) => ({ vector: floatsToBytes(i.vector), strength: i.strength, asOf: i.asOf, events: i.events })),
+      latestEventTime: s.latestEventTime,
+      pendingEventIds: [...s.pendingEventIds],
+      lastEmittedAt: s.lastEmittedAt,
+      updatedAt: s.updatedAt,
+      lastSegments: s.lastSegments.map((g) => ({ name: g.name, weight: g.weight })),
+    };
+    return this.avro.encode(USER_STATE_SCHEMA, record);
+  }
+
+  /** The state of a changelog value, or null: a tombstone, or a record that cannot be restored. */
+  decode(value: Buffer | null): UserState | null {
+    if (value === null) return null;
+    let r: UserStateRecord;
+    try {
+      r = this.avro.decode<UserStateRecord>(value, ACCEPTED).value;
+    } catch (err) {
+      if (!(err instanceof RejectedRecordError)) throw err;
+      return this.discard(undefined, `unreadable: ${err.message}`);
+    }
+    if (r.space !== this.o.space) return this.discard(r.userId, `space ${r.space}, not ${this.o.space}`);
+    const bytes = this.o.dim * 4;
+    const bad = r.interests.find((i) => i.vector.length !== bytes);
+    if (bad) return this.discard(r.userId, `vector of ${bad.vector.length / 4} values, not ${this.o.dim}`);
+    const interests: Interest[] = r.interests
+      .slice(0, this.o.maxInterests) // written strongest first
+      .map((i) => ({ vector: bytesToFloats(i.vector), strength: i.strength, asOf: i.asOf, events: i.events }));
+    return {
+      userId: r.userId,
+      partition: r.partition,
+      interests,
+      latestEventTime: r.latestEventTime,
+      pendingEventIds: r.pendingEventIds.length > 0 ? r.pendingEventIds : NONE,
+      lastEmittedAt: r.lastEmittedAt,
+      updatedAt: r.updatedAt,
+      lastSegments: r.lastSegments.length > 0 ? r.lastSegments : NONE,
+    };
+  }
+
+  private discard(userId: string | undefined, reason: string): null {
+    this.o.onDiscard?.(userId, reason);
+    return null;
+  }
+}
+
+/** float32 little-endian, whatever the platform's byte order. */
+export function floatsToBytes(v: Float32Array): Buffer {
+  const out = Buffer.allocUnsafe(v.length * 4);
+  for (let j = 0; j < v.length; j++) out.writeFloatLE(v[j]!, j * 4);
+  return out;
+}
+
+export function bytesToFloats(b: Buffer): Float32Array {
+  const v = new Float32Array(b.length / 4);
+  for (let j = 0; j < v.length; j++) v[j] = b.readFloatLE(j * 4);
+  return v;
+}
