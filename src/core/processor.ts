@@ -132,6 +132,8 @@ export class Processor {
     const now = this.clock();
     const F = this.o.fuser.dim;
     const touched = new Map<string, { state: UserState; eventIds: string[] }>();
+    const centroids = this.o.centroids.current();
+    const route = centroids.names.length > 0 ? (v: Float32Array) => nearestCentroid(v, centroids) : undefined;
     ok.forEach((i, r) => {
       const e = events[i]!;
       let t = touched.get(e.userId);
@@ -142,7 +144,7 @@ export class Processor {
         touched.set(e.userId, t);
       }
       const w = eventWeight(e) * this.o.fuser.settings.weights[embedded.modality[i]!]!;
-      applyEvent(t.state, fused, r * F, w, e.eventTime, this.o.interests, this.o.users.vectors);
+      applyEvent(t.state, fused, r * F, w, e.eventTime, this.o.interests, this.o.users.vectors, route);
       t.eventIds.push(e.eventId);
       if (e.eventTime > t.state.latestEventTime) t.state.latestEventTime = e.eventTime;
     });

@@ -112,7 +112,8 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
     });
   });
   const restoreUsers = async (parts: number[]): Promise<void> => {
-    let users = 0;
+    // The changelog holds every change until compaction: the last record of a user wins.
+    const restored = new Set<string>();
     const r = await restoreChangelog({
       kafka,
       admin,
@@ -122,16 +123,19 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
         const state = core.stateCodec.decode(value);
         if (state) {
           core.users.put(state);
-          users++;
+          restored.add(userId);
         } else {
           core.users.delete(userId); // a tombstone, or a record of another model space: start fresh
+          restored.delete(userId);
         }
       },
     });
+    const users = restored.size;
     metrics.restoredUsers.inc(users);
     metrics.restoreSeconds.observe(r.ms / 1000);
-    log.info('restored user state', { partitions: parts, records: r.records, users, ms: r.ms, usersPerS: r.ms > 0 ? Math.round((users / r.ms) * 1000) : users });
+    log.info('restored user state', { partitions: parts, records: r.records, users, ms: r.ms, recordsPerS: r.ms > 0 ? Math.round((r.records / r.ms) * 1000) : r.records });
   };
+
   consumer.on(consumer.events.REBALANCING, () => {
     assigned = false;
   });

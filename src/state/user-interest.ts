@@ -11,7 +11,10 @@ export interface InterestParams {
   readonly halfLifeMs: number;
   /** K: interests kept at most. 1 = one blended interest (every event joins it). */
   readonly maxInterests: number;
-  /** An event whose cosine to every interest is below this starts a new one. */
+  /**
+   * Without a catalog to route by category: an event whose cosine to every interest is below this
+   * starts a new one.
+   */
   readonly newInterestThreshold: number;
 }
 
@@ -25,11 +28,20 @@ export const FORGET_BELOW = 2 ** -24;
 /**
  * Folds one event into a user's interests: fused unit vector x = vec[offset..offset+F), weight w, event
  * time t. Every interest is first decayed to T = max(t, their time); a late event (t < T) is
- * weighted by its own age instead of rewinding them. The event then joins the interest nearest by
- * cosine, or starts a new one when none is within the threshold (dropping the weakest when K are
- * held). Returns the index of the interest it landed in (-1 when w or x is zero: nothing changes).
+ * weighted by its own age instead of rewinding them. The event then joins the interest of its
+ * category (`route`: the nearest catalog-category centroid) or, without a catalog, the interest
+ * nearest by cosine; else it starts a new one (dropping the weakest when K are held). Returns the index of the interest it landed in (-1 when w or x is zero: nothing changes).
  */
-export function applyEvent(user: { interests: Interest[] }, vec: Float32Array, offset: number, w: number, t: number, p: InterestParams, mem: VectorAllocator): number {
+export function applyEvent(
+  user: { interests: Interest[] },
+  vec: Float32Array,
+  offset: number,
+  w: number,
+  t: number,
+  p: InterestParams,
+  mem: VectorAllocator,
+  route?: (v: Float32Array) => number,
+): number {
   const interests = user.interests;
   let T = t;
   for (const i of interests) if (i.asOf > T) T = i.asOf;
@@ -45,11 +57,25 @@ export function applyEvent(user: { interests: Interest[] }, vec: Float32Array, o
 
   let best = -1;
   let bestCos = Number.NEGATIVE_INFINITY;
-  for (let k = 0; k < interests.length; k++) {
-    const c = cosineToUnit(interests[k]!.vector, vec, offset);
-    if (c > bestCos) {
-      bestCos = c;
-      best = k;
+  // With a catalog, route by category: the default encoders are not aligned across modalities, so
+  // a click and an image view of shoes have a cosine near 0 in the fused space (different blocks),
+  // yet both are nearest to the shoes ads' centroid. Without one, the nearest interest by cosine.
+  const category = route && p.maxInterests > 1 ? route(vec.subarray(offset, offset + mem.dim)) : -1;
+  if (category >= 0) {
+    for (let k = 0; k < interests.length; k++) {
+      if (route!(interests[k]!.vector) === category && interests[k]!.strength > bestCos) {
+        bestCos = interests[k]!.strength;
+        best = k;
+      }
+    }
+    if (best >= 0) bestCos = Number.POSITIVE_INFINITY; // same category: join it
+  } else {
+    for (let k = 0; k < interests.length; k++) {
+      const c = cosineToUnit(interests[k]!.vector, vec, offset);
+      if (c > bestCos) {
+        bestCos = c;
+        best = k;
+      }
     }
   }
   // K = 1 is the classic single interest: everything blends into it.

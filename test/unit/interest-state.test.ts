@@ -12,6 +12,7 @@ import type { EmbeddedEvents } from '../../src/features/multimodal-embedder.js';
 import { writeFusedModels } from '../../src/inference/fused-models.js';
 import { buildCtrModel } from '../../src/inference/models/ctr.js';
 import { GraphBuilder } from '../../src/inference/models/graph-builder.js';
+import { CATEGORIES, productImage } from '../../src/devtools/synthetic.js';
 import { seededRandom } from '../../src/util/random.js';
 import { categoriesOf, CoreDriver, MODEL_DIR, NOW, RecordMaker, testConfig } from './core-driver.js';
 
@@ -116,6 +117,23 @@ describe('several interests per user', () => {
     expect(new Set(cats.slice(0, 10))).toEqual(new Set(['shoes', 'phones']));
     expect(r.stateChanges).toHaveLength(1); // one change per user per call, however many events
     expect(r.stateChanges[0]!.interests).toHaveLength(2);
+  }, SLOW);
+
+  it('groups a category across modalities: shoes clicks, shoes images and a shoes review are one interest', async () => {
+    const { core, rec } = await driver.coreWithCatalog();
+    const shoes = CATEGORIES.find((c) => c.id === 'shoes')!;
+    const records = [
+      rec.click('multi', 'shoes'),
+      rec.image('multi', await productImage(shoes, seededRandom(31), 64, 'png'), { imageId: 'shoe-img' }),
+      rec.review('multi', '这双跑鞋很舒服，鞋底很软'),
+      rec.click('multi', 'phones'),
+      rec.image('multi', await productImage(shoes, seededRandom(32), 64, 'jpeg'), { imageId: 'shoe-img-2' }),
+    ];
+    await core.processor.process(records);
+    const state = core.users.get('multi')!;
+    // Two interests, by category, not one per modality (the encoders are not aligned across modalities).
+    expect(state.interests.map((i) => i.events).sort()).toEqual([1, 4]);
+    expect(state.lastSegments.map((g) => g.name)).toEqual(['shoes', 'phones']);
   }, SLOW);
 
   it('with INTERESTS_PER_USER=1 the same user is one blended interest', async () => {
