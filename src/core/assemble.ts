@@ -50,6 +50,8 @@ export interface CoreOptions {
   readonly cacheReporter?: CacheReporter;
   /** Told why a changelog record was not restored (another space, unreadable...). */
   readonly onStateDiscarded?: (userId: string | undefined, reason: string) => void;
+  /** Offsets already reflected in restored state, per topic-partition (see ProcessorOptions). */
+  readonly appliedUpTo?: (topic: string, partition: number) => bigint | undefined;
 }
 
 /** Prepares the models, starts the inference workers (models warmed up) and wires the core. */
@@ -102,6 +104,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
   const ranker = new CandidateRanker(engine, scorer, F, { topK: config.topK, slack, ctr: models.ctr });
   const interests = { halfLifeMs: config.interestHalfLifeS * 1000, maxInterests: config.interestsPerUser, newInterestThreshold: config.newInterestThreshold };
   const processor = new Processor({
+    ...(o.appliedUpTo ? { appliedUpTo: o.appliedUpTo } : {}),
     decoder,
     embedder,
     fuser,

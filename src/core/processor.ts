@@ -15,6 +15,11 @@ import type { Candidate, DeadLetterOutput, ProcessResult, ScoredOutput, Segments
 export const ACTION_WEIGHT: Readonly<Record<ClickAction, number>> = { VIEW: 1, CLICK: 2, ADD_TO_CART: 3, PURCHASE: 4 };
 
 export interface ProcessorOptions {
+  /**
+   * The offset up to which a topic-partition's events are already in the user state (restored
+   * from the changelog), or undefined. Events at or below it are not applied again.
+   */
+  readonly appliedUpTo?: (topic: string, partition: number) => bigint | undefined;
   readonly decoder: EventDecoder;
   readonly embedder: MultimodalEmbedder;
   /** Events -> fused vectors; its weights per modality also weigh the events. */
@@ -143,8 +148,14 @@ export class Processor {
         t.state.partition = sources[i]!.partition;
         touched.set(e.userId, t);
       }
-      const w = eventWeight(e) * this.o.fuser.settings.weights[embedded.modality[i]!]!;
-      applyEvent(t.state, fused, r * F, w, e.eventTime, this.o.interests, this.o.users.vectors, route);
+      const src = sources[i]!;
+      const applied = this.o.appliedUpTo?.(src.topic, src.partition);
+      // A replay (after a crash, a restart) of an event the restored state already holds: its
+      // lineage goes out again, but it is not added to the interests twice.
+      if (applied === undefined || BigInt(src.offset) > applied) {
+        const w = eventWeight(e) * this.o.fuser.settings.weights[embedded.modality[i]!]!;
+        applyEvent(t.state, fused, r * F, w, e.eventTime, this.o.interests, this.o.users.vectors, route);
+      }
       t.eventIds.push(e.eventId);
       if (e.eventTime > t.state.latestEventTime) t.state.latestEventTime = e.eventTime;
     });

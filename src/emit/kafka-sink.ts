@@ -27,14 +27,17 @@ export class KafkaSink {
     private readonly encodeState: StateEncoder,
   ) {}
 
-  async deliver(result: Deliverable): Promise<void> {
+  /** `marker`: an extra changelog record (the applied-offset marker) delivered with the rest. */
+  async deliver(result: Deliverable, marker?: { key: string; value: Buffer; partition: number }): Promise<void> {
     const topicMessages: { topic: string; messages: Message[] }[] = [];
     const add = (topic: string, messages: Message[]): void => {
       if (messages.length > 0) topicMessages.push({ topic, messages });
     };
     // The state change first in the list; all of it is acknowledged before any offset is committed.
     // Its partition is the user's input partition, so restore reads exactly the owned partitions.
-    add(this.topics.changelog, (result.stateChanges ?? []).map((s) => ({ key: s.userId, value: this.encodeState(s), partition: s.partition })));
+    const changes: Message[] = (result.stateChanges ?? []).map((s) => ({ key: s.userId, value: this.encodeState(s), partition: s.partition }));
+    if (marker) changes.push(marker);
+    add(this.topics.changelog, changes);
     add(this.topics.scored, (result.scored ?? []).map((o) => this.encoder.scored(o)));
     add(this.topics.segments, (result.segments ?? []).map((o) => this.encoder.segments(o)));
     add(this.topics.deadLetters, (result.deadLetters ?? []).map((d) => this.encoder.deadLetter(d)));

@@ -17,6 +17,12 @@ import { checkCoPartitioned, ensureTopics } from '../kafka/topics.js';
 import type { Logger } from '../log.js';
 import { ProcessorMetrics } from '../metrics/processor-metrics.js';
 
+/**
+ * Changelog keys starting with NUL are not users: `\0applied/<topic>` on partition p holds the last
+ * offset of that input partition whose state changes were delivered (a plain decimal string).
+ */
+const APPLIED_MARKER = '\u0000applied/';
+
 export interface RunningProcessor {
   readonly core: Core;
   readonly metrics: ProcessorMetrics;
@@ -48,8 +54,13 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
   const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
 
+  // Per input topic-partition, the last offset whose effect is in the changelog. Restored with the
+  // users, so a replay after a crash does not fold the same events into the interests twice.
+  const applied = new Map<string, bigint>();
+  const appliedKey = (topic: string, partition: number): string => `${partition}/${topic}`;
   const core = await startCore(config, {
     logger,
+    appliedUpTo: (topic, partition) => applied.get(appliedKey(topic, partition)),
     inferenceReporter: metrics.inference,
     cacheReporter: metrics.caches,
     onUnexpected: (err, source) => log.error('unexpected error on a record; dead-lettered as PROCESSING_FAILED', { err, topic: source.topic, partition: source.partition, offset: source.offset }),
@@ -93,6 +104,7 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
     assigned = true;
     const now = new Set<number>(e.payload.memberAssignment[config.topicClicks] ?? []);
     const dropped = core.users.dropPartitions(now);
+    for (const k of applied.keys()) if (!now.has(Number(k.split('/')[0]))) applied.delete(k);
     const added = [...now].filter((p) => !owned.has(p));
     owned = now;
     log.info('joined consumer group', { assignment: e.payload.memberAssignment, droppedUsers: dropped, restoring: added });
@@ -119,7 +131,11 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
       admin,
       topic: config.topicChangelog,
       partitions: parts,
-      apply: (userId, value) => {
+      apply: (userId, value, partition) => {
+        if (userId.startsWith(APPLIED_MARKER)) {
+          if (value) applied.set(appliedKey(userId.slice(APPLIED_MARKER.length), partition), BigInt(value.toString('utf8')));
+          return;
+        }
         const state = core.stateCodec.decode(value);
         if (state) {
           core.users.put(state);
@@ -178,7 +194,10 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
     metrics.stageDuration.observe({ stage: 'fusion' }, t.fusion);
     metrics.stageDuration.observe({ stage: 'scoring' }, t.scoring);
     const p0 = performance.now();
-    await sink.deliver(result);
+    const { topic, partition } = records[0]!;
+    const last = records[records.length - 1]!.offset;
+    await sink.deliver(result, { key: `${APPLIED_MARKER}${topic}`, value: Buffer.from(last), partition });
+    applied.set(appliedKey(topic, partition), BigInt(last));
     metrics.stageDuration.observe({ stage: 'produce' }, (performance.now() - p0) / 1000);
     record(result);
   };

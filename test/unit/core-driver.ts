@@ -39,8 +39,16 @@ export class CoreDriver {
     provider: () => undefined,
   };
 
+  /** Offsets a test declares already applied (as restored from the changelog), per "topic/partition". */
+  readonly applied = new Map<string, bigint>();
+
   async core(config: Config = testConfig()): Promise<Core> {
-    const core = await startCore(config, { logger: silentLogger, clock: () => this.now, inferenceReporter: this.reporter });
+    const core = await startCore(config, {
+      logger: silentLogger,
+      clock: () => this.now,
+      inferenceReporter: this.reporter,
+      appliedUpTo: (topic, partition) => this.applied.get(`${topic}/${partition}`),
+    });
     this.cores.push(core);
     return core;
   }

@@ -136,6 +136,22 @@ describe('several interests per user', () => {
     expect(state.lastSegments.map((g) => g.name)).toEqual(['shoes', 'phones']);
   }, SLOW);
 
+  it('does not fold a replayed event into the interests twice, but emits its lineage again', async () => {
+    const { core, rec, config } = await driver.coreWithCatalog();
+    const first = [rec.click('replayed', 'toys', { eventId: 'r1' }), rec.click('replayed', 'toys', { eventId: 'r2' })];
+    await core.processor.process(first);
+    expect(core.users.get('replayed')!.interests[0]!.events).toBe(2);
+    // As after a crash: the state (restored) holds r1 and r2, whose offsets were not committed.
+    driver.applied.set(`${config.topicClicks}/0`, BigInt(first[1]!.offset));
+    try {
+      const r = await core.processor.process([...first, rec.click('replayed', 'toys', { eventId: 'r3' })]);
+      expect(core.users.get('replayed')!.interests[0]!.events).toBe(3);
+      expect(r.scored[0]!.eventIds).toEqual(['r1', 'r2', 'r3']);
+    } finally {
+      driver.applied.clear();
+    }
+  }, SLOW);
+
   it('with INTERESTS_PER_USER=1 the same user is one blended interest', async () => {
     const { core, rec } = await driver.coreWithCatalog(testConfig({ interestsPerUser: 1 }));
     const r = await core.processor.process(alternating(rec, 'alt', 6));
