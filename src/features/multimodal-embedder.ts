@@ -92,7 +92,7 @@ export class MultimodalEmbedder {
         blocks[0], row, failures,
       ),
       this.embedTexts(of(1).map(([e, i]) => ({ text: (e as Extract<UserEvent, { kind: 'review' }>).text, index: i })), blocks[1], row, failures),
-      this.embedClicks(of(2).map(([e, i]) => ({ itemId: e.itemId, categoryId: (e as Extract<UserEvent, { kind: 'click' }>).categoryId, index: i })), blocks[2], row, failures),
+      this.embedClicks(of(2).map(([e, i]) => ({ itemId: e.itemId, categoryId: (e as Extract<UserEvent, { kind: 'click' }>).categoryId, index: i })), blocks[2], row),
     ]);
     return { modality, row, blocks, failures };
   }
@@ -114,7 +114,7 @@ export class MultimodalEmbedder {
     await Promise.all([
       this.embedImages(withImage, blocks[0], identity, ignored),
       this.embedTexts(ads.map((ad, i) => ({ text: ad.description ? `${ad.title}\n${ad.description}` : ad.title, index: i })), blocks[1], identity, ignored),
-      this.embedClicks(ads.map((ad, i) => ({ itemId: null, categoryId: ad.categoryId, index: i })), blocks[2], identity, ignored, false),
+      this.embedClicks(ads.map((ad, i) => ({ itemId: null, categoryId: ad.categoryId, index: i })), blocks[2], identity, false),
     ]);
     return blocks;
   }
@@ -166,15 +166,14 @@ export class MultimodalEmbedder {
     usable.forEach((j, r) => block.set(emb.subarray(r * dim, (r + 1) * dim), row[items[j]!.index]! * dim));
   }
 
+  /** Ids always embed (any string hashes to a bucket), so clicks have no failures. */
   private async embedClicks(
     items: readonly { itemId: string | null; categoryId: string; index: number }[],
     block: Float32Array,
     row: Int32Array,
-    failures: Map<number, RejectedRecordError>,
     useCache = true,
   ): Promise<void> {
     if (items.length === 0) return;
-    void failures; // ids always embed: any string hashes to a bucket
     const { dim, model, itemInput, categoryInput, output, itemBuckets, categoryBuckets, itemSeed, categorySeed } = this.settings.click;
     const keyed = items.map((it) => ({ ...it, key: `${it.itemId ?? ''}\u0000${it.categoryId}` }));
     const pending = this.fromCache(useCache ? this.caches.item : undefined, keyed, dim, block, row);
