@@ -26,6 +26,7 @@ export const SETTINGS = {
   topicScored: { env: 'TOPIC_SCORED', kind: 'string', default: 'scored-candidates', doc: 'Output: ranked ads per user (ScoredCandidates), keyed by user id.' },
   topicSegments: { env: 'TOPIC_SEGMENTS', kind: 'string', default: 'interest-segments', doc: 'Output: interest segments per user (InterestSegments), compacted.' },
   topicChangelog: { env: 'TOPIC_CHANGELOG', kind: 'string', default: 'user-state', doc: 'Compacted changelog of user state (UserState), keyed by user id, co-partitioned with the event topics; restored on partition assignment.' },
+  topicUserDeletions: { env: 'TOPIC_USER_DELETIONS', kind: 'string', default: 'user-deletions', doc: 'Input: user deletion requests (UserDeletion), keyed by user id, co-partitioned with the event topics; the user\'s state is removed and tombstoned in the changelog and segments.' },
   topicDeadLetters: { env: 'TOPIC_DEAD_LETTERS', kind: 'string', default: 'dead-letters', doc: 'Output: records that could not be used (DeadLetter), with a reason code.' },
   createTopics: { env: 'CREATE_TOPICS', kind: 'boolean', default: true, doc: 'Create missing topics at start (event topics with TOPIC_PARTITIONS partitions, the catalog and segments compacted).' },
   topicPartitions: { env: 'TOPIC_PARTITIONS', kind: 'int', default: 3, min: 1, max: 10000, doc: 'Partitions of topics created at start; the three event topics must have the same count.' },

@@ -62,7 +62,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
     [config.topicImageViews, 'image'],
     [config.topicReviews, 'review'],
   ]);
-  if (eventTopics.size !== 3) throw new Error('TOPIC_CLICKS, TOPIC_IMAGE_VIEWS and TOPIC_REVIEWS must be three different topics');
+  if (eventTopics.size !== 3 || eventTopics.has(config.topicUserDeletions)) throw new Error('TOPIC_CLICKS, TOPIC_IMAGE_VIEWS, TOPIC_REVIEWS and TOPIC_USER_DELETIONS must be four different topics');
 
   const models = await prepareModels(config);
   const engine = await InferenceEngine.start({
@@ -115,6 +115,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
     emitIntervalMs: config.emitIntervalMs,
     modelVersion: models.version,
     topics: eventTopics,
+    deletionsTopic: config.topicUserDeletions,
     clock,
     ...(o.onUnexpected ? { onUnexpected: o.onUnexpected } : {}),
   });

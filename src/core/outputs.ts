@@ -41,9 +41,34 @@ export interface DeadLetterOutput {
 }
 
 /**
+ * A user forgotten at their request (the deletions topic). The transport turns it into tombstones
+ * (null values keyed by the user id) on the state changelog, on the user's partition, and on the
+ * segments topic; the request's input record is accounted for by them.
+ */
+export interface DeletionOutput {
+  readonly userId: string;
+  /** The user's partition (that of the deletion record: the topics are co-partitioned). */
+  readonly partition: number;
+  readonly requestId: string;
+  readonly requestedAt: number;
+  readonly deletedAt: number;
+  /** The deletion record. */
+  readonly source: InputRecord;
+  /** Whether this instance held state for the user. */
+  readonly held: boolean;
+  /**
+   * Events of the user that were waiting for a rate-limited output (EMIT_INTERVAL_MS) and are
+   * dropped with the user: accounted for by this deletion, never emitted.
+   */
+  readonly discardedEventIds: readonly string[];
+}
+
+/**
  * What one call of the core returns. Every input record is in exactly one of: a scored output's
  * eventIds, a state change's pendingEventIds (its user's output is rate-limited; the changelog
- * record accounts for it until then), or the dead letters.
+ * record accounts for it until then), the deletions (a deletion record, and the pending events it
+ * discarded), or the dead letters. One exception: a replayed event (at or below the restored
+ * applied offset) of a user deleted since is skipped, since its output was delivered before.
  */
 export interface ProcessResult {
   readonly scored: readonly ScoredOutput[];
@@ -51,4 +76,6 @@ export interface ProcessResult {
   /** Each user touched, once, as it is after the call (snapshots): for the compacted changelog. */
   readonly stateChanges: readonly UserState[];
   readonly segments: readonly SegmentsOutput[];
+  /** Users deleted, in input order: tombstones for the changelog and the segments topic. */
+  readonly deletions: readonly DeletionOutput[];
 }

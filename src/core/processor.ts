@@ -3,13 +3,13 @@ import { hash32 } from '../features/feature-hasher.js';
 import type { Fuser } from '../features/fuser.js';
 import type { MultimodalEmbedder } from '../features/multimodal-embedder.js';
 import type { EventDecoder } from '../ingest/event-decoder.js';
-import type { ClickAction, EventKind, InputRecord, UserEvent } from '../ingest/events.js';
+import type { ClickAction, EventKind, InputRecord, UserDeletion, UserEvent } from '../ingest/events.js';
 import { rankQuery, type RankQuery } from '../scoring/candidate-ranker.js';
 import { nearestCentroid, segmentsChanged, userSegments, type Centroids } from '../state/segments.js';
 import { applyEvent, type InterestParams } from '../state/user-interest.js';
 import { NONE, snapshotState, type UserState } from '../state/user-state.js';
 import type { UserStateStore } from '../state/user-state-store.js';
-import type { Candidate, DeadLetterOutput, ProcessResult, ScoredOutput, SegmentsOutput } from './outputs.js';
+import type { Candidate, DeadLetterOutput, DeletionOutput, ProcessResult, ScoredOutput, SegmentsOutput } from './outputs.js';
 
 /** How strongly each action moves a user's interest (stronger intent, larger weight). */
 export const ACTION_WEIGHT: Readonly<Record<ClickAction, number>> = { VIEW: 1, CLICK: 2, ADD_TO_CART: 3, PURCHASE: 4 };
@@ -36,6 +36,8 @@ export interface ProcessorOptions {
   readonly modelVersion: string;
   /** Input topic -> the kind of event it carries. */
   readonly topics: ReadonlyMap<string, EventKind>;
+  /** The topic of deletion requests (UserDeletion records); absent: no such records are expected. */
+  readonly deletionsTopic?: string;
   readonly clock?: () => number;
   /** Told of errors that are not the record's fault (bugs); the record is dead-lettered anyway. */
   readonly onUnexpected?: (err: unknown, source: InputRecord) => void;
@@ -49,6 +51,9 @@ export interface StageTimings {
   fusion: number;
   scoring: number;
 }
+
+/** Deleted users remembered (most recent), so that a replay of their older events does not bring them back. */
+const DELETED_USERS_REMEMBERED = 100_000;
 
 const REVIEW_WEIGHT_LIKED = 1.5;
 const REVIEW_WEIGHT_DISLIKED = 0.5;
@@ -79,7 +84,11 @@ interface Emission {
  */
 export class Processor {
   readonly timings: StageTimings = { decode: 0, features: 0, fusion: 0, scoring: 0 };
+  /** Replayed events of deleted users that were skipped (see markDeleted). */
+  skippedReplays = 0;
   private readonly clock: () => number;
+  /** Users deleted and not seen since (insertion order: oldest first), bounded. */
+  private readonly deleted = new Set<string>();
 
   constructor(private readonly o: ProcessorOptions) {
     this.clock = o.clock ?? Date.now;
@@ -96,13 +105,80 @@ export class Processor {
     return c.names[nearestCentroid(vector, c)] ?? null;
   }
 
+  /**
+   * Remembers that a user was deleted (by a deletion here, or a tombstone met while restoring the
+   * changelog). A replayed event of that user at or below the restored applied offset (its output
+   * was delivered before the deletion) is then skipped instead of starting the user again; an
+   * event past it starts a fresh user.
+   */
+  markDeleted(userId: string): void {
+    this.deleted.delete(userId);
+    this.deleted.add(userId);
+    if (this.deleted.size > DELETED_USERS_REMEMBERED) this.deleted.delete(this.deleted.values().next().value!);
+  }
+
+  /**
+   * Handles a chunk of input records: events of the three event topics, and deletion requests of
+   * the deletions topic, in record order (runs of each are handled one after the other).
+   */
   async process(records: readonly InputRecord[]): Promise<ProcessResult> {
-    const deadLetters: DeadLetterOutput[] = [];
-    const reject = (source: InputRecord, err: unknown): void => {
-      const reason: ReasonCode = err instanceof RejectedRecordError ? err.reason : 'PROCESSING_FAILED';
-      if (reason === 'PROCESSING_FAILED') this.o.onUnexpected?.(err, source);
-      deadLetters.push({ source, reason, message: errorMessage(err), failedAt: this.clock() });
+    const del = this.o.deletionsTopic;
+    if (del === undefined || !records.some((r) => r.topic === del)) return this.processEvents(records);
+    const results: ProcessResult[] = [];
+    let start = 0;
+    for (let i = 1; i <= records.length; i++) {
+      if (i < records.length && (records[i]!.topic === del) === (records[start]!.topic === del)) continue;
+      const run = records.slice(start, i);
+      results.push(run[0]!.topic === del ? this.deleteUsers(run) : await this.processEvents(run));
+      start = i;
+    }
+    if (results.length === 1) return results[0]!;
+    return {
+      scored: results.flatMap((r) => r.scored),
+      deadLetters: results.flatMap((r) => r.deadLetters),
+      stateChanges: results.flatMap((r) => r.stateChanges),
+      segments: results.flatMap((r) => r.segments),
+      deletions: results.flatMap((r) => r.deletions),
     };
+  }
+
+  private deadLetter(source: InputRecord, err: unknown): DeadLetterOutput {
+    const reason: ReasonCode = err instanceof RejectedRecordError ? err.reason : 'PROCESSING_FAILED';
+    if (reason === 'PROCESSING_FAILED') this.o.onUnexpected?.(err, source);
+    return { source, reason, message: errorMessage(err), failedAt: this.clock() };
+  }
+
+  /**
+   * Forgets the users of deletion requests: their state leaves the store (with any events waiting
+   * for a rate-limited output), and each deletion comes back for the transport to tombstone the
+   * user in the changelog and the segments topic. Synchronous: no other chunk sees a half-deleted user.
+   */
+  private deleteUsers(records: readonly InputRecord[]): ProcessResult {
+    const deadLetters: DeadLetterOutput[] = [];
+    const deletions: DeletionOutput[] = [];
+    const t0 = performance.now();
+    for (const r of records) {
+      let d: UserDeletion;
+      try {
+        d = this.o.decoder.decodeDeletion(r);
+      } catch (err) {
+        deadLetters.push(this.deadLetter(r, err));
+        continue;
+      }
+      const s = this.o.users.get(d.userId);
+      const discardedEventIds = s ? [...s.pendingEventIds] : [];
+      if (s) this.o.users.delete(d.userId);
+      this.markDeleted(d.userId);
+      deletions.push({ userId: d.userId, partition: r.partition, requestId: d.requestId, requestedAt: d.requestedAt, deletedAt: this.clock(), source: r, held: s !== undefined, discardedEventIds });
+    }
+    this.timings.decode = (performance.now() - t0) / 1000;
+    this.timings.features = this.timings.fusion = this.timings.scoring = 0;
+    return { scored: [], deadLetters, stateChanges: [], segments: [], deletions };
+  }
+
+  private async processEvents(records: readonly InputRecord[]): Promise<ProcessResult> {
+    const deadLetters: DeadLetterOutput[] = [];
+    const reject = (source: InputRecord, err: unknown): void => void deadLetters.push(this.deadLetter(source, err));
 
     // 1. Decode and validate.
     let t0 = performance.now();
@@ -141,18 +217,27 @@ export class Processor {
     const route = centroids.names.length > 0 ? (v: Float32Array) => nearestCentroid(v, centroids) : undefined;
     ok.forEach((i, r) => {
       const e = events[i]!;
+      const src = sources[i]!;
+      const applied = this.o.appliedUpTo?.(src.topic, src.partition);
+      const replay = applied !== undefined && BigInt(src.offset) <= applied;
       let t = touched.get(e.userId);
+      if (!t && this.deleted.has(e.userId) && this.o.users.get(e.userId) === undefined) {
+        // Delivered before the user was deleted: neither its state nor its output comes back.
+        if (replay) {
+          this.skippedReplays++;
+          return;
+        }
+        this.deleted.delete(e.userId); // a new event: the user starts afresh
+      }
       if (!t) {
         // Held here for the whole call: were the store to evict the user meanwhile, the state change still goes out.
         t = { state: this.o.users.getOrCreate(e.userId, sources[i]!.partition), eventIds: [] };
         t.state.partition = sources[i]!.partition;
         touched.set(e.userId, t);
       }
-      const src = sources[i]!;
-      const applied = this.o.appliedUpTo?.(src.topic, src.partition);
       // A replay (after a crash, a restart) of an event the restored state already holds: its
       // lineage goes out again, but it is not added to the interests twice.
-      if (applied === undefined || BigInt(src.offset) > applied) {
+      if (!replay) {
         const w = eventWeight(e) * this.o.fuser.settings.weights[embedded.modality[i]!]!;
         applyEvent(t.state, fused, r * F, w, e.eventTime, this.o.interests, this.o.users.vectors, route);
       }
@@ -174,7 +259,7 @@ export class Processor {
     // 5. Score the users that are due, once each, against the active catalog.
     const scored = await this.score(emissions);
     this.timings.scoring = (performance.now() - t1) / 1000;
-    return { scored, deadLetters, stateChanges, segments };
+    return { scored, deadLetters, stateChanges, segments, deletions: [] };
   }
 
   /**
@@ -188,7 +273,7 @@ export class Processor {
     const emissions = this.take(due, now);
     const stateChanges = this.settle(due, now);
     const scored = await this.score(emissions);
-    return { scored, deadLetters: [], stateChanges, segments: [] };
+    return { scored, deadLetters: [], stateChanges, segments: [], deletions: [] };
   }
 
   /** Names the users' interests after the catalog's categories; the outputs for the lists that changed enough. */

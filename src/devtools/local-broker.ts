@@ -27,6 +27,15 @@ export interface LocalBroker {
   readonly dataDir: string;
   /** Stops the JVM (SIGTERM, SIGKILL after 15 s) and removes dataDir. Safe to call twice. */
   stop(): Promise<void>;
+  /**
+   * Stops the JVM but keeps dataDir and the ports (a broker outage, for fault tests): the watchdog
+   * leaves the folder in place. `startProcess()` brings it back. `signal` SIGKILL: a crash.
+   */
+  stopProcess(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /** Starts the JVM again on the same ports and data (no format) and waits until it answers. */
+  startProcess(): Promise<void>;
+  /** Whether the JVM is running (false between stopProcess() and startProcess()). */
+  readonly running: boolean;
 }
 
 export interface LocalBrokerOptions {
@@ -223,7 +232,8 @@ const WATCHDOG = [
   'exec 3<&-',
   'wait "$child"; status=$?',
   'kill "$watcher" 2>/dev/null',
-  'rm -rf "$dir" 2>/dev/null',
+  // A stop for a restart (stopProcess) leaves this file: keep the data.
+  '[ -e "$dir/keep-for-restart" ] || rm -rf "$dir" 2>/dev/null',
   'exit "$status"',
 ].join('\n');
 
@@ -278,43 +288,46 @@ export async function startLocalBroker(opts: LocalBrokerOptions = {}): Promise<L
     if (fmt.error) throw new Error(`kafka storage format failed (exit ${fmt.code}):\n${tail(fmt.output, 20)}`);
 
     const started = Date.now();
-    child = spawn('/bin/sh', ['-c', WATCHDOG, 'kafka-watchdog', dir, 'java', ...jvm, 'kafka.Kafka', propsFile], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      // Own process group: a terminal's Ctrl-C reaches Node only, and Node's exit then stops the broker
-      // through the pipe (orderly), instead of racing a SIGINT straight to the JVM.
-      detached: true,
-    });
-    const proc = child;
-    proc.stdin?.on('error', () => {}); // EPIPE once the shell is gone
-    const outputTail: string[] = [];
-    let jvmPid: number | undefined;
-    const onLine = (line: string): void => {
-      const m = /^@@jvm-pid (\d+)$/.exec(line);
-      if (m && jvmPid === undefined) {
-        jvmPid = Number(m[1]);
-        return;
-      }
-      outputTail.push(line);
-      if (outputTail.length > OUTPUT_TAIL_LINES) outputTail.shift();
-      log(`[kafka] ${line}`);
-    };
-    for (const stream of [proc.stdout, proc.stderr]) {
-      let buf = '';
-      stream?.setEncoding('utf8');
-      stream?.on('data', (chunk: string) => {
-        buf += chunk;
-        let i: number;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          onLine(buf.slice(0, i));
-          buf = buf.slice(i + 1);
-        }
+    interface Launched { proc: ChildProcess; exit: Promise<void>; jvmPid(): number | undefined; outputTail(): string }
+    const launch = (): Launched => {
+      const proc = spawn('/bin/sh', ['-c', WATCHDOG, 'kafka-watchdog', dir, 'java', ...jvm, 'kafka.Kafka', propsFile], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        // Own process group: a terminal's Ctrl-C reaches Node only, and Node's exit then stops the broker
+        // through the pipe (orderly), instead of racing a SIGINT straight to the JVM.
+        detached: true,
       });
-    }
-    const exitPromise = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-
-    // Last resort when this process exits without stop(): 'exit' handlers must be synchronous.
-    const onExit = (): void => {
-      for (const pid of [jvmPid, proc.pid]) {
+      proc.stdin?.on('error', () => {}); // EPIPE once the shell is gone
+      const outputTail: string[] = [];
+      let jvmPid: number | undefined;
+      const onLine = (line: string): void => {
+        const m = /^@@jvm-pid (\d+)$/.exec(line);
+        if (m && jvmPid === undefined) {
+          jvmPid = Number(m[1]);
+          return;
+        }
+        outputTail.push(line);
+        if (outputTail.length > OUTPUT_TAIL_LINES) outputTail.shift();
+        log(`[kafka] ${line}`);
+      };
+      for (const stream of [proc.stdout, proc.stderr]) {
+        let buf = '';
+        stream?.setEncoding('utf8');
+        stream?.on('data', (chunk: string) => {
+          buf += chunk;
+          let i: number;
+          while ((i = buf.indexOf('\n')) >= 0) {
+            onLine(buf.slice(0, i));
+            buf = buf.slice(i + 1);
+          }
+        });
+      }
+      const exit = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+      return { proc, exit, jvmPid: () => jvmPid, outputTail: () => outputTail.join('\n') };
+    };
+    let current = launch();
+    child = current.proc;
+    const killNow = (l: Launched): void => {
+      for (const pid of [l.jvmPid(), l.proc.pid]) {
         if (pid === undefined) continue;
         try {
           process.kill(pid, 'SIGKILL');
@@ -322,6 +335,11 @@ export async function startLocalBroker(opts: LocalBrokerOptions = {}): Promise<L
           /* already gone */
         }
       }
+    };
+
+    // Last resort when this process exits without stop(): 'exit' handlers must be synchronous.
+    const onExit = (): void => {
+      killNow(current);
       try {
         rmSync(dir, { recursive: true, force: true });
       } catch {
@@ -330,37 +348,62 @@ export async function startLocalBroker(opts: LocalBrokerOptions = {}): Promise<L
     };
     process.once('exit', onExit);
 
+    /** Ends the JVM through the watchdog (SIGTERM), SIGKILL after the grace period. */
+    const endJvm = async (l: Launched, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> => {
+      if (exited(l.proc)) return;
+      if (signal === 'SIGKILL') killNow(l);
+      l.proc.stdin?.end(); // EOF -> watchdog sends the JVM SIGTERM (and its watcher ends)
+      if (!(await within(l.exit, STOP_GRACE_MS))) {
+        log(`broker did not stop within ${STOP_GRACE_MS} ms; killing it`);
+        killNow(l);
+        await within(l.exit, 2_000);
+      }
+    };
+
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> =>
       (stopping ??= (async () => {
-        if (!exited(proc)) {
-          proc.stdin?.end(); // EOF -> watchdog sends the JVM SIGTERM
-          if (!(await within(exitPromise, STOP_GRACE_MS))) {
-            log(`broker did not stop within ${STOP_GRACE_MS} ms; killing it`);
-            for (const pid of [jvmPid, proc.pid]) {
-              if (pid === undefined) continue;
-              try {
-                process.kill(pid, 'SIGKILL');
-              } catch {
-                /* already gone */
-              }
-            }
-            await within(exitPromise, 2_000);
-          }
-        }
+        await endJvm(current);
         process.removeListener('exit', onExit);
         await rm(dir, { recursive: true, force: true });
       })());
 
     const bootstrap = `127.0.0.1:${port}`;
     try {
-      await waitReady(bootstrap, proc, readyTimeoutMs, () => outputTail.join('\n'));
+      await waitReady(bootstrap, current.proc, readyTimeoutMs, current.outputTail);
     } catch (err) {
       await stop();
       throw err;
     }
     log(`Kafka ${version} broker ready at ${bootstrap} in ${Date.now() - started} ms (data in ${dir})`);
-    return { bootstrap, dataDir: dir, stop };
+    const keepFile = join(dir, 'keep-for-restart');
+    return {
+      bootstrap,
+      dataDir: dir,
+      stop,
+      get running() {
+        return !exited(current.proc);
+      },
+      async stopProcess(signal = 'SIGTERM') {
+        if (stopping) throw new Error('the broker was stopped for good');
+        await writeFile(keepFile, '');
+        await endJvm(current, signal);
+        await rm(keepFile, { force: true });
+      },
+      async startProcess() {
+        if (stopping) throw new Error('the broker was stopped for good');
+        if (!exited(current.proc)) return;
+        const t0 = Date.now();
+        current = launch();
+        try {
+          await waitReady(bootstrap, current.proc, readyTimeoutMs, current.outputTail);
+        } catch (err) {
+          await stop();
+          throw err;
+        }
+        log(`Kafka broker restarted at ${bootstrap} in ${Date.now() - t0} ms`);
+      },
+    };
   } catch (err) {
     if (!child) await rm(dir, { recursive: true, force: true });
     throw err;

@@ -36,10 +36,18 @@ export class KafkaSink {
     // The state change first in the list; all of it is acknowledged before any offset is committed.
     // Its partition is the user's input partition, so restore reads exactly the owned partitions.
     const changes: Message[] = (result.stateChanges ?? []).map((s) => ({ key: s.userId, value: this.encodeState(s), partition: s.partition }));
+    // Deletions: tombstones after the state changes (a user changed, then deleted in one call ends deleted).
+    const tombstones = (result.deletions ?? []).map((d) => ({
+      key: d.userId,
+      value: null,
+      headers: { 'adstream-deletion-request': d.requestId, 'adstream-source': `${d.source.topic}/${d.source.partition}/${d.source.offset}` },
+    }));
+    changes.push(...tombstones.map((t, i) => ({ ...t, partition: result.deletions![i]!.partition })));
     if (marker) changes.push(marker);
     add(this.topics.changelog, changes);
     add(this.topics.scored, (result.scored ?? []).map((o) => this.encoder.scored(o)));
-    add(this.topics.segments, (result.segments ?? []).map((o) => this.encoder.segments(o)));
+    // Same key, same default partitioner as the segments records: the tombstone lands on their partition.
+    add(this.topics.segments, [...(result.segments ?? []).map((o): Message => this.encoder.segments(o)), ...tombstones]);
     add(this.topics.deadLetters, (result.deadLetters ?? []).map((d) => this.encoder.deadLetter(d)));
     if (topicMessages.length === 0) return;
     await this.producer.sendBatch({ acks: -1, topicMessages });

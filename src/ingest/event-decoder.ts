@@ -1,6 +1,6 @@
 import { RejectedRecordError } from '../errors.js';
 import type { AvroCodec } from '../serde/avro-codec.js';
-import type { Ad, ClickAction, EventKind, ImageSource, InputRecord, UserEvent } from './events.js';
+import type { Ad, ClickAction, EventKind, ImageSource, InputRecord, UserDeletion, UserEvent } from './events.js';
 
 /** Which record name each event kind's topic carries. */
 const EVENT_SCHEMAS: Readonly<Record<EventKind, ReadonlySet<string>>> = {
@@ -9,6 +9,7 @@ const EVENT_SCHEMAS: Readonly<Record<EventKind, ReadonlySet<string>>> = {
   review: new Set(['dev.adstream.events.ReviewEvent']),
 };
 const AD_SCHEMAS: ReadonlySet<string> = new Set(['dev.adstream.catalog.Ad']);
+const DELETION_SCHEMAS: ReadonlySet<string> = new Set(['dev.adstream.privacy.UserDeletion']);
 
 export interface DecodeLimits {
   readonly maxRecordBytes: number;
@@ -69,6 +70,22 @@ export class EventDecoder {
         return { kind, ...base, categoryId: optionalId('categoryId', v.categoryId), rating: v.rating, text: v.text };
       }
     }
+  }
+
+  /**
+   * A deletion request from the deletions topic. Its time is not checked: a deletion is never
+   * refused for being old or early. The key must be the user id (it picks the partition, and so the
+   * instance, that holds the user).
+   */
+  decodeDeletion(record: InputRecord): UserDeletion {
+    this.checkSize(record);
+    const { value: v } = this.codec.decode<{ userId: string; requestedAt: number; requestId: string }>(record.value, DELETION_SCHEMAS);
+    const userId = id('userId', v.userId, MAX_ID_CHARS);
+    const key = record.key?.toString('utf8');
+    if (key !== userId) {
+      throw new RejectedRecordError('KEY_MISMATCH', key === undefined ? 'record has no key; deletions must be keyed by userId' : `record key "${truncate(key)}" differs from userId "${truncate(userId)}"`);
+    }
+    return { userId, requestedAt: v.requestedAt, requestId: id('requestId', v.requestId, MAX_ID_CHARS) };
   }
 
   /** An ad from the catalog topic; null for a tombstone (the caller deletes by key). */

@@ -51,6 +51,13 @@ export interface ReviewEvent extends EventBase {
 }
 
 export type UserEvent = ClickEvent | ImageViewEvent | ReviewEvent;
+
+/** A request to forget a user (the UserDeletion schema), from the deletions topic. */
+export interface UserDeletion {
+  readonly userId: string;
+  readonly requestedAt: number;
+  readonly requestId: string;
+}
 export type EventKind = UserEvent['kind'];
 
 export interface Ad {

@@ -15,6 +15,7 @@ function plan(config: Config): TopicPlan[] {
     { topic: config.topicClicks, partitions: p, compacted: false },
     { topic: config.topicImageViews, partitions: p, compacted: false },
     { topic: config.topicReviews, partitions: p, compacted: false },
+    { topic: config.topicUserDeletions, partitions: p, compacted: false },
     { topic: config.topicAds, partitions: 1, compacted: true },
     { topic: config.topicScored, partitions: p, compacted: false },
     { topic: config.topicSegments, partitions: p, compacted: true },
@@ -46,7 +47,7 @@ export async function ensureTopics(admin: Admin, config: Config, logger: Logger)
  * with a clear error.
  */
 export async function checkCoPartitioned(admin: Admin, config: Config): Promise<number> {
-  const topics = [config.topicClicks, config.topicImageViews, config.topicReviews, config.topicChangelog];
+  const topics = [config.topicClicks, config.topicImageViews, config.topicReviews, config.topicUserDeletions, config.topicChangelog];
   const existing = new Set(await admin.listTopics());
   const absent = topics.filter((t) => !existing.has(t));
   if (absent.length > 0) throw new ConfigError('CREATE_TOPICS', `topic(s) ${absent.join(', ')} do not exist; create them or set CREATE_TOPICS=true`);
@@ -54,7 +55,7 @@ export async function checkCoPartitioned(admin: Admin, config: Config): Promise<
   const counts = meta.topics.map((t) => `${t.name}=${t.partitions.length}`);
   const distinct = new Set(meta.topics.map((t) => t.partitions.length));
   if (distinct.size !== 1) {
-    throw new ConfigError('TOPIC_PARTITIONS', `the event topics and the state changelog must be co-partitioned by user id (same partition count), found ${counts.join(', ')}`);
+    throw new ConfigError('TOPIC_PARTITIONS', `the event topics, the deletions topic and the state changelog must be co-partitioned by user id (same partition count), found ${counts.join(', ')}`);
   }
   return meta.topics[0]!.partitions.length;
 }

@@ -12,6 +12,7 @@ import type { InputRecord } from '../ingest/events.js';
 import type { ProcessResult } from '../core/outputs.js';
 import type { UserViews } from '../http/server.js';
 import { UserViewsOf } from './user-views.js';
+import { PartitionGate } from './partition-gate.js';
 import { createKafka } from '../kafka/client.js';
 import { checkCoPartitioned, ensureTopics } from '../kafka/topics.js';
 import type { Logger } from '../log.js';
@@ -143,6 +144,8 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
         } else {
           core.users.delete(userId); // a tombstone, or a record of another model space: start fresh
           restored.delete(userId);
+          // A tombstone is a deleted user: a replay of their already delivered events must not bring them back.
+          if (value === null) core.processor.markDeleted(userId);
         }
       },
     });
@@ -165,10 +168,11 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
   });
   await consumer.connect();
   // Backpressure: when the inference queues fill up, stop fetching rather than growing memory.
-  const inputTopics = [config.topicClicks, config.topicImageViews, config.topicReviews];
+  const inputTopics = [config.topicClicks, config.topicImageViews, config.topicReviews, config.topicUserDeletions];
   core.engine.onPressure((saturated) => {
     log.warn(saturated ? 'inference queues full: pausing consumption' : 'inference queues drained: resuming consumption', { queuedItems: core.engine.queuedItems() });
-    const topics = inputTopics.map((topic) => ({ topic }));
+    // Deletions need no inference: they keep flowing.
+    const topics = inputTopics.filter((t) => t !== config.topicUserDeletions).map((topic) => ({ topic }));
     if (saturated) consumer.pause(topics);
     else consumer.resume(topics);
   });
@@ -180,11 +184,29 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
       views.scored(o);
     }
     metrics.scoredOut.inc(result.scored?.length ?? 0);
+    for (const d of result.deletions ?? []) views.forget(d.userId);
     for (const d of result.deadLetters ?? []) metrics.deadLetters.inc({ topic: d.source.topic, reason: d.reason });
     metrics.usersInMemory.set(core.users.size);
   };
 
-  const handle = async (records: InputRecord[]): Promise<void> => {
+  // One chunk of a partition number at a time, whichever topic it comes from (see PartitionGate): a
+  // user's state changes reach the changelog in the order they were made, with the applied-offset
+  // marker of the chunk that made them. (Two chunks of one partition in flight at once, from two
+  // topics, could otherwise land the older snapshot last while the newer marker stands: after a
+  // restore the replayed event would be skipped, missing from the state for good. Deletions need it
+  // too: no state of a deleted user lands after its tombstone.) Partitions still run in parallel.
+  const gate = new PartitionGate();
+  let flushing: Promise<void> | null = null; // a rate-limited flush in flight (see flush below)
+  const handle = (records: InputRecord[]): Promise<void> => {
+    const r0 = records[0]!;
+    if (r0.topic !== config.topicUserDeletions) return gate.exclusive(r0.partition, () => handleChunk(records));
+    return gate.exclusive(r0.partition, async () => {
+      // A rate-limited flush in flight may be delivering the user's state: let it land before the tombstone.
+      await flushing;
+      return handleChunk(records);
+    });
+  };
+  const handleChunk = async (records: InputRecord[]): Promise<void> => {
     metrics.recordsIn.inc({ topic: records[0]!.topic }, records.length);
     metrics.chunkRecords.observe(records.length);
     const result = await core.processor.process(records);
@@ -203,17 +225,16 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
   };
   await runEventSource({
     consumer,
-    topics: [config.topicClicks, config.topicImageViews, config.topicReviews],
+    topics: inputTopics,
     chunkMaxRecords: config.chunkMaxRecords,
-    partitionsConcurrently: Math.min(partitions * 3, 6),
+    partitionsConcurrently: Math.min(partitions * 4, 8),
     handle,
     restoring: () => restoring,
     onLag: (topic, partition, lag) => metrics.consumerLag.set({ topic, partition: String(partition) }, lag),
   });
-  log.info('processing', { partitions, topics: [config.topicClicks, config.topicImageViews, config.topicReviews] });
+  log.info('processing', { partitions, topics: inputTopics });
 
   // Users whose output is rate-limited (EMIT_INTERVAL_MS) get it from here once their time comes.
-  let flushing: Promise<void> | null = null;
   const flush = (): Promise<void> => {
     flushing ??= core.processor
       .flushDue()

@@ -125,6 +125,7 @@ export interface ReadRecord {
   readonly offset: string;
   readonly key: Buffer | null;
   readonly value: Buffer | null;
+  readonly headers?: Record<string, string>;
 }
 
 /** Reads topics from the beginning with a throwaway group, collecting records as they come. */
@@ -136,7 +137,9 @@ export async function collect(kafka: Kafka, topics: string[]): Promise<{ records
   await consumer.run({
     autoCommit: false,
     eachMessage: async ({ topic, partition, message }) => {
-      records.push({ topic, partition, offset: message.offset, key: message.key, value: message.value });
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(message.headers ?? {})) if (v !== undefined) headers[k] = String(v);
+      records.push({ topic, partition, offset: message.offset, key: message.key, value: message.value, headers });
     },
   });
   return { records, stop: () => consumer.disconnect() };

@@ -215,6 +215,7 @@ const SAMPLES: Array<[string, string, Record<string, unknown>]> = [
   [DEAD, 'dead letter with null key/value', deadNulls],
   [STATE, 'user state', stateValue],
   [STATE, 'user state, fresh', stateFresh],
+  ['dev.adstream.privacy.UserDeletion', 'user deletion, Unicode id', { userId: '用户-😀-שלום', requestedAt: 1_764_000_000_000, requestId: 'gdpr-2026-0001' }],
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -600,7 +601,7 @@ describe('AvroCodec decode errors', () => {
   it('UNKNOWN_SCHEMA for an id missing from index.json', () => {
     const known = new Set(INDEX.schemas.map((s) => s.id));
     const body = codec.encode(CLICK, clickValue).subarray(5);
-    for (const id of [0, 9, 101, 0x01000001, 0xffffffff]) {
+    for (const id of [0, 10, 101, 0x01000001, 0xffffffff]) {
       expect(known.has(id)).toBe(false);
       const header = Buffer.alloc(5);
       header.writeUInt32BE(id, 1);

@@ -100,6 +100,12 @@ export class RecordMaker {
     return this.raw(this.config.topicReviews, userId, value);
   }
 
+  /** A deletion request for the user on the deletions topic (key = userId unless given). */
+  deletion(userId: string, opts: { requestId?: string; key?: string | null; partition?: number; offset?: number } = {}): InputRecord {
+    const value = this.core.codec.encode('dev.adstream.privacy.UserDeletion', { userId, requestedAt: this.clock(), requestId: opts.requestId ?? `req-${this.offset}` });
+    return this.raw(this.config.topicUserDeletions, opts.key === undefined ? userId : opts.key, value, opts.offset ?? this.offset++, opts.partition ?? 0);
+  }
+
   image(userId: string, data: Buffer | string, opts: { eventId?: string; imageId?: string } = {}): InputRecord {
     const image = typeof data === 'string' ? { 'dev.adstream.events.ImageReference': { uri: data } } : { 'dev.adstream.events.InlineImage': { data, contentType: null } };
     const value = this.core.codec.encode('dev.adstream.events.ImageViewEvent', {

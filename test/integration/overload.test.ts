@@ -1,0 +1,131 @@
+/**
+ * Overload on a real broker: ~3x the processor's capacity offered for OVERLOAD_SECONDS (default 20,
+ * to keep the test near 90 s; the brief's minute: OVERLOAD_SECONDS=60), the processor's RSS and lag
+ * sampled every second. Memory stays bounded (consumption pauses when the inference queues fill, and
+ * kafkajs fetches are bounded), nothing crashes, and once the offered load stops the lag drains,
+ * every input is accounted for and latency is back to normal.
+ */
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Producer } from 'kafkajs';
+import { syntheticAds, syntheticUsers } from '../../src/devtools/synthetic.js';
+import { encodeAd, TrafficFactory } from '../../src/devtools/traffic.js';
+import { auditLineage } from '../support/audit.js';
+import { codec, collect, configOf, connectedProducer, createTopics, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
+
+/** Capacity on the development machine (README "Measured": 3,943 events/s at 4000/s offered). */
+const CAPACITY = 4000;
+const OFFERED = 3 * CAPACITY;
+const SECONDS = Number(process.env['OVERLOAD_SECONDS'] ?? 20);
+const RSS_BOUND = 1.5 * 1024 ** 3;
+
+function rssOf(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+describe('overload', () => {
+  const env = isolatedEnv({ TOPIC_PARTITIONS: '3' });
+  const config = configOf(env);
+  const kafka = kafkaForTests();
+  let producer: Producer;
+  let traffic: TrafficFactory;
+  let outputs: { records: ReadRecord[]; stop(): Promise<void> };
+  let inputs: { records: ReadRecord[]; stop(): Promise<void> };
+  let p: SpawnedProcessor | undefined;
+
+  beforeAll(async () => {
+    await createTopics(kafka, config);
+    producer = await connectedProducer(kafka);
+    const ads = await syntheticAds(3);
+    await producer.send({ topic: config.topicAds, acks: -1, messages: ads.map((ad) => ({ key: ad.adId, value: encodeAd(codec, ad, Date.now()) })) });
+    traffic = await TrafficFactory.create(codec, syntheticUsers(2000), { imagesPerCategory: 3 });
+    outputs = await collect(kafka, [config.topicScored, config.topicDeadLetters]);
+    inputs = await collect(kafka, [config.topicClicks, config.topicImageViews, config.topicReviews]);
+  });
+
+  afterAll(async () => {
+    if (p && p.proc.exitCode === null) p.proc.kill('SIGKILL');
+    await outputs?.stop();
+    await inputs?.stop();
+    await producer?.disconnect();
+  });
+
+  const lagOf = async (port: number): Promise<number> => {
+    const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => '');
+    let sum = 0;
+    for (const m of text.matchAll(/^adstream_consumer_lag_records\{[^}]*\} (\S+)$/gm)) sum += Number(m[1]);
+    return sum;
+  };
+
+  it(`stays bounded under ~3x capacity for ${SECONDS} s and recovers`, async () => {
+    p = await spawnProcessor(env);
+    await p.waitReady();
+    const pid = p.proc.pid!;
+    let peakRss = rssOf(pid);
+    let peakLag = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling && p!.proc.exitCode === null) {
+        peakRss = Math.max(peakRss, rssOf(pid));
+        peakLag = Math.max(peakLag, await lagOf(p!.port));
+        await sleep(1000);
+      }
+    })();
+
+    const topicOf = { click: config.topicClicks, image: config.topicImageViews, review: config.topicReviews };
+    let sent = 0;
+    const t0 = Date.now();
+    const batch = 500;
+    while (Date.now() - t0 < SECONDS * 1000) {
+      const byTopic = new Map<string, { key: Buffer; value: Buffer }[]>();
+      for (let i = 0; i < batch; i++) {
+        const e = traffic.next(Date.now());
+        byTopic.set(topicOf[e.role], [...(byTopic.get(topicOf[e.role]) ?? []), { key: e.key, value: e.value }]);
+      }
+      await producer.sendBatch({ acks: 1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      sent += batch;
+      const ahead = sent / OFFERED - (Date.now() - t0) / 1000;
+      if (ahead > 0) await sleep(ahead * 1000);
+    }
+    const offerSeconds = (Date.now() - t0) / 1000;
+    const offeredRate = sent / offerSeconds;
+    const processedAtStop = outputs.records.length;
+
+    // Drain: the lag returns to 0 and every input is accounted for.
+    const tStop = Date.now();
+    const audit = () => auditLineage(config, inputs.records, outputs.records);
+    const drained = await eventually(() => inputs.records.length >= sent && audit().lost.length === 0, 240_000, 1000);
+    const drainS = (Date.now() - tStop) / 1000;
+    sampling = false;
+    await sampler;
+    const r = audit();
+
+    // Latency recovered: a small probe batch comes out promptly.
+    const probe = Array.from({ length: 20 }, () => traffic.next(Date.now()));
+    const tProbe = Date.now();
+    for (const e of probe) await producer.send({ topic: topicOf[e.role], acks: 1, messages: [{ key: e.key, value: e.value }] });
+    const probeIds = new Set(probe.map((e) => e.eventId));
+    const seen = new Set<string>();
+    const probeDone = await eventually(() => {
+      for (const rec of outputs.records.slice(-200)) {
+        if (rec.topic !== config.topicScored || !rec.value) continue;
+        for (const id of codec.decode<{ eventIds: string[] }>(rec.value, new Set(['dev.adstream.outputs.ScoredCandidates'])).value.eventIds) if (probeIds.has(id)) seen.add(id);
+      }
+      return seen.size === probeIds.size;
+    }, 30_000, 50);
+    const probeMs = Date.now() - tProbe;
+
+    console.log(
+      `[guarantees] overload: offered ${sent} records in ${offerSeconds.toFixed(1)} s (${Math.round(offeredRate)}/s, target ${OFFERED}/s = 3x ${CAPACITY}/s), outputs by the end of the offer ${processedAtStop}, peak lag ${peakLag}, peak RSS ${(peakRss / 1024 ** 2).toFixed(0)} MiB (bound ${RSS_BOUND / 1024 ** 3} GiB), drained in ${drainS.toFixed(1)} s after the offer stopped, lost ${r.lost.length}, duplicated events ${r.duplicates}, probe of 20 events out in ${probeMs} ms, processor alive ${p.proc.exitCode === null}`,
+    );
+    expect(p.proc.exitCode, p.output().slice(-4000)).toBe(null);
+    expect(peakRss).toBeLessThan(RSS_BOUND);
+    expect(drained).toBe(true);
+    expect(r.lost).toEqual([]);
+    expect(probeDone).toBe(true);
+    expect(probeMs).toBeLessThan(5000);
+    p.proc.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+  });
+});
