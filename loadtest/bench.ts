@@ -1,0 +1,331 @@
+/**
+ * The benchmark: maximum sustainable throughput of the processor (spawned as its own process) by
+ * sweeping open-loop offered load, its latency at half of it, and in the same run the two ceilings:
+ * a Kafka pass-through (same client, chunking, acks and commits; no features or inference) and raw
+ * inference at the best batch size. Writes DIR/results.json, DIR/report.md and
+ * DIR/latency-vs-throughput.svg, and prints one JSON line last.
+ *
+ *   npm run bench -- --out DIR [--world FILE] [--step-seconds 8] [--max-rate 32000]
+ *
+ * Starts a local broker unless KAFKA_BROKERS is set.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Partitioners } from 'kafkajs';
+import { loadConfig } from '../src/config/load-config.js';
+import { startLocalBroker, type LocalBroker } from '../src/devtools/local-broker.js';
+import { encodeAd } from '../src/devtools/traffic.js';
+import { AvroCodec } from '../src/serde/avro-codec.js';
+import { eventsPerSecondCeiling, inferenceCeiling } from './inference-ceiling.js';
+import { drainRate, metricSum, preload, procStats, runOpenLoop, scrape, ScoredObserver, sleep, type EventTopics } from './load-generator.js';
+import { createTopicsFor, isolatedEnv, kafkaClient, spawnPassThrough, spawnProcessor, type Spawned } from './spawn.js';
+import { latencyChart } from './svg-chart.js';
+import { World } from './world.js';
+
+const { values: args } = parseArgs({
+  options: {
+    out: { type: 'string', default: 'bench-out' },
+    world: { type: 'string', default: 'loadtest/worlds/default.json' },
+    'step-seconds': { type: 'string', default: '8' },
+    'half-seconds': { type: 'string', default: '15' },
+    'start-rate': { type: 'string', default: '500' },
+    'max-rate': { type: 'string', default: '32000' },
+    'refine-steps': { type: 'string', default: '2' },
+    'drain-events': { type: 'string', default: '30000' },
+  },
+});
+const OUT = args.out!;
+const STEP_S = Number(args['step-seconds']);
+const say = (s: string): void => void process.stderr.write(`${s}\n`);
+const machine = `${availableParallelism()} vCPU ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version.slice(1)}`;
+
+interface Step {
+  offered: number;
+  seconds: number;
+  sent: number;
+  accounted_in_step: number;
+  achieved_events_per_s: number;
+  p50_ms: number;
+  p90_ms: number;
+  p99_ms: number;
+  p999_ms: number;
+  max_ms: number;
+  backlog_at_end: number;
+  backlog_slope_per_s: number;
+  drain_ms: number | null;
+  consumer_lag_records: number;
+  processor_cpu_percent: number;
+  processor_rss_mb: number;
+  generator_max_slip_ms: number;
+  sustainable: boolean;
+}
+
+/** Least-squares slope of y over t (per second). */
+function slope(samples: { t: number; y: number }[]): number {
+  const n = samples.length;
+  if (n < 2) return 0;
+  const mt = samples.reduce((a, s) => a + s.t, 0) / n;
+  const my = samples.reduce((a, s) => a + s.y, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const s of samples) {
+    num += (s.t - mt) * (s.y - my);
+    den += (s.t - mt) ** 2;
+  }
+  return den > 0 ? (num / den) * 1000 : 0;
+}
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  let broker: LocalBroker | undefined;
+  let brokers = process.env.KAFKA_BROKERS;
+  if (!brokers) {
+    say('starting a local Apache Kafka broker (KAFKA_BROKERS is not set)...');
+    broker = await startLocalBroker();
+    brokers = broker.bootstrap;
+  }
+  const spawnedProcs: Spawned[] = [];
+  try {
+    const world = await World.fromFile(args.world!);
+    const codec = new AvroCodec();
+    const kafka = kafkaClient(brokers);
+    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    const topicsOf = (env: Record<string, string>): EventTopics => ({ click: env.TOPIC_CLICKS!, image: env.TOPIC_IMAGE_VIEWS!, review: env.TOPIC_REVIEWS! });
+
+    // 1. Kafka pass-through ceiling: a backlog of the world's events, drained by the pass-through.
+    const drainN = Number(args['drain-events']);
+    const ptEnv = isolatedEnv(brokers, 'bench-pt');
+    await createTopicsFor(kafka, ptEnv);
+    const ptObs = new ScoredObserver(kafka, codec, { scored: ptEnv.TOPIC_SCORED! });
+    await ptObs.start();
+    say(`pass-through: preloading ${drainN} events...`);
+    await preload(producer, world.traffic(codec, { seed: 101, eventIdPrefix: 'pt' }), topicsOf(ptEnv), drainN, ptObs);
+    const pt = await spawnPassThrough(ptEnv);
+    spawnedProcs.push(pt);
+    const ptCpu0 = { t: Date.now() };
+    const passthroughRate = await drainRate(ptObs, drainN, 120_000);
+    const ptStats = procStats(pt.proc.pid!);
+    await ptObs.drained(10_000);
+    await pt.stop();
+    await ptObs.stop();
+    say(`pass-through: ${Math.round(passthroughRate ?? 0)} events/s (${drainN} events drained; cpu ${ptStats ? ((ptStats.cpuSeconds / ((Date.now() - ptCpu0.t) / 1000)) * 100).toFixed(0) : '?'} % incl. start-up)`);
+
+    // 2. The processor: catalog, spawn, then the open-loop sweep.
+    const env = isolatedEnv(brokers, 'bench');
+    const config = await createTopicsFor(kafka, env);
+    const now = Date.now();
+    await producer.send({ topic: config.topicAds, acks: -1, messages: world.ads.map((ad) => ({ key: ad.adId, value: encodeAd(codec, ad, now) })) });
+    const proc = await spawnProcessor(env);
+    spawnedProcs.push(proc);
+    await proc.waitReady();
+    const pid = proc.proc.pid!;
+    const obs = new ScoredObserver(kafka, codec, { scored: config.topicScored, deadLetters: config.topicDeadLetters });
+    await obs.start();
+    const traffic = world.traffic(codec, { seed: 202, eventIdPrefix: 'bench' });
+    const topics = topicsOf(env);
+
+    const step = async (rate: number, seconds: number): Promise<Step> => {
+      obs.resetHistogram();
+      const samples: { t: number; y: number }[] = [];
+      const s0 = procStats(pid);
+      const a0 = obs.accounted;
+      const started = Date.now();
+      let rss = s0?.rssBytes ?? 0;
+      const r = await runOpenLoop({
+        producer, traffic, topics, observer: obs, rate, seconds, sampleMs: 250,
+        onSample: (s) => {
+          samples.push({ t: s.t, y: s.outstanding });
+          rss = Math.max(rss, procStats(pid)?.rssBytes ?? 0);
+        },
+      });
+      const stepMs = Date.now() - started;
+      const backlog = obs.outstanding;
+      const lag = metricSum(await scrape(proc.port), 'adstream_consumer_lag_records');
+      const s1 = procStats(pid);
+      const accountedInStep = obs.accounted - a0;
+      const tail = samples.filter((s) => s.t >= (seconds * 1000) / 2);
+      const sl = slope(tail);
+      const d0 = Date.now();
+      const drained = await obs.drained(Math.max(5000, STEP_S * 1000));
+      const drainMs = drained ? Date.now() - d0 : null;
+      if (!drained) await obs.drained(60_000); // leave a clean slate for the next step
+      const h = obs.histogram.summary();
+      // Sustainable: the generator kept its schedule, the backlog did not keep growing in the second
+      // half of the step (slope under 5 % of the rate), and it was drained within 2 s after the step.
+      const sustainable = r.maxScheduleSlipMs < 1000 && sl < 0.05 * rate && drainMs !== null && drainMs <= 2000;
+      const st: Step = {
+        offered: rate, seconds, sent: r.sent, accounted_in_step: accountedInStep,
+        achieved_events_per_s: Math.round(accountedInStep / (stepMs / 1000)),
+        p50_ms: h.p50, p90_ms: h.p90, p99_ms: h.p99, p999_ms: h.p999, max_ms: h.max,
+        backlog_at_end: backlog, backlog_slope_per_s: Math.round(sl), drain_ms: drainMs,
+        consumer_lag_records: lag,
+        processor_cpu_percent: s0 && s1 ? Math.round(((s1.cpuSeconds - s0.cpuSeconds) / (stepMs / 1000)) * 100) : Number.NaN,
+        processor_rss_mb: Math.round(rss / 2 ** 20),
+        generator_max_slip_ms: r.maxScheduleSlipMs,
+        sustainable,
+      };
+      say(`  ${String(rate).padStart(6)}/s: ${st.achieved_events_per_s}/s achieved, p50 ${h.p50} p99 ${h.p99} p99.9 ${h.p999} max ${h.max} ms, backlog ${backlog} (slope ${st.backlog_slope_per_s}/s, drained in ${drainMs ?? '>'} ms), lag ${lag}, cpu ${st.processor_cpu_percent} %, rss ${st.processor_rss_mb} MB -> ${sustainable ? 'sustainable' : 'NOT sustainable'}`);
+      return st;
+    };
+
+    say('processor: warm-up');
+    await step(200, 3);
+    // Burst drain: the processor's own drain rate on a backlog, comparable with the pass-through's.
+    say(`processor: burst of ${drainN} events (drain rate)...`);
+    const a0 = obs.accounted;
+    await preload(producer, traffic, topics, drainN, obs);
+    const burst = await (async () => {
+      // The observer counts from a0: wait for 5 % .. 95 % of the burst.
+      const lo = a0 + Math.ceil(drainN * 0.05);
+      const hi = a0 + Math.floor(drainN * 0.95);
+      const deadline = Date.now() + 180_000;
+      let tLo: number | undefined;
+      while (Date.now() < deadline) {
+        if (tLo === undefined && obs.accounted >= lo) tLo = performance.now();
+        if (tLo !== undefined && obs.accounted >= hi) return (hi - lo) / ((performance.now() - tLo) / 1000);
+        await sleep(10);
+      }
+      return null;
+    })();
+    await obs.drained(60_000);
+    say(`processor: burst drained at ${Math.round(burst ?? 0)} events/s`);
+
+    say(`processor: sweep (${STEP_S} s per step)`);
+    const steps: Step[] = [];
+    let rate = Number(args['start-rate']);
+    let lo = 0;
+    let hi = 0;
+    for (;;) {
+      const st = await step(rate, STEP_S);
+      steps.push(st);
+      if (!st.sustainable) {
+        hi = rate;
+        break;
+      }
+      lo = rate;
+      if (rate * 2 > Number(args['max-rate'])) break;
+      rate *= 2;
+    }
+    for (let i = 0; hi > 0 && i < Number(args['refine-steps']); i++) {
+      const mid = Math.round((lo + hi) / 2 / 50) * 50;
+      if (mid <= lo || mid >= hi) break;
+      const st = await step(mid, STEP_S);
+      steps.push(st);
+      if (st.sustainable) lo = mid;
+      else hi = mid;
+    }
+    const best = steps.filter((s) => s.sustainable && s.offered === lo)[0];
+    const maxEventsPerS = best ? best.achieved_events_per_s : 0;
+
+    say(`processor: latency at half of ${lo}/s`);
+    const items0 = await scrape(proc.port);
+    const accounted0 = obs.accounted;
+    const half = await step(Math.max(50, Math.round(lo / 2)), Number(args['half-seconds']));
+    const items1 = await scrape(proc.port);
+    const perEvent: Record<string, number> = {};
+    const events = obs.accounted - accounted0;
+    for (const m of ['image', 'text', 'click', 'fusion', 'scorer', 'ctr']) {
+      const f = (l: string): boolean => l.includes(`model="${m}"`);
+      perEvent[m] = events > 0 ? (metricSum(items1, 'adstream_inference_items_total', f) - metricSum(items0, 'adstream_inference_items_total', f)) / events : 0;
+    }
+    await obs.stop();
+    await proc.stop();
+    await producer.disconnect();
+
+    // 3. Raw inference at the best batch size, with the processor stopped (same models and settings).
+    say('inference ceiling: every model at batch 32, 128, 256...');
+    const ceilings = await inferenceCeiling(loadConfig({ env: { ...process.env, ...env } }), { ads: world.ads.length });
+    const inferenceEventsPerS = eventsPerSecondCeiling(ceilings, perEvent);
+
+    const results = {
+      machine,
+      world: args.world,
+      step_seconds: STEP_S,
+      max_events_per_s: maxEventsPerS,
+      max_offered_sustainable: lo,
+      first_unsustainable_offered: hi || null,
+      passthrough_events_per_s: Math.round(passthroughRate ?? 0),
+      ratio_to_passthrough: passthroughRate ? round3(maxEventsPerS / passthroughRate) : null,
+      processor_burst_drain_events_per_s: Math.round(burst ?? 0),
+      burst_ratio_to_passthrough: passthroughRate && burst ? round3(burst / passthroughRate) : null,
+      inference_ceiling_items_per_s: Math.round(inferenceEventsPerS),
+      ratio_to_inference: round3(maxEventsPerS / inferenceEventsPerS),
+      model_items_per_event: Object.fromEntries(Object.entries(perEvent).map(([k, v]) => [k, round3(v)])),
+      model_ceilings: ceilings,
+      half_load: half,
+      p99_ms_at_half_load: half.p99_ms,
+      p50_ms_at_half_load: half.p50_ms,
+      steps,
+      dead_letters: obs.deadLetters,
+      seconds: Math.round((Date.now() - t0) / 1000),
+    };
+    mkdirSync(OUT, { recursive: true });
+    writeFileSync(join(OUT, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+    const sorted = [...steps, half].sort((a, b) => a.offered - b.offered);
+    writeFileSync(
+      join(OUT, 'latency-vs-throughput.svg'),
+      latencyChart(
+        [
+          { name: 'p50', colour: '#1f77b4', points: sorted.map((s) => ({ x: s.achieved_events_per_s, y: s.p50_ms })) },
+          { name: 'p99', colour: '#d62728', points: sorted.map((s) => ({ x: s.achieved_events_per_s, y: s.p99_ms })) },
+        ],
+        { title: `adstream end-to-end latency vs throughput (${machine})`.slice(0, 90), xLabel: 'achieved throughput (events/s)', yLabel: 'latency from scheduled send (ms, log scale)' },
+      ),
+    );
+    writeFileSync(join(OUT, 'report.md'), report(results, sorted));
+    say(report(results, sorted));
+    console.log(JSON.stringify({
+      max_events_per_s: results.max_events_per_s,
+      passthrough_events_per_s: results.passthrough_events_per_s,
+      ratio_to_passthrough: results.ratio_to_passthrough,
+      inference_ceiling_items_per_s: results.inference_ceiling_items_per_s,
+      ratio_to_inference: results.ratio_to_inference,
+      p99_ms_at_half_load: results.p99_ms_at_half_load,
+      p50_ms_at_half_load: results.p50_ms_at_half_load,
+      processor_burst_drain_events_per_s: results.processor_burst_drain_events_per_s,
+      machine,
+      seconds: results.seconds,
+    }));
+  } finally {
+    for (const p of spawnedProcs) await p.stop(5000).catch(() => undefined);
+    await broker?.stop();
+  }
+}
+
+function report(r: Record<string, unknown> & { steps: Step[]; half_load: Step }, sorted: Step[]): string {
+  const lines = [
+    '# adstream benchmark',
+    '',
+    `Machine: ${r.machine}. World: \`${r.world}\`. Open-loop steps of ${r.step_seconds} s; latency from each event's scheduled send time to its scored output at an independent consumer.`,
+    '',
+    '| Figure | Value |',
+    '| --- | --- |',
+    `| Max sustainable throughput (processor) | ${r.max_events_per_s} events/s (offered ${r.max_offered_sustainable}/s; ${r.first_unsustainable_offered ?? '-'}/s was not sustainable) |`,
+    `| Kafka pass-through ceiling (drain) | ${r.passthrough_events_per_s} events/s; processor at ${r.ratio_to_passthrough} of it |`,
+    `| Processor drain rate on a burst (same method as the pass-through) | ${r.processor_burst_drain_events_per_s} events/s; ${r.burst_ratio_to_passthrough} of the pass-through |`,
+    `| Raw inference ceiling (best batch, per event's model work) | ${r.inference_ceiling_items_per_s} events/s; processor at ${r.ratio_to_inference} of it |`,
+    `| Latency at half load (${r.half_load.offered}/s) | p50 ${r.half_load.p50_ms} ms, p90 ${r.half_load.p90_ms} ms, p99 ${r.half_load.p99_ms} ms, p99.9 ${r.half_load.p999_ms} ms, max ${r.half_load.max_ms} ms |`,
+    `| Model items per event (at half load) | ${Object.entries(r.model_items_per_event as Record<string, number>).map(([k, v]) => `${k} ${v}`).join(', ')} |`,
+    '',
+    '![latency vs throughput](latency-vs-throughput.svg)',
+    '',
+    '| Offered/s | Achieved/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | Backlog at end | Lag (metrics) | CPU % | RSS MB | Sustainable |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...sorted.map((s) => `| ${s.offered} | ${s.achieved_events_per_s} | ${s.p50_ms} | ${s.p90_ms} | ${s.p99_ms} | ${s.p999_ms} | ${s.max_ms} | ${s.backlog_at_end} | ${s.consumer_lag_records} | ${s.processor_cpu_percent} | ${s.processor_rss_mb} | ${s.sustainable ? 'yes' : 'no'} |`),
+    '',
+    '| Model | Best batch | items/s | by batch |',
+    '| --- | --- | --- | --- |',
+    ...Object.entries(r.model_ceilings as Record<string, { bestBatch: number; itemsPerS: number; byBatch: Record<string, number> }>).map(([m, c]) => `| ${m} | ${c.bestBatch} | ${c.itemsPerS} | ${Object.entries(c.byBatch).map(([b, v]) => `${b}: ${v}`).join(', ')} |`),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+await main();
