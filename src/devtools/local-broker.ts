@@ -3,20 +3,20 @@
  * tests, without Docker: the broker's jars come from Maven Central (deploy/local-kafka/pom.xml) into
  * a per-user cache, and the JVM runs from a fresh temp dir that is removed on stop.
  *
- * The JVM never outlives us: it runs under a tiny /bin/sh watchdog whose stdin is a pipe from this
- * process. When that pipe closes (stop(), or this process dying for any reason, SIGKILL included)
+ * The JVM never outlives us: it runs under a tiny /bin/sh watchdog (./guarded-process.ts) whose stdin
+ * is a pipe from this process. When that pipe closes (stop(), or this process dying for any reason, SIGKILL included)
  * the watchdog sends the JVM SIGTERM, waits for it and removes the temp dir.
  */
-import { execFile, spawn, type ChildProcess, type ExecFileException } from 'node:child_process';
+import { execFile, type ChildProcess, type ExecFileException } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { EnvironmentError } from '../errors.js';
+import { cleanUpOnExit, exited, freePort, startGuarded, type GuardedProcess } from './guarded-process.js';
 
 export const KAFKA_VERSION = '4.1.1';
 
@@ -52,7 +52,6 @@ const DEPENDENCY_PLUGIN = 'org.apache.maven.plugins:maven-dependency-plugin:3.8.
 const JVM_FLAGS = ['-Xms256m', '-Xmx512m', '-XX:+UseG1GC', '-XX:TieredStopAtLevel=1', '-Djava.awt.headless=true'];
 const MARKER = 'libs.complete';
 const STOP_GRACE_MS = 15_000;
-const OUTPUT_TAIL_LINES = 40;
 
 const INSTALL_HINT =
   'Install a Java 17+ runtime and Maven (Debian/Ubuntu: `apt-get install openjdk-17-jre-headless maven`), ' +
@@ -166,18 +165,6 @@ export async function ensureBrokerJars(version: string = KAFKA_VERSION, log: (ms
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /** A Kafka cluster id: 16 random bytes, base64url without padding; Kafka avoids a leading '-'. */
 function clusterId(): string {
   for (;;) {
@@ -213,54 +200,8 @@ function serverProperties(port: number, controllerPort: number, logDir: string):
   ].join('\n');
 }
 
-/**
- * The watchdog. $1 = temp dir to remove when the JVM is gone; the rest is the java command line.
- * - fd 3 := our stdin (a pipe from Node): background jobs get /dev/null as stdin, so keep it aside.
- * - The JVM is started by an inner sh that prints its own pid and then execs java, so the pid line
- *   is on stdout before anything the JVM writes, and it is the JVM's pid.
- * - The watcher uses the `read` builtin (no child process to leak when it is killed): EOF on fd 3
- *   means Node ended the pipe or died, and the JVM gets SIGTERM.
- * - Nothing after the JVM exits writes to stdout/stderr: Node may be gone and the pipes broken.
- */
-const WATCHDOG = [
-  'dir=$1; shift',
-  'exec 3<&0',
-  `sh -c 'echo "@@jvm-pid $$"; exec "$@"' jvm "$@" </dev/null 3<&- &`,
-  'child=$!',
-  '{ while read -r _ <&3; do :; done; kill -TERM "$child" 2>/dev/null; } </dev/null &',
-  'watcher=$!',
-  'exec 3<&-',
-  'wait "$child"; status=$?',
-  'kill "$watcher" 2>/dev/null',
-  // A stop for a restart (stopProcess) leaves this file: keep the data.
-  '[ -e "$dir/keep-for-restart" ] || rm -rf "$dir" 2>/dev/null',
-  'exit "$status"',
-].join('\n');
-
 function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Resolves true when `p` settles within `ms`, false otherwise; never keeps the event loop alive. */
-function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    timer.unref();
-    p.then(
-      () => {
-        clearTimeout(timer);
-        resolve(true);
-      },
-      () => {
-        clearTimeout(timer);
-        resolve(true);
-      },
-    );
-  });
-}
-
-function exited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
 }
 
 /** Starts a fresh single-node broker on two free loopback ports and waits until it answers. */
@@ -288,95 +229,32 @@ export async function startLocalBroker(opts: LocalBrokerOptions = {}): Promise<L
     if (fmt.error) throw new Error(`kafka storage format failed (exit ${fmt.code}):\n${tail(fmt.output, 20)}`);
 
     const started = Date.now();
-    interface Launched { proc: ChildProcess; exit: Promise<void>; jvmPid(): number | undefined; outputTail(): string }
-    const launch = (): Launched => {
-      const proc = spawn('/bin/sh', ['-c', WATCHDOG, 'kafka-watchdog', dir, 'java', ...jvm, 'kafka.Kafka', propsFile], {
-        stdio: ['pipe', 'pipe', 'pipe'],
-        // Own process group: a terminal's Ctrl-C reaches Node only, and Node's exit then stops the broker
-        // through the pipe (orderly), instead of racing a SIGINT straight to the JVM.
-        detached: true,
-      });
-      proc.stdin?.on('error', () => {}); // EPIPE once the shell is gone
-      const outputTail: string[] = [];
-      let jvmPid: number | undefined;
-      const onLine = (line: string): void => {
-        const m = /^@@jvm-pid (\d+)$/.exec(line);
-        if (m && jvmPid === undefined) {
-          jvmPid = Number(m[1]);
-          return;
-        }
-        outputTail.push(line);
-        if (outputTail.length > OUTPUT_TAIL_LINES) outputTail.shift();
-        log(`[kafka] ${line}`);
-      };
-      for (const stream of [proc.stdout, proc.stderr]) {
-        let buf = '';
-        stream?.setEncoding('utf8');
-        stream?.on('data', (chunk: string) => {
-          buf += chunk;
-          let i: number;
-          while ((i = buf.indexOf('\n')) >= 0) {
-            onLine(buf.slice(0, i));
-            buf = buf.slice(i + 1);
-          }
-        });
-      }
-      const exit = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-      return { proc, exit, jvmPid: () => jvmPid, outputTail: () => outputTail.join('\n') };
-    };
+    const launch = (): GuardedProcess =>
+      startGuarded({ dir, command: 'java', args: [...jvm, 'kafka.Kafka', propsFile], name: 'kafka-watchdog', onLine: (line) => log(`[kafka] ${line}`) });
     let current = launch();
     child = current.proc;
-    const killNow = (l: Launched): void => {
-      for (const pid of [l.jvmPid(), l.proc.pid]) {
-        if (pid === undefined) continue;
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      }
-    };
+    const removeExitHandler = cleanUpOnExit(dir, () => current.killNow());
 
-    // Last resort when this process exits without stop(): 'exit' handlers must be synchronous.
-    const onExit = (): void => {
-      killNow(current);
-      try {
-        rmSync(dir, { recursive: true, force: true });
-      } catch {
-        /* best effort; the watchdog removes it too */
-      }
-    };
-    process.once('exit', onExit);
-
-    /** Ends the JVM through the watchdog (SIGTERM), SIGKILL after the grace period. */
-    const endJvm = async (l: Launched, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> => {
-      if (exited(l.proc)) return;
-      if (signal === 'SIGKILL') killNow(l);
-      l.proc.stdin?.end(); // EOF -> watchdog sends the JVM SIGTERM (and its watcher ends)
-      if (!(await within(l.exit, STOP_GRACE_MS))) {
-        log(`broker did not stop within ${STOP_GRACE_MS} ms; killing it`);
-        killNow(l);
-        await within(l.exit, 2_000);
-      }
-    };
+    /** Ends the JVM through the watchdog (SIGTERM), SIGKILL after the grace period; keepDir: for a restart. */
+    const endJvm = (l: GuardedProcess, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM', keepDir = false): Promise<void> =>
+      l.end(STOP_GRACE_MS, { signal, keepDir, onSlow: () => log(`broker did not stop within ${STOP_GRACE_MS} ms; killing it`) });
 
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> =>
       (stopping ??= (async () => {
         await endJvm(current);
-        process.removeListener('exit', onExit);
+        removeExitHandler();
         await rm(dir, { recursive: true, force: true });
       })());
 
     const bootstrap = `127.0.0.1:${port}`;
     try {
-      await waitReady(bootstrap, current.proc, readyTimeoutMs, current.outputTail);
+      await waitReady(bootstrap, current.proc, readyTimeoutMs, current.output);
     } catch (err) {
       await stop();
       throw err;
     }
     log(`Kafka ${version} broker ready at ${bootstrap} in ${Date.now() - started} ms (data in ${dir})`);
-    const keepFile = join(dir, 'keep-for-restart');
     return {
       bootstrap,
       dataDir: dir,
@@ -386,9 +264,7 @@ export async function startLocalBroker(opts: LocalBrokerOptions = {}): Promise<L
       },
       async stopProcess(signal = 'SIGTERM') {
         if (stopping) throw new Error('the broker was stopped for good');
-        await writeFile(keepFile, '');
-        await endJvm(current, signal);
-        await rm(keepFile, { force: true });
+        await endJvm(current, signal, true); // the watchdog keeps dataDir this time
       },
       async startProcess() {
         if (stopping) throw new Error('the broker was stopped for good');
@@ -396,7 +272,7 @@ export async function startLocalBroker(opts: LocalBrokerOptions = {}): Promise<L
         const t0 = Date.now();
         current = launch();
         try {
-          await waitReady(bootstrap, current.proc, readyTimeoutMs, current.outputTail);
+          await waitReady(bootstrap, current.proc, readyTimeoutMs, current.output);
         } catch (err) {
           await stop();
           throw err;

@@ -7,13 +7,12 @@
  * Each test prints its figures on a line starting `[guarantees]`.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
+import { Kafka, logLevel } from 'kafkajs';
 import type { Config } from '../../src/config/settings.js';
 import { startLocalBroker, type LocalBroker } from '../../src/devtools/local-broker.js';
-import { syntheticAds, syntheticUsers } from '../../src/devtools/synthetic.js';
-import { encodeAd, TrafficFactory } from '../../src/devtools/traffic.js';
 import { auditLineage } from '../support/audit.js';
-import { codec, collect, configOf, createTopics, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
+import { collect, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type SpawnedProcessor } from '../support/harness.js';
+import { TestTraffic } from '../support/traffic.js';
 
 const TOKEN = 'faults-token';
 
@@ -25,26 +24,15 @@ class Load {
   readonly userOf = new Map<string, string>();
   private stopped = false;
   private loop: Promise<void> | undefined;
-  constructor(
-    private readonly producer: Producer,
-    private readonly traffic: TrafficFactory,
-    private readonly config: Config,
-  ) {}
+  constructor(private readonly traffic: TestTraffic) {}
 
   start(batchSize: number, everyMs: number): void {
-    const topicOf = { click: this.config.topicClicks, image: this.config.topicImageViews, review: this.config.topicReviews };
     this.loop = (async () => {
       while (!this.stopped) {
-        const byTopic = new Map<string, { key: Buffer; value: Buffer }[]>();
-        const users: [string, string][] = [];
-        for (let i = 0; i < batchSize; i++) {
-          const e = this.traffic.next(Date.now());
-          users.push([e.eventId, e.userId]);
-          byTopic.set(topicOf[e.role], [...(byTopic.get(topicOf[e.role]) ?? []), { key: e.key, value: e.value }]);
-        }
+        const { events, topicMessages } = this.traffic.batch(batchSize);
         for (;;) {
           try {
-            await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+            await this.traffic.producer.sendBatch({ acks: -1, topicMessages });
             break;
           } catch {
             this.failedSends++;
@@ -52,7 +40,7 @@ class Load {
           }
         }
         this.sent += batchSize;
-        for (const [id, u] of users) this.userOf.set(id, u);
+        for (const e of events) this.userOf.set(e.eventId, e.userId);
         await sleep(everyMs);
       }
     })();
@@ -64,16 +52,11 @@ class Load {
   }
 }
 
-async function setUp(kafka: Kafka, config: Config, users: number): Promise<{ producer: Producer; traffic: TrafficFactory; outputs: Awaited<ReturnType<typeof collect>>; inputs: Awaited<ReturnType<typeof collect>> }> {
-  await createTopics(kafka, config);
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: 3 } });
-  await producer.connect();
-  const ads = await syntheticAds(3);
-  await producer.send({ topic: config.topicAds, acks: -1, messages: ads.map((ad) => ({ key: ad.adId, value: encodeAd(codec, ad, Date.now()) })) });
-  const traffic = await TrafficFactory.create(codec, syntheticUsers(users), { imagesPerCategory: 2 });
+async function setUp(kafka: Kafka, config: Config, users: number): Promise<{ traffic: TestTraffic; outputs: Awaited<ReturnType<typeof collect>>; inputs: Awaited<ReturnType<typeof collect>> }> {
+  const traffic = await TestTraffic.create(kafka, config, { users, imagesPerCategory: 2, producer: { retry: { retries: 3 } } });
   const outputs = await collect(kafka, [config.topicScored, config.topicDeadLetters]);
-  const inputs = await collect(kafka, [config.topicClicks, config.topicImageViews, config.topicReviews]);
-  return { producer, traffic, outputs, inputs };
+  const inputs = await collect(kafka, traffic.inputTopics);
+  return { traffic, outputs, inputs };
 }
 
 describe('faults on a real broker', () => {
@@ -91,13 +74,13 @@ describe('faults on a real broker', () => {
     const kafka = new Kafka({ clientId: 'it-faults', brokers: [broker.bootstrap], logLevel: logLevel.NOTHING, retry: { retries: 20, maxRetryTime: 2000 } });
     const env = isolatedEnv({ KAFKA_BROKERS: broker.bootstrap, CHUNK_MAX_RECORDS: '50', SESSION_TIMEOUT_MS: '6000', INFERENCE_WORKERS: '1' });
     const config = configOf(env);
-    const { producer, traffic, outputs, inputs } = await setUp(kafka, config, 200);
-    cleanups.push(() => producer.disconnect(), () => outputs.stop(), () => inputs.stop());
+    const { traffic, outputs, inputs } = await setUp(kafka, config, 200);
+    cleanups.push(() => traffic.producer.disconnect(), () => outputs.stop(), () => inputs.stop());
 
     const p = await spawnProcessor(env);
     running.push(p);
     await p.waitReady();
-    const load = new Load(producer, traffic, config);
+    const load = new Load(traffic);
     load.start(40, 100); // ~400 events/s offered
     expect(await eventually(() => outputs.records.length > 100, 30_000, 50)).toBe(true);
     await sleep(2000);
@@ -134,8 +117,8 @@ describe('faults on a real broker', () => {
     // K = 32 > categories: no interest is ever dropped, so a user's event count is exact.
     const env = isolatedEnv({ CHUNK_MAX_RECORDS: '50', SESSION_TIMEOUT_MS: '6000', HTTP_TOKEN: TOKEN, INFERENCE_WORKERS: '1', INTERESTS_PER_USER: '32' });
     const config = configOf(env);
-    const { producer, traffic, outputs, inputs } = await setUp(kafka, config, 60);
-    cleanups.push(() => producer.disconnect(), () => outputs.stop(), () => inputs.stop());
+    const { traffic, outputs, inputs } = await setUp(kafka, config, 60);
+    cleanups.push(() => traffic.producer.disconnect(), () => outputs.stop(), () => inputs.stop());
     const partitionsOf = async (p: SpawnedProcessor): Promise<number[]> =>
       ((await (await fetch(`http://127.0.0.1:${p.port}/readyz`)).json()) as { partitions?: number[] }).partitions ?? [];
     const ready = (p: SpawnedProcessor): Promise<boolean> => fetch(`http://127.0.0.1:${p.port}/readyz`).then((r) => r.ok, () => false);
@@ -148,7 +131,7 @@ describe('faults on a real broker', () => {
     await b.waitReady();
     expect(await eventually(async () => (await partitionsOf(a)).length > 0 && (await partitionsOf(b)).length > 0 && (await ready(a)), 30_000, 250)).toBe(true);
 
-    const load = new Load(producer, traffic, config);
+    const load = new Load(traffic);
     load.start(30, 100); // ~300 events/s offered
     await sleep(4000);
 

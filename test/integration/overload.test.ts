@@ -7,11 +7,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Producer } from 'kafkajs';
-import { syntheticAds, syntheticUsers } from '../../src/devtools/synthetic.js';
-import { encodeAd, TrafficFactory } from '../../src/devtools/traffic.js';
 import { auditLineage } from '../support/audit.js';
-import { codec, collect, configOf, connectedProducer, createTopics, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
+import { codec, collect, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
+import { TestTraffic } from '../support/traffic.js';
 
 /** Capacity on the development machine (README "Measured": 3,943 events/s at 4000/s offered). */
 const CAPACITY = 4000;
@@ -28,27 +26,22 @@ describe('overload', () => {
   const env = isolatedEnv({ TOPIC_PARTITIONS: '3' });
   const config = configOf(env);
   const kafka = kafkaForTests();
-  let producer: Producer;
-  let traffic: TrafficFactory;
+  let traffic: TestTraffic;
   let outputs: { records: ReadRecord[]; stop(): Promise<void> };
   let inputs: { records: ReadRecord[]; stop(): Promise<void> };
   let p: SpawnedProcessor | undefined;
 
   beforeAll(async () => {
-    await createTopics(kafka, config);
-    producer = await connectedProducer(kafka);
-    const ads = await syntheticAds(3);
-    await producer.send({ topic: config.topicAds, acks: -1, messages: ads.map((ad) => ({ key: ad.adId, value: encodeAd(codec, ad, Date.now()) })) });
-    traffic = await TrafficFactory.create(codec, syntheticUsers(2000), { imagesPerCategory: 3 });
+    traffic = await TestTraffic.create(kafka, config, { users: 2000, imagesPerCategory: 3 });
     outputs = await collect(kafka, [config.topicScored, config.topicDeadLetters]);
-    inputs = await collect(kafka, [config.topicClicks, config.topicImageViews, config.topicReviews]);
+    inputs = await collect(kafka, traffic.inputTopics);
   });
 
   afterAll(async () => {
     if (p && p.proc.exitCode === null) p.proc.kill('SIGKILL');
     await outputs?.stop();
     await inputs?.stop();
-    await producer?.disconnect();
+    await traffic?.producer.disconnect();
   });
 
   const lagOf = async (port: number): Promise<number> => {
@@ -73,17 +66,12 @@ describe('overload', () => {
       }
     })();
 
-    const topicOf = { click: config.topicClicks, image: config.topicImageViews, review: config.topicReviews };
+    const { producer } = traffic;
     let sent = 0;
     const t0 = Date.now();
     const batch = 500;
     while (Date.now() - t0 < SECONDS * 1000) {
-      const byTopic = new Map<string, { key: Buffer; value: Buffer }[]>();
-      for (let i = 0; i < batch; i++) {
-        const e = traffic.next(Date.now());
-        byTopic.set(topicOf[e.role], [...(byTopic.get(topicOf[e.role]) ?? []), { key: e.key, value: e.value }]);
-      }
-      await producer.sendBatch({ acks: 1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      await producer.sendBatch({ acks: 1, topicMessages: traffic.batch(batch).topicMessages });
       sent += batch;
       const ahead = sent / OFFERED - (Date.now() - t0) / 1000;
       if (ahead > 0) await sleep(ahead * 1000);
@@ -102,9 +90,9 @@ describe('overload', () => {
     const r = audit();
 
     // Latency recovered: a small probe batch comes out promptly.
-    const probe = Array.from({ length: 20 }, () => traffic.next(Date.now()));
+    const probe = Array.from({ length: 20 }, () => traffic.factory.next(Date.now()));
     const tProbe = Date.now();
-    for (const e of probe) await producer.send({ topic: topicOf[e.role], acks: 1, messages: [{ key: e.key, value: e.value }] });
+    for (const e of probe) await producer.send({ topic: traffic.topicOf(e.role), acks: 1, messages: [{ key: e.key, value: e.value }] });
     const probeIds = new Set(probe.map((e) => e.eventId));
     const seen = new Set<string>();
     const probeDone = await eventually(() => {

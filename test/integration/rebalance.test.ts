@@ -4,11 +4,10 @@
  * accounted for, and each user's outputs keep the order of that user's events on each topic.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Producer } from 'kafkajs';
 import type { ScoredOutput } from '../../src/core/outputs.js';
-import { syntheticAds, syntheticUsers } from '../../src/devtools/synthetic.js';
-import { encodeAd, TrafficFactory, type EventTopicRole } from '../../src/devtools/traffic.js';
-import { codec, collect, configOf, connectedProducer, createTopics, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
+import type { EventTopicRole } from '../../src/devtools/traffic.js';
+import { codec, collect, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
+import { TestTraffic } from '../support/traffic.js';
 
 const SCORED = new Set(['dev.adstream.outputs.ScoredCandidates']);
 const TOKEN = 'test-token';
@@ -21,40 +20,28 @@ describe('two instances, one killed', () => {
   const env = isolatedEnv({ CHUNK_MAX_RECORDS: '50', SESSION_TIMEOUT_MS: '6000', HTTP_TOKEN: TOKEN, INFERENCE_WORKERS: '1', LOG_LEVEL: 'info' });
   const config = configOf(env);
   const kafka = kafkaForTests();
-  let producer: Producer;
-  let traffic: TrafficFactory;
+  let traffic: TestTraffic;
   let outputs: { records: ReadRecord[]; stop(): Promise<void> };
   const running: SpawnedProcessor[] = [];
   /** Per event id: its user, topic role and production sequence number. */
   const sent = new Map<string, { userId: string; role: EventTopicRole; seq: number }>();
 
   beforeAll(async () => {
-    await createTopics(kafka, config);
-    producer = await connectedProducer(kafka);
-    const ads = await syntheticAds(3);
-    await producer.send({ topic: config.topicAds, acks: -1, messages: ads.map((ad) => ({ key: ad.adId, value: encodeAd(codec, ad, Date.now()) })) });
-    traffic = await TrafficFactory.create(codec, syntheticUsers(40), { imagesPerCategory: 2 });
+    traffic = await TestTraffic.create(kafka, config, { users: 40, imagesPerCategory: 2 });
     outputs = await collect(kafka, [config.topicScored]);
   });
 
   afterAll(async () => {
     for (const p of running) if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
     await outputs?.stop();
-    await producer?.disconnect();
+    await traffic?.producer.disconnect();
   });
 
-  async function produce(batches: number, size: number, everyMs: number): Promise<void> {
-    const topicOf = { click: config.topicClicks, image: config.topicImageViews, review: config.topicReviews };
-    for (let b = 0; b < batches; b++) {
-      const byTopic = new Map<string, { key: Buffer; value: Buffer }[]>();
-      for (let i = 0; i < size; i++) {
-        const e = traffic.next(Date.now());
-        sent.set(e.eventId, { userId: e.userId, role: e.role, seq: sent.size });
-        byTopic.set(topicOf[e.role], [...(byTopic.get(topicOf[e.role]) ?? []), { key: e.key, value: e.value }]);
-      }
-      await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
-      await sleep(everyMs);
-    }
+  /** Sends `batches` batches of `size` events, `everyMs` apart, recording each in `sent`. */
+  function produce(batches: number, size: number, everyMs: number): Promise<void> {
+    return traffic.produce(batches, size, everyMs, (e) => {
+      sent.set(e.eventId, { userId: e.userId, role: e.role, seq: sent.size });
+    });
   }
 
   /** Scored outputs in the order the topic holds them (one partition per user: that user's order). */

@@ -3,11 +3,9 @@
  * a restart lose nothing; SIGTERM drains, commits only what was delivered, and exits 0.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Producer } from 'kafkajs';
 import type { ScoredOutput } from '../../src/core/outputs.js';
-import { syntheticAds, syntheticUsers } from '../../src/devtools/synthetic.js';
-import { encodeAd, TrafficFactory } from '../../src/devtools/traffic.js';
-import { codec, collect, configOf, createTopics, connectedProducer, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
+import { codec, collect, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
+import { TestTraffic } from '../support/traffic.js';
 
 const SCORED = new Set(['dev.adstream.outputs.ScoredCandidates']);
 const DEAD = new Set(['dev.adstream.outputs.DeadLetter']);
@@ -18,47 +16,33 @@ describe('restarts on a real broker', () => {
   // A short session timeout so the group notices the killed instance quickly.
   const env = isolatedEnv({ CHUNK_MAX_RECORDS: '50', SESSION_TIMEOUT_MS: '6000' });
   const config = configOf(env);
-  const inputTopics = [config.topicClicks, config.topicImageViews, config.topicReviews];
   const kafka = kafkaForTests();
-  let producer: Producer;
-  let traffic: TrafficFactory;
+  let traffic: TestTraffic;
   let outputs: { records: ReadRecord[]; stop(): Promise<void> };
   let inputs: { records: ReadRecord[]; stop(): Promise<void> };
   const running: SpawnedProcessor[] = [];
   let sent = 0;
 
   beforeAll(async () => {
-    await createTopics(kafka, config);
-    producer = await connectedProducer(kafka);
-    const ads = await syntheticAds(3);
-    await producer.send({ topic: config.topicAds, acks: -1, messages: ads.map((ad) => ({ key: ad.adId, value: encodeAd(codec, ad, Date.now()) })) });
-    traffic = await TrafficFactory.create(codec, syntheticUsers(300), { imagesPerCategory: 3 });
+    traffic = await TestTraffic.create(kafka, config, { users: 300, imagesPerCategory: 3 });
     outputs = await collect(kafka, [config.topicScored, config.topicDeadLetters]);
-    inputs = await collect(kafka, inputTopics);
+    inputs = await collect(kafka, traffic.inputTopics);
   });
 
   afterAll(async () => {
     for (const p of running) if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
     await outputs?.stop();
     await inputs?.stop();
-    await producer?.disconnect();
+    await traffic?.producer.disconnect();
   });
 
   /** Sends `batches` batches of `size` events (1 in 50 corrupt), `everyMs` apart. */
-  async function produce(batches: number, size: number, everyMs: number): Promise<void> {
-    const topicOf = { click: config.topicClicks, image: config.topicImageViews, review: config.topicReviews };
-    for (let b = 0; b < batches; b++) {
-      const byTopic = new Map<string, { key: Buffer; value: Buffer }[]>();
-      for (let i = 0; i < size; i++) {
-        const e = traffic.next(Date.now());
-        const value = sent % 50 === 49 ? Buffer.from(`corrupt ${sent}`) : e.value;
-        const topic = topicOf[e.role];
-        byTopic.set(topic, [...(byTopic.get(topic) ?? []), { key: e.key, value }]);
-        sent++;
-      }
-      await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
-      await sleep(everyMs);
-    }
+  function produce(batches: number, size: number, everyMs: number): Promise<void> {
+    return traffic.produce(batches, size, everyMs, (e) => {
+      const value = sent % 50 === 49 ? Buffer.from(`corrupt ${sent}`) : e.value;
+      sent++;
+      return value;
+    });
   }
 
   /** Every input record, by its position, and what accounts for it. */
@@ -84,7 +68,7 @@ describe('restarts on a real broker', () => {
     };
     const admin = kafka.admin();
     await admin.connect();
-    const committed = await admin.fetchOffsets({ groupId: config.groupId, topics: inputTopics });
+    const committed = await admin.fetchOffsets({ groupId: config.groupId, topics: traffic.inputTopics });
     await admin.disconnect();
     const commitOf = new Map(committed.flatMap((t) => t.partitions.map((p) => [`${t.topic}/${p.partition}`, BigInt(p.offset)] as const)));
     const lost: string[] = [];

@@ -3,17 +3,18 @@
  * scrapes the given targets, evaluates the given rule files, and answers PromQL over its HTTP API.
  *
  * Prometheus never outlives the test process, the same way src/devtools/local-broker.ts keeps its
- * JVM: it runs under a small /bin/sh watchdog whose stdin is a pipe from this process. When that pipe
+ * JVM: it runs under a small /bin/sh watchdog (src/devtools/guarded-process.ts) whose stdin is a pipe
+ * from this process. When that pipe
  * closes (stop(), or this process dying for any reason, SIGKILL included) the watchdog sends
  * Prometheus SIGTERM, waits for it and removes its temp dir.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cleanUpOnExit, exited, freePort, startGuarded } from '../../src/devtools/guarded-process.js';
 
 /** The operability files under deploy/ that the tests check. */
 export const DEPLOY = {
@@ -104,30 +105,6 @@ export interface PrometheusOptions {
 }
 
 const STOP_GRACE_MS = 10_000;
-const OUTPUT_TAIL_LINES = 40;
-
-/**
- * $1 = temp dir to remove when Prometheus is gone; the rest is the command line.
- * - fd 3 := our stdin (a pipe from Node); the background jobs get /dev/null as stdin.
- * - A backgrounded simple command is forked and exec'd, so $! is Prometheus's pid; it is printed
- *   first so Node can SIGKILL it as a last resort.
- * - The watcher uses the `read` builtin: EOF on fd 3 means Node ended the pipe or died.
- * - Nothing after Prometheus exits writes to stdout/stderr: Node may be gone and the pipes broken.
- */
-const WATCHDOG = [
-  'dir=$1; shift',
-  'exec 3<&0',
-  '"$@" </dev/null 3<&- &',
-  'child=$!',
-  'echo "@@pid $child"',
-  '{ while read -r _ <&3; do :; done; kill -TERM "$child" 2>/dev/null; } </dev/null &',
-  'watcher=$!',
-  'exec 3<&-',
-  'wait "$child"; status=$?',
-  'kill "$watcher" 2>/dev/null',
-  'rm -rf "$dir" 2>/dev/null',
-  'exit "$status"',
-].join('\n');
 
 /** Throws with the install hint unless `prometheus --version` runs. */
 export async function checkPrometheusInstalled(binary = 'prometheus'): Promise<string> {
@@ -161,36 +138,8 @@ function configYaml(o: PrometheusOptions): string {
   return lines.join('\n');
 }
 
-// Not from ./harness.js: that one imports vitest and kafkajs; this module also runs outside vitest.
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-function exited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    timer.unref();
-    p.then(
-      () => (clearTimeout(timer), resolve(true)),
-      () => (clearTimeout(timer), resolve(true)),
-    );
-  });
 }
 
 /** Starts Prometheus on a free loopback port with a generated config, and waits for /-/ready. */
@@ -208,63 +157,15 @@ export async function startPrometheus(o: PrometheusOptions): Promise<RunningProm
     '--storage.tsdb.retention.time=1h',
     '--log.level=warn',
   ];
-  const proc = spawn('/bin/sh', ['-c', WATCHDOG, 'prometheus-watchdog', dir, 'prometheus', ...args], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-  proc.stdin?.on('error', () => {}); // EPIPE once the shell is gone
-  const tail: string[] = [];
-  let pid: number | undefined;
-  for (const stream of [proc.stdout, proc.stderr]) {
-    let buf = '';
-    stream?.setEncoding('utf8');
-    stream?.on('data', (chunk: string) => {
-      buf += chunk;
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        const m = /^@@pid (\d+)$/.exec(line);
-        if (m && pid === undefined) pid = Number(m[1]);
-        else {
-          tail.push(line);
-          if (tail.length > OUTPUT_TAIL_LINES) tail.shift();
-        }
-      }
-    });
-  }
-  const exitPromise = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  const output = (): string => tail.join('\n');
-
-  const killAll = (): void => {
-    for (const p of [pid, proc.pid]) {
-      if (p === undefined) continue;
-      try {
-        process.kill(p, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
-  };
-  // Last resort when this process exits without stop(): 'exit' handlers must be synchronous.
-  const onExit = (): void => {
-    killAll();
-    try {
-      rmSync(dir, { recursive: true, force: true });
-    } catch {
-      /* the watchdog removes it too */
-    }
-  };
-  process.once('exit', onExit);
+  const prometheus = startGuarded({ dir, command: 'prometheus', args, name: 'prometheus-watchdog' });
+  const { proc, output } = prometheus;
+  const removeExitHandler = cleanUpOnExit(dir, prometheus.killNow);
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      if (!exited(proc)) {
-        proc.stdin?.end(); // EOF -> the watchdog sends Prometheus SIGTERM
-        if (!(await within(exitPromise, STOP_GRACE_MS))) {
-          killAll();
-          await within(exitPromise, 2_000);
-        }
-      }
-      process.removeListener('exit', onExit);
+      await prometheus.end(STOP_GRACE_MS);
+      removeExitHandler();
       await rm(dir, { recursive: true, force: true });
     })());
 
