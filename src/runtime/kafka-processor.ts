@@ -238,11 +238,20 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
   const flush = (): Promise<void> => {
     flushing ??= core.processor
       .flushDue()
-      .then(async (result) => {
-        await sink.deliver(result);
-        record(result);
-      })
-      .catch((err: unknown) => log.error('flushing rate-limited outputs failed; retried on the next tick', { err }))
+      .then(
+        (result) =>
+          sink.deliver(result).then(
+            () => record(result),
+            (err: unknown) => {
+              // Memory already counts these outputs as sent; the changelog still lists them as
+              // pending. Only a restart (restore from the changelog) brings the two back together.
+              log.error('delivering rate-limited outputs failed; stopping so a restart restores them from the changelog', { err });
+              fail(new Error(`delivering rate-limited outputs failed: ${errorMessage(err)}`));
+            },
+          ),
+        // Scoring failed before anything changed: the users stay pending for the next tick.
+        (err: unknown) => log.error('scoring rate-limited outputs failed; retried on the next tick', { err }),
+      )
       .finally(() => (flushing = null));
     return flushing;
   };
