@@ -1,0 +1,58 @@
+/**
+ * Rate-limited emission on a real broker: with EMIT_INTERVAL_MS a burst of one user's events gives
+ * few scored outputs, and the timer flushes the rest, so every event still reaches an output.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Producer } from 'kafkajs';
+import type { ScoredOutput } from '../../src/core/outputs.js';
+import { syntheticAds } from '../../src/devtools/synthetic.js';
+import { encodeAd } from '../../src/devtools/traffic.js';
+import { createLogger } from '../../src/log.js';
+import { startKafkaProcessor, type RunningProcessor } from '../../src/runtime/kafka-processor.js';
+import { codec, collect, configOf, connectedProducer, createTopics, eventually, isolatedEnv, kafkaForTests, sleep, type ReadRecord } from '../support/harness.js';
+
+const SCORED = new Set(['dev.adstream.outputs.ScoredCandidates']);
+const INTERVAL_MS = 1500;
+
+describe('EMIT_INTERVAL_MS on a real broker', () => {
+  const config = configOf(isolatedEnv({ EMIT_INTERVAL_MS: String(INTERVAL_MS), CHUNK_MAX_RECORDS: '1' }));
+  const kafka = kafkaForTests();
+  let producer: Producer;
+  let processor: RunningProcessor;
+  let outputs: { records: ReadRecord[]; stop(): Promise<void> };
+
+  beforeAll(async () => {
+    await createTopics(kafka, config);
+    producer = await connectedProducer(kafka);
+    const ads = await syntheticAds(2);
+    await producer.send({ topic: config.topicAds, acks: -1, messages: ads.map((ad) => ({ key: ad.adId, value: encodeAd(codec, ad, Date.now()) })) });
+    processor = await startKafkaProcessor(config, createLogger('warn'));
+    outputs = await collect(kafka, [config.topicScored]);
+  });
+
+  afterAll(async () => {
+    await outputs?.stop();
+    await processor?.stop();
+    await producer?.disconnect();
+  });
+
+  it('emits a user at most once per interval and flushes the pending events on the timer', async () => {
+    const ids = Array.from({ length: 8 }, (_, i) => `burst-${i}`);
+    // One record per chunk (CHUNK_MAX_RECORDS=1), sent 100 ms apart: eight chances to emit.
+    for (const eventId of ids) {
+      const value = codec.encode('dev.adstream.events.ClickEvent', { eventId, userId: 'bursty', itemId: 'i', categoryId: 'toys', action: 'CLICK', eventTime: Date.now(), sessionId: null });
+      await producer.send({ topic: config.topicClicks, acks: -1, messages: [{ key: 'bursty', value }] });
+      await sleep(100);
+    }
+    const scored = (): ScoredOutput[] => outputs.records.map((r) => codec.decode<ScoredOutput>(r.value, SCORED).value);
+    const covered = (): string[] => scored().flatMap((o) => o.eventIds);
+    expect(await eventually(() => ids.every((id) => covered().includes(id)), 3 * INTERVAL_MS + 10_000, 100)).toBe(true);
+    const outs = scored();
+    // 8 events over ~0.8 s with a 1.5 s interval: the first is emitted at once, the rest together later.
+    expect(outs.length).toBeLessThanOrEqual(2);
+    expect(outs.length).toBeGreaterThanOrEqual(1);
+    expect(covered().sort()).toEqual([...ids].sort());
+    for (let i = 1; i < outs.length; i++) expect(outs[i]!.processingTime - outs[i - 1]!.processingTime).toBeGreaterThanOrEqual(INTERVAL_MS - 50);
+    expect(outs[outs.length - 1]!.candidates[0]!.categoryId).toBe('toys');
+  });
+});
