@@ -21,6 +21,7 @@ const ACTIONS = ['VIEW', 'VIEW', 'VIEW', 'CLICK', 'CLICK', 'ADD_TO_CART', 'PURCH
 export class TrafficFactory {
   private readonly rand: () => number;
   private seq = 0;
+  private uniqueImageIds = false;
   private readonly images = new Map<string, { imageId: string; data: Buffer }[]>();
 
   private constructor(
@@ -33,8 +34,13 @@ export class TrafficFactory {
   }
 
   /** Pre-renders a pool of product images per category, so traffic generation stays cheap. */
-  static async create(codec: AvroCodec, users: readonly SyntheticUser[], opts: { seed?: number; offInterest?: number; imagesPerCategory?: number } = {}): Promise<TrafficFactory> {
+  /**
+   * `uniqueImageIds`: every image view names a new image id (same pooled bytes), so each one misses
+   * the embedding cache and is decoded and encoded: the heaviest traffic for the processor.
+   */
+  static async create(codec: AvroCodec, users: readonly SyntheticUser[], opts: { seed?: number; offInterest?: number; imagesPerCategory?: number; uniqueImageIds?: boolean } = {}): Promise<TrafficFactory> {
     const f = new TrafficFactory(codec, users, opts.offInterest ?? 0.1, opts.seed ?? 3);
+    f.uniqueImageIds = opts.uniqueImageIds ?? false;
     const perCat = opts.imagesPerCategory ?? 8;
     for (const cat of CATEGORIES) {
       const pool = [];
@@ -57,7 +63,7 @@ export class TrafficFactory {
     if (r < 0.85) {
       const img = pick(this.rand, this.images.get(cat.id)!);
       const value = this.codec.encode('dev.adstream.events.ImageViewEvent', {
-        eventId, userId: user.userId, itemId, categoryId: this.rand() < 0.5 ? cat.id : null, imageId: img.imageId,
+        eventId, userId: user.userId, itemId, categoryId: this.rand() < 0.5 ? cat.id : null, imageId: this.uniqueImageIds ? `${img.imageId}/${eventId}` : img.imageId,
         image: { 'dev.adstream.events.InlineImage': { data: img.data, contentType: null } }, dwellMs: null, eventTime,
       });
       return { role: 'image', eventId, userId: user.userId, key, value };

@@ -13,16 +13,12 @@ import type { ProcessResult } from '../core/outputs.js';
 import type { UserViews } from '../http/server.js';
 import { UserViewsOf } from './user-views.js';
 import { PartitionGate } from './partition-gate.js';
+import { PartitionState } from './partition-state.js';
+import { OutputFlusher } from './output-flusher.js';
 import { createKafka } from '../kafka/client.js';
 import { checkCoPartitioned, ensureTopics } from '../kafka/topics.js';
 import type { Logger } from '../log.js';
 import { ProcessorMetrics } from '../metrics/processor-metrics.js';
-
-/**
- * Changelog keys starting with NUL are not users: `\0applied/<topic>` on partition p holds the last
- * offset of that input partition whose state changes were delivered (a plain decimal string).
- */
-const APPLIED_MARKER = '\u0000applied/';
 
 export interface RunningProcessor {
   readonly core: Core;
@@ -55,13 +51,10 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
   const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
 
-  // Per input topic-partition, the last offset whose effect is in the changelog. Restored with the
-  // users, so a replay after a crash does not fold the same events into the interests twice.
-  const applied = new Map<string, bigint>();
-  const appliedKey = (topic: string, partition: number): string => `${partition}/${topic}`;
   const core = await startCore(config, {
     logger,
-    appliedUpTo: (topic, partition) => applied.get(appliedKey(topic, partition)),
+    // Called only while processing, once partitionState (below) exists.
+    appliedUpTo: (topic, partition) => partitionState.appliedUpTo(topic, partition),
     inferenceReporter: metrics.inference,
     cacheReporter: metrics.caches,
     onUnexpected: (err, source) => log.error('unexpected error on a record; dead-lettered as PROCESSING_FAILED', { err, topic: source.topic, partition: source.partition, offset: source.offset }),
@@ -97,70 +90,18 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
   log.info('ad catalog loaded', { activeAds: core.catalog.activeCount, ms: Date.now() - t0 });
 
   const consumer = kafka.consumer({ groupId: config.groupId, partitionAssigners: [CoPartitionedAssigner], sessionTimeout: config.sessionTimeoutMs, heartbeatInterval: Math.floor(config.sessionTimeoutMs / 10), rebalanceTimeout: 60_000 });
-  let assigned = false;
-  // Partitions whose users this instance holds, and the restore of newly assigned ones.
-  let owned = new Set<number>();
-  let restoring: Promise<void> | null = null;
-  consumer.on(consumer.events.GROUP_JOIN, (e) => {
-    assigned = true;
-    const now = new Set<number>(e.payload.memberAssignment[config.topicClicks] ?? []);
-    const dropped = core.users.dropPartitions(now);
-    for (const k of applied.keys()) if (!now.has(Number(k.split('/')[0]))) applied.delete(k);
-    const added = [...now].filter((p) => !owned.has(p));
-    owned = now;
-    log.info('joined consumer group', { assignment: e.payload.memberAssignment, droppedUsers: dropped, restoring: added });
-    if (added.length === 0) return;
-    // Set before any batch of the new generation is handled: their events wait for it.
-    const done = restoreUsers(added).then(
-      () => undefined,
-      (err: unknown) => {
-        // Without its state a partition cannot be processed correctly: stop and let a restart retry.
-        log.error('state restore failed', { err, partitions: added });
-        fail(new Error(`state restore failed: ${errorMessage(err)}`));
-      },
-    );
-    restoring = done;
-    void done.finally(() => {
-      if (restoring === done) restoring = null;
-    });
-  });
-  const restoreUsers = async (parts: number[]): Promise<void> => {
-    // The changelog holds every change until compaction: the last record of a user wins.
-    const restored = new Set<string>();
-    const r = await restoreChangelog({
-      kafka,
-      admin,
-      topic: config.topicChangelog,
-      partitions: parts,
-      apply: (userId, value, partition) => {
-        if (userId.startsWith(APPLIED_MARKER)) {
-          if (value) applied.set(appliedKey(userId.slice(APPLIED_MARKER.length), partition), BigInt(value.toString('utf8')));
-          return;
-        }
-        const state = core.stateCodec.decode(value);
-        if (state) {
-          core.users.put(state);
-          restored.add(userId);
-        } else {
-          core.users.delete(userId); // a tombstone, or a record of another model space: start fresh
-          restored.delete(userId);
-          // A tombstone is a deleted user: a replay of their already delivered events must not bring them back.
-          if (value === null) core.processor.markDeleted(userId);
-        }
-      },
-    });
-    const users = restored.size;
-    metrics.restoredUsers.inc(users);
-    metrics.restoreSeconds.observe(r.ms / 1000);
-    log.info('restored user state', { partitions: parts, records: r.records, users, ms: r.ms, recordsPerS: r.ms > 0 ? Math.round((r.records / r.ms) * 1000) : r.records });
-  };
-
-  consumer.on(consumer.events.REBALANCING, () => {
-    assigned = false;
-  });
   let fail!: (err: Error) => void;
   const failed = new Promise<never>((_, reject) => (fail = reject));
   failed.catch(() => undefined); // observed by the caller; avoid an unhandled rejection if it is not
+  const partitionState = new PartitionState({
+    core,
+    log,
+    metrics,
+    readChangelog: (parts, apply) => restoreChangelog({ kafka, admin, topic: config.topicChangelog, partitions: parts, apply }),
+    fail,
+  });
+  consumer.on(consumer.events.GROUP_JOIN, (e) => partitionState.onAssignment(e.payload.memberAssignment[config.topicClicks] ?? [], e.payload.memberAssignment));
+  consumer.on(consumer.events.REBALANCING, () => partitionState.onRebalancing());
   consumer.on(consumer.events.CRASH, (e) => {
     const { error, restart } = e.payload;
     log.error('event consumer crashed', { err: error, restart });
@@ -196,13 +137,14 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
   // restore the replayed event would be skipped, missing from the state for good. Deletions need it
   // too: no state of a deleted user lands after its tombstone.) Partitions still run in parallel.
   const gate = new PartitionGate();
-  let flushing: Promise<void> | null = null; // a rate-limited flush in flight (see flush below)
+  // Rate-limited outputs (EMIT_INTERVAL_MS): a timer, started once processing runs, delivers them when due.
+  const flusher = new OutputFlusher({ processor: core.processor, sink, emitIntervalMs: config.emitIntervalMs, delivered: record, log, fail });
   const handle = (records: InputRecord[]): Promise<void> => {
     const r0 = records[0]!;
     if (r0.topic !== config.topicUserDeletions) return gate.exclusive(r0.partition, () => handleChunk(records));
     return gate.exclusive(r0.partition, async () => {
       // A rate-limited flush in flight may be delivering the user's state: let it land before the tombstone.
-      await flushing;
+      await flusher.inFlight();
       return handleChunk(records);
     });
   };
@@ -218,8 +160,8 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
     const p0 = performance.now();
     const { topic, partition } = records[0]!;
     const last = records[records.length - 1]!.offset;
-    await sink.deliver(result, { key: `${APPLIED_MARKER}${topic}`, value: Buffer.from(last), partition });
-    applied.set(appliedKey(topic, partition), BigInt(last));
+    await sink.deliver(result, partitionState.appliedMarker(topic, partition, last));
+    partitionState.markApplied(topic, partition, last);
     metrics.stageDuration.observe({ stage: 'produce' }, (performance.now() - p0) / 1000);
     record(result);
   };
@@ -229,37 +171,15 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
     chunkMaxRecords: config.chunkMaxRecords,
     partitionsConcurrently: Math.min(partitions * 4, 8),
     handle,
-    restoring: () => restoring,
+    restoring: () => partitionState.restoring(),
     onLag: (topic, partition, lag) => metrics.consumerLag.set({ topic, partition: String(partition) }, lag),
   });
   log.info('processing', { partitions, topics: inputTopics });
 
-  // Users whose output is rate-limited (EMIT_INTERVAL_MS) get it from here once their time comes.
-  const flush = (): Promise<void> => {
-    flushing ??= core.processor
-      .flushDue()
-      .then(
-        (result) =>
-          sink.deliver(result).then(
-            () => record(result),
-            (err: unknown) => {
-              // Memory already counts these outputs as sent; the changelog still lists them as
-              // pending. Only a restart (restore from the changelog) brings the two back together.
-              log.error('delivering rate-limited outputs failed; stopping so a restart restores them from the changelog', { err });
-              fail(new Error(`delivering rate-limited outputs failed: ${errorMessage(err)}`));
-            },
-          ),
-        // Scoring failed before anything changed: the users stay pending for the next tick.
-        (err: unknown) => log.error('scoring rate-limited outputs failed; retried on the next tick', { err }),
-      )
-      .finally(() => (flushing = null));
-    return flushing;
-  };
-  const flushTimer = config.emitIntervalMs > 0 ? setInterval(() => void flush(), Math.min(1000, Math.max(50, config.emitIntervalMs / 2))) : null;
-  flushTimer?.unref();
+  flusher.start();
 
   let stopping: Promise<void> | undefined;
-  const isReady = (): boolean => assigned && restoring === null && !stopping;
+  const isReady = (): boolean => partitionState.isReady() && !stopping;
   const readyGauge = setInterval(() => metrics.ready.set(isReady() ? 1 : 0), 1000);
   readyGauge.unref();
 
@@ -267,7 +187,7 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
     core,
     metrics,
     isReady,
-    readyDetail: () => ({ partitionsAssigned: assigned, partitions: [...owned].sort((a, b) => a - b), restoring: restoring !== null, providers: core.engine.providers(), activeAds: core.catalog.activeCount }),
+    readyDetail: () => ({ ...partitionState.readyDetail(), providers: core.engine.providers(), activeAds: core.catalog.activeCount }),
     views,
     failed,
     stop: () => {
@@ -276,10 +196,7 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
         metrics.ready.set(0);
         // Consumer first: it lets the chunk in flight finish and commits what was delivered.
         await consumer.disconnect();
-        if (flushTimer) {
-          clearInterval(flushTimer);
-          await flush(); // rate-limited outputs still owed; their state is in the changelog either way
-        }
+        await flusher.stop(); // rate-limited outputs still owed; their state is in the changelog either way
         await catalogConsumer.disconnect();
         await producer.disconnect();
         await admin.disconnect();

@@ -14,6 +14,8 @@ export interface TestTrafficOptions {
   readonly imagesPerCategory: number;
   /** Ads per category in the catalog. Default 3. */
   readonly adsPerCategory?: number;
+  /** Every image view a new image id, so it misses the embedding cache (see TrafficFactory). */
+  readonly uniqueImageIds?: boolean;
   /** Producer settings beyond the default partitioner (e.g. retries). */
   readonly producer?: Omit<ProducerConfig, 'createPartitioner'>;
 }
@@ -33,7 +35,7 @@ export class TestTraffic {
       const ads = await syntheticAds(o.adsPerCategory ?? 3);
       await producer.send({ topic: config.topicAds, acks: -1, messages: ads.map((ad) => ({ key: ad.adId, value: encodeAd(codec, ad, Date.now()) })) });
       const users = typeof o.users === 'number' ? syntheticUsers(o.users) : o.users;
-      const factory = await TrafficFactory.create(codec, users, { imagesPerCategory: o.imagesPerCategory });
+      const factory = await TrafficFactory.create(codec, users, { imagesPerCategory: o.imagesPerCategory, uniqueImageIds: o.uniqueImageIds ?? false });
       return new TestTraffic(config, producer, factory);
     } catch (err) {
       await producer.disconnect().catch(() => undefined);
