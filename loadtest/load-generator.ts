@@ -14,11 +14,12 @@ import type { ScoredOutput } from '../src/core/outputs.js';
 import type { AvroCodec } from '../src/serde/avro-codec.js';
 import { LogLinearHistogram } from './histogram.js';
 import type { Modality, WorldEvent, WorldTraffic } from './world.js';
+import { Accepts } from '../src/serde/record-names.js';
 
 /** Events per produce request at most (image events carry a few KB each). */
 const MAX_SEND = 100;
-const SCORED = new Set(['dev.adstream.outputs.ScoredCandidates']);
-const DEAD = new Set(['dev.adstream.outputs.DeadLetter']);
+const SCORED = Accepts.scored;
+const DEAD = Accepts.deadLetter;
 
 /** Independent consumer of the scored (and dead-letter) topics: accounts events and records their latency. */
 export class ScoredObserver {

@@ -3,9 +3,10 @@ import type { Consumer, Kafka } from 'kafkajs';
 import type { Config } from '../config/settings.js';
 import type { ScoredOutput } from '../core/outputs.js';
 import type { AvroCodec } from '../serde/avro-codec.js';
+import { Accepts } from '../serde/record-names.js';
 
-const SCORED = new Set(['dev.adstream.outputs.ScoredCandidates']);
-const DEAD = new Set(['dev.adstream.outputs.DeadLetter']);
+const SCORED = Accepts.scored;
+const DEAD = Accepts.deadLetter;
 
 interface DeadLetterRecord {
   sourceTopic: string;

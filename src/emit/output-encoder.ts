@@ -1,5 +1,6 @@
 import type { AvroCodec } from '../serde/avro-codec.js';
 import type { DeadLetterOutput, ScoredOutput, SegmentsOutput } from '../core/outputs.js';
+import { RecordNames } from '../serde/record-names.js';
 
 /** A record ready for any transport: key, value and headers as bytes. */
 export interface OutgoingRecord {
@@ -7,9 +8,6 @@ export interface OutgoingRecord {
   readonly value: Buffer;
 }
 
-const SCORED = 'dev.adstream.outputs.ScoredCandidates';
-const SEGMENTS = 'dev.adstream.outputs.InterestSegments';
-const DEAD_LETTER = 'dev.adstream.outputs.DeadLetter';
 
 /** Turns the core's outputs into Avro records in the wire format. */
 export class OutputEncoder {
@@ -21,7 +19,7 @@ export class OutputEncoder {
   scored(o: ScoredOutput): OutgoingRecord {
     return {
       key: Buffer.from(o.userId, 'utf8'),
-      value: this.codec.encode(SCORED, {
+      value: this.codec.encode(RecordNames.scored, {
         outputId: o.outputId,
         userId: o.userId,
         candidates: o.candidates,
@@ -36,7 +34,7 @@ export class OutputEncoder {
   segments(o: SegmentsOutput): OutgoingRecord {
     return {
       key: Buffer.from(o.userId, 'utf8'),
-      value: this.codec.encode(SEGMENTS, { userId: o.userId, segments: o.segments.map((g) => ({ name: g.name, weight: g.weight })), updatedAt: o.updatedAt }),
+      value: this.codec.encode(RecordNames.segments, { userId: o.userId, segments: o.segments.map((g) => ({ name: g.name, weight: g.weight })), updatedAt: o.updatedAt }),
     };
   }
 
@@ -45,7 +43,7 @@ export class OutputEncoder {
     const truncated = v !== null && v.length > this.deadLetterMaxValueBytes;
     return {
       key: d.source.key,
-      value: this.codec.encode(DEAD_LETTER, {
+      value: this.codec.encode(RecordNames.deadLetter, {
         sourceTopic: d.source.topic,
         sourcePartition: d.source.partition,
         sourceOffset: Number(d.source.offset),

@@ -1,15 +1,10 @@
 import { RejectedRecordError } from '../errors.js';
 import type { AvroCodec } from '../serde/avro-codec.js';
 import type { Ad, ClickAction, EventKind, ImageSource, InputRecord, UserDeletion, UserEvent } from './events.js';
+import { Accepts } from '../serde/record-names.js';
 
 /** Which record name each event kind's topic carries. */
-const EVENT_SCHEMAS: Readonly<Record<EventKind, ReadonlySet<string>>> = {
-  click: new Set(['dev.adstream.events.ClickEvent']),
-  image: new Set(['dev.adstream.events.ImageViewEvent']),
-  review: new Set(['dev.adstream.events.ReviewEvent']),
-};
-const AD_SCHEMAS: ReadonlySet<string> = new Set(['dev.adstream.catalog.Ad']);
-const DELETION_SCHEMAS: ReadonlySet<string> = new Set(['dev.adstream.privacy.UserDeletion']);
+const EVENT_SCHEMAS: Readonly<Record<EventKind, ReadonlySet<string>>> = { click: Accepts.click, image: Accepts.imageView, review: Accepts.review };
 
 export interface DecodeLimits {
   readonly maxRecordBytes: number;
@@ -79,7 +74,7 @@ export class EventDecoder {
    */
   decodeDeletion(record: InputRecord): UserDeletion {
     this.checkSize(record);
-    const { value: v } = this.codec.decode<{ userId: string; requestedAt: number; requestId: string }>(record.value, DELETION_SCHEMAS);
+    const { value: v } = this.codec.decode<{ userId: string; requestedAt: number; requestId: string }>(record.value, Accepts.userDeletion);
     const userId = id('userId', v.userId, MAX_ID_CHARS);
     const key = record.key?.toString('utf8');
     if (key !== userId) {
@@ -92,7 +87,7 @@ export class EventDecoder {
   decodeAd(record: InputRecord): Ad | null {
     if (record.value === null || record.value.length === 0) return null;
     this.checkSize(record);
-    const { value: v } = this.codec.decode<RawAd>(record.value, AD_SCHEMAS);
+    const { value: v } = this.codec.decode<RawAd>(record.value, Accepts.ad);
     const adId = id('adId', v.adId, MAX_ID_CHARS);
     const key = record.key?.toString('utf8');
     if (key !== undefined && key !== adId) throw new RejectedRecordError('KEY_MISMATCH', `record key "${truncate(key)}" differs from adId "${truncate(adId)}"`);

@@ -6,9 +6,9 @@
 import { RejectedRecordError } from '../errors.js';
 import type { AvroCodec } from '../serde/avro-codec.js';
 import { NONE, type Interest, type Segment, type UserState } from './user-state.js';
+import { Accepts, RecordNames } from '../serde/record-names.js';
 
-export const USER_STATE_SCHEMA = 'dev.adstream.state.UserState';
-const ACCEPTED: ReadonlySet<string> = new Set([USER_STATE_SCHEMA]);
+export const USER_STATE_SCHEMA = RecordNames.userState;
 
 interface InterestRecord {
   vector: Buffer;
@@ -67,7 +67,7 @@ export class UserStateCodec {
     if (value === null) return null;
     let r: UserStateRecord;
     try {
-      r = this.avro.decode<UserStateRecord>(value, ACCEPTED).value;
+      r = this.avro.decode<UserStateRecord>(value, Accepts.userState).value;
     } catch (err) {
       if (!(err instanceof RejectedRecordError)) throw err;
       return this.discard(undefined, `unreadable: ${err.message}`);

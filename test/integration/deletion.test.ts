@@ -10,8 +10,9 @@ import type { ScoredOutput } from '../../src/core/outputs.js';
 import { syntheticAds, syntheticUsers } from '../../src/devtools/synthetic.js';
 import { encodeAd, TrafficFactory } from '../../src/devtools/traffic.js';
 import { codec, collect, configOf, connectedProducer, createTopics, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
+import { Accepts } from '../../src/serde/record-names.js';
 
-const SCORED = new Set(['dev.adstream.outputs.ScoredCandidates']);
+const SCORED = Accepts.scored;
 const TOKEN = 'deletion-test-token';
 
 describe('user deletion on a real broker', () => {

@@ -10,8 +10,9 @@ import { encodeAd } from '../../src/devtools/traffic.js';
 import { createLogger } from '../../src/log.js';
 import { startKafkaProcessor, type RunningProcessor } from '../../src/runtime/kafka-processor.js';
 import { codec, collect, configOf, connectedProducer, createTopics, eventually, isolatedEnv, kafkaForTests, sleep, type ReadRecord } from '../support/harness.js';
+import { Accepts } from '../../src/serde/record-names.js';
 
-const SCORED = new Set(['dev.adstream.outputs.ScoredCandidates']);
+const SCORED = Accepts.scored;
 const INTERVAL_MS = 1500;
 
 describe('EMIT_INTERVAL_MS on a real broker', () => {

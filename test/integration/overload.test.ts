@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditLineage } from '../support/audit.js';
 import { codec, collect, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
 import { TestTraffic } from '../support/traffic.js';
+import { Accepts } from '../../src/serde/record-names.js';
 
 /** Records preloaded to measure the processor's capacity (its drain rate) before the overload. */
 const CAPACITY_PROBE = 6000;
@@ -108,7 +109,7 @@ describe('overload', () => {
     const probeDone = await eventually(() => {
       for (const rec of outputs.records.slice(-200)) {
         if (rec.topic !== config.topicScored || !rec.value) continue;
-        for (const id of codec.decode<{ eventIds: string[] }>(rec.value, new Set(['dev.adstream.outputs.ScoredCandidates'])).value.eventIds) if (probeIds.has(id)) seen.add(id);
+        for (const id of codec.decode<{ eventIds: string[] }>(rec.value, Accepts.scored).value.eventIds) if (probeIds.has(id)) seen.add(id);
       }
       return seen.size === probeIds.size;
     }, 30_000, 50);

@@ -10,9 +10,10 @@ import { encodeAd } from '../../src/devtools/traffic.js';
 import { createLogger } from '../../src/log.js';
 import { startKafkaProcessor, type RunningProcessor } from '../../src/runtime/kafka-processor.js';
 import { codec, collect, configOf, createTopics, connectedProducer, eventually, isolatedEnv, kafkaForTests, type ReadRecord } from '../support/harness.js';
+import { Accepts } from '../../src/serde/record-names.js';
 
-const SCORED = new Set(['dev.adstream.outputs.ScoredCandidates']);
-const DEAD = new Set(['dev.adstream.outputs.DeadLetter']);
+const SCORED = Accepts.scored;
+const DEAD = Accepts.deadLetter;
 
 interface DeadLetter {
   sourceTopic: string;

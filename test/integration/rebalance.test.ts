@@ -8,8 +8,9 @@ import type { ScoredOutput } from '../../src/core/outputs.js';
 import type { EventTopicRole } from '../../src/devtools/traffic.js';
 import { codec, collect, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
 import { TestTraffic } from '../support/traffic.js';
+import { Accepts } from '../../src/serde/record-names.js';
 
-const SCORED = new Set(['dev.adstream.outputs.ScoredCandidates']);
+const SCORED = Accepts.scored;
 const TOKEN = 'test-token';
 
 interface UserView {

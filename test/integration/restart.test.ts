@@ -6,10 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScoredOutput } from '../../src/core/outputs.js';
 import { codec, collect, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
 import { TestTraffic } from '../support/traffic.js';
+import { Accepts } from '../../src/serde/record-names.js';
 
-const SCORED = new Set(['dev.adstream.outputs.ScoredCandidates']);
-const DEAD = new Set(['dev.adstream.outputs.DeadLetter']);
-const EVENT_SCHEMAS = new Set(['dev.adstream.events.ClickEvent', 'dev.adstream.events.ImageViewEvent', 'dev.adstream.events.ReviewEvent']);
+const SCORED = Accepts.scored;
+const DEAD = Accepts.deadLetter;
+const EVENT_SCHEMAS = Accepts.events;
 
 describe('restarts on a real broker', () => {
   // Small chunks so a SIGKILL lands between a delivery and its commit more often.

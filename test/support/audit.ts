@@ -5,10 +5,11 @@
 import type { ScoredOutput } from '../../src/core/outputs.js';
 import type { Config } from '../../src/config/settings.js';
 import { codec, type ReadRecord } from './harness.js';
+import { Accepts } from '../../src/serde/record-names.js';
 
-const SCORED = new Set(['dev.adstream.outputs.ScoredCandidates']);
-const DEAD = new Set(['dev.adstream.outputs.DeadLetter']);
-const EVENT_SCHEMAS = new Set(['dev.adstream.events.ClickEvent', 'dev.adstream.events.ImageViewEvent', 'dev.adstream.events.ReviewEvent']);
+const SCORED = Accepts.scored;
+const DEAD = Accepts.deadLetter;
+const EVENT_SCHEMAS = Accepts.events;
 
 export interface AuditResult {
   /** Input records read back from the input topics. */

@@ -8,6 +8,7 @@ import { rejection } from '../support/rejection.js';
 import { seededRandom } from '../../src/util/random.js';
 import { ReasonCodes, RejectedRecordError, type ReasonCode } from '../../src/errors.js';
 import { AvroCodec } from '../../src/serde/avro-codec.js';
+import { RecordNames } from '../../src/serde/record-names.js';
 import { SchemaTable, projectSchemas } from '../../src/serde/schema-table.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -817,5 +818,12 @@ describe('AvroCodec with an incompatible writer version', () => {
       expect((caught as RejectedRecordError).reason).toBe('DECODE_FAILED');
       expect((caught as Error).message).toMatch(/cannot be read/);
     }
+  });
+});
+
+describe('RecordNames', () => {
+  it('names exactly the records of schemas/index.json', () => {
+    const index = JSON.parse(readFileSync(new URL('index.json', SCHEMA_DIR), 'utf8')) as { schemas: { name: string }[] };
+    expect(Object.values(RecordNames).sort()).toEqual(index.schemas.map((s) => s.name).sort());
   });
 });

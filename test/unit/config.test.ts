@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { thrownBy } from '../support/rejection.js';
 import { describeSettings, loadConfig, settingsMarkdownTable } from '../../src/config/load-config.js';
 import { SETTINGS, type SettingName, type SettingSpec } from '../../src/config/settings.js';
 import { ConfigError } from '../../src/errors.js';
@@ -10,18 +11,8 @@ const NAMES = Object.keys(SETTINGS) as SettingName[];
 const spec = (name: SettingName): SettingSpec => SETTINGS[name];
 const namesOfKind = (kind: SettingSpec['kind']) => NAMES.filter((n) => spec(n).kind === kind);
 
-/** Runs fn and returns the ConfigError it throws; fails on success or any other error. */
-function configError(fn: () => unknown): ConfigError {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  if (thrown === undefined) throw new Error('expected a ConfigError, but loadConfig succeeded');
-  if (!(thrown instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${String(thrown)}`, { cause: thrown });
-  return thrown;
-}
+/** The ConfigError fn throws. */
+const configError = (fn: () => unknown): ConfigError => thrownBy(ConfigError, fn);
 
 let dir: string;
 beforeAll(() => {
