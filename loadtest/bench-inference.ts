@@ -11,15 +11,15 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../src/config/load-config.js';
+import { loadConfig } from '../src/app/config/load-config.js';
 import { CATEGORIES, productImage, reviewText, seededRandom } from '../src/devtools/synthetic.js';
-import { decodeRgb, rgbToTensor } from '../src/features/image-decoder.js';
-import { InferenceEngine } from '../src/inference/engine/inference-engine.js';
-import type { InferenceReporter, ModelSpec, TensorData } from '../src/inference/engine/types.js';
-import { prepareModels } from '../src/inference/model-setup.js';
-import { bucketOf } from '../src/inference/models/click-encoder.js';
-import { textToTokenIds } from '../src/inference/models/text-encoder.js';
-import { createLogger } from '../src/log.js';
+import { decodeRgb, rgbToTensor } from '../src/preprocess/image-decoder.js';
+import { InferenceEngine } from '../src/inference/inference-engine.js';
+import type { InferenceReporter, ModelSpec, TensorData } from '../src/inference/types.js';
+import { prepareModels } from '../src/models/model-setup.js';
+import { bucketOf } from '../src/preprocess/buckets.js';
+import { textToTokenIds } from '../src/preprocess/token-ids.js';
+import { createLogger } from '../src/util/log.js';
 import { gaussian } from '../src/util/random.js';
 
 const { values: args } = parseArgs({

@@ -9,13 +9,13 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Partitioners } from 'kafkajs';
 import { startLocalBroker, type LocalBroker } from '../src/devtools/local-broker.js';
-import { restoreChangelog } from '../src/ingest/kafka-changelog-restorer.js';
-import { createKafka } from '../src/kafka/client.js';
-import { createLogger } from '../src/log.js';
+import { restoreChangelog } from '../src/adapters/kafka/changelog-restorer.js';
+import { createKafka } from '../src/adapters/kafka/kafkajs-client.js';
+import { createLogger } from '../src/util/log.js';
 import { AvroCodec } from '../src/serde/avro-codec.js';
 import { UserStateCodec } from '../src/state/user-state-codec.js';
 import { UserStateStore } from '../src/state/user-state-store.js';
-import { newUserState } from '../src/state/user-state.js';
+import { newUserState } from '../src/domain/user-state.js';
 import { gaussian, seededRandom } from '../src/util/random.js';
 
 const { values: args } = parseArgs({

@@ -14,7 +14,7 @@ import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Partitioners } from 'kafkajs';
-import { loadConfig } from '../src/config/load-config.js';
+import { loadConfig } from '../src/app/config/load-config.js';
 import { startLocalBroker, type LocalBroker } from '../src/devtools/local-broker.js';
 import { encodeAd } from '../src/devtools/traffic.js';
 import { AvroCodec } from '../src/serde/avro-codec.js';

@@ -7,11 +7,11 @@
  * alone could sustain.
  */
 import { availableParallelism } from 'node:os';
-import type { Config } from '../src/config/settings.js';
-import { InferenceEngine } from '../src/inference/engine/inference-engine.js';
-import type { ModelSpec, TensorData } from '../src/inference/engine/types.js';
-import { prepareModels } from '../src/inference/model-setup.js';
-import { silentLogger } from '../src/log.js';
+import type { Config } from '../src/app/config/settings.js';
+import { InferenceEngine } from '../src/inference/inference-engine.js';
+import type { ModelSpec, TensorData } from '../src/inference/types.js';
+import { prepareModels } from '../src/models/model-setup.js';
+import { silentLogger } from '../src/util/log.js';
 import { seededRandom } from '../src/util/random.js';
 
 export interface ModelCeiling {

@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Consumer, Kafka, Message, Producer } from 'kafkajs';
-import type { ScoredOutput } from '../src/core/outputs.js';
+import type { ScoredOutput } from '../src/domain/outputs.js';
 import type { AvroCodec } from '../src/serde/avro-codec.js';
 import { LogLinearHistogram } from './histogram.js';
 import type { Modality, WorldEvent, WorldTraffic } from './world.js';

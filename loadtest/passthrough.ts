@@ -12,14 +12,14 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Partitioners, type Message } from 'kafkajs';
-import { loadConfig } from '../src/config/load-config.js';
-import type { Config } from '../src/config/settings.js';
-import { EventDecoder } from '../src/ingest/event-decoder.js';
-import type { EventKind, InputRecord } from '../src/ingest/events.js';
-import { runEventSource } from '../src/ingest/kafka-event-source.js';
-import { createKafka } from '../src/kafka/client.js';
-import { ensureTopics } from '../src/kafka/topics.js';
-import { createLogger, type LogLevel } from '../src/log.js';
+import { loadConfig } from '../src/app/config/load-config.js';
+import type { Config } from '../src/app/config/settings.js';
+import { EventDecoder } from '../src/pipeline/decode.js';
+import type { EventKind, InputRecord } from '../src/domain/events.js';
+import { runEventSource } from '../src/adapters/kafka/event-source.js';
+import { createKafka } from '../src/adapters/kafka/kafkajs-client.js';
+import { ensureTopics } from '../src/adapters/kafka/topics.js';
+import { createLogger, type LogLevel } from '../src/util/log.js';
 import { AvroCodec } from '../src/serde/avro-codec.js';
 
 export async function runPassThrough(config: Config): Promise<{ stop(): Promise<void> }> {

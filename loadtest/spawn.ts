@@ -1,4 +1,4 @@
-/** Spawns the processor (`node dist/cli/main.js run`) or the pass-through as processes of their own, on isolated topics. */
+/** Spawns the processor (`node dist/app/cli.js run`) or the pass-through as processes of their own, on isolated topics. */
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { spawnNode, spawnProcessor as spawnProcessorWith, type Spawned, type SpawnOptions } from '../src/devtools/spawn-processor.js';

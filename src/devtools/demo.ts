@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Partitioners, type Message } from 'kafkajs';
-import { loadConfig } from '../config/load-config.js';
-import { startHttpServer } from '../http/server.js';
-import { createKafka } from '../kafka/client.js';
-import type { Logger } from '../log.js';
-import { startKafkaProcessor } from '../runtime/kafka-processor.js';
+import { loadConfig } from '../app/config/load-config.js';
+import { startHttpServer } from '../adapters/http/server.js';
+import { createKafka } from '../adapters/kafka/kafkajs-client.js';
+import type { Logger } from '../util/log.js';
+import { startKafkaProcessor } from '../adapters/kafka/kafka-processor.js';
 import { AvroCodec } from '../serde/avro-codec.js';
 import { startLocalBroker, type LocalBroker } from './local-broker.js';
 import { OutputObserver } from './output-observer.js';
@@ -69,7 +69,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     await producer.connect();
     const admin = kafka.admin();
     await admin.connect();
-    const { ensureTopics } = await import('../kafka/topics.js');
+    const { ensureTopics } = await import('../adapters/kafka/topics.js');
     await ensureTopics(admin, config, o.logger);
     await admin.disconnect();
 

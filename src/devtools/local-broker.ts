@@ -15,7 +15,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
-import { EnvironmentError } from '../errors.js';
+import { EnvironmentError } from '../domain/errors.js';
 import { cleanUpOnExit, exited, freePort, startGuarded, type GuardedProcess } from './guarded-process.js';
 
 export const KAFKA_VERSION = '4.1.1';

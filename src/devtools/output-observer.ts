@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Consumer, Kafka } from 'kafkajs';
-import type { Config } from '../config/settings.js';
-import type { ScoredOutput } from '../core/outputs.js';
+import type { Config } from '../app/config/settings.js';
+import type { ScoredOutput } from '../domain/outputs.js';
 import type { AvroCodec } from '../serde/avro-codec.js';
 import { Accepts } from '../serde/record-names.js';
 

@@ -1,5 +1,5 @@
 /**
- * The processor as operators run it (`node dist/cli/main.js run`), spawned as a process of its own
+ * The processor as operators run it (`node dist/app/cli.js run`), spawned as a process of its own
  * on topics and a consumer group of its own: for the benchmark (loadtest/) and the integration tests.
  * Needs `npm run build` first.
  */
@@ -7,16 +7,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Kafka } from 'kafkajs';
-import { loadConfig } from '../config/load-config.js';
-import type { Config } from '../config/settings.js';
-import { ensureTopics } from '../kafka/topics.js';
-import { silentLogger } from '../log.js';
+import { loadConfig } from '../app/config/load-config.js';
+import type { Config } from '../app/config/settings.js';
+import { ensureTopics } from '../adapters/kafka/topics.js';
+import { silentLogger } from '../util/log.js';
 import { freePort } from './guarded-process.js';
 
 export { freePort };
 
 // From src/devtools/ (tsx, vitest) and dist/devtools/ alike: the built CLI.
-const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../dist/app/cli.js', import.meta.url));
 
 /** Environment for a processor with topics and a group of its own (`<prefix>-<random>`), so runs never see each other. */
 export function isolatedEnv(brokers: string, prefix: string, extra: Record<string, string> = {}): Record<string, string> {
@@ -114,7 +114,7 @@ export async function spawnNode(args: readonly string[], env: Record<string, str
   };
 }
 
-/** The processor as operators run it: `node dist/cli/main.js run`, a process of its own. */
+/** The processor as operators run it: `node dist/app/cli.js run`, a process of its own. */
 export function spawnProcessor(env: Record<string, string>, opts: SpawnOptions = {}): Promise<Spawned> {
   return spawnNode([MAIN, 'run'], env, opts);
 }

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { CacheReporter } from '../features/embedding-cache.js';
-import type { InferenceErrorCode, InferenceReporter } from '../inference/engine/types.js';
+import type { CacheReporter } from '../pipeline/embedding-cache.js';
+import type { InferenceErrorCode, InferenceReporter } from '../inference/types.js';
 
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 const TIME_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];

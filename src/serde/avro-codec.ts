@@ -1,5 +1,5 @@
 import type avro from 'avsc';
-import { RejectedRecordError } from '../errors.js';
+import { RejectedRecordError } from '../domain/errors.js';
 import { projectSchemas, type SchemaTable, type SchemaEntry } from './schema-table.js';
 
 /** Confluent wire format: magic byte 0, a big-endian 4-byte schema id, then the Avro body. */

@@ -2,7 +2,7 @@
  * Interest segments for analysts: each interest is named after the nearest category centroid,
  * and a user's segments are those names with their share of the user's interest strength.
  */
-import { totalStrength, type Interest, type Segment } from './user-state.js';
+import { totalStrength, type Interest, type Segment } from '../domain/user-state.js';
 
 /** One unit vector per category, in the fused space (scoring/category-centroids.ts). */
 export interface Centroids {

@@ -4,7 +4,7 @@
  * neither. Decay runs on event time, not wall-clock time, so a replay of the same events gives the
  * same state.
  */
-import type { Interest } from './user-state.js';
+import type { Interest } from '../domain/user-state.js';
 import type { VectorAllocator } from './vector-pool.js';
 
 export interface InterestParams {

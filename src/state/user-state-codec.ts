@@ -3,9 +3,9 @@
  * float32 little-endian bytes. A record that cannot be used as it is (another space, another
  * width, unreadable) restores as null: that user starts fresh, the processor does not stop.
  */
-import { RejectedRecordError } from '../errors.js';
+import { RejectedRecordError } from '../domain/errors.js';
 import type { AvroCodec } from '../serde/avro-codec.js';
-import { NONE, type Interest, type Segment, type UserState } from './user-state.js';
+import { NONE, type Interest, type Segment, type UserState } from '../domain/user-state.js';
 import { Accepts, RecordNames } from '../serde/record-names.js';
 
 export const USER_STATE_SCHEMA = RecordNames.userState;

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { NONE, newUserState, type UserState } from './user-state.js';
+import { NONE, newUserState, type UserState } from '../domain/user-state.js';
 import { VectorPool, type VectorAllocator } from './vector-pool.js';
 
 export interface UserStateStoreOptions {

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Producer } from 'kafkajs';
-import type { ScoredOutput } from '../../src/core/outputs.js';
+import type { ScoredOutput } from '../../src/domain/outputs.js';
 import { syntheticAds, syntheticUsers } from '../../src/devtools/synthetic.js';
 import { encodeAd, TrafficFactory } from '../../src/devtools/traffic.js';
 import { codec, collect, configOf, connectedProducer, createTopics, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';

@@ -4,11 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Producer } from 'kafkajs';
-import type { ScoredOutput } from '../../src/core/outputs.js';
+import type { ScoredOutput } from '../../src/domain/outputs.js';
 import { syntheticAds } from '../../src/devtools/synthetic.js';
 import { encodeAd } from '../../src/devtools/traffic.js';
-import { createLogger } from '../../src/log.js';
-import { startKafkaProcessor, type RunningProcessor } from '../../src/runtime/kafka-processor.js';
+import { createLogger } from '../../src/util/log.js';
+import { startKafkaProcessor, type RunningProcessor } from '../../src/adapters/kafka/kafka-processor.js';
 import { codec, collect, configOf, connectedProducer, createTopics, eventually, isolatedEnv, kafkaForTests, sleep, type ReadRecord } from '../support/harness.js';
 import { Accepts } from '../../src/serde/record-names.js';
 

@@ -8,7 +8,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { Kafka, logLevel } from 'kafkajs';
-import type { Config } from '../../src/config/settings.js';
+import type { Config } from '../../src/app/config/settings.js';
 import { startLocalBroker, type LocalBroker } from '../../src/devtools/local-broker.js';
 import { auditLineage } from '../support/audit.js';
 import { collect, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type SpawnedProcessor } from '../support/harness.js';

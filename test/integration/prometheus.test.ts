@@ -8,10 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Message, Producer } from 'kafkajs';
 import { syntheticAds, syntheticUsers } from '../../src/devtools/synthetic.js';
 import { encodeAd, TrafficFactory } from '../../src/devtools/traffic.js';
-import { startHttpServer } from '../../src/http/server.js';
-import { createLogger } from '../../src/log.js';
+import { startHttpServer } from '../../src/adapters/http/server.js';
+import { createLogger } from '../../src/util/log.js';
 import { ProcessorMetrics } from '../../src/metrics/processor-metrics.js';
-import { startKafkaProcessor, type RunningProcessor } from '../../src/runtime/kafka-processor.js';
+import { startKafkaProcessor, type RunningProcessor } from '../../src/adapters/kafka/kafka-processor.js';
 import { codec, configOf, connectedProducer, createTopics, eventually, isolatedEnv, kafkaForTests, sleep } from '../support/harness.js';
 import { DEPLOY, dashboardTargets, runnableExpr, sampleValues, startPrometheus, type PromQueryResponse, type RunningPrometheus } from '../support/prometheus.js';
 

@@ -4,7 +4,7 @@
  * accounted for, and each user's outputs keep the order of that user's events on each topic.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ScoredOutput } from '../../src/core/outputs.js';
+import type { ScoredOutput } from '../../src/domain/outputs.js';
 import type { EventTopicRole } from '../../src/devtools/traffic.js';
 import { codec, collect, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
 import { TestTraffic } from '../support/traffic.js';

@@ -3,7 +3,7 @@
  * a restart lose nothing; SIGTERM drains, commits only what was delivered, and exits 0.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ScoredOutput } from '../../src/core/outputs.js';
+import type { ScoredOutput } from '../../src/domain/outputs.js';
 import { codec, collect, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
 import { TestTraffic } from '../support/traffic.js';
 import { Accepts } from '../../src/serde/record-names.js';

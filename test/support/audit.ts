@@ -2,8 +2,8 @@
  * The lineage audit of the delivery tests: every input record (read back from the input topics) must
  * be in a scored output's eventIds or in the dead-letter topic (by its source position).
  */
-import type { ScoredOutput } from '../../src/core/outputs.js';
-import type { Config } from '../../src/config/settings.js';
+import type { ScoredOutput } from '../../src/domain/outputs.js';
+import type { Config } from '../../src/app/config/settings.js';
 import { codec, type ReadRecord } from './harness.js';
 import { Accepts } from '../../src/serde/record-names.js';
 

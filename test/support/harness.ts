@@ -1,8 +1,8 @@
 /** Shared helpers of the integration tests: unique topics per test, a spawned processor, readers. */
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, Partitioners, type Consumer, type Producer, type ProducerConfig } from 'kafkajs';
-import { loadConfig } from '../../src/config/load-config.js';
-import type { Config } from '../../src/config/settings.js';
+import { loadConfig } from '../../src/app/config/load-config.js';
+import type { Config } from '../../src/app/config/settings.js';
 import { isolatedEnv as isolatedEnvOn, type Spawned } from '../../src/devtools/spawn-processor.js';
 import { AvroCodec } from '../../src/serde/avro-codec.js';
 import { brokersForTests } from './kafka.js';

@@ -1,4 +1,4 @@
-import { RejectedRecordError } from '../../src/errors.js';
+import { RejectedRecordError } from '../../src/domain/errors.js';
 
 /** Runs fn and returns the error of class `cls` it throws; fails the test on success or any other error. */
 export function thrownBy<E extends Error>(cls: new (...args: never[]) => E, fn: () => unknown): E {

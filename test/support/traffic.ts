@@ -3,7 +3,7 @@
  * published, a connected producer, and synthetic events drawn in batches grouped by input topic.
  */
 import type { Kafka, Producer, ProducerConfig, TopicMessages } from 'kafkajs';
-import type { Config } from '../../src/config/settings.js';
+import type { Config } from '../../src/app/config/settings.js';
 import { syntheticAds, syntheticUsers, type SyntheticUser } from '../../src/devtools/synthetic.js';
 import { encodeAd, TrafficFactory, type EncodedEvent, type EventTopicRole } from '../../src/devtools/traffic.js';
 import { codec, connectedProducer, createTopics, sleep } from './harness.js';

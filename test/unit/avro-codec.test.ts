@@ -6,7 +6,7 @@ import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
 import { rejection } from '../support/rejection.js';
 import { seededRandom } from '../../src/util/random.js';
-import { ReasonCodes, RejectedRecordError, type ReasonCode } from '../../src/errors.js';
+import { ReasonCodes, RejectedRecordError, type ReasonCode } from '../../src/domain/errors.js';
 import { AvroCodec } from '../../src/serde/avro-codec.js';
 import { RecordNames } from '../../src/serde/record-names.js';
 import { SchemaTable, projectSchemas } from '../../src/serde/schema-table.js';

@@ -1,6 +1,6 @@
 import { AssignerProtocol } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { CoPartitionedAssigner } from '../../src/ingest/co-partitioned-assigner.js';
+import { CoPartitionedAssigner } from '../../src/adapters/kafka/co-partitioned-assigner.js';
 
 const TOPICS = ['clicks', 'image-views', 'reviews'];
 

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { thrownBy } from '../support/rejection.js';
-import { describeSettings, loadConfig, settingsMarkdownTable } from '../../src/config/load-config.js';
-import { SETTINGS, type SettingName, type SettingSpec } from '../../src/config/settings.js';
-import { ConfigError } from '../../src/errors.js';
+import { describeSettings, loadConfig, settingsMarkdownTable } from '../../src/app/config/load-config.js';
+import { SETTINGS, type SettingName, type SettingSpec } from '../../src/app/config/settings.js';
+import { ConfigError } from '../../src/domain/errors.js';
 
 const NAMES = Object.keys(SETTINGS) as SettingName[];
 const spec = (name: SettingName): SettingSpec => SETTINGS[name];

@@ -5,12 +5,14 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../src/config/load-config.js';
-import type { Config, SettingName } from '../../src/config/settings.js';
-import { startCore, type Core } from '../../src/core/assemble.js';
-import type { InferenceReporter } from '../../src/inference/engine/types.js';
-import type { InputRecord } from '../../src/ingest/events.js';
-import { silentLogger } from '../../src/log.js';
+import { loadConfig } from '../../src/app/config/load-config.js';
+import type { Config, SettingName } from '../../src/app/config/settings.js';
+import { startCore } from '../../src/app/assemble.js';
+import type { Core } from '../../src/pipeline/core.js';
+import type { InferenceReporter } from '../../src/inference/types.js';
+import type { InputRecord } from '../../src/domain/events.js';
+import { silentLogger } from '../../src/util/log.js';
+import { AppliedOffsets } from '../../src/state/applied-offsets.js';
 import { syntheticAds, type SyntheticAd } from '../../src/devtools/synthetic.js';
 import { encodeAd } from '../../src/devtools/traffic.js';
 
@@ -39,15 +41,15 @@ export class CoreDriver {
     provider: () => undefined,
   };
 
-  /** Offsets a test declares already applied (as restored from the changelog), per "topic/partition". */
-  readonly applied = new Map<string, bigint>();
+  /** Offsets a test declares already applied (as restored from the changelog). */
+  applied = new AppliedOffsets();
 
   async core(config: Config = testConfig()): Promise<Core> {
     const core = await startCore(config, {
       logger: silentLogger,
       clock: () => this.now,
       inferenceReporter: this.reporter,
-      appliedUpTo: (topic, partition) => this.applied.get(`${topic}/${partition}`),
+      applied: this.applied,
     });
     this.cores.push(core);
     return core;

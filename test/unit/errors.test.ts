@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ReasonCodes } from '../../src/errors.js';
+import { ReasonCodes } from '../../src/domain/errors.js';
 
 describe('dead-letter reason codes', () => {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');

@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import type avro from 'avsc';
 import { describe, expect, it } from 'vitest';
 import { rejection } from '../support/rejection.js';
-import { RejectedRecordError, type ReasonCode } from '../../src/errors.js';
-import { EventDecoder, type DecodeLimits } from '../../src/ingest/event-decoder.js';
-import type { EventKind, InputRecord } from '../../src/ingest/events.js';
+import { RejectedRecordError, type ReasonCode } from '../../src/domain/errors.js';
+import { EventDecoder, type DecodeLimits } from '../../src/pipeline/decode.js';
+import type { EventKind, InputRecord } from '../../src/domain/events.js';
 import { AvroCodec } from '../../src/serde/avro-codec.js';
 import { SchemaTable } from '../../src/serde/schema-table.js';
 

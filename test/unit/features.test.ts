@@ -1,9 +1,9 @@
 import sharp, { type Sharp } from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { RejectedRecordError } from '../../src/errors.js';
-import { hash32 } from '../../src/features/feature-hasher.js';
-import { decodeRgb, rgbToTensor, sniffImageFormat, type ImagePreprocessing } from '../../src/features/image-decoder.js';
-import { tokenize } from '../../src/features/text-tokens.js';
+import { RejectedRecordError } from '../../src/domain/errors.js';
+import { hash32 } from '../../src/preprocess/hash.js';
+import { decodeRgb, rgbToTensor, sniffImageFormat, type ImagePreprocessing } from '../../src/preprocess/image-decoder.js';
+import { tokenize } from '../../src/preprocess/text-tokens.js';
 
 /** Deterministic PRNG so the tests do not flake. */
 function rng(seed: number): () => number {

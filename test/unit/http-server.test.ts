@@ -1,7 +1,7 @@
 /** The HTTP server over a real socket: probes, metrics, and the analysts' views with their guard. */
 import { Registry, Counter } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startHttpServer, type UserViews } from '../../src/http/server.js';
+import { startHttpServer, type UserViews } from '../../src/adapters/http/server.js';
 
 const views: UserViews = {
   user: (id) => (id === 'u 1' ? { userId: id, interests: [{ segment: 'shoes', strength: 2 }] } : undefined),

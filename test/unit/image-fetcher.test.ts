@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, RejectedRecordError } from '../../src/errors.js';
-import { ImageFetcher, type ImageFetchPolicy } from '../../src/features/image-fetcher.js';
+import { ConfigError, RejectedRecordError } from '../../src/domain/errors.js';
+import { ImageFetcher, type ImageFetchPolicy } from '../../src/preprocess/image-fetcher.js';
 
 const PNG = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
 let server: Server;

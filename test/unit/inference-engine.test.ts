@@ -5,12 +5,12 @@ import { pathToFileURL } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, silentLogger } from '../../src/log.js';
-import { decideBatch, type PolicyInput } from '../../src/inference/engine/batch-policy.js';
-import { InferenceEngine } from '../../src/inference/engine/inference-engine.js';
-import { WorkerPool } from '../../src/inference/engine/worker-pool.js';
-import { InferenceError, type InferenceErrorCode, type InferenceReporter, type InferenceResult, type ModelSpec } from '../../src/inference/engine/types.js';
-import { GraphBuilder } from '../../src/inference/models/graph-builder.js';
+import { createLogger, silentLogger } from '../../src/util/log.js';
+import { decideBatch, type PolicyInput } from '../../src/inference/batch-policy.js';
+import { InferenceEngine } from '../../src/inference/inference-engine.js';
+import { WorkerPool } from '../../src/inference/worker-pool.js';
+import { InferenceError, type InferenceErrorCode, type InferenceReporter, type InferenceResult, type ModelSpec } from '../../src/inference/types.js';
+import { GraphBuilder } from '../../src/models/graphs/graph-builder.js';
 
 // ---------------------------------------------------------------- helpers
 

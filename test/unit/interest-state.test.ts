@@ -7,11 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { ProcessResult } from '../../src/core/outputs.js';
-import type { EmbeddedEvents } from '../../src/features/multimodal-embedder.js';
-import { writeFusedModels } from '../../src/inference/fused-models.js';
-import { buildCtrModel } from '../../src/inference/models/ctr.js';
-import { GraphBuilder } from '../../src/inference/models/graph-builder.js';
+import type { ProcessResult } from '../../src/domain/outputs.js';
+import type { EmbeddedEvents } from '../../src/pipeline/embed.js';
+import { writeFusedModels } from '../../src/models/fused-models.js';
+import { buildCtrModel } from '../../src/models/graphs/ctr.js';
+import { GraphBuilder } from '../../src/models/graphs/graph-builder.js';
 import { CATEGORIES, productImage } from '../../src/devtools/synthetic.js';
 import { seededRandom } from '../../src/util/random.js';
 import { categoriesOf, CoreDriver, MODEL_DIR, NOW, RecordMaker, testConfig } from './core-driver.js';
@@ -142,13 +142,13 @@ describe('several interests per user', () => {
     await core.processor.process(first);
     expect(core.users.get('replayed')!.interests[0]!.events).toBe(2);
     // As after a crash: the state (restored) holds r1 and r2, whose offsets were not committed.
-    driver.applied.set(`${config.topicClicks}/0`, BigInt(first[1]!.offset));
+    driver.applied.mark(config.topicClicks, 0, BigInt(first[1]!.offset));
     try {
       const r = await core.processor.process([...first, rec.click('replayed', 'toys', { eventId: 'r3' })]);
       expect(core.users.get('replayed')!.interests[0]!.events).toBe(3);
       expect(r.scored[0]!.eventIds).toEqual(['r1', 'r2', 'r3']);
     } finally {
-      driver.applied.clear();
+      driver.applied.retainPartitions(new Set());
     }
   }, SLOW);
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, test } from 'vitest';
 import { startLocalBroker } from '../../src/devtools/local-broker.js';
-import { EnvironmentError } from '../../src/errors.js';
+import { EnvironmentError } from '../../src/domain/errors.js';
 
 let savedPath: string | undefined;
 let emptyDir: string;

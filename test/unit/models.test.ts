@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CATEGORIES, productImage, reviewText } from '../../src/devtools/synthetic.js';
-import { decodeRgb, rgbToTensor, type ImagePreprocessing } from '../../src/features/image-decoder.js';
-import { tokenize } from '../../src/features/text-tokens.js';
-import type { BatcherSettings } from '../../src/inference/engine/types.js';
-import { buildClickEncoder, bucketOf, CATEGORY_BUCKET_SEED, ITEM_BUCKET_SEED } from '../../src/inference/models/click-encoder.js';
+import { decodeRgb, rgbToTensor, type ImagePreprocessing } from '../../src/preprocess/image-decoder.js';
+import { tokenize } from '../../src/preprocess/text-tokens.js';
+import type { BatcherSettings } from '../../src/inference/types.js';
+import { buildClickEncoder } from '../../src/models/graphs/click-encoder.js';
+import { bucketOf, CATEGORY_BUCKET_SEED, ITEM_BUCKET_SEED } from '../../src/preprocess/buckets.js';
 import {
   DEFAULT_MODEL_NAMES,
   DEFAULT_MODEL_OPTIONS,
@@ -17,11 +18,12 @@ import {
   modelSpecsFromCard,
   writeDefaultModels,
   type CardTensor,
-} from '../../src/inference/models/default-models.js';
-import { buildConcatFusion, buildWeightedFusion } from '../../src/inference/models/fusion.js';
-import { buildImageEncoder, IMAGE_MEAN, IMAGE_STD } from '../../src/inference/models/image-encoder.js';
-import { buildScorer } from '../../src/inference/models/scorer.js';
-import { buildTextEncoder, textToTokenIds } from '../../src/inference/models/text-encoder.js';
+} from '../../src/models/default-models.js';
+import { buildConcatFusion, buildWeightedFusion } from '../../src/models/graphs/fusion.js';
+import { buildImageEncoder, IMAGE_MEAN, IMAGE_STD } from '../../src/models/graphs/image-encoder.js';
+import { buildScorer } from '../../src/models/graphs/scorer.js';
+import { buildTextEncoder } from '../../src/models/graphs/text-encoder.js';
+import { textToTokenIds } from '../../src/preprocess/token-ids.js';
 import { gaussian, seededRandom } from '../../src/util/random.js';
 
 const SLOW = 60_000;

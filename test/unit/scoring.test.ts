@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/util/random.js';
-import type { Ad } from '../../src/ingest/events.js';
-import { AdCatalog } from '../../src/scoring/ad-catalog.js';
+import type { Ad } from '../../src/domain/events.js';
+import { AdCatalog } from '../../src/catalog/ad-catalog.js';
 
 function randomMatrix(rand: () => number, rows: number, dim: number): Float32Array {
   const m = new Float32Array(rows * dim);

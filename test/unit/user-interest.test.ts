@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/util/random.js';
 import { applyEvent, FORGET_BELOW, type InterestParams } from '../../src/state/user-interest.js';
-import type { Interest } from '../../src/state/user-state.js';
+import type { Interest } from '../../src/domain/user-state.js';
 import { heapAllocator, VectorPool } from '../../src/state/vector-pool.js';
 
 const H = 3_600_000; // one hour half-life

@@ -3,7 +3,7 @@ import { AvroCodec } from '../../src/serde/avro-codec.js';
 import { seededRandom } from '../../src/util/random.js';
 import { applyEvent } from '../../src/state/user-interest.js';
 import { MAX_SEGMENTS, segmentsChanged, userSegments, type Centroids } from '../../src/state/segments.js';
-import { NONE, type Interest, type UserState } from '../../src/state/user-state.js';
+import { NONE, type Interest, type UserState } from '../../src/domain/user-state.js';
 import { UserStateCodec } from '../../src/state/user-state-codec.js';
 import { INTEREST_OVERHEAD_BYTES, stateBytes, UserStateStore } from '../../src/state/user-state-store.js';
 import type { VectorPool } from '../../src/state/vector-pool.js';

@@ -1,0 +1,130 @@
+import type { Core } from '../../pipeline/core.js';
+import { errorMessage } from '../../domain/errors.js';
+import type { RestoreResult } from './changelog-restorer.js';
+import type { Logger } from '../../util/log.js';
+import type { ProcessorMetrics } from '../../metrics/processor-metrics.js';
+
+/**
+ * Changelog keys starting with NUL are not users: `\0applied/<topic>` on partition p holds the last
+ * offset of that input partition whose state changes were delivered (a plain decimal string).
+ */
+const APPLIED_MARKER = '\u0000applied/';
+
+/** A changelog record besides the users' states, delivered with them (see KafkaSink.deliver). */
+export interface ChangelogMarker {
+  readonly key: string;
+  readonly value: Buffer;
+  readonly partition: number;
+}
+
+export interface PartitionStateDeps {
+  readonly core: Core;
+  readonly log: Logger;
+  readonly metrics: ProcessorMetrics;
+  /** Reads the given changelog partitions to their end, handing each record to `apply` (see restoreChangelog). */
+  readonly readChangelog: (partitions: number[], apply: (key: string, value: Buffer | null, partition: number) => void) => Promise<RestoreResult>;
+  /** Stops the processor for good. */
+  readonly fail: (err: Error) => void;
+}
+
+/**
+ * The users this instance holds, per partition of the consumer group's assignment: which partitions
+ * it owns, the restore of newly assigned ones from the changelog, and per input topic-partition the
+ * last offset whose effect is in the changelog.
+ */
+export class PartitionState {
+  private assigned = false;
+  // Partitions whose users this instance holds, and the restore of newly assigned ones.
+  private owned = new Set<number>();
+  private inFlight: Promise<void> | null = null;
+
+  constructor(private readonly o: PartitionStateDeps) {}
+
+  /**
+   * A new generation of the group: drops the users of revoked partitions and restores those of new
+   * ones. `assignment`, the member's whole assignment, is only logged.
+   */
+  onAssignment(partitions: readonly number[], assignment: Readonly<Record<string, number[]>>): void {
+    this.assigned = true;
+    const now = new Set<number>(partitions);
+    const dropped = this.o.core.users.dropPartitions(now);
+    this.o.core.applied.retainPartitions(now);
+    const added = [...now].filter((p) => !this.owned.has(p));
+    this.owned = now;
+    this.o.log.info('joined consumer group', { assignment, droppedUsers: dropped, restoring: added });
+    if (added.length === 0) return;
+    // Set before any batch of the new generation is handled: their events wait for it.
+    const done = this.restoreUsers(added).then(
+      () => undefined,
+      (err: unknown) => {
+        // Without its state a partition cannot be processed correctly: stop and let a restart retry.
+        this.o.log.error('state restore failed', { err, partitions: added });
+        this.o.fail(new Error(`state restore failed: ${errorMessage(err)}`));
+      },
+    );
+    this.inFlight = done;
+    void done.finally(() => {
+      if (this.inFlight === done) this.inFlight = null;
+    });
+  }
+
+  /** The group is rebalancing: no assignment until the next one. */
+  onRebalancing(): void {
+    this.assigned = false;
+  }
+
+  /** The restore in flight, which batches of every partition wait for; null when none. */
+  restoring(): Promise<void> | null {
+    return this.inFlight;
+  }
+
+  get isRestoring(): boolean {
+    return this.inFlight !== null;
+  }
+
+  /** Partitions assigned and their users restored. */
+  isReady(): boolean {
+    return this.assigned && this.inFlight === null;
+  }
+
+  /** Records that the effect of `offset` (and of those before it) of the input partition is in the changelog. */
+  markApplied(topic: string, partition: number, offset: string): void {
+    this.o.core.applied.mark(topic, partition, BigInt(offset));
+  }
+
+  /** The changelog record saying `offset` of the input partition is applied, delivered with its state changes. */
+  appliedMarker(topic: string, partition: number, offset: string): ChangelogMarker {
+    return { key: `${APPLIED_MARKER}${topic}`, value: Buffer.from(offset), partition };
+  }
+
+  /** What /readyz shows of the assignment. */
+  readyDetail(): { partitionsAssigned: boolean; partitions: number[]; restoring: boolean } {
+    return { partitionsAssigned: this.assigned, partitions: [...this.owned].sort((a, b) => a - b), restoring: this.isRestoring };
+  }
+
+  private async restoreUsers(parts: number[]): Promise<void> {
+    const { core, metrics, log } = this.o;
+    // The changelog holds every change until compaction: the last record of a user wins.
+    const restored = new Set<string>();
+    const r = await this.o.readChangelog(parts, (userId, value, partition) => {
+      if (userId.startsWith(APPLIED_MARKER)) {
+        if (value) core.applied.mark(userId.slice(APPLIED_MARKER.length), partition, BigInt(value.toString('utf8')));
+        return;
+      }
+      const state = core.stateCodec.decode(value);
+      if (state) {
+        core.users.put(state);
+        restored.add(userId);
+      } else {
+        core.users.delete(userId); // a tombstone, or a record of another model space: start fresh
+        restored.delete(userId);
+        // A tombstone is a deleted user: a replay of their already delivered events must not bring them back.
+        if (value === null) core.processor.markDeleted(userId);
+      }
+    });
+    const users = restored.size;
+    metrics.restoredUsers.inc(users);
+    metrics.restoreSeconds.observe(r.ms / 1000);
+    log.info('restored user state', { partitions: parts, records: r.records, users, ms: r.ms, recordsPerS: r.ms > 0 ? Math.round((r.records / r.ms) * 1000) : r.records });
+  }
+}

@@ -1,0 +1,108 @@
+import { availableParallelism } from 'node:os';
+import type { Config } from './config/settings.js';
+import { EmbeddingCache, type CacheReporter } from '../pipeline/embedding-cache.js';
+import { Fuser } from '../pipeline/fuse.js';
+import { ImageFetcher } from '../preprocess/image-fetcher.js';
+import { MultimodalEmbedder, type ModalityBlocks } from '../pipeline/embed.js';
+import { InferenceEngine } from '../inference/inference-engine.js';
+import type { InferenceReporter } from '../inference/types.js';
+import { prepareModels } from '../models/model-setup.js';
+import { EventDecoder } from '../pipeline/decode.js';
+import type { EventKind, InputRecord } from '../domain/events.js';
+import type { Logger } from '../util/log.js';
+import { AvroCodec } from '../serde/avro-codec.js';
+import { AdCatalog } from '../catalog/ad-catalog.js';
+import { CandidateRanker } from '../pipeline/rank.js';
+import { CatalogUpdater } from '../catalog/catalog-updater.js';
+import { CategoryCentroids } from '../catalog/category-centroids.js';
+import { EngineScorer } from '../pipeline/retrieve.js';
+import { UserStateCodec } from '../state/user-state-codec.js';
+import { UserStateStore } from '../state/user-state-store.js';
+import { OutputEncoder } from '../pipeline/encode.js';
+import type { Core } from '../pipeline/core.js';
+import { Processor } from '../pipeline/processor.js';
+import { AppliedOffsets } from '../state/applied-offsets.js';
+
+export interface CoreOptions {
+  readonly logger: Logger;
+  readonly clock?: () => number;
+  readonly onUnexpected?: (err: unknown, source: InputRecord) => void;
+  readonly inferenceReporter?: InferenceReporter;
+  readonly cacheReporter?: CacheReporter;
+  /** Told why a changelog record was not restored (another space, unreadable...). */
+  readonly onStateDiscarded?: (userId: string | undefined, reason: string) => void;
+  /** Offsets already reflected in restored state; a fresh, empty table when absent. */
+  readonly applied?: AppliedOffsets;
+}
+
+/** Prepares the models, starts the inference workers (models warmed up) and wires the core. */
+export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
+  const clock = o.clock ?? Date.now;
+  const eventTopics = new Map<string, EventKind>([
+    [config.topicClicks, 'click'],
+    [config.topicImageViews, 'image'],
+    [config.topicReviews, 'review'],
+  ]);
+  if (eventTopics.size !== 3 || eventTopics.has(config.topicUserDeletions)) throw new Error('TOPIC_CLICKS, TOPIC_IMAGE_VIEWS, TOPIC_REVIEWS and TOPIC_USER_DELETIONS must be four different topics');
+
+  const models = await prepareModels(config);
+  const engine = await InferenceEngine.start({
+    models: [...models.specs],
+    workers: config.inferenceWorkers || availableParallelism(),
+    executionProviders: [...config.executionProviders],
+    intraOpNumThreads: config.intraOpThreads,
+    logger: o.logger,
+    ...(o.inferenceReporter ? { reporter: o.inferenceReporter } : {}),
+  });
+
+  const codec = new AvroCodec();
+  const decoder = new EventDecoder(codec, {
+    maxRecordBytes: config.maxRecordBytes,
+    maxTextChars: config.maxTextChars,
+    maxClockSkewMs: config.maxClockSkewS * 1000,
+    maxEventAgeMs: config.maxEventAgeS * 1000,
+  });
+  const embedder = new MultimodalEmbedder(
+    engine,
+    models.encoders,
+    { image: new EmbeddingCache('image', config.imageCacheBytes, o.cacheReporter), item: new EmbeddingCache('item', config.itemCacheBytes, o.cacheReporter) },
+    config.imageMaxPixels,
+    new ImageFetcher({
+      allowedOrigins: config.imageAllowedOrigins ?? [],
+      fileRoot: config.imageFileRoot,
+      timeoutMs: config.imageFetchTimeoutMs,
+      maxBytes: config.imageMaxBytes,
+      maxRedirects: 3,
+    }),
+  );
+  const fuser = new Fuser(engine, models.fusion, embedder.dims);
+  const F = fuser.dim;
+  const users = new UserStateStore({ dim: F, maxEntries: config.userCacheMaxEntries, maxBytes: config.userCacheMaxBytes, ttlMs: config.userTtlS * 1000 });
+  const catalog = new AdCatalog(F);
+  // Each interest asks for topK + slack ads: the slack replaces ads deactivated since the last upload and feeds the CTR re-rank.
+  const slack = config.topK;
+  const scorer = new EngineScorer(engine, catalog, { model: 'scorer', perRow: config.topK + slack, minUploadIntervalMs: config.catalogUploadIntervalMs });
+  const ranker = new CandidateRanker(engine, scorer, F, { topK: config.topK, slack, ctr: models.ctr });
+  const interests = { halfLifeMs: config.interestHalfLifeS * 1000, maxInterests: config.interestsPerUser, newInterestThreshold: config.newInterestThreshold };
+  const applied = o.applied ?? new AppliedOffsets();
+  const processor = new Processor({
+    appliedUpTo: (topic, partition) => applied.upTo(topic, partition),
+    decoder,
+    embedder,
+    fuser,
+    ranker,
+    centroids: new CategoryCentroids(catalog),
+    users,
+    interests,
+    emitIntervalMs: config.emitIntervalMs,
+    modelVersion: models.version,
+    topics: eventTopics,
+    deletionsTopic: config.topicUserDeletions,
+    clock,
+    ...(o.onUnexpected ? { onUnexpected: o.onUnexpected } : {}),
+  });
+  const catalogUpdater = new CatalogUpdater<ModalityBlocks>({ decoder, embedder, fuser }, catalog, clock);
+  const stateCodec = new UserStateCodec(codec, { space: models.space, dim: F, maxInterests: config.interestsPerUser, ...(o.onStateDiscarded ? { onDiscard: o.onStateDiscarded } : {}) });
+  const encoder = new OutputEncoder(codec, config.deadLetterMaxValueBytes);
+  return { processor, applied, catalogUpdater, catalog, embedder, fuser, users, stateCodec, space: models.space, engine, codec, encoder, eventTopics, close: () => engine.close() };
+}

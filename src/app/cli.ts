@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { describeSettings, loadConfig } from './config/load-config.js';
+import { ConfigError, EnvironmentError, errorMessage } from '../domain/errors.js';
+import { startHttpServer } from '../adapters/http/server.js';
+import { createLogger, type LogLevel } from '../util/log.js';
+import { startKafkaProcessor } from '../adapters/kafka/kafka-processor.js';
+
+const HELP = `adstream: real-time multimodal ad-targeting stream processor
+
+Usage:
+  adstream run [--config FILE]        consume the event topics and emit scored ad candidates
+  adstream demo [--seconds N] [--rate R] [--users U]
+                                      start a local broker (unless KAFKA_BROKERS is set), load a
+                                      synthetic catalog, drive synthetic traffic through the
+                                      processor, print a summary and a JSON line
+  adstream broker                     start a local single-node Kafka broker and wait (Ctrl-C stops)
+  adstream --help                     this text
+
+Settings (environment variables; a JSON config file given by --config or CONFIG_FILE uses the
+camelCase keys listed in the README; the environment wins over the file):
+${describeSettings()}
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      config: { type: 'string', short: 'c' },
+      seconds: { type: 'string' },
+      rate: { type: 'string' },
+      users: { type: 'string' },
+    },
+  });
+  const command = positionals[0] ?? 'run';
+  if (values.help || command === 'help') {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  switch (command) {
+    case 'run':
+      return run(values.config);
+    case 'demo':
+      return demo(values);
+    case 'broker':
+      return broker();
+    default:
+      process.stderr.write(`unknown command "${command}"; see --help\n`);
+      return 2;
+  }
+}
+
+async function run(configFile: string | undefined): Promise<number> {
+  const config = loadConfig({ file: configFile });
+  const logger = createLogger(config.logLevel as LogLevel);
+  const processor = await startKafkaProcessor(config, logger);
+  const http = await startHttpServer({ host: config.httpHost, port: config.httpPort, registry: processor.metrics.registry, isReady: processor.isReady, readyDetail: processor.readyDetail, views: processor.views, token: config.httpToken });
+  logger.info('http listening', { host: config.httpHost, port: http.port });
+  return new Promise<number>((resolve) => {
+    let exiting = false;
+    const shutdown = (signal: string, code: number): void => {
+      if (exiting) return;
+      exiting = true;
+      logger.info('shutting down: draining in-flight work, committing, disconnecting', { signal });
+      processor
+        .stop()
+        .then(() => http.close())
+        .then(
+          () => resolve(code),
+          (err: unknown) => {
+            logger.error('shutdown failed', { err });
+            resolve(1);
+          },
+        );
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM', 0));
+    process.once('SIGINT', () => shutdown('SIGINT', 0));
+    processor.failed.catch((err: unknown) => {
+      logger.error('processor failed', { err });
+      shutdown('failure', 1);
+    });
+  });
+}
+
+async function demo(values: { seconds?: string | undefined; rate?: string | undefined; users?: string | undefined }): Promise<number> {
+  const { runDemo } = await import('../devtools/demo.js');
+  const num = (name: string, v: string | undefined, def: number, min: number, max: number): number => {
+    if (v === undefined) return def;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || n > max) throw new ConfigError(`--${name}`, `must be a number between ${min} and ${max}, got "${v}"`);
+    return n;
+  };
+  const logLevel = (process.env.LOG_LEVEL ?? 'warn') as LogLevel;
+  const result = await runDemo({
+    seconds: num('seconds', values.seconds, 30, 1, 86400),
+    rate: num('rate', values.rate, 1000, 1, 1_000_000),
+    users: num('users', values.users, 500, 1, 10_000_000),
+    corruptShare: 0.005,
+    logger: createLogger(logLevel),
+    say: (line) => process.stdout.write(line + '\n'),
+  });
+  process.stdout.write(JSON.stringify(result) + '\n');
+  return result.scored_out > 0 && result.unaccounted === 0 ? 0 : 1;
+}
+
+async function broker(): Promise<number> {
+  const { startLocalBroker } = await import('../devtools/local-broker.js');
+  const t0 = Date.now();
+  const b = await startLocalBroker({ log: (m) => process.stderr.write(m + '\n') });
+  process.stdout.write(`Kafka broker ready at ${b.bootstrap} in ${Date.now() - t0} ms; export KAFKA_BROKERS=${b.bootstrap}\nCtrl-C to stop.\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await b.stop();
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    const known = err instanceof ConfigError || err instanceof EnvironmentError;
+    process.stderr.write(`adstream: ${known ? errorMessage(err) : (err as Error)?.stack ?? String(err)}\n`);
+    process.exit(known ? 2 : 1);
+  },
+);

@@ -1,0 +1,232 @@
+/**
+ * The engine the processor talks to: one batcher per model in front of one shared worker pool.
+ * It owns the only cross-model decision (which model gets a free worker: the one whose oldest
+ * request has waited longest) and turns queue depths into one saturated/unsaturated signal that the
+ * Kafka adapter uses to pause and resume consumption.
+ */
+import { performance } from 'node:perf_hooks';
+import { ConfigError } from '../domain/errors.js';
+import type { Logger } from '../util/log.js';
+import { ModelBatcher } from './model-batcher.js';
+import { WorkerPool } from './worker-pool.js';
+import type { ModelReady } from './inference-worker.js';
+import { InferenceError, type InferenceReporter, type InferenceRequest, type InferenceResult, type ModelSpec, type TensorData } from './types.js';
+
+export interface InferenceEngineOptions {
+  readonly models: readonly ModelSpec[];
+  /** Worker threads; each holds a session of every model. */
+  readonly workers: number;
+  /** Tried in order for each model, e.g. ['cuda', 'webgpu', 'cpu']. */
+  readonly executionProviders: readonly string[];
+  /** ORT threads per session run; workers x this should not exceed the cores. */
+  readonly intraOpNumThreads: number;
+  readonly logger: Logger;
+  readonly reporter?: InferenceReporter;
+}
+
+/** Pressure hysteresis: saturated above 80 % of a model's queue bound, clear when all are below 40 %. */
+const SATURATED_ABOVE = 0.8;
+const CLEAR_BELOW = 0.4;
+
+export class InferenceEngine {
+  private readonly batchers = new Map<string, ModelBatcher>();
+  private readonly specs = new Map<string, ModelSpec>();
+  private pool!: WorkerPool;
+  private readonly providerByModel: Record<string, string> = {};
+  private readonly pressureListeners = new Set<(saturated: boolean) => void>();
+  private saturated = false;
+  private closing: Promise<void> | undefined;
+  private pumping = false;
+  private pumpAgain = false;
+
+  private constructor(
+    opts: InferenceEngineOptions,
+    private readonly logger: Logger,
+  ) {
+    for (const spec of opts.models) {
+      this.specs.set(spec.name, spec);
+      this.batchers.set(
+        spec.name,
+        new ModelBatcher({
+          spec,
+          executor: { run: (model, items, inputs) => this.pool.run(model, items, inputs) },
+          ...(opts.reporter ? { reporter: opts.reporter } : {}),
+          wake: () => this.pump(),
+          onDepth: () => this.checkPressure(),
+        }),
+      );
+    }
+  }
+
+  /** Validates the options, starts the workers and creates every model's session in each of them. */
+  static async start(opts: InferenceEngineOptions): Promise<InferenceEngine> {
+    validate(opts);
+    const logger = opts.logger.child({ component: 'inference' });
+    const engine = new InferenceEngine(opts, logger);
+    const { pool, ready } = await WorkerPool.start({
+      size: opts.workers,
+      init: { models: opts.models, executionProviders: opts.executionProviders, intraOpNumThreads: opts.intraOpNumThreads },
+      onIdle: () => engine.pump(),
+      onCrash: (e) => engine.workerCrashed(e),
+    });
+    engine.pool = pool;
+    engine.recordProviders(ready, opts.reporter);
+    return engine;
+  }
+
+  infer(model: string, request: InferenceRequest): Promise<InferenceResult> {
+    if (this.closing) return Promise.reject(new InferenceError('ENGINE_CLOSED', 'inference engine is closed'));
+    const batcher = this.batchers.get(model);
+    if (!batcher) return Promise.reject(new InferenceError('UNKNOWN_MODEL', `no model named ${model}`));
+    return batcher.submit(request);
+  }
+
+  /** Sets (or replaces) a resident input in every worker; later batches use it. The data is copied. */
+  async setResident(model: string, name: string, data: TensorData, dims: number[]): Promise<void> {
+    if (this.closing) throw new InferenceError('ENGINE_CLOSED', 'inference engine is closed');
+    const spec = this.specs.get(model);
+    if (!spec) throw new InferenceError('UNKNOWN_MODEL', `no model named ${model}`);
+    const r = spec.residentInputs?.find((x) => x.name === name);
+    if (!r) throw new InferenceError('BAD_REQUEST', `model ${model} has no resident input ${name}`);
+    if (!(r.type === 'float32' ? data instanceof Float32Array : data instanceof BigInt64Array)) {
+      throw new InferenceError('BAD_REQUEST', `resident ${model}.${name} must be ${r.type}`);
+    }
+    const count = dims.reduce((a, b) => a * b, 1);
+    if (!dims.every((d) => Number.isInteger(d) && d >= 0) || count !== data.length) {
+      throw new InferenceError('BAD_REQUEST', `resident ${model}.${name}: ${data.length} values do not fill dims [${dims}]`);
+    }
+    await this.pool.setResident(model, name, data, dims);
+  }
+
+  /** Model -> execution provider its sessions really run on. */
+  providers(): Record<string, string> {
+    return { ...this.providerByModel };
+  }
+
+  /** Items queued (not yet sent), all models together. */
+  queuedItems(): number {
+    let n = 0;
+    for (const b of this.batchers.values()) n += b.queuedItems;
+    return n;
+  }
+
+  /** Called with true when a model's queue passes 80 % of its bound, with false once all are under 40 %. Returns an unsubscribe. */
+  onPressure(listener: (saturated: boolean) => void): () => void {
+    this.pressureListeners.add(listener);
+    return () => this.pressureListeners.delete(listener);
+  }
+
+  /** Refuses new work, rejects what is queued (ENGINE_CLOSED), lets running batches finish, stops the workers. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const err = new InferenceError('ENGINE_CLOSED', 'inference engine closed');
+      for (const b of this.batchers.values()) b.close(err);
+      await Promise.all([...this.batchers.values()].map((b) => b.drained()));
+      await this.pool.close();
+    })();
+    return this.closing;
+  }
+
+  /**
+   * Hands free workers to models that have a batch to send, longest-waiting first, since the pool is
+   * shared. Runs on every enqueue, timer and freed worker; cheap when nothing can be sent.
+   */
+  private pump(): void {
+    if (this.closing) return;
+    // Listeners and reporters run inside; a nested call just asks for one more round.
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        if (this.pool.aliveCount === 0) {
+          const err = new InferenceError('MODEL_FAILED', 'no inference worker is alive');
+          for (const b of this.batchers.values()) b.close(err);
+          return;
+        }
+        const now = performance.now();
+        while (this.pool.idleCount > 0) {
+          let best: ModelBatcher | undefined;
+          let requests = 0;
+          for (const b of this.batchers.values()) {
+            const d = b.decide(now, true);
+            if (d.action === 'send' && (best === undefined || b.oldestEnqueuedAt < best.oldestEnqueuedAt)) {
+              best = b;
+              requests = d.requests;
+            }
+          }
+          if (!best) break;
+          best.send(requests);
+        }
+      } while (this.pumpAgain);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private checkPressure(): void {
+    let anyHigh = false;
+    let allLow = true;
+    for (const b of this.batchers.values()) {
+      if (b.queuedItems > SATURATED_ABOVE * b.maxQueueItems) anyHigh = true;
+      if (b.queuedItems >= CLEAR_BELOW * b.maxQueueItems) allLow = false;
+    }
+    const next = this.saturated ? !allLow : anyHigh;
+    if (next === this.saturated) return;
+    this.saturated = next;
+    for (const l of this.pressureListeners) l(next);
+  }
+
+  private workerCrashed(e: { worker: number; reason: string; replaced: boolean }): void {
+    this.logger.error(e.replaced ? 'inference worker died; its batch failed, starting a replacement' : 'inference worker replacement could not start', { worker: e.worker, reason: e.reason });
+    // With no worker left, queued requests would wait forever.
+    if (!e.replaced) this.pump();
+  }
+
+  /** Keeps worker 0's report; logs once per model that fell back, and once if workers disagree. */
+  private recordProviders(ready: readonly Record<string, ModelReady>[], reporter: InferenceReporter | undefined): void {
+    for (const model of this.batchers.keys()) {
+      const first = ready[0]![model]!;
+      this.providerByModel[model] = first.provider;
+      reporter?.provider(model, first.provider);
+      if (first.failures.length > 0) {
+        this.logger.warn('inference model fell back to another execution provider', {
+          model,
+          provider: first.provider,
+          failed: first.failures.map((f) => ({ provider: f.provider, reason: f.reason })),
+        });
+      }
+      const others = [...new Set(ready.map((r) => r[model]!.provider))];
+      if (others.length > 1) this.logger.warn('inference workers run a model on different execution providers', { model, providers: others });
+    }
+  }
+
+}
+
+/** Each bad setting is named with what it allows. */
+function validate(opts: InferenceEngineOptions): void {
+  if (!Number.isInteger(opts.workers) || opts.workers < 1) throw new ConfigError('inference.workers', `must be an integer >= 1, got ${opts.workers}`);
+  if (!Number.isInteger(opts.intraOpNumThreads) || opts.intraOpNumThreads < 1) throw new ConfigError('inference.intraOpNumThreads', `must be an integer >= 1, got ${opts.intraOpNumThreads}`);
+  if (opts.executionProviders.length === 0) throw new ConfigError('inference.executionProviders', 'must list at least one provider, e.g. ["cpu"]');
+  if (opts.models.length === 0) throw new ConfigError('inference.models', 'must list at least one model');
+  const seen = new Set<string>();
+  opts.models.forEach((m, i) => {
+    const at = `inference.models[${i}]`;
+    if (!m.name) throw new ConfigError(`${at}.name`, 'must not be empty');
+    if (seen.has(m.name)) throw new ConfigError(`${at}.name`, `duplicate model name ${m.name}`);
+    seen.add(m.name);
+    if (m.inputs.length === 0) throw new ConfigError(`${at}.inputs`, 'must list at least one batched input');
+    for (const t of [...m.inputs, ...m.outputs]) {
+      if (!t.itemShape.every((d) => Number.isInteger(d) && d >= 1)) throw new ConfigError(`${at}.${t.name}.itemShape`, `dimensions must be integers >= 1, got [${t.itemShape}]`);
+    }
+    const b = m.batcher;
+    if (!Number.isInteger(b.maxBatchSize) || b.maxBatchSize < 1) throw new ConfigError(`${at}.batcher.maxBatchSize`, `must be an integer >= 1, got ${b.maxBatchSize}`);
+    if (!(b.maxQueueDelayMs >= 0) || !Number.isFinite(b.maxQueueDelayMs)) throw new ConfigError(`${at}.batcher.maxQueueDelayMs`, `must be a finite number >= 0, got ${b.maxQueueDelayMs}`);
+    if (!Number.isInteger(b.maxQueueItems) || b.maxQueueItems < b.maxBatchSize) {
+      throw new ConfigError(`${at}.batcher.maxQueueItems`, `must be an integer >= maxBatchSize (${b.maxBatchSize}), got ${b.maxQueueItems}`);
+    }
+  });
+}

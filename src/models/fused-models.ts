@@ -1,0 +1,59 @@
+/**
+ * The models that work in the fused space F: fusion (encoders -> F), the scorer (top-k ads per
+ * interest) and the default CTR model. Their shapes depend on the encoders in use (a BYO encoder
+ * changes the widest width) and on FUSION / FUSED_DIM, so they are built at start into MODEL_DIR,
+ * one file per shape; a file is rewritten only when its bytes differ (a new generator revision).
+ */
+import { readFile, rename, writeFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FusionStrategy } from './model-io.js';
+import { buildCtrModel } from './graphs/ctr.js';
+import { buildConcatFusion, buildWeightedFusion } from './graphs/fusion.js';
+import { buildScorer } from './graphs/scorer.js';
+
+export interface FusedModelFiles {
+  readonly fusion: string;
+  readonly scorer: string;
+  /** Null when the user's card brings its own CTR model. */
+  readonly ctr: string | null;
+}
+
+export interface FusedModelOptions {
+  readonly strategy: FusionStrategy;
+  /** Widest encoder width; narrower modalities are zero-padded to it. */
+  readonly inputDim: number;
+  /** F: FUSED_DIM for concat, inputDim otherwise. */
+  readonly dim: number;
+  readonly defaultCtr: boolean;
+}
+
+/** Order of the fusion graph's modality rows. */
+const MODALITIES = 3;
+
+export function fusionFileName(strategy: FusionStrategy, inputDim: number, dim: number): string {
+  return strategy === 'concat' ? `fusion-concat-d${inputDim}-o${dim}.onnx` : `fusion-${strategy}-d${inputDim}.onnx`;
+}
+
+export async function writeFusedModels(root: string, o: FusedModelOptions): Promise<FusedModelFiles> {
+  await mkdir(root, { recursive: true });
+  // average and weighted are the same graph: they differ in the weights fed to it.
+  const fusion = o.strategy === 'concat' ? buildConcatFusion({ modalities: MODALITIES, dim: o.inputDim, outDim: o.dim }) : buildWeightedFusion({ modalities: MODALITIES, dim: o.inputDim });
+  const files = {
+    fusion: join(root, fusionFileName(o.strategy, o.inputDim, o.dim)),
+    scorer: join(root, `scorer-d${o.dim}.onnx`),
+    ctr: o.defaultCtr ? join(root, `ctr-d${o.dim}.onnx`) : null,
+  };
+  await ensureFile(files.fusion, fusion);
+  await ensureFile(files.scorer, buildScorer({ dim: o.dim }));
+  if (files.ctr) await ensureFile(files.ctr, buildCtrModel({ dim: o.dim }));
+  return files;
+}
+
+/** Writes via a temporary file and rename (a concurrent reader never sees half a file), unless the same bytes are there. */
+async function ensureFile(path: string, bytes: Uint8Array): Promise<void> {
+  const existing = await readFile(path).catch(() => null);
+  if (existing && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).equals(existing)) return;
+  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  await writeFile(tmp, bytes);
+  await rename(tmp, path);
+}

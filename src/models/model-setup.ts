@@ -1,0 +1,187 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import type { Config } from '../app/config/settings.js';
+import { ConfigError } from '../domain/errors.js';
+import type { ImagePreprocessing } from '../preprocess/image-decoder.js';
+import type { CtrSettings, EncoderSettings, FusionSettings } from './model-io.js';
+import type { BatcherSettings, ModelSpec, TensorSpec } from '../inference/types.js';
+import { writeFusedModels } from './fused-models.js';
+import { CATEGORY_BUCKET_SEED, ITEM_BUCKET_SEED } from '../preprocess/buckets.js';
+import { CTR_REVISION } from './graphs/ctr.js';
+import { DEFAULT_MODEL_OPTIONS, defaultModelsVersion, writeDefaultModels, type CardModel, type CardTensor } from './default-models.js';
+import { ENCODERS, readUserCard, type EncoderName, type UserModel } from './model-card.js';
+
+/** The models the processor runs (their specs for the engine) and how to feed them. */
+export interface PreparedModels {
+  readonly specs: readonly ModelSpec[];
+  readonly encoders: EncoderSettings;
+  readonly fusion: FusionSettings;
+  readonly ctr: CtrSettings;
+  /** Names the models in every scored output, so consumers can tell scores of different models apart. */
+  readonly version: string;
+  /**
+   * What user state vectors mean: encoders, fusion strategy and F. State of another space is not
+   * restored. The modality weights and the CTR model are not part of it: they change how state is
+   * used, not what its vectors are.
+   */
+  readonly space: string;
+}
+
+interface Chosen {
+  readonly entry: CardModel | UserModel;
+  readonly path: string;
+  /** Where it comes from, for the version: the default card's version or byo:<file>@<digest>. */
+  readonly source: string;
+}
+
+/**
+ * Writes the default models (once per version) and applies the user's model card, if any: any of
+ * the image, text and click encoders can be replaced by an ONNX file with its own input size,
+ * normalisation and embedding size, and the CTR model by one with the same inputs. The fusion,
+ * scorer and default CTR models are then built for the resulting widths.
+ */
+export async function prepareModels(config: Config): Promise<PreparedModels> {
+  const root = expandHome(config.modelDir);
+  const options = { ...DEFAULT_MODEL_OPTIONS, dim: config.embeddingDim };
+  const dir = join(root, defaultModelsVersion(options));
+  const card = await writeDefaultModels(dir, options);
+
+  const chosen: Record<EncoderName, Chosen> = {
+    image: { entry: card.models.image, path: join(dir, card.models.image.file), source: card.version },
+    text: { entry: card.models.text, path: join(dir, card.models.text.file), source: card.version },
+    click: { entry: card.models.click, path: join(dir, card.models.click.file), source: card.version },
+  };
+  let userCtr: Chosen | undefined;
+  if (config.modelCard) {
+    for (const [name, entry] of Object.entries(readUserCard(config.modelCard))) {
+      const path = resolve(dirname(config.modelCard), entry.file);
+      // Named by content, so a model swapped behind the same file name gets a new version.
+      const digest = createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 12);
+      const c = { entry, path, source: `byo:${entry.file}@${digest}` };
+      if (name === 'ctr') userCtr = c;
+      else chosen[name as EncoderName] = c;
+    }
+  }
+
+  const encoders = encoderSettings(chosen);
+  const dims = [encoders.image.dim, encoders.text.dim, encoders.click.dim] as const;
+  const inputDim = Math.max(...dims);
+  const strategy = config.fusion;
+  const F = strategy === 'concat' ? config.fusedDim : inputDim;
+  const files = await writeFusedModels(root, { strategy, inputDim, dim: F, defaultCtr: !userCtr });
+  const weights: [number, number, number] = strategy === 'average' ? [1, 1, 1] : [config.weightImage, config.weightText, config.weightClick];
+
+  const batcher: BatcherSettings = { maxBatchSize: config.maxBatchSize, maxQueueDelayMs: config.maxQueueDelayMs, maxQueueItems: config.maxQueueItems };
+  const spec = (name: string, path: string, e: Pick<CardModel, 'inputs' | 'outputs'>): ModelSpec => ({
+    name, path, batcher, inputs: e.inputs.map(tensor), outputs: e.outputs.map(tensor),
+  });
+  const ctr: CtrSettings = userCtr ? userCtrSettings(userCtr.entry as UserModel, F) : { model: 'ctr', userInput: 'user', adInput: 'ad', output: 'ctr' };
+  const specs: ModelSpec[] = [
+    ...ENCODERS.map((n) => spec(n, chosen[n].path, chosen[n].entry)),
+    {
+      name: 'fusion', path: files.fusion, batcher,
+      inputs: [{ name: 'modalities', type: 'float32', itemShape: [3, inputDim] }, { name: 'weights', type: 'float32', itemShape: [3] }],
+      outputs: [{ name: 'fused', type: 'float32', itemShape: [F] }],
+    },
+    {
+      name: 'scorer', path: files.scorer, batcher,
+      inputs: [{ name: 'users', type: 'float32', itemShape: [F] }],
+      // k is resident and varies with the catalog; the engine reads each output's real width.
+      outputs: [{ name: 'scores', type: 'float32', itemShape: [config.topK] }, { name: 'indices', type: 'int64', itemShape: [config.topK] }],
+      residentInputs: [{ name: 'ads', type: 'float32' }, { name: 'k', type: 'int64' }],
+    },
+    userCtr
+      ? spec('ctr', userCtr.path, userCtr.entry)
+      : {
+          name: 'ctr', path: files.ctr!, batcher,
+          inputs: [{ name: 'user', type: 'float32', itemShape: [F] }, { name: 'ad', type: 'float32', itemShape: [F] }],
+          outputs: [{ name: 'ctr', type: 'float32', itemShape: [1] }],
+        },
+  ];
+  const sources = [...new Set(ENCODERS.map((n) => chosen[n].source))].join('+');
+  const space = `${sources}/${strategy}-f${F}`;
+  return {
+    specs,
+    encoders,
+    fusion: { model: 'fusion', strategy, inputDim, dim: F, weights },
+    ctr,
+    space,
+    version: `${space}-w${weights.join(',')}/${userCtr ? userCtr.source : CTR_REVISION}`,
+  };
+}
+
+function encoderSettings(chosen: Record<EncoderName, Chosen>): EncoderSettings {
+  const image = chosen.image.entry;
+  const text = chosen.text.entry;
+  const click = chosen.click.entry;
+  const imagePrep = imagePreprocessing(image.preprocessing as Record<string, unknown> | undefined, chosen.image.source);
+  const textPrep = text.preprocessing as { vocabSize?: number; maxTokens?: number } | undefined;
+  const clickPrep = click.preprocessing as { itemBuckets?: number; categoryBuckets?: number; itemSeed?: number; categorySeed?: number } | undefined;
+  return {
+    image: { model: 'image', input: image.inputs[0]!.name, output: image.outputs[0]!.name, dim: image.embeddingDim!, prep: imagePrep },
+    text: {
+      model: 'text', input: text.inputs[0]!.name, output: text.outputs[0]!.name, dim: text.embeddingDim!,
+      vocabSize: positive(textPrep?.vocabSize, 'text preprocessing.vocabSize'), maxTokens: positive(textPrep?.maxTokens, 'text preprocessing.maxTokens'),
+    },
+    click: {
+      model: 'click', itemInput: named(click.inputs, 'item_ids', 'click encoder'), categoryInput: named(click.inputs, 'category_ids', 'click encoder'), output: click.outputs[0]!.name, dim: click.embeddingDim!,
+      itemBuckets: positive(clickPrep?.itemBuckets, 'click preprocessing.itemBuckets'), categoryBuckets: positive(clickPrep?.categoryBuckets, 'click preprocessing.categoryBuckets'),
+      itemSeed: clickPrep?.itemSeed ?? ITEM_BUCKET_SEED, categorySeed: clickPrep?.categorySeed ?? CATEGORY_BUCKET_SEED,
+    },
+  };
+}
+
+/** A user's CTR model must take `user` and `ad` of width F and give one probability per row. */
+function userCtrSettings(e: UserModel, F: number): CtrSettings {
+  for (const name of ['user', 'ad']) {
+    const t = e.inputs.find((x) => x.name === name);
+    if (!t) throw new ConfigError('MODEL_CARD', `ctr model must have an input named ${name}`);
+    if (t.type !== 'float32' || t.shape.length !== 2 || t.shape[1] !== F) throw new ConfigError('MODEL_CARD', `ctr input ${name} must be float32 [batch, ${F}] (the fused width), got ${t.type} [${t.shape.join(', ')}]`);
+  }
+  if (e.inputs.length !== 2) throw new ConfigError('MODEL_CARD', 'ctr model must have exactly the inputs user and ad');
+  const out = e.outputs[0]!;
+  if (out.type !== 'float32' || out.shape.length !== 2 || out.shape[1] !== 1) throw new ConfigError('MODEL_CARD', `ctr output ${out.name} must be float32 [batch, 1], got ${out.type} [${out.shape.join(', ')}]`);
+  return { model: 'ctr', userInput: 'user', adInput: 'ad', output: out.name };
+}
+
+function tensor(t: CardTensor): TensorSpec {
+  return {
+    name: t.name,
+    type: t.type,
+    itemShape: t.shape.slice(1).map((d) => {
+      if (typeof d !== 'number') throw new ConfigError('MODEL_CARD', `input ${t.name}: only the first (batch) dimension may be symbolic, got [${t.shape.join(', ')}]`);
+      return d;
+    }),
+  };
+}
+
+function imagePreprocessing(p: Record<string, unknown> | undefined, source: string): ImagePreprocessing {
+  const where = `image preprocessing (${source})`;
+  const size = positive(p?.size as number | undefined, `${where}.size`);
+  const layout = (p?.layout ?? 'NCHW') as string;
+  if (layout !== 'NCHW' && layout !== 'NHWC') throw new ConfigError('MODEL_CARD', `${where}.layout must be NCHW or NHWC, got ${layout}`);
+  const triple = (v: unknown, name: string): [number, number, number] => {
+    if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) throw new ConfigError('MODEL_CARD', `${where}.${name} must be three numbers (R, G, B)`);
+    return [v[0], v[1], v[2]];
+  };
+  const std = triple(p?.std, 'std');
+  if (std.some((x) => x <= 0)) throw new ConfigError('MODEL_CARD', `${where}.std must be positive`);
+  return { size, layout, mean: triple(p?.mean, 'mean'), std };
+}
+
+function positive(v: number | undefined, what: string): number {
+  if (v === undefined || !Number.isInteger(v) || v < 1) throw new ConfigError('MODEL_CARD', `${what} must be a positive integer, got ${String(v)}`);
+  return v;
+}
+
+function named(inputs: readonly CardTensor[], name: string, what: string): string {
+  if (!inputs.some((t) => t.name === name)) throw new ConfigError('MODEL_CARD', `${what} must have an input named ${name}`);
+  return name;
+}
+
+export function expandHome(p: string): string {
+  const home = process.env.XDG_CACHE_HOME && p.startsWith('~/.cache/') ? join(process.env.XDG_CACHE_HOME, p.slice('~/.cache/'.length)) : p.replace(/^~(?=$|\/)/, homedir());
+  return isAbsolute(home) ? home : resolve(home);
+}

@@ -1,0 +1,224 @@
+import { createHash } from 'node:crypto';
+import { RejectedRecordError } from '../domain/errors.js';
+import type { Inference } from '../inference/types.js';
+import { bucketOf } from '../preprocess/buckets.js';
+import { textToTokenIds } from '../preprocess/token-ids.js';
+import type { Ad, ImageSource, UserEvent } from '../domain/events.js';
+import type { EmbeddingCache } from './embedding-cache.js';
+import type { ImageFetcher } from '../preprocess/image-fetcher.js';
+import { decodeRgb, rgbToTensor } from '../preprocess/image-decoder.js';
+import type { EncoderSettings } from '../models/model-io.js';
+
+export type Modality = 'image' | 'text' | 'click';
+export const MODALITIES: readonly Modality[] = ['image', 'text', 'click'];
+export const MODALITY_INDEX: Readonly<Record<Modality, number>> = { image: 0, text: 1, click: 2 };
+
+export interface EmbedderCaches {
+  /**
+   * Image embeddings: event images by image id ('id:<imageId>'), ad creatives by content
+   * ('sha256:<hex>' or 'uri:<uri>'); a product image or creative is decoded and encoded once.
+   */
+  readonly image: EmbeddingCache;
+  /** By item and category: what a click on that item adds. */
+  readonly item: EmbeddingCache;
+}
+
+/** Per modality [image, text, click], rows packed at that modality's width. */
+export type ModalityBlocks = [Float32Array, Float32Array, Float32Array];
+
+/** One chunk's events, embedded: a packed block of rows per modality. */
+export interface EmbeddedEvents {
+  /** Per event, its modality's index (MODALITY_INDEX); rows of failed events are not filled. */
+  readonly modality: Uint8Array;
+  /** Per event, its row in blocks[modality]. */
+  readonly row: Int32Array;
+  readonly blocks: Readonly<ModalityBlocks>;
+  /** Events that could not be embedded (unreadable image, text without usable words), by index. */
+  readonly failures: ReadonlyMap<number, RejectedRecordError>;
+}
+
+/**
+ * Turns events and ads into per-modality embeddings: caches first, then one engine request per
+ * modality for the misses, so the micro-batcher can merge them with other chunks' requests.
+ */
+export class MultimodalEmbedder {
+  /** Embedding width per modality [image, text, click]; they may differ (a 32-d BYO image encoder). */
+  readonly dims: readonly [number, number, number];
+
+  constructor(
+    private readonly engine: Inference,
+    readonly settings: EncoderSettings,
+    private readonly caches: EmbedderCaches,
+    private readonly imageMaxPixels: number,
+    /** Reads images given by reference, within the configured allow-list. */
+    private readonly fetcher: ImageFetcher,
+  ) {
+    this.dims = [settings.image.dim, settings.text.dim, settings.click.dim];
+  }
+
+  async embedEvents(events: readonly UserEvent[]): Promise<EmbeddedEvents> {
+    const n = events.length;
+    const modality = new Uint8Array(n);
+    const row = new Int32Array(n);
+    const counts = [0, 0, 0];
+    for (let i = 0; i < n; i++) {
+      const m = MODALITY_INDEX[modalityOf(events[i]!)];
+      modality[i] = m;
+      row[i] = counts[m]!++;
+    }
+    const blocks: ModalityBlocks = [
+      new Float32Array(counts[0]! * this.dims[0]),
+      new Float32Array(counts[1]! * this.dims[1]),
+      new Float32Array(counts[2]! * this.dims[2]),
+    ];
+    const failures = new Map<number, RejectedRecordError>();
+    const of = (m: number) => events.map((e, i) => [e, i] as const).filter(([, i]) => modality[i] === m);
+
+    await Promise.all([
+      this.embedImages(
+        // 'id:' keeps producers' image ids apart from ad creatives' 'sha256:'/'uri:' keys in the shared cache.
+        of(0).map(([e, i]) => ({ key: `id:${(e as Extract<UserEvent, { kind: 'image' }>).imageId}`, source: (e as Extract<UserEvent, { kind: 'image' }>).image, index: i })),
+        blocks[0], row, failures,
+      ),
+      this.embedTexts(of(1).map(([e, i]) => ({ text: (e as Extract<UserEvent, { kind: 'review' }>).text, index: i })), blocks[1], row, failures),
+      this.embedClicks(of(2).map(([e, i]) => ({ itemId: e.itemId, categoryId: (e as Extract<UserEvent, { kind: 'click' }>).categoryId, index: i })), blocks[2], row),
+    ]);
+    return { modality, row, blocks, failures };
+  }
+
+  /**
+   * Ads, one packed block per modality: [creative image, title and description, category], each
+   * row unit-norm, or zero when the ad has no usable image or text (the ad still scores on the
+   * rest). The fuser turns the three rows into the ad's vector.
+   */
+  async embedAds(ads: readonly Ad[]): Promise<ModalityBlocks> {
+    const n = ads.length;
+    const blocks: ModalityBlocks = [new Float32Array(n * this.dims[0]), new Float32Array(n * this.dims[1]), new Float32Array(n * this.dims[2])];
+    const identity = Int32Array.from({ length: n }, (_, i) => i);
+    const ignored = new Map<number, RejectedRecordError>();
+    // Creatives are cached by content, not by ad id and version: an update that keeps the creative
+    // (a bid change, a deactivate/reactivate) and ads sharing one creative reuse its embedding
+    // instead of decoding and encoding it again.
+    const withImage = ads.flatMap((ad, i) => (ad.image ? [{ key: creativeKey(ad.image), source: ad.image, index: i }] : []));
+    await Promise.all([
+      this.embedImages(withImage, blocks[0], identity, ignored),
+      this.embedTexts(ads.map((ad, i) => ({ text: ad.description ? `${ad.title}\n${ad.description}` : ad.title, index: i })), blocks[1], identity, ignored),
+      this.embedClicks(ads.map((ad, i) => ({ itemId: null, categoryId: ad.categoryId, index: i })), blocks[2], identity, false),
+    ]);
+    return blocks;
+  }
+
+  private async embedImages(
+    items: readonly { key: string; source: ImageSource; index: number }[],
+    block: Float32Array,
+    row: Int32Array,
+    failures: Map<number, RejectedRecordError>,
+    useCache = true,
+  ): Promise<void> {
+    if (items.length === 0) return;
+    const { dim, prep, model, input, output } = this.settings.image;
+    const pending = this.fromCache(useCache ? this.caches.image : undefined, items, dim, block, row);
+    if (pending.size === 0) return;
+    // Decode every distinct image concurrently (sharp works on libuv's pool), then one request.
+    const keys = [...pending.keys()];
+    const decoded = await Promise.allSettled(keys.map((k) => this.loadImage(pending.get(k)![0]!.source, prep.size)));
+    const ok: number[] = [];
+    decoded.forEach((d, j) => {
+      if (d.status === 'fulfilled') ok.push(j);
+      else for (const it of pending.get(keys[j]!)!) failures.set(it.index, asRejection(d.reason));
+    });
+    if (ok.length === 0) return;
+    const per = 3 * prep.size * prep.size;
+    const pixels = new Float32Array(ok.length * per);
+    ok.forEach((j, r) => rgbToTensor((decoded[j] as PromiseFulfilledResult<Buffer>).value, prep, pixels, r * per));
+    const res = await this.engine.infer(model, { items: ok.length, inputs: { [input]: pixels } });
+    const emb = res.outputs[output] as Float32Array;
+    ok.forEach((j, r) => {
+      const v = emb.subarray(r * dim, (r + 1) * dim);
+      if (useCache) this.caches.image.set(keys[j]!, v);
+      for (const it of pending.get(keys[j]!)!) block.set(v, row[it.index]! * dim);
+    });
+  }
+
+  private async embedTexts(items: readonly { text: string; index: number }[], block: Float32Array, row: Int32Array, failures: Map<number, RejectedRecordError>): Promise<void> {
+    if (items.length === 0) return;
+    const { dim, model, input, output, vocabSize, maxTokens } = this.settings.text;
+    const ids = new BigInt64Array(items.length * maxTokens);
+    const usable: number[] = [];
+    items.forEach((it, j) => {
+      if (textToTokenIds(it.text, vocabSize, maxTokens, ids, usable.length * maxTokens) > 0) usable.push(j);
+      else failures.set(it.index, new RejectedRecordError('INVALID_FIELD', 'text has no words or characters the text encoder can use'));
+    });
+    if (usable.length === 0) return;
+    const res = await this.engine.infer(model, { items: usable.length, inputs: { [input]: ids.subarray(0, usable.length * maxTokens) } });
+    const emb = res.outputs[output] as Float32Array;
+    usable.forEach((j, r) => block.set(emb.subarray(r * dim, (r + 1) * dim), row[items[j]!.index]! * dim));
+  }
+
+  /** Ids always embed (any string hashes to a bucket), so clicks have no failures. */
+  private async embedClicks(
+    items: readonly { itemId: string | null; categoryId: string; index: number }[],
+    block: Float32Array,
+    row: Int32Array,
+    useCache = true,
+  ): Promise<void> {
+    if (items.length === 0) return;
+    const { dim, model, itemInput, categoryInput, output, itemBuckets, categoryBuckets, itemSeed, categorySeed } = this.settings.click;
+    const keyed = items.map((it) => ({ ...it, key: `${it.itemId ?? ''}\u0000${it.categoryId}` }));
+    const pending = this.fromCache(useCache ? this.caches.item : undefined, keyed, dim, block, row);
+    if (pending.size === 0) return;
+    const keys = [...pending.keys()];
+    const itemIds = new BigInt64Array(keys.length);
+    const categoryIds = new BigInt64Array(keys.length);
+    keys.forEach((k, r) => {
+      const first = pending.get(k)![0]!;
+      itemIds[r] = first.itemId === null ? 0n : bucketOf(first.itemId, itemBuckets, itemSeed);
+      categoryIds[r] = bucketOf(first.categoryId, categoryBuckets, categorySeed);
+    });
+    const res = await this.engine.infer(model, { items: keys.length, inputs: { [itemInput]: itemIds, [categoryInput]: categoryIds } });
+    const emb = res.outputs[output] as Float32Array;
+    keys.forEach((k, r) => {
+      const v = emb.subarray(r * dim, (r + 1) * dim);
+      if (useCache) this.caches.item.set(k, v);
+      for (const it of pending.get(k)!) block.set(v, row[it.index]! * dim);
+    });
+  }
+
+  private async loadImage(source: ImageSource, size: number): Promise<Buffer> {
+    const bytes = source.kind === 'inline' ? source.data : await this.fetcher.fetch(source.uri);
+    return decodeRgb(bytes, size, this.imageMaxPixels);
+  }
+
+  /** Fills rows found in the cache; returns the rest grouped by key (each key encoded once). */
+  private fromCache<T extends { key: string; index: number }>(cache: EmbeddingCache | undefined, items: readonly T[], dim: number, block: Float32Array, row: Int32Array): Map<string, T[]> {
+    const pending = new Map<string, T[]>();
+    for (const it of items) {
+      const group = pending.get(it.key);
+      if (group) {
+        group.push(it);
+        continue;
+      }
+      const hit = cache?.get(it.key);
+      if (hit) block.set(hit, row[it.index]! * dim);
+      else pending.set(it.key, [it]);
+    }
+    return pending;
+  }
+}
+
+/**
+ * Image-cache key of an ad creative: a hash of its bytes, or its URI for a reference (a referenced
+ * creative is taken as immutable: a new creative should get a new URI).
+ */
+function creativeKey(source: ImageSource): string {
+  return source.kind === 'inline' ? `sha256:${createHash('sha256').update(source.data).digest('hex')}` : `uri:${source.uri}`;
+}
+
+function modalityOf(e: UserEvent): Modality {
+  return e.kind === 'image' ? 'image' : e.kind === 'review' ? 'text' : 'click';
+}
+
+
+function asRejection(err: unknown): RejectedRecordError {
+  return err instanceof RejectedRecordError ? err : new RejectedRecordError('IMAGE_UNREADABLE', String((err as Error)?.message ?? err));
+}

@@ -1,0 +1,79 @@
+/**
+ * Modality embeddings -> one vector in the fused space F, by the fusion model on the inference
+ * engine (one request per call, so the micro-batcher merges chunks).
+ *
+ * Strategies (src/inference/models/fusion.ts builds the graphs):
+ * - concat: each modality keeps its own block, scaled by WEIGHT_*, and a seeded random projection
+ *   maps the concatenation to F. Works with encoders that know nothing of each other (the
+ *   defaults): an image vector and a click vector never share coordinates before the projection,
+ *   and the projection keeps inner products approximately, so cross-modality terms stay near 0.
+ * - average / weighted: the modalities are summed in one space (equal weights, or WEIGHT_*), then
+ *   normalised. That only means something when the encoders are aligned (trained into one space,
+ *   like CLIP's image and text towers); with the default encoders, coordinate i of the image
+ *   vector and coordinate i of the click vector are unrelated, so their sum mixes noise into
+ *   every similarity.
+ *
+ * Narrower modalities are zero-padded to the widest (padding keeps inner products).
+ */
+import type { Inference } from '../inference/types.js';
+import type { FusionSettings } from '../models/model-io.js';
+import type { EmbeddedEvents, ModalityBlocks } from './embed.js';
+
+const M = 3;
+
+export class Fuser {
+  constructor(
+    private readonly engine: Inference,
+    readonly settings: FusionSettings,
+    /** Encoder widths per modality. */
+    private readonly dims: readonly [number, number, number],
+  ) {
+    if (dims.some((d) => d > settings.inputDim)) throw new Error(`fusion input width ${settings.inputDim} is narrower than an encoder (${dims.join(', ')})`);
+  }
+
+  get dim(): number {
+    return this.settings.dim;
+  }
+
+  /**
+   * Each listed event on its own: its modality's row holds its embedding, the others are zero.
+   * Returns events.length rows of F, unit norm (zero for a modality weighted 0).
+   */
+  async fuseEvents(embedded: EmbeddedEvents, events: readonly number[]): Promise<Float32Array> {
+    const n = events.length;
+    if (n === 0) return new Float32Array(0);
+    const D = this.settings.inputDim;
+    const x = new Float32Array(n * M * D);
+    const w = new Float32Array(n * M);
+    for (let r = 0; r < n; r++) {
+      const i = events[r]!;
+      const m = embedded.modality[i]!;
+      const d = this.dims[m]!;
+      const at = embedded.row[i]! * d;
+      x.set(embedded.blocks[m]!.subarray(at, at + d), (r * M + m) * D);
+      w[r * M + m] = this.settings.weights[m]!;
+    }
+    return this.run(x, w, n);
+  }
+
+  /** n ads from all their modalities at once (rows of a missing modality are zero). Returns n rows of F. */
+  async fuseAds(blocks: Readonly<ModalityBlocks>, n: number): Promise<Float32Array> {
+    if (n === 0) return new Float32Array(0);
+    const D = this.settings.inputDim;
+    const x = new Float32Array(n * M * D);
+    const w = new Float32Array(n * M);
+    for (let r = 0; r < n; r++) {
+      for (let m = 0; m < M; m++) {
+        const d = this.dims[m]!;
+        x.set(blocks[m]!.subarray(r * d, (r + 1) * d), (r * M + m) * D);
+        w[r * M + m] = this.settings.weights[m]!;
+      }
+    }
+    return this.run(x, w, n);
+  }
+
+  private async run(modalities: Float32Array, weights: Float32Array, n: number): Promise<Float32Array> {
+    const res = await this.engine.infer(this.settings.model, { items: n, inputs: { modalities, weights } });
+    return res.outputs.fused as Float32Array;
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Candidates for users with several interests: retrieval by similarity, then a CTR re-rank.
+ *
+ * 1. The scorer runs every interest of every user (one row each) against the catalog.
+ * 2. Per user, an ad's similarity is its best match over the user's interests; the top
+ *    (topK + slack) by similarity go on.
+ * 3. The CTR model scores each (matching interest, ad) pair; the candidate's score is that CTR
+ *    times the interest's share of the user's strength: the chance the user is in that interest
+ *    now, times the chance of a click given it. The share is what lets a fresh interest outrank
+ *    one that has decayed, since every interest is a unit vector to the scorer and the CTR model.
+ */
+import type { Candidate } from '../domain/outputs.js';
+import type { Inference } from '../inference/types.js';
+import type { CtrSettings } from '../models/model-io.js';
+import { totalStrength, type Interest } from '../domain/user-state.js';
+import type { Match } from './retrieve.js';
+
+/** One user's interests, ready to score. */
+export interface RankQuery {
+  /** rows x F, each interest normalised. */
+  readonly interests: Float32Array;
+  /** Per row, that interest's share of the user's strength. */
+  readonly shares: Float64Array;
+}
+
+export interface Retrieval {
+  score(queries: Float32Array, n: number): Promise<Match[][]>;
+}
+
+export interface CandidateRankerOptions {
+  readonly topK: number;
+  /** Candidates beyond topK that go to the CTR model. */
+  readonly slack: number;
+  readonly ctr: CtrSettings;
+}
+
+/** A user's interests as a RankQuery (zero interests: no rows). Copies: the state may change later. */
+export function rankQuery(interests: readonly Interest[], dim: number): RankQuery {
+  const rows = new Float32Array(interests.length * dim);
+  const shares = new Float64Array(interests.length);
+  const total = totalStrength({ interests });
+  interests.forEach((it, r) => {
+    let norm = 0;
+    for (let j = 0; j < dim; j++) norm += it.vector[j]! * it.vector[j]!;
+    const inv = norm > 0 ? 1 / Math.sqrt(norm) : 0;
+    for (let j = 0; j < dim; j++) rows[r * dim + j] = it.vector[j]! * inv;
+    shares[r] = total > 0 ? it.strength / total : 0;
+  });
+  return { interests: rows, shares };
+}
+
+interface Pair {
+  readonly match: Match;
+  readonly user: number;
+  /** Row of the matching interest within the user's query. */
+  readonly row: number;
+}
+
+export class CandidateRanker {
+  constructor(
+    private readonly engine: Inference,
+    private readonly retrieval: Retrieval,
+    private readonly dim: number,
+    private readonly o: CandidateRankerOptions,
+  ) {}
+
+  /** Ranked candidates per query, best first. */
+  async rank(queries: readonly RankQuery[]): Promise<Candidate[][]> {
+    const dim = this.dim;
+    const total = queries.reduce((n, q) => n + q.shares.length, 0);
+    const rows = new Float32Array(total * dim);
+    let at = 0;
+    for (const q of queries) {
+      rows.set(q.interests, at * dim);
+      at += q.shares.length;
+    }
+    const matches = await this.retrieval.score(rows, total);
+
+    // Per user: best match per ad over the user's interests, the best (topK + slack) of them.
+    const pairs: Pair[][] = [];
+    at = 0;
+    queries.forEach((q, user) => {
+      const best = new Map<string, Pair>();
+      for (let row = 0; row < q.shares.length; row++) {
+        for (const match of matches[at + row] ?? []) {
+          const seen = best.get(match.ad.adId);
+          if (!seen || match.similarity > seen.match.similarity) best.set(match.ad.adId, { match, user, row });
+        }
+      }
+      at += q.shares.length;
+      pairs.push([...best.values()].sort((a, b) => b.match.similarity - a.match.similarity).slice(0, this.o.topK + this.o.slack));
+    });
+
+    const ctr = await this.predict(queries, pairs);
+    let p = 0;
+    return pairs.map((list, user) =>
+      list
+        .map((pair) => ({ pair, score: ctr[p++]! * queries[user]!.shares[pair.row]! }))
+        .sort((a, b) => b.score - a.score || b.pair.match.similarity - a.pair.match.similarity)
+        .slice(0, this.o.topK)
+        .map(({ pair, score }) => ({ adId: pair.match.ad.adId, score, categoryId: pair.match.ad.categoryId })),
+    );
+  }
+
+  /** One CTR request for every pair of every user (the batcher merges it with other chunks'). */
+  private async predict(queries: readonly RankQuery[], pairs: readonly Pair[][]): Promise<Float32Array> {
+    const n = pairs.reduce((k, l) => k + l.length, 0);
+    if (n === 0) return new Float32Array(0);
+    const dim = this.dim;
+    const user = new Float32Array(n * dim);
+    const ad = new Float32Array(n * dim);
+    let i = 0;
+    for (const list of pairs) {
+      for (const pair of list) {
+        const q = queries[pair.user]!;
+        user.set(q.interests.subarray(pair.row * dim, (pair.row + 1) * dim), i * dim);
+        ad.set(pair.match.vector, i * dim);
+        i++;
+      }
+    }
+    const { model, userInput, adInput, output } = this.o.ctr;
+    const res = await this.engine.infer(model, { items: n, inputs: { [userInput]: user, [adInput]: ad } });
+    return res.outputs[output] as Float32Array;
+  }
+}

@@ -1,0 +1,114 @@
+import type { Ad } from '../domain/events.js';
+import type { Inference } from '../inference/types.js';
+import type { AdCatalog } from '../catalog/ad-catalog.js';
+
+/** Uploads the ad matrix to the workers; the engine implements it (InferenceEngine.setResident). */
+export interface ResidentInputs {
+  setResident(model: string, name: string, data: Float32Array | BigInt64Array, dims: number[]): Promise<void>;
+}
+
+export interface EngineScorerOptions {
+  readonly model: string;
+  /**
+   * Ads asked for per query row: what the caller keeps plus slack, which also replaces ads
+   * deactivated since the last upload.
+   */
+  readonly perRow: number;
+  /** Catalog changes are uploaded at most this often; in between, the last snapshot is used. */
+  readonly minUploadIntervalMs: number;
+}
+
+/** One ad found for a query row. */
+export interface Match {
+  readonly ad: Ad;
+  /** Inner product with the query (a cosine for unit vectors). */
+  readonly similarity: number;
+  /** The ad's vector as scored: a view into the uploaded snapshot, never changed afterwards. */
+  readonly vector: Float32Array;
+}
+
+interface Snapshot {
+  readonly version: number;
+  /** Row -> ad, as uploaded. */
+  readonly rows: Ad[];
+  /** The uploaded ad matrix (a copy of the catalog's). */
+  readonly matrix: Float32Array;
+  readonly k: number;
+  readonly at: number;
+}
+
+/**
+ * Top-k ads per query row through the scorer model: the ad matrix lives on the inference workers as a
+ * resident input, re-uploaded when the catalog changed. Uploads and scoring exclude each other (a
+ * batch must never pair the new matrix with the old row-to-ad mapping), and ads that became
+ * inactive since the last upload are filtered out here, so none is ever emitted.
+ */
+export class EngineScorer {
+  private snapshot: Snapshot | undefined;
+  private inFlight = 0;
+  private drained: (() => void) | undefined;
+  private uploading: Promise<void> | undefined;
+
+  constructor(
+    private readonly engine: Inference & ResidentInputs,
+    private readonly catalog: AdCatalog,
+    private readonly o: EngineScorerOptions,
+  ) {}
+
+  /** The best active ads per query row (queries: n rows of the catalog's dimension), best first. */
+  async score(queries: Float32Array, n: number): Promise<Match[][]> {
+    if (n === 0) return [];
+    const snap = await this.acquire();
+    try {
+      if (snap.k === 0) return Array.from({ length: n }, () => []);
+      const res = await this.engine.infer(this.o.model, { items: n, inputs: { users: queries } });
+      const scores = res.outputs.scores as Float32Array;
+      const indices = res.outputs.indices as BigInt64Array;
+      const dim = this.catalog.dim;
+      const out: Match[][] = [];
+      for (let q = 0; q < n; q++) {
+        const list: Match[] = [];
+        for (let j = 0; j < snap.k; j++) {
+          const row = Number(indices[q * snap.k + j]);
+          const ad = snap.rows[row]!;
+          if (!this.catalog.get(ad.adId)?.active) continue; // changed since the upload
+          list.push({ ad, similarity: scores[q * snap.k + j]!, vector: snap.matrix.subarray(row * dim, (row + 1) * dim) });
+        }
+        out.push(list);
+      }
+      return out;
+    } finally {
+      if (--this.inFlight === 0) this.drained?.();
+    }
+  }
+
+  /**
+   * A snapshot fresh enough to score with, counted in flight. The check and the count happen with no
+   * await in between, so an upload cannot start between them.
+   */
+  private async acquire(): Promise<Snapshot> {
+    for (;;) {
+      while (this.uploading) await this.uploading;
+      const snap = this.snapshot;
+      if (snap && (snap.version === this.catalog.version || Date.now() - snap.at < this.o.minUploadIntervalMs)) {
+        this.inFlight++;
+        return snap;
+      }
+      this.uploading = this.upload().finally(() => (this.uploading = undefined));
+    }
+  }
+
+  private async upload(): Promise<void> {
+    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    this.drained = undefined;
+    const version = this.catalog.version;
+    const rows = this.catalog.rowSnapshot();
+    const k = Math.min(this.o.perRow, rows.length);
+    const matrix = this.catalog.embeddings().slice();
+    if (rows.length > 0) {
+      await this.engine.setResident(this.o.model, 'ads', matrix, [rows.length, this.catalog.dim]);
+      await this.engine.setResident(this.o.model, 'k', BigInt64Array.of(BigInt(k)), [1]);
+    }
+    this.snapshot = { version, rows, matrix, k, at: Date.now() };
+  }
+}
