@@ -11,8 +11,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
  * folders on one line are one layer and must not import each other.
  */
 export const LAYERS: readonly (readonly string[])[] = [
-  ['util'],
   ['domain'],
+  ['util'],
   ['serde', 'preprocess'],
   ['inference'],
   ['models', 'state'],

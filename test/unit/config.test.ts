@@ -344,7 +344,7 @@ describe('describeSettings and settingsMarkdownTable', () => {
   it("README.md's configuration table is settingsMarkdownTable()", () => {
     const BEGIN = '<!-- settings:begin -->';
     const END = '<!-- settings:end -->';
-    const fix = `paste the output of settingsMarkdownTable() (src/config/load-config.ts) between the lines ${BEGIN} and ${END} in README.md`;
+    const fix = `paste the output of settingsMarkdownTable() (src/app/config/load-config.ts) between the lines ${BEGIN} and ${END} in README.md`;
     const readme = new URL('../../README.md', import.meta.url);
     if (!existsSync(readme)) expect.fail(`README.md is missing: create it and ${fix}`);
     const text = readFileSync(readme, 'utf8');

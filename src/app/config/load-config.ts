@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../../domain/errors.js';
-import { SETTINGS, type Config, type SettingName, type SettingSpec } from './settings.js';
+import { coerceSetting, type RawSetting, type SettingSpec } from '../../util/settings.js';
+import { SETTINGS, type Config, type SettingName } from './settings.js';
 
-type Raw = string | number | boolean | readonly string[] | null;
+type Raw = RawSetting;
 
 /**
  * Builds the configuration from, in rising precedence: defaults, a JSON config file (camelCase keys),
@@ -36,7 +37,7 @@ export function loadConfig(opts: {
       raw = override;
       source = name;
     }
-    out[name] = coerce(source === 'default' ? spec.env : source, spec, raw);
+    out[name] = coerceSetting(source === 'default' ? spec.env : source, spec, raw);
   }
   return Object.freeze(out) as Config;
 }
@@ -55,53 +56,6 @@ function readConfigFile(path: string): Record<string, unknown> {
     if (!Object.hasOwn(SETTINGS, key)) throw new ConfigError('CONFIG_FILE', `${path}: unknown setting "${key}"; known: ${Object.keys(SETTINGS).join(', ')}`);
   }
   return parsed as Record<string, unknown>;
-}
-
-function coerce(where: string, spec: SettingSpec, raw: Raw): unknown {
-  if (raw === null) {
-    // Only a setting whose default is unset may be null; `"topK": null` in a file is an error.
-    if (spec.default === null) return null;
-    throw new ConfigError(where, `must not be null (${spec.kind})`);
-  }
-  switch (spec.kind) {
-    case 'string': {
-      const s = String(raw).trim();
-      if (!s) throw new ConfigError(where, 'must not be empty');
-      return s;
-    }
-    case 'int':
-    case 'number': {
-      const text = String(raw).trim();
-      // Number('') is 0: a blank value must not silently become 0.
-      const n = typeof raw === 'number' ? raw : text === '' ? Number.NaN : Number(text);
-      if (!Number.isFinite(n) || (spec.kind === 'int' && !Number.isInteger(n))) {
-        throw new ConfigError(where, `must be ${spec.kind === 'int' ? 'an integer' : 'a number'}, got "${String(raw)}"`);
-      }
-      if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) {
-        throw new ConfigError(where, `must be between ${spec.min} and ${spec.max}, got ${n}`);
-      }
-      return n;
-    }
-    case 'boolean': {
-      if (typeof raw === 'boolean') return raw;
-      const s = String(raw).trim().toLowerCase();
-      if (['true', '1', 'yes', 'on'].includes(s)) return true;
-      if (['false', '0', 'no', 'off'].includes(s)) return false;
-      throw new ConfigError(where, `must be true or false, got "${String(raw)}"`);
-    }
-    case 'list': {
-      const items = (Array.isArray(raw) ? raw.map(String) : String(raw).split(',')).map((s) => s.trim()).filter(Boolean);
-      if (items.length === 0) throw new ConfigError(where, 'must list at least one value');
-      const unknown = spec.values ? items.filter((i) => !spec.values!.includes(i)) : [];
-      if (unknown.length > 0) throw new ConfigError(where, `has unknown value(s) ${unknown.join(', ')}; allowed: ${spec.values!.join(', ')}`);
-      return Object.freeze(items);
-    }
-    case 'enum': {
-      const s = String(raw).trim();
-      if (!spec.values?.includes(s)) throw new ConfigError(where, `must be one of ${spec.values?.join(', ')}, got "${s}"`);
-      return s;
-    }
-  }
 }
 
 /** The settings as text for --help, one per line. */

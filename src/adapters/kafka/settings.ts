@@ -1,0 +1,15 @@
+import type { SettingTable, SettingValues } from '../../util/settings.js';
+
+/** The Kafka adapter's settings: the cluster, the consumer group, topic creation and chunking. */
+export const KAFKA_SETTINGS = {
+  kafkaBrokers: { env: 'KAFKA_BROKERS', kind: 'list', default: null, doc: 'Kafka bootstrap servers, comma-separated. Unset: `demo` starts a local broker; `run` refuses to start.' },
+  kafkaClientId: { env: 'KAFKA_CLIENT_ID', kind: 'string', default: 'adstream', doc: 'Client id sent to Kafka (shows in broker logs and quotas).' },
+  groupId: { env: 'GROUP_ID', kind: 'string', default: 'adstream-processor', doc: 'Consumer group of the event consumers; instances with the same group share partitions.' },
+  createTopics: { env: 'CREATE_TOPICS', kind: 'boolean', default: true, doc: 'Create missing topics at start (event topics with TOPIC_PARTITIONS partitions, the catalog and segments compacted).' },
+  topicPartitions: { env: 'TOPIC_PARTITIONS', kind: 'int', default: 3, min: 1, max: 10000, doc: 'Partitions of topics created at start; the three event topics must have the same count.' },
+  topicReplication: { env: 'TOPIC_REPLICATION', kind: 'int', default: 1, min: 1, max: 16, doc: 'Replication factor of topics created at start.' },
+  sessionTimeoutMs: { env: 'SESSION_TIMEOUT_MS', kind: 'int', default: 30000, min: 6000, max: 300000, doc: 'Consumer group session timeout: how soon partitions of a crashed instance move to the others.' },
+  chunkMaxRecords: { env: 'CHUNK_MAX_RECORDS', kind: 'int', default: 500, min: 1, max: 100000, doc: 'Records processed, produced and committed together; smaller gives lower latency, larger more throughput.' },
+} as const satisfies SettingTable;
+
+export type KafkaSettings = SettingValues<typeof KAFKA_SETTINGS>;
