@@ -1,4 +1,3 @@
-import { RejectedRecordError, errorMessage, type ReasonCode } from '../domain/errors.js';
 import { hash32 } from '../preprocess/hash.js';
 import type { Fuser } from './fuse.js';
 import type { MultimodalEmbedder } from './embed.js';
@@ -9,7 +8,7 @@ import { nearestCentroid, segmentsChanged, userSegments, type Centroids } from '
 import { applyEvent, type InterestParams } from '../state/user-interest.js';
 import { NONE, snapshotState, type UserState } from '../domain/user-state.js';
 import type { UserStateStore } from '../state/user-state-store.js';
-import type { Candidate, DeadLetterOutput, DeletionOutput, ProcessResult, ScoredOutput, SegmentsOutput } from '../domain/outputs.js';
+import { deadLetterOf, type Candidate, type DeadLetterOutput, type DeletionOutput, type ProcessResult, type ScoredOutput, type SegmentsOutput } from '../domain/outputs.js';
 
 /** How strongly each action moves a user's interest (stronger intent, larger weight). */
 export const ACTION_WEIGHT: Readonly<Record<ClickAction, number>> = { VIEW: 1, CLICK: 2, ADD_TO_CART: 3, PURCHASE: 4 };
@@ -143,9 +142,9 @@ export class Processor {
   }
 
   private deadLetter(source: InputRecord, err: unknown): DeadLetterOutput {
-    const reason: ReasonCode = err instanceof RejectedRecordError ? err.reason : 'PROCESSING_FAILED';
-    if (reason === 'PROCESSING_FAILED') this.o.onUnexpected?.(err, source);
-    return { source, reason, message: errorMessage(err), failedAt: this.clock() };
+    const d = deadLetterOf(source, err, this.clock());
+    if (d.reason === 'PROCESSING_FAILED') this.o.onUnexpected?.(err, source);
+    return d;
   }
 
   /**
