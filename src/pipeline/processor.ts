@@ -42,13 +42,22 @@ export interface ProcessorOptions {
   readonly onUnexpected?: (err: unknown, source: InputRecord) => void;
 }
 
-/** Timings of one process() call, in seconds, for the stage-latency metrics. */
+/** Time a call spent in each stage, in seconds, for the stage-latency metrics. */
 export interface StageTimings {
-  decode: number;
-  features: number;
+  readonly decode: number;
+  readonly features: number;
   /** Fusion model and the interest update. */
-  fusion: number;
-  scoring: number;
+  readonly fusion: number;
+  readonly scoring: number;
+}
+
+/**
+ * What process() and flushDue() return: the outputs, and the call's own stage timings. They travel
+ * with the result because several chunks are in flight at once (one per partition): a field on the
+ * processor would hold whichever chunk wrote last.
+ */
+export interface ChunkResult extends ProcessResult {
+  readonly timings: StageTimings;
 }
 
 /** Deleted users remembered (most recent), so that a replay of their older events does not bring them back. */
@@ -82,7 +91,6 @@ interface Emission {
  * between (see UserStateStore on why).
  */
 export class Processor {
-  readonly timings: StageTimings = { decode: 0, features: 0, fusion: 0, scoring: 0 };
   /** Replayed events of deleted users that were skipped (see markDeleted). */
   skippedReplays = 0;
   private readonly clock: () => number;
@@ -120,10 +128,10 @@ export class Processor {
    * Handles a chunk of input records: events of the three event topics, and deletion requests of
    * the deletions topic, in record order (runs of each are handled one after the other).
    */
-  async process(records: readonly InputRecord[]): Promise<ProcessResult> {
+  async process(records: readonly InputRecord[]): Promise<ChunkResult> {
     const del = this.o.deletionsTopic;
     if (del === undefined || !records.some((r) => r.topic === del)) return this.processEvents(records);
-    const results: ProcessResult[] = [];
+    const results: ChunkResult[] = [];
     let start = 0;
     for (let i = 1; i <= records.length; i++) {
       if (i < records.length && (records[i]!.topic === del) === (records[start]!.topic === del)) continue;
@@ -138,6 +146,12 @@ export class Processor {
       stateChanges: results.flatMap((r) => r.stateChanges),
       segments: results.flatMap((r) => r.segments),
       deletions: results.flatMap((r) => r.deletions),
+      timings: {
+        decode: results.reduce((t, r) => t + r.timings.decode, 0),
+        features: results.reduce((t, r) => t + r.timings.features, 0),
+        fusion: results.reduce((t, r) => t + r.timings.fusion, 0),
+        scoring: results.reduce((t, r) => t + r.timings.scoring, 0),
+      },
     };
   }
 
@@ -152,7 +166,7 @@ export class Processor {
    * for a rate-limited output), and each deletion comes back for the transport to tombstone the
    * user in the changelog and the segments topic. Synchronous: no other chunk sees a half-deleted user.
    */
-  private deleteUsers(records: readonly InputRecord[]): ProcessResult {
+  private deleteUsers(records: readonly InputRecord[]): ChunkResult {
     const deadLetters: DeadLetterOutput[] = [];
     const deletions: DeletionOutput[] = [];
     const t0 = performance.now();
@@ -170,12 +184,11 @@ export class Processor {
       this.markDeleted(d.userId);
       deletions.push({ userId: d.userId, partition: r.partition, requestId: d.requestId, requestedAt: d.requestedAt, deletedAt: this.clock(), source: r, held: s !== undefined, discardedEventIds });
     }
-    this.timings.decode = (performance.now() - t0) / 1000;
-    this.timings.features = this.timings.fusion = this.timings.scoring = 0;
-    return { scored: [], deadLetters, stateChanges: [], segments: [], deletions };
+    const timings: StageTimings = { decode: (performance.now() - t0) / 1000, features: 0, fusion: 0, scoring: 0 };
+    return { scored: [], deadLetters, stateChanges: [], segments: [], deletions, timings };
   }
 
-  private async processEvents(records: readonly InputRecord[]): Promise<ProcessResult> {
+  private async processEvents(records: readonly InputRecord[]): Promise<ChunkResult> {
     const deadLetters: DeadLetterOutput[] = [];
     const reject = (source: InputRecord, err: unknown): void => void deadLetters.push(this.deadLetter(source, err));
 
@@ -195,13 +208,13 @@ export class Processor {
       }
     }
     let t1 = performance.now();
-    this.timings.decode = (t1 - t0) / 1000;
+    const decode = (t1 - t0) / 1000;
 
     // 2. Embed: caches, then one engine request per modality (the batcher merges them across chunks).
     const embedded = await this.o.embedder.embedEvents(events);
     for (const [i, err] of embedded.failures) reject(sources[i]!, err);
     t0 = performance.now();
-    this.timings.features = (t0 - t1) / 1000;
+    const features = (t0 - t1) / 1000;
 
     // 3. Fuse: one request for every event that embedded.
     const ok: number[] = [];
@@ -253,26 +266,28 @@ export class Processor {
     const emissions = this.take(states.filter((s) => interval === 0 || now - s.lastEmittedAt >= interval), now);
     const stateChanges = this.settle(states, now);
     t1 = performance.now();
-    this.timings.fusion = (t1 - t0) / 1000;
+    const fusion = (t1 - t0) / 1000;
 
     // 5. Score the users that are due, once each, against the active catalog.
     const scored = await this.score(emissions);
-    this.timings.scoring = (performance.now() - t1) / 1000;
-    return { scored, deadLetters, stateChanges, segments, deletions: [] };
+    const timings: StageTimings = { decode, features, fusion, scoring: (performance.now() - t1) / 1000 };
+    return { scored, deadLetters, stateChanges, segments, deletions: [], timings };
   }
 
   /**
    * Scores every held user whose events wait and whose interval has passed (the runtime calls it
    * on a timer when EMIT_INTERVAL_MS > 0). Their state changes say the events went out.
    */
-  async flushDue(now: number = this.clock()): Promise<ProcessResult> {
+  async flushDue(now: number = this.clock()): Promise<ChunkResult> {
+    const t0 = performance.now();
     const interval = this.o.emitIntervalMs;
     const due: UserState[] = [];
     for (const s of this.o.users.pendingUsers()) if (interval === 0 || now - s.lastEmittedAt >= interval) due.push(s);
     const emissions = this.take(due, now);
     const stateChanges = this.settle(due, now);
     const scored = await this.score(emissions);
-    return { scored, deadLetters: [], stateChanges, segments: [], deletions: [] };
+    const timings: StageTimings = { decode: 0, features: 0, fusion: 0, scoring: (performance.now() - t0) / 1000 };
+    return { scored, deadLetters: [], stateChanges, segments: [], deletions: [], timings };
   }
 
   /** Names the users' interests after the catalog's categories; the outputs for the lists that changed enough. */
