@@ -1,6 +1,6 @@
-import { RejectedRecordError, errorMessage } from '../domain/errors.js';
+import { RejectedRecordError } from '../domain/errors.js';
 import type { Ad, InputRecord } from '../domain/events.js';
-import type { DeadLetterOutput } from '../domain/outputs.js';
+import { deadLetterOf, type DeadLetterOutput } from '../domain/outputs.js';
 import type { AdCatalog } from './ad-catalog.js';
 
 /**
@@ -52,7 +52,7 @@ export class CatalogUpdater<Blocks = unknown> {
         }
       } catch (err) {
         if (!(err instanceof RejectedRecordError)) throw err;
-        rejected.push({ source: r, reason: err.reason, message: errorMessage(err), failedAt: this.clock() });
+        rejected.push(deadLetterOf(r, err, this.clock()));
       }
     }
     const embeddings = ads.length > 0 ? await this.fuser.fuseAds(await this.embedder.embedAds(ads), ads.length) : NONE;

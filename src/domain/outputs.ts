@@ -1,4 +1,4 @@
-import type { ReasonCode } from './errors.js';
+import { RejectedRecordError, errorMessage, type ReasonCode } from './errors.js';
 import type { InputRecord } from './events.js';
 import type { Segment, UserState } from './user-state.js';
 
@@ -38,6 +38,15 @@ export interface DeadLetterOutput {
   readonly reason: ReasonCode;
   readonly message: string;
   readonly failedAt: number;
+}
+
+/**
+ * The dead letter for a record that failed with err: a rejection keeps its reason; anything else
+ * is PROCESSING_FAILED (a bug, not the record's fault: the caller decides whom to tell).
+ */
+export function deadLetterOf(source: InputRecord, err: unknown, failedAt: number): DeadLetterOutput {
+  const reason: ReasonCode = err instanceof RejectedRecordError ? err.reason : 'PROCESSING_FAILED';
+  return { source, reason, message: errorMessage(err), failedAt };
 }
 
 /**

@@ -118,6 +118,38 @@ export class EventDecoder {
   }
 }
 
+/** A chunk's events that decoded, in record order; sources[i] is the record of events[i]. */
+export interface DecodedEvents {
+  readonly events: UserEvent[];
+  readonly sources: InputRecord[];
+}
+
+/**
+ * Decodes a chunk of event records (topics: input topic -> the kind it carries); a record the
+ * decoder rejects goes to reject. A record from another topic is a wiring bug, and throws.
+ */
+export function decodeEvents(
+  decoder: Pick<EventDecoder, 'decodeEvent'>,
+  topics: ReadonlyMap<string, EventKind>,
+  records: readonly InputRecord[],
+  now: number,
+  reject: (source: InputRecord, err: unknown) => void,
+): DecodedEvents {
+  const events: UserEvent[] = [];
+  const sources: InputRecord[] = [];
+  for (const r of records) {
+    const kind = topics.get(r.topic);
+    if (!kind) throw new Error(`record from topic ${r.topic}, which is not an input topic`);
+    try {
+      events.push(decoder.decodeEvent(kind, r, now));
+      sources.push(r);
+    } catch (err) {
+      reject(r, err);
+    }
+  }
+  return { events, sources };
+}
+
 function id(field: string, v: string, maxChars: number): string {
   const s = v.trim();
   if (s.length === 0) throw new RejectedRecordError('INVALID_FIELD', `${field} is empty`);

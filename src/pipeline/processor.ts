@@ -1,18 +1,15 @@
-import { RejectedRecordError, errorMessage, type ReasonCode } from '../domain/errors.js';
-import { hash32 } from '../preprocess/hash.js';
-import type { Fuser } from './fuse.js';
-import type { MultimodalEmbedder } from './embed.js';
-import type { EventDecoder } from './decode.js';
-import type { ClickAction, EventKind, InputRecord, UserDeletion, UserEvent } from '../domain/events.js';
-import { rankQuery, type RankQuery } from './rank.js';
-import { nearestCentroid, segmentsChanged, userSegments, type Centroids } from '../state/segments.js';
-import { applyEvent, type InterestParams } from '../state/user-interest.js';
-import { NONE, snapshotState, type UserState } from '../domain/user-state.js';
+import type { EventKind, InputRecord } from '../domain/events.js';
+import { deadLetterOf, type Candidate, type DeadLetterOutput, type ProcessResult, type ScoredOutput } from '../domain/outputs.js';
+import type { Centroids } from '../state/segments.js';
+import type { InterestParams } from '../state/user-interest.js';
 import type { UserStateStore } from '../state/user-state-store.js';
-import type { Candidate, DeadLetterOutput, DeletionOutput, ProcessResult, ScoredOutput, SegmentsOutput } from '../domain/outputs.js';
-
-/** How strongly each action moves a user's interest (stronger intent, larger weight). */
-export const ACTION_WEIGHT: Readonly<Record<ClickAction, number>> = { VIEW: 1, CLICK: 2, ADD_TO_CART: 3, PURCHASE: 4 };
+import { decodeEvents, type EventDecoder } from './decode.js';
+import { UserDeleter } from './delete.js';
+import type { MultimodalEmbedder } from './embed.js';
+import { EmitPolicy, type Emission } from './emit-policy.js';
+import { InterestFolder } from './fold.js';
+import type { Fuser } from './fuse.js';
+import type { RankQuery } from './rank.js';
 
 export interface ProcessorOptions {
   /**
@@ -43,36 +40,30 @@ export interface ProcessorOptions {
   readonly onUnexpected?: (err: unknown, source: InputRecord) => void;
 }
 
-/** Timings of one process() call, in seconds, for the stage-latency metrics. */
+/** Time a call spent in each stage, in seconds, for the stage-latency metrics. */
 export interface StageTimings {
-  decode: number;
-  features: number;
+  readonly decode: number;
+  readonly features: number;
   /** Fusion model and the interest update. */
-  fusion: number;
-  scoring: number;
+  readonly fusion: number;
+  readonly scoring: number;
 }
 
-/** Deleted users remembered (most recent), so that a replay of their older events does not bring them back. */
-const DELETED_USERS_REMEMBERED = 100_000;
-
-const REVIEW_WEIGHT_LIKED = 1.5;
-const REVIEW_WEIGHT_DISLIKED = 0.5;
-const IMAGE_VIEW_WEIGHT = 1;
-
-/** A user about to be scored: what the output will say, taken while the state was consistent. */
-interface Emission {
-  readonly userId: string;
-  readonly eventIds: readonly string[];
-  readonly latestEventTime: number;
-  readonly query: RankQuery;
-  /** lastEmittedAt before this emission, and after: to give the events back if scoring fails. */
-  readonly previousEmittedAt: number;
-  readonly emittedAt: number;
+/**
+ * What process() and flushDue() return: the outputs, and the call's own stage timings. They travel
+ * with the result because several chunks are in flight at once (one per partition): a field on the
+ * processor would hold whichever chunk wrote last.
+ */
+export interface ChunkResult extends ProcessResult {
+  readonly timings: StageTimings;
 }
 
 /**
  * The transport-agnostic core: input records and the state it owns in, outputs out. It knows
- * nothing of Kafka; adapters feed it records and deliver what it returns (see runtime/).
+ * nothing of Kafka; adapters feed it records and deliver what it returns (see src/adapters).
+ * It sequences the stages: decode (decode.ts), embed (embed.ts), fuse (fuse.ts), fold into user
+ * state (fold.ts), the emit policy (emit-policy.ts), rank (rank.ts); deletion requests take their
+ * own stage (delete.ts).
  *
  * Every record of a call comes back as a dead letter, inside the eventIds of its user's scored
  * output, or (when the user's outputs are rate-limited) inside the pendingEventIds of its user's
@@ -83,48 +74,47 @@ interface Emission {
  * between (see UserStateStore on why).
  */
 export class Processor {
-  readonly timings: StageTimings = { decode: 0, features: 0, fusion: 0, scoring: 0 };
-  /** Replayed events of deleted users that were skipped (see markDeleted). */
-  skippedReplays = 0;
   private readonly clock: () => number;
-  /** Users deleted and not seen since (insertion order: oldest first), bounded. */
-  private readonly deleted = new Set<string>();
+  private readonly folder: InterestFolder;
+  private readonly emit: EmitPolicy;
+  private readonly deleter: UserDeleter;
 
   constructor(private readonly o: ProcessorOptions) {
     this.clock = o.clock ?? Date.now;
     if (o.users.dim !== o.fuser.dim) throw new Error(`dimension mismatch: fused space ${o.fuser.dim}, user state ${o.users.dim}`);
+    const dim = o.fuser.dim;
+    this.folder = new InterestFolder({ users: o.users, interests: o.interests, dim, modalityWeights: o.fuser.settings.weights, centroids: o.centroids, appliedUpTo: o.appliedUpTo });
+    this.emit = new EmitPolicy({ users: o.users, emitIntervalMs: o.emitIntervalMs, dim, modelVersion: o.modelVersion });
+    this.deleter = new UserDeleter({ decoder: o.decoder, users: o.users, deleted: this.folder, clock: this.clock });
   }
 
   get modelVersion(): string {
     return this.o.modelVersion;
   }
 
-  /** The segment an interest vector belongs to (its nearest category); null before the catalog has ads. */
-  segmentOf(vector: Float32Array): string | null {
-    const c = this.o.centroids.current();
-    return c.names[nearestCentroid(vector, c)] ?? null;
+  /** Replayed events of deleted users that were skipped (see markDeleted). */
+  get skippedReplays(): number {
+    return this.folder.skippedReplays;
   }
 
-  /**
-   * Remembers that a user was deleted (by a deletion here, or a tombstone met while restoring the
-   * changelog). A replayed event of that user at or below the restored applied offset (its output
-   * was delivered before the deletion) is then skipped instead of starting the user again; an
-   * event past it starts a fresh user.
-   */
+  /** The segment an interest vector belongs to (its nearest category); null before the catalog has ads. */
+  segmentOf(vector: Float32Array): string | null {
+    return this.folder.segmentOf(vector);
+  }
+
+  /** Remembers a deleted user (a tombstone met while restoring the changelog): see InterestFolder.markDeleted. */
   markDeleted(userId: string): void {
-    this.deleted.delete(userId);
-    this.deleted.add(userId);
-    if (this.deleted.size > DELETED_USERS_REMEMBERED) this.deleted.delete(this.deleted.values().next().value!);
+    this.folder.markDeleted(userId);
   }
 
   /**
    * Handles a chunk of input records: events of the three event topics, and deletion requests of
    * the deletions topic, in record order (runs of each are handled one after the other).
    */
-  async process(records: readonly InputRecord[]): Promise<ProcessResult> {
+  async process(records: readonly InputRecord[]): Promise<ChunkResult> {
     const del = this.o.deletionsTopic;
     if (del === undefined || !records.some((r) => r.topic === del)) return this.processEvents(records);
-    const results: ProcessResult[] = [];
+    const results: ChunkResult[] = [];
     let start = 0;
     for (let i = 1; i <= records.length; i++) {
       if (i < records.length && (records[i]!.topic === del) === (records[start]!.topic === del)) continue;
@@ -132,232 +122,95 @@ export class Processor {
       results.push(run[0]!.topic === del ? this.deleteUsers(run) : await this.processEvents(run));
       start = i;
     }
-    if (results.length === 1) return results[0]!;
-    return {
-      scored: results.flatMap((r) => r.scored),
-      deadLetters: results.flatMap((r) => r.deadLetters),
-      stateChanges: results.flatMap((r) => r.stateChanges),
-      segments: results.flatMap((r) => r.segments),
-      deletions: results.flatMap((r) => r.deletions),
-    };
-  }
-
-  private deadLetter(source: InputRecord, err: unknown): DeadLetterOutput {
-    const reason: ReasonCode = err instanceof RejectedRecordError ? err.reason : 'PROCESSING_FAILED';
-    if (reason === 'PROCESSING_FAILED') this.o.onUnexpected?.(err, source);
-    return { source, reason, message: errorMessage(err), failedAt: this.clock() };
-  }
-
-  /**
-   * Forgets the users of deletion requests: their state leaves the store (with any events waiting
-   * for a rate-limited output), and each deletion comes back for the transport to tombstone the
-   * user in the changelog and the segments topic. Synchronous: no other chunk sees a half-deleted user.
-   */
-  private deleteUsers(records: readonly InputRecord[]): ProcessResult {
-    const deadLetters: DeadLetterOutput[] = [];
-    const deletions: DeletionOutput[] = [];
-    const t0 = performance.now();
-    for (const r of records) {
-      let d: UserDeletion;
-      try {
-        d = this.o.decoder.decodeDeletion(r);
-      } catch (err) {
-        deadLetters.push(this.deadLetter(r, err));
-        continue;
-      }
-      const s = this.o.users.get(d.userId);
-      const discardedEventIds = s ? [...s.pendingEventIds] : [];
-      if (s) this.o.users.delete(d.userId);
-      this.markDeleted(d.userId);
-      deletions.push({ userId: d.userId, partition: r.partition, requestId: d.requestId, requestedAt: d.requestedAt, deletedAt: this.clock(), source: r, held: s !== undefined, discardedEventIds });
-    }
-    this.timings.decode = (performance.now() - t0) / 1000;
-    this.timings.features = this.timings.fusion = this.timings.scoring = 0;
-    return { scored: [], deadLetters, stateChanges: [], segments: [], deletions };
-  }
-
-  private async processEvents(records: readonly InputRecord[]): Promise<ProcessResult> {
-    const deadLetters: DeadLetterOutput[] = [];
-    const reject = (source: InputRecord, err: unknown): void => void deadLetters.push(this.deadLetter(source, err));
-
-    // 1. Decode and validate.
-    let t0 = performance.now();
-    const events: UserEvent[] = [];
-    const sources: InputRecord[] = [];
-    const decodedAt = this.clock();
-    for (const r of records) {
-      const kind = this.o.topics.get(r.topic);
-      if (!kind) throw new Error(`record from topic ${r.topic}, which is not an input topic`);
-      try {
-        events.push(this.o.decoder.decodeEvent(kind, r, decodedAt));
-        sources.push(r);
-      } catch (err) {
-        reject(r, err);
-      }
-    }
-    let t1 = performance.now();
-    this.timings.decode = (t1 - t0) / 1000;
-
-    // 2. Embed: caches, then one engine request per modality (the batcher merges them across chunks).
-    const embedded = await this.o.embedder.embedEvents(events);
-    for (const [i, err] of embedded.failures) reject(sources[i]!, err);
-    t0 = performance.now();
-    this.timings.features = (t0 - t1) / 1000;
-
-    // 3. Fuse: one request for every event that embedded.
-    const ok: number[] = [];
-    for (let i = 0; i < events.length; i++) if (!embedded.failures.has(i)) ok.push(i);
-    const fused = await this.o.fuser.fuseEvents(embedded, ok);
-
-    // 4. Fold into user state in record order (per partition, that is the user's event order). Synchronous from here on.
-    const now = this.clock();
-    const F = this.o.fuser.dim;
-    const touched = new Map<string, { state: UserState; eventIds: string[] }>();
-    const centroids = this.o.centroids.current();
-    const route = centroids.names.length > 0 ? (v: Float32Array) => nearestCentroid(v, centroids) : undefined;
-    ok.forEach((i, r) => {
-      const e = events[i]!;
-      const src = sources[i]!;
-      const applied = this.o.appliedUpTo?.(src.topic, src.partition);
-      const replay = applied !== undefined && BigInt(src.offset) <= applied;
-      let t = touched.get(e.userId);
-      if (!t && this.deleted.has(e.userId) && this.o.users.get(e.userId) === undefined) {
-        // Delivered before the user was deleted: neither its state nor its output comes back.
-        if (replay) {
-          this.skippedReplays++;
-          return;
-        }
-        this.deleted.delete(e.userId); // a new event: the user starts afresh
-      }
-      if (!t) {
-        // Held here for the whole call: were the store to evict the user meanwhile, the state change still goes out.
-        t = { state: this.o.users.getOrCreate(e.userId, sources[i]!.partition), eventIds: [] };
-        t.state.partition = sources[i]!.partition;
-        touched.set(e.userId, t);
-      }
-      // A replay (after a crash, a restart) of an event the restored state already holds: its
-      // lineage goes out again, but it is not added to the interests twice.
-      if (!replay) {
-        const w = eventWeight(e) * this.o.fuser.settings.weights[embedded.modality[i]!]!;
-        applyEvent(t.state, fused, r * F, w, e.eventTime, this.o.interests, this.o.users.vectors, route);
-      }
-      t.eventIds.push(e.eventId);
-      if (e.eventTime > t.state.latestEventTime) t.state.latestEventTime = e.eventTime;
-    });
-    const states: UserState[] = [];
-    for (const { state, eventIds } of touched.values()) {
-      state.pendingEventIds = state.pendingEventIds.concat(eventIds); // exact size: it may wait in memory
-      states.push(state);
-    }
-    const segments = this.updateSegments(states, now);
-    const interval = this.o.emitIntervalMs;
-    const emissions = this.take(states.filter((s) => interval === 0 || now - s.lastEmittedAt >= interval), now);
-    const stateChanges = this.settle(states, now);
-    t1 = performance.now();
-    this.timings.fusion = (t1 - t0) / 1000;
-
-    // 5. Score the users that are due, once each, against the active catalog.
-    const scored = await this.score(emissions);
-    this.timings.scoring = (performance.now() - t1) / 1000;
-    return { scored, deadLetters, stateChanges, segments, deletions: [] };
+    return results.length === 1 ? results[0]! : concatResults(results);
   }
 
   /**
    * Scores every held user whose events wait and whose interval has passed (the runtime calls it
    * on a timer when EMIT_INTERVAL_MS > 0). Their state changes say the events went out.
    */
-  async flushDue(now: number = this.clock()): Promise<ProcessResult> {
-    const interval = this.o.emitIntervalMs;
-    const due: UserState[] = [];
-    for (const s of this.o.users.pendingUsers()) if (interval === 0 || now - s.lastEmittedAt >= interval) due.push(s);
-    const emissions = this.take(due, now);
-    const stateChanges = this.settle(due, now);
+  async flushDue(now: number = this.clock()): Promise<ChunkResult> {
+    const t0 = performance.now();
+    const due = this.emit.pendingDue(now);
+    const emissions = this.emit.take(due, now);
+    const stateChanges = this.emit.settle(due, now);
     const scored = await this.score(emissions);
-    return { scored, deadLetters: [], stateChanges, segments: [], deletions: [] };
+    const timings: StageTimings = { decode: 0, features: 0, fusion: 0, scoring: (performance.now() - t0) / 1000 };
+    return { scored, deadLetters: [], stateChanges, segments: [], deletions: [], timings };
   }
 
-  /** Names the users' interests after the catalog's categories; the outputs for the lists that changed enough. */
-  private updateSegments(states: readonly UserState[], now: number): SegmentsOutput[] {
-    const centroids = this.o.centroids.current();
-    if (centroids.names.length === 0) return []; // no catalog yet: nothing to name interests after
-    const out: SegmentsOutput[] = [];
-    for (const s of states) {
-      const next = userSegments(s.interests, centroids);
-      if (!segmentsChanged(s.lastSegments, next)) continue;
-      s.lastSegments = next;
-      out.push({ userId: s.userId, segments: next, updatedAt: now });
-    }
-    return out;
+  private deleteUsers(records: readonly InputRecord[]): ChunkResult {
+    const deadLetters: DeadLetterOutput[] = [];
+    const t0 = performance.now();
+    const deletions = this.deleter.deleteUsers(records, (source, err) => void deadLetters.push(this.deadLetter(source, err)));
+    const timings: StageTimings = { decode: (performance.now() - t0) / 1000, features: 0, fusion: 0, scoring: 0 };
+    return { scored: [], deadLetters, stateChanges: [], segments: [], deletions, timings };
   }
 
-  /** Takes what the users' outputs need and marks their pending events as emitted. */
-  private take(states: readonly UserState[], now: number): Emission[] {
-    return states.map((s) => {
-      const e: Emission = {
-        userId: s.userId, eventIds: s.pendingEventIds, latestEventTime: s.latestEventTime, query: rankQuery(s.interests, this.o.fuser.dim),
-        previousEmittedAt: s.lastEmittedAt, emittedAt: now,
-      };
-      s.pendingEventIds = NONE;
-      s.lastEmittedAt = now;
-      return e;
-    });
+  private async processEvents(records: readonly InputRecord[]): Promise<ChunkResult> {
+    const deadLetters: DeadLetterOutput[] = [];
+    const reject = (source: InputRecord, err: unknown): void => void deadLetters.push(this.deadLetter(source, err));
+
+    // 1. Decode and validate.
+    let t0 = performance.now();
+    const { events, sources } = decodeEvents(this.o.decoder, this.o.topics, records, this.clock(), reject);
+    let t1 = performance.now();
+    const decode = (t1 - t0) / 1000;
+
+    // 2. Embed: caches, then one engine request per modality (the batcher merges them across chunks).
+    const embedded = await this.o.embedder.embedEvents(events);
+    for (const [i, err] of embedded.failures) reject(sources[i]!, err);
+    t0 = performance.now();
+    const features = (t0 - t1) / 1000;
+
+    // 3. Fuse: one request for every event that embedded.
+    const fused: number[] = [];
+    for (let i = 0; i < events.length; i++) if (!embedded.failures.has(i)) fused.push(i);
+    const vectors = await this.o.fuser.fuseEvents(embedded, fused);
+
+    // 4. Fold into user state, then take what the due users' outputs need. Synchronous until the ranking request.
+    const now = this.clock();
+    const { states, segments } = this.folder.fold({ events, sources, fused, vectors, modality: embedded.modality }, now);
+    const emissions = this.emit.take(this.emit.due(states, now), now);
+    const stateChanges = this.emit.settle(states, now);
+    t1 = performance.now();
+    const fusion = (t1 - t0) / 1000;
+
+    // 5. Rank the due users, once each, against the active catalog.
+    const scored = await this.score(emissions);
+    const timings: StageTimings = { decode, features, fusion, scoring: (performance.now() - t1) / 1000 };
+    return { scored, deadLetters, stateChanges, segments, deletions: [], timings };
   }
 
-  /** Scoring failed: the events are pending again, so a later output (or the changelog) still carries them. */
-  private giveBack(emissions: readonly Emission[]): void {
-    for (const e of emissions) {
-      const s = this.o.users.get(e.userId);
-      if (!s) continue;
-      s.pendingEventIds = e.eventIds.concat(s.pendingEventIds);
-      if (s.lastEmittedAt === e.emittedAt) s.lastEmittedAt = e.previousEmittedAt;
-      this.o.users.commit(s);
-    }
-  }
-
-  /** Stamps the changes, lets the store count them, and snapshots them for the changelog. */
-  private settle(states: readonly UserState[], now: number): UserState[] {
-    return states.map((s) => {
-      s.updatedAt = now;
-      this.o.users.commit(s);
-      return snapshotState(s);
-    });
-  }
-
+  /** Rank, then the outputs; if ranking fails, the users' events are pending again (and the error goes on). */
   private async score(emissions: readonly Emission[]): Promise<ScoredOutput[]> {
     if (emissions.length === 0) return [];
     let candidates: Candidate[][];
     try {
       candidates = await this.o.ranker.rank(emissions.map((e) => e.query));
     } catch (err) {
-      this.giveBack(emissions);
+      this.emit.giveBack(emissions);
       throw err;
     }
-    const processingTime = this.clock();
-    return emissions.map((e, u) => ({
-      outputId: outputId(e.userId, e.eventIds),
-      userId: e.userId,
-      candidates: candidates[u]!,
-      modelVersion: this.modelVersion,
-      triggerEventTime: e.latestEventTime,
-      processingTime,
-      eventIds: e.eventIds,
-    }));
+    return this.emit.outputs(emissions, candidates, this.clock());
+  }
+
+  private deadLetter(source: InputRecord, err: unknown): DeadLetterOutput {
+    const d = deadLetterOf(source, err, this.clock());
+    if (d.reason === 'PROCESSING_FAILED') this.o.onUnexpected?.(err, source);
+    return d;
   }
 }
 
-function eventWeight(e: UserEvent): number {
-  switch (e.kind) {
-    case 'click':
-      return ACTION_WEIGHT[e.action];
-    case 'review':
-      return e.rating >= 3 ? REVIEW_WEIGHT_LIKED : REVIEW_WEIGHT_DISLIKED;
-    case 'image':
-      return IMAGE_VIEW_WEIGHT;
-  }
-}
-
-/** Same user and same events give the same id, so a re-delivered output can be recognised. */
-function outputId(userId: string, eventIds: readonly string[]): string {
-  const joined = `${userId}\u0000${eventIds.join('\u0000')}`;
-  return hash32(joined, 0x9e3779b9).toString(16).padStart(8, '0') + hash32(joined, 0x85ebca6b).toString(16).padStart(8, '0');
+/** One result for a chunk handled in runs: outputs in run order, each stage's time summed. */
+function concatResults(results: readonly ChunkResult[]): ChunkResult {
+  const sum = (stage: keyof StageTimings): number => results.reduce((t, r) => t + r.timings[stage], 0);
+  return {
+    scored: results.flatMap((r) => r.scored),
+    deadLetters: results.flatMap((r) => r.deadLetters),
+    stateChanges: results.flatMap((r) => r.stateChanges),
+    segments: results.flatMap((r) => r.segments),
+    deletions: results.flatMap((r) => r.deletions),
+    timings: { decode: sum('decode'), features: sum('features'), fusion: sum('fusion'), scoring: sum('scoring') },
+  };
 }

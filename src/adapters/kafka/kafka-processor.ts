@@ -151,7 +151,7 @@ export async function startKafkaProcessor(config: Config, logger: Logger, opts: 
     metrics.recordsIn.inc({ topic: records[0]!.topic }, records.length);
     metrics.chunkRecords.observe(records.length);
     const result = await core.processor.process(records);
-    const t = core.processor.timings;
+    const t = result.timings;
     metrics.stageDuration.observe({ stage: 'decode' }, t.decode);
     metrics.stageDuration.observe({ stage: 'features' }, t.features);
     metrics.stageDuration.observe({ stage: 'fusion' }, t.fusion);
