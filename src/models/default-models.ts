@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { MODALITIES } from '../domain/modalities.js';
 import type { BatcherSettings, ModelSpec, TensorType } from '../inference/types.js';
 import { buildClickEncoder } from './graphs/click-encoder.js';
 import { CATEGORY_BUCKET_SEED, ITEM_BUCKET_SEED } from '../preprocess/buckets.js';
@@ -48,9 +49,6 @@ const DEFAULT_TOP_K = 10;
 const GENERATOR_REVISION = 'default-v1';
 
 export const MODEL_CARD_FILE = 'model-card.json';
-
-/** Order of the rows of the fusion graphs' `modalities` input. */
-export const FUSION_MODALITIES = ['image', 'text', 'click'] as const;
 
 export type DefaultModelName = 'image' | 'text' | 'click' | 'fusion-weighted' | 'fusion-concat' | 'scorer';
 export const DEFAULT_MODEL_NAMES: readonly DefaultModelName[] = ['image', 'text', 'click', 'fusion-weighted', 'fusion-concat', 'scorer'];
@@ -144,7 +142,7 @@ interface Built {
 
 function buildAll(o: Required<DefaultModelOptions>): Record<DefaultModelName, Built> {
   const { dim } = o;
-  const m = FUSION_MODALITIES.length;
+  const m = MODALITIES.length;
   const fusionInputs = [t('modalities', 'float32', ['batch', m, dim]), t('weights', 'float32', ['batch', m])];
   return {
     image: {
@@ -182,12 +180,12 @@ function buildAll(o: Required<DefaultModelOptions>): Record<DefaultModelName, Bu
     },
     'fusion-weighted': {
       bytes: buildWeightedFusion({ modalities: m, dim }),
-      entry: { file: 'fusion-weighted.onnx', inputs: fusionInputs, outputs: [t('fused', 'float32', ['batch', dim])], residentInputs: [], embeddingDim: dim, modalities: [...FUSION_MODALITIES] },
+      entry: { file: 'fusion-weighted.onnx', inputs: fusionInputs, outputs: [t('fused', 'float32', ['batch', dim])], residentInputs: [], embeddingDim: dim, modalities: [...MODALITIES] },
     },
     'fusion-concat': {
       // Same width as the encoders, so fused users and ads live in one space with the scorer.
       bytes: buildConcatFusion({ modalities: m, dim, outDim: dim }),
-      entry: { file: 'fusion-concat.onnx', inputs: fusionInputs, outputs: [t('fused', 'float32', ['batch', dim])], residentInputs: [], embeddingDim: dim, modalities: [...FUSION_MODALITIES] },
+      entry: { file: 'fusion-concat.onnx', inputs: fusionInputs, outputs: [t('fused', 'float32', ['batch', dim])], residentInputs: [], embeddingDim: dim, modalities: [...MODALITIES] },
     },
     scorer: {
       bytes: buildScorer({ dim }),

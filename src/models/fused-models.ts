@@ -6,6 +6,7 @@
  */
 import { readFile, rename, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { MODALITY_COUNT } from '../domain/modalities.js';
 import type { FusionStrategy } from './model-io.js';
 import { buildCtrModel } from './graphs/ctr.js';
 import { buildConcatFusion, buildWeightedFusion } from './graphs/fusion.js';
@@ -27,9 +28,6 @@ export interface FusedModelOptions {
   readonly defaultCtr: boolean;
 }
 
-/** Order of the fusion graph's modality rows. */
-const MODALITIES = 3;
-
 export function fusionFileName(strategy: FusionStrategy, inputDim: number, dim: number): string {
   return strategy === 'concat' ? `fusion-concat-d${inputDim}-o${dim}.onnx` : `fusion-${strategy}-d${inputDim}.onnx`;
 }
@@ -37,7 +35,7 @@ export function fusionFileName(strategy: FusionStrategy, inputDim: number, dim: 
 export async function writeFusedModels(root: string, o: FusedModelOptions): Promise<FusedModelFiles> {
   await mkdir(root, { recursive: true });
   // average and weighted are the same graph: they differ in the weights fed to it.
-  const fusion = o.strategy === 'concat' ? buildConcatFusion({ modalities: MODALITIES, dim: o.inputDim, outDim: o.dim }) : buildWeightedFusion({ modalities: MODALITIES, dim: o.inputDim });
+  const fusion = o.strategy === 'concat' ? buildConcatFusion({ modalities: MODALITY_COUNT, dim: o.inputDim, outDim: o.dim }) : buildWeightedFusion({ modalities: MODALITY_COUNT, dim: o.inputDim });
   const files = {
     fusion: join(root, fusionFileName(o.strategy, o.inputDim, o.dim)),
     scorer: join(root, `scorer-d${o.dim}.onnx`),

@@ -2,6 +2,7 @@
  * How the pipeline feeds each model it runs: the engine's model name, its tensor names, widths and
  * preprocessing. model-setup.ts fills these from the default models and the user's model card.
  */
+import type { PerModality } from '../domain/modalities.js';
 import type { ImagePreprocessing } from '../preprocess/image-decoder.js';
 
 /** Each encoder: the engine's model name, its tensor names, embedding size and preprocessing. */
@@ -23,7 +24,7 @@ export interface FusionSettings {
   /** Width F of the fused space. */
   readonly dim: number;
   /** Per modality [image, text, click], as the graph and the event weights get them: all 1 for average, WEIGHT_* otherwise. */
-  readonly weights: readonly [number, number, number];
+  readonly weights: Readonly<PerModality<number>>;
 }
 
 /** The CTR model's names: inputs user [batch, F] and ad [batch, F], output [batch, 1]. */

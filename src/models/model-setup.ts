@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Config } from '../app/config/settings.js';
 import { ConfigError } from '../domain/errors.js';
+import { MODALITY_COUNT, perModality, type PerModality } from '../domain/modalities.js';
 import type { ImagePreprocessing } from '../preprocess/image-decoder.js';
 import type { CtrSettings, EncoderSettings, FusionSettings } from './model-io.js';
 import type { BatcherSettings, ModelSpec, TensorSpec } from '../inference/types.js';
@@ -66,12 +67,12 @@ export async function prepareModels(config: Config): Promise<PreparedModels> {
   }
 
   const encoders = encoderSettings(chosen);
-  const dims = [encoders.image.dim, encoders.text.dim, encoders.click.dim] as const;
-  const inputDim = Math.max(...dims);
+  const inputDim = Math.max(...perModality((m) => encoders[m].dim));
   const strategy = config.fusion;
   const F = strategy === 'concat' ? config.fusedDim : inputDim;
   const files = await writeFusedModels(root, { strategy, inputDim, dim: F, defaultCtr: !userCtr });
-  const weights: [number, number, number] = strategy === 'average' ? [1, 1, 1] : [config.weightImage, config.weightText, config.weightClick];
+  const weightOf = { image: config.weightImage, text: config.weightText, click: config.weightClick };
+  const weights: PerModality<number> = perModality((m) => (strategy === 'average' ? 1 : weightOf[m]));
 
   const batcher: BatcherSettings = { maxBatchSize: config.maxBatchSize, maxQueueDelayMs: config.maxQueueDelayMs, maxQueueItems: config.maxQueueItems };
   const spec = (name: string, path: string, e: Pick<CardModel, 'inputs' | 'outputs'>): ModelSpec => ({
@@ -82,7 +83,7 @@ export async function prepareModels(config: Config): Promise<PreparedModels> {
     ...ENCODERS.map((n) => spec(n, chosen[n].path, chosen[n].entry)),
     {
       name: 'fusion', path: files.fusion, batcher,
-      inputs: [{ name: 'modalities', type: 'float32', itemShape: [3, inputDim] }, { name: 'weights', type: 'float32', itemShape: [3] }],
+      inputs: [{ name: 'modalities', type: 'float32', itemShape: [MODALITY_COUNT, inputDim] }, { name: 'weights', type: 'float32', itemShape: [MODALITY_COUNT] }],
       outputs: [{ name: 'fused', type: 'float32', itemShape: [F] }],
     },
     {

@@ -17,16 +17,15 @@
  */
 import type { Inference } from '../inference/types.js';
 import type { FusionSettings } from '../models/model-io.js';
+import { MODALITY_COUNT as M, type PerModality } from '../domain/modalities.js';
 import type { EmbeddedEvents, ModalityBlocks } from './embed.js';
-
-const M = 3;
 
 export class Fuser {
   constructor(
     private readonly engine: Inference,
     readonly settings: FusionSettings,
     /** Encoder widths per modality. */
-    private readonly dims: readonly [number, number, number],
+    private readonly dims: Readonly<PerModality<number>>,
   ) {
     if (dims.some((d) => d > settings.inputDim)) throw new Error(`fusion input width ${settings.inputDim} is narrower than an encoder (${dims.join(', ')})`);
   }
