@@ -2,17 +2,39 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import type { Config } from '../app/config/settings.js';
 import { ConfigError } from '../domain/errors.js';
 import { MODALITY_COUNT, perModality, type PerModality } from '../domain/modalities.js';
 import type { ImagePreprocessing } from '../preprocess/image-decoder.js';
-import type { CtrSettings, EncoderSettings, FusionSettings } from './model-io.js';
+import type { CtrSettings, EncoderSettings, FusionSettings, FusionStrategy } from './model-io.js';
 import type { BatcherSettings, ModelSpec, TensorSpec } from '../inference/types.js';
 import { writeFusedModels } from './fused-models.js';
 import { CATEGORY_BUCKET_SEED, ITEM_BUCKET_SEED } from '../preprocess/buckets.js';
 import { CTR_REVISION } from './graphs/ctr.js';
 import { DEFAULT_MODEL_OPTIONS, defaultModelsVersion, writeDefaultModels, type CardModel, type CardTensor } from './default-models.js';
 import { ENCODERS, readUserCard, type EncoderName, type UserModel } from './model-card.js';
+
+/**
+ * What prepareModels reads: the settings of these names (MODEL_DIR, EMBEDDING_DIM, MODEL_CARD,
+ * FUSION, ...), so the processor's Config can be passed as it is.
+ */
+export interface ModelSetupOptions {
+  readonly modelDir: string;
+  /** Width of every default encoder. */
+  readonly embeddingDim: number;
+  /** A user's model card; null: the defaults only. */
+  readonly modelCard: string | null;
+  readonly fusion: FusionStrategy;
+  /** F with concat fusion. */
+  readonly fusedDim: number;
+  readonly weightImage: number;
+  readonly weightText: number;
+  readonly weightClick: number;
+  readonly maxBatchSize: number;
+  readonly maxQueueDelayMs: number;
+  readonly maxQueueItems: number;
+  /** The k the scorer's outputs are declared with. */
+  readonly topK: number;
+}
 
 /** The models the processor runs (their specs for the engine) and how to feed them. */
 export interface PreparedModels {
@@ -43,7 +65,7 @@ interface Chosen {
  * normalisation and embedding size, and the CTR model by one with the same inputs. The fusion,
  * scorer and default CTR models are then built for the resulting widths.
  */
-export async function prepareModels(config: Config): Promise<PreparedModels> {
+export async function prepareModels(config: ModelSetupOptions): Promise<PreparedModels> {
   const root = expandHome(config.modelDir);
   const options = { ...DEFAULT_MODEL_OPTIONS, dim: config.embeddingDim };
   const dir = join(root, defaultModelsVersion(options));
