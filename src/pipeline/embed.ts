@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { RejectedRecordError } from '../domain/errors.js';
-import type { Inference } from '../inference/types.js';
+import { inferTyped, type Inference } from '../inference/types.js';
 import { bucketOf } from '../preprocess/buckets.js';
 import { textToTokenIds } from '../preprocess/token-ids.js';
 import type { Ad, ImageSource, UserEvent } from '../domain/events.js';
@@ -111,7 +111,7 @@ export class MultimodalEmbedder {
     useCache = true,
   ): Promise<void> {
     if (items.length === 0) return;
-    const { dim, prep, model, input, output } = this.settings.image;
+    const { dim, prep } = this.settings.image;
     const pending = this.fromCache(useCache ? this.caches.image : undefined, items, dim, block, row);
     if (pending.size === 0) return;
     // Decode every distinct image concurrently (sharp works on libuv's pool), then one request.
@@ -126,8 +126,7 @@ export class MultimodalEmbedder {
     const per = 3 * prep.size * prep.size;
     const pixels = new Float32Array(ok.length * per);
     ok.forEach((j, r) => rgbToTensor((decoded[j] as PromiseFulfilledResult<Buffer>).value, prep, pixels, r * per));
-    const res = await this.engine.infer(model, { items: ok.length, inputs: { [input]: pixels } });
-    const emb = res.outputs[output] as Float32Array;
+    const { embedding: emb } = await inferTyped(this.engine, this.settings.image, { items: ok.length, inputs: { pixels } });
     ok.forEach((j, r) => {
       const v = emb.subarray(r * dim, (r + 1) * dim);
       if (useCache) this.caches.image.set(keys[j]!, v);
@@ -137,7 +136,7 @@ export class MultimodalEmbedder {
 
   private async embedTexts(items: readonly { text: string; index: number }[], block: Float32Array, row: Int32Array, failures: Map<number, RejectedRecordError>): Promise<void> {
     if (items.length === 0) return;
-    const { dim, model, input, output, vocabSize, maxTokens } = this.settings.text;
+    const { dim, vocabSize, maxTokens } = this.settings.text;
     const ids = new BigInt64Array(items.length * maxTokens);
     const usable: number[] = [];
     items.forEach((it, j) => {
@@ -145,8 +144,7 @@ export class MultimodalEmbedder {
       else failures.set(it.index, new RejectedRecordError('INVALID_FIELD', 'text has no words or characters the text encoder can use'));
     });
     if (usable.length === 0) return;
-    const res = await this.engine.infer(model, { items: usable.length, inputs: { [input]: ids.subarray(0, usable.length * maxTokens) } });
-    const emb = res.outputs[output] as Float32Array;
+    const { embedding: emb } = await inferTyped(this.engine, this.settings.text, { items: usable.length, inputs: { tokenIds: ids.subarray(0, usable.length * maxTokens) } });
     usable.forEach((j, r) => block.set(emb.subarray(r * dim, (r + 1) * dim), row[items[j]!.index]! * dim));
   }
 
@@ -158,7 +156,7 @@ export class MultimodalEmbedder {
     useCache = true,
   ): Promise<void> {
     if (items.length === 0) return;
-    const { dim, model, itemInput, categoryInput, output, itemBuckets, categoryBuckets, itemSeed, categorySeed } = this.settings.click;
+    const { dim, itemBuckets, categoryBuckets, itemSeed, categorySeed } = this.settings.click;
     const keyed = items.map((it) => ({ ...it, key: `${it.itemId ?? ''}\u0000${it.categoryId}` }));
     const pending = this.fromCache(useCache ? this.caches.item : undefined, keyed, dim, block, row);
     if (pending.size === 0) return;
@@ -170,8 +168,7 @@ export class MultimodalEmbedder {
       itemIds[r] = first.itemId === null ? 0n : bucketOf(first.itemId, itemBuckets, itemSeed);
       categoryIds[r] = bucketOf(first.categoryId, categoryBuckets, categorySeed);
     });
-    const res = await this.engine.infer(model, { items: keys.length, inputs: { [itemInput]: itemIds, [categoryInput]: categoryIds } });
-    const emb = res.outputs[output] as Float32Array;
+    const { embedding: emb } = await inferTyped(this.engine, this.settings.click, { items: keys.length, inputs: { itemIds, categoryIds } });
     keys.forEach((k, r) => {
       const v = emb.subarray(r * dim, (r + 1) * dim);
       if (useCache) this.caches.item.set(k, v);

@@ -15,12 +15,14 @@
  *
  * Narrower modalities are zero-padded to the widest (padding keeps inner products).
  */
-import type { Inference } from '../inference/types.js';
-import type { FusionSettings } from '../models/model-io.js';
+import { inferTyped, type Inference } from '../inference/types.js';
+import { FUSION_TENSORS, type FusionIo, type FusionSettings } from '../models/model-io.js';
 import { MODALITY_COUNT as M, type PerModality } from '../domain/modalities.js';
 import type { EmbeddedEvents, ModalityBlocks } from './embed.js';
 
 export class Fuser {
+  private readonly io: FusionIo;
+
   constructor(
     private readonly engine: Inference,
     readonly settings: FusionSettings,
@@ -28,6 +30,7 @@ export class Fuser {
     private readonly dims: Readonly<PerModality<number>>,
   ) {
     if (dims.some((d) => d > settings.inputDim)) throw new Error(`fusion input width ${settings.inputDim} is narrower than an encoder (${dims.join(', ')})`);
+    this.io = { model: settings.model, ...FUSION_TENSORS };
   }
 
   get dim(): number {
@@ -72,7 +75,6 @@ export class Fuser {
   }
 
   private async run(modalities: Float32Array, weights: Float32Array, n: number): Promise<Float32Array> {
-    const res = await this.engine.infer(this.settings.model, { items: n, inputs: { modalities, weights } });
-    return res.outputs.fused as Float32Array;
+    return (await inferTyped(this.engine, this.io, { items: n, inputs: { modalities, weights } })).fused;
   }
 }

@@ -10,7 +10,7 @@
  *    one that has decayed, since every interest is a unit vector to the scorer and the CTR model.
  */
 import type { Candidate } from '../domain/outputs.js';
-import type { Inference } from '../inference/types.js';
+import { inferTyped, type Inference } from '../inference/types.js';
 import type { CtrSettings } from '../models/model-io.js';
 import { totalStrength, type Interest } from '../domain/user-state.js';
 import type { Match } from './retrieve.js';
@@ -118,8 +118,6 @@ export class CandidateRanker {
         i++;
       }
     }
-    const { model, userInput, adInput, output } = this.o.ctr;
-    const res = await this.engine.infer(model, { items: n, inputs: { [userInput]: user, [adInput]: ad } });
-    return res.outputs[output] as Float32Array;
+    return (await inferTyped(this.engine, this.o.ctr, { items: n, inputs: { user, ad } })).ctr;
   }
 }

@@ -1,10 +1,11 @@
 import type { Ad } from '../domain/events.js';
-import type { Inference } from '../inference/types.js';
+import { inferTyped, type Inference, type TensorData } from '../inference/types.js';
+import { SCORER_TENSORS, type ScorerIo } from '../models/model-io.js';
 import type { AdCatalog } from '../catalog/ad-catalog.js';
 
 /** Uploads the ad matrix to the workers; the engine implements it (InferenceEngine.setResident). */
 export interface ResidentInputs {
-  setResident(model: string, name: string, data: Float32Array | BigInt64Array, dims: number[]): Promise<void>;
+  setResident(model: string, name: string, data: TensorData, dims: number[]): Promise<void>;
 }
 
 export interface EngineScorerOptions {
@@ -48,12 +49,15 @@ export class EngineScorer {
   private inFlight = 0;
   private drained: (() => void) | undefined;
   private uploading: Promise<void> | undefined;
+  private readonly io: ScorerIo;
 
   constructor(
     private readonly engine: Inference & ResidentInputs,
     private readonly catalog: AdCatalog,
     private readonly o: EngineScorerOptions,
-  ) {}
+  ) {
+    this.io = { model: o.model, inputs: SCORER_TENSORS.inputs, outputs: SCORER_TENSORS.outputs };
+  }
 
   /** The best active ads per query row (queries: n rows of the catalog's dimension), best first. */
   async score(queries: Float32Array, n: number): Promise<Match[][]> {
@@ -61,9 +65,7 @@ export class EngineScorer {
     const snap = await this.acquire();
     try {
       if (snap.k === 0) return Array.from({ length: n }, () => []);
-      const res = await this.engine.infer(this.o.model, { items: n, inputs: { users: queries } });
-      const scores = res.outputs.scores as Float32Array;
-      const indices = res.outputs.indices as BigInt64Array;
+      const { scores, indices } = await inferTyped(this.engine, this.io, { items: n, inputs: { users: queries } });
       const dim = this.catalog.dim;
       const out: Match[][] = [];
       for (let q = 0; q < n; q++) {
@@ -106,8 +108,9 @@ export class EngineScorer {
     const k = Math.min(this.o.perRow, rows.length);
     const matrix = this.catalog.embeddings().slice();
     if (rows.length > 0) {
-      await this.engine.setResident(this.o.model, 'ads', matrix, [rows.length, this.catalog.dim]);
-      await this.engine.setResident(this.o.model, 'k', BigInt64Array.of(BigInt(k)), [1]);
+      const { ads, k: kInput } = SCORER_TENSORS.resident;
+      await this.engine.setResident(this.o.model, ads.name, matrix, [rows.length, this.catalog.dim]);
+      await this.engine.setResident(this.o.model, kInput.name, BigInt64Array.of(BigInt(k)), [1]);
     }
     this.snapshot = { version, rows, matrix, k, at: Date.now() };
   }
