@@ -5,9 +5,10 @@
  * current version is left alone (fast start).
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MODALITIES } from '../domain/modalities.js';
+import { writeFileAtomic } from '../util/files.js';
 import type { BatcherSettings, ModelSpec, TensorDecl, TensorType } from '../inference/types.js';
 import { ENCODER_TENSORS, FUSION_TENSORS, SCORER_TENSORS } from './model-io.js';
 import { buildClickEncoder } from './graphs/click-encoder.js';
@@ -204,13 +205,6 @@ function buildAll(o: Required<DefaultModelOptions>): Record<DefaultModelName, Bu
   };
 }
 
-/** Writes via a temporary file and rename, so a reader never sees half a file. */
-async function writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
-}
-
 /** The card in `dir` if it is for `version` and every file it names is there with its size. */
 async function currentCard(dir: string, version: string): Promise<ModelCard | null> {
   let card: ModelCard;
@@ -247,12 +241,12 @@ export async function writeDefaultModels(dir: string, opts: DefaultModelOptions 
   const models = {} as Record<DefaultModelName, CardModel>;
   for (const name of DEFAULT_MODEL_NAMES) {
     const { bytes, entry } = built[name];
-    await writeAtomic(join(dir, entry.file), bytes);
+    await writeFileAtomic(join(dir, entry.file), bytes);
     models[name] = { ...entry, bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
   }
   const card = { version, generator: `adstream ${GENERATOR_REVISION}`, options, models } as ModelCard;
   // The card goes last: its presence says the files beside it are complete.
-  await writeAtomic(join(dir, MODEL_CARD_FILE), JSON.stringify(card, null, 2) + '\n');
+  await writeFileAtomic(join(dir, MODEL_CARD_FILE), JSON.stringify(card, null, 2) + '\n');
   return card;
 }
 

@@ -4,9 +4,10 @@
  * changes the widest width) and on FUSION / FUSED_DIM, so they are built at start into MODEL_DIR,
  * one file per shape; a file is rewritten only when its bytes differ (a new generator revision).
  */
-import { readFile, rename, writeFile, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MODALITY_COUNT } from '../domain/modalities.js';
+import { ensureFile } from '../util/files.js';
 import type { FusionStrategy } from './model-io.js';
 import { buildCtrModel } from './graphs/ctr.js';
 import { buildConcatFusion, buildWeightedFusion } from './graphs/fusion.js';
@@ -45,13 +46,4 @@ export async function writeFusedModels(root: string, o: FusedModelOptions): Prom
   await ensureFile(files.scorer, buildScorer({ dim: o.dim }));
   if (files.ctr) await ensureFile(files.ctr, buildCtrModel({ dim: o.dim }));
   return files;
-}
-
-/** Writes via a temporary file and rename (a concurrent reader never sees half a file), unless the same bytes are there. */
-async function ensureFile(path: string, bytes: Uint8Array): Promise<void> {
-  const existing = await readFile(path).catch(() => null);
-  if (existing && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).equals(existing)) return;
-  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  await writeFile(tmp, bytes);
-  await rename(tmp, path);
 }
