@@ -8,6 +8,7 @@ import type { EmbeddingCache } from './embedding-cache.js';
 import type { ImageFetcher } from '../preprocess/image-fetcher.js';
 import { decodeRgb, rgbToTensor } from '../preprocess/image-decoder.js';
 import type { EncoderSettings } from '../models/model-io.js';
+import { rowOf } from '../util/vectors.js';
 import { EVENT_MODALITY, MODALITY_COUNT, MODALITY_INDEX, perModality, type PerModality } from '../domain/modalities.js';
 
 export interface EmbedderCaches {
@@ -128,7 +129,7 @@ export class MultimodalEmbedder {
     ok.forEach((j, r) => rgbToTensor((decoded[j] as PromiseFulfilledResult<Buffer>).value, prep, pixels, r * per));
     const { embedding: emb } = await inferTyped(this.engine, this.settings.image, { items: ok.length, inputs: { pixels } });
     ok.forEach((j, r) => {
-      const v = emb.subarray(r * dim, (r + 1) * dim);
+      const v = rowOf(emb, r, dim);
       if (useCache) this.caches.image.set(keys[j]!, v);
       for (const it of pending.get(keys[j]!)!) block.set(v, row[it.index]! * dim);
     });
@@ -145,7 +146,7 @@ export class MultimodalEmbedder {
     });
     if (usable.length === 0) return;
     const { embedding: emb } = await inferTyped(this.engine, this.settings.text, { items: usable.length, inputs: { tokenIds: ids.subarray(0, usable.length * maxTokens) } });
-    usable.forEach((j, r) => block.set(emb.subarray(r * dim, (r + 1) * dim), row[items[j]!.index]! * dim));
+    usable.forEach((j, r) => block.set(rowOf(emb, r, dim), row[items[j]!.index]! * dim));
   }
 
   /** Ids always embed (any string hashes to a bucket), so clicks have no failures. */
@@ -170,7 +171,7 @@ export class MultimodalEmbedder {
     });
     const { embedding: emb } = await inferTyped(this.engine, this.settings.click, { items: keys.length, inputs: { itemIds, categoryIds } });
     keys.forEach((k, r) => {
-      const v = emb.subarray(r * dim, (r + 1) * dim);
+      const v = rowOf(emb, r, dim);
       if (useCache) this.caches.item.set(k, v);
       for (const it of pending.get(k)!) block.set(v, row[it.index]! * dim);
     });

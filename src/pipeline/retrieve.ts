@@ -1,6 +1,7 @@
 import type { Ad } from '../domain/events.js';
 import { inferTyped, type Inference, type TensorData } from '../inference/types.js';
 import { SCORER_TENSORS, type ScorerIo } from '../models/model-io.js';
+import { rowOf } from '../util/vectors.js';
 import type { AdCatalog } from '../catalog/ad-catalog.js';
 
 /** Uploads the ad matrix to the workers; the engine implements it (InferenceEngine.setResident). */
@@ -74,7 +75,7 @@ export class EngineScorer {
           const row = Number(indices[q * snap.k + j]);
           const ad = snap.rows[row]!;
           if (!this.catalog.get(ad.adId)?.active) continue; // changed since the upload
-          list.push({ ad, similarity: scores[q * snap.k + j]!, vector: snap.matrix.subarray(row * dim, (row + 1) * dim) });
+          list.push({ ad, similarity: scores[q * snap.k + j]!, vector: rowOf(snap.matrix, row, dim) });
         }
         out.push(list);
       }
