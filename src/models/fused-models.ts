@@ -8,7 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MODALITY_COUNT } from '../domain/modalities.js';
 import { ensureFile } from '../util/files.js';
-import type { FusionStrategy } from './model-io.js';
+import type { FusionSettings, FusionStrategy } from './model-io.js';
 import { buildCtrModel } from './graphs/ctr.js';
 import { buildConcatFusion, buildWeightedFusion } from './graphs/fusion.js';
 import { buildScorer } from './graphs/scorer.js';
@@ -20,12 +20,8 @@ export interface FusedModelFiles {
   readonly ctr: string | null;
 }
 
-export interface FusedModelOptions {
-  readonly strategy: FusionStrategy;
-  /** Widest encoder width; narrower modalities are zero-padded to it. */
-  readonly inputDim: number;
-  /** F: FUSED_DIM for concat, inputDim otherwise. */
-  readonly dim: number;
+/** The fusion's strategy and widths (F: FUSED_DIM for concat, the widest encoder's otherwise), and whether the default CTR model is needed. */
+export interface FusedModelOptions extends Pick<FusionSettings, 'strategy' | 'inputDim' | 'dim'> {
   readonly defaultCtr: boolean;
 }
 

@@ -15,9 +15,10 @@ import { ENCODERS, readUserCard, type EncoderName, type UserModel } from './mode
 
 /**
  * What prepareModels reads: the settings of these names (MODEL_DIR, EMBEDDING_DIM, MODEL_CARD,
- * FUSION, ...), so the processor's Config can be passed as it is.
+ * FUSION, ...; the batcher's from MAX_BATCH_SIZE and its kin), so the processor's Config can be
+ * passed as it is.
  */
-export interface ModelSetupOptions {
+export interface ModelSetupOptions extends BatcherSettings {
   readonly modelDir: string;
   /** Width of every default encoder. */
   readonly embeddingDim: number;
@@ -29,9 +30,6 @@ export interface ModelSetupOptions {
   readonly weightImage: number;
   readonly weightText: number;
   readonly weightClick: number;
-  readonly maxBatchSize: number;
-  readonly maxQueueDelayMs: number;
-  readonly maxQueueItems: number;
   /** The k the scorer's outputs are declared with. */
   readonly topK: number;
 }
