@@ -60,9 +60,9 @@ async function sampleInputs(): Promise<Record<string, Record<string, TensorData>
   textToTokenIds(reviewText(CATEGORIES[1]!, rand, false), text.vocabSize, text.maxTokens, ids, 0);
   const users = Float32Array.from({ length: models.fusion.dim }, normal);
   return {
-    image: { [image.input]: pixels },
-    text: { [text.input]: ids },
-    click: { [click.itemInput]: BigInt64Array.of(bucketOf('item-1', click.itemBuckets, click.itemSeed)), [click.categoryInput]: BigInt64Array.of(bucketOf('shoes', click.categoryBuckets, click.categorySeed)) },
+    image: { [image.inputs.pixels.name]: pixels },
+    text: { [text.inputs.tokenIds.name]: ids },
+    click: { [click.inputs.itemIds.name]: BigInt64Array.of(bucketOf('item-1', click.itemBuckets, click.itemSeed)), [click.inputs.categoryIds.name]: BigInt64Array.of(bucketOf('shoes', click.categoryBuckets, click.categorySeed)) },
     scorer: { users },
   };
 }

@@ -5,7 +5,7 @@
  * the same categories, colours and English/Chinese vocabularies) with a product catalog (items
  * with titles and generated images, Zipf popularity within a category), ads with their own images
  * and copy, users with hidden interest mixtures over 1-3 categories, an event mix and a noise level
- * per modality. Everything is deterministic for the world's seed: the same file gives the same
+ * per event kind. Everything is deterministic for the world's seed: the same file gives the same
  * images, ads, users and events.
  */
 import { readFileSync } from 'node:fs';
@@ -14,8 +14,17 @@ import { CATEGORIES, pick, seededRandom, type CategorySpec, type SyntheticAd } f
 import type { EncodedEvent, EventTopicRole } from '../src/devtools/traffic.js';
 import type { AvroCodec } from '../src/serde/avro-codec.js';
 
-export type Modality = EventTopicRole; // 'click' | 'image' | 'review'
-export const MODALITIES: readonly Modality[] = ['click', 'image', 'review'];
+/**
+ * The world draws events by kind, as the event topics carry them ('click' | 'image' | 'review'),
+ * not by modality (src/domain/modalities.ts: a review is embedded as text). The order is the
+ * world's own: its event-kind draw depends on it, so the same seed keeps giving the same events.
+ */
+export type EventRole = EventTopicRole;
+export const EVENT_ROLES: readonly EventRole[] = ['click', 'image', 'review'];
+/** @deprecated Event roles, not modalities: use EventRole (kept for the load generator and eval until they move). */
+export type Modality = EventRole;
+/** @deprecated Use EVENT_ROLES. */
+export const MODALITIES = EVENT_ROLES;
 
 export interface WorldSpec {
   /** Seed of everything generated. */
@@ -38,9 +47,9 @@ export interface WorldSpec {
   /** Each user's hidden mixture covers between min and max categories (1-3). */
   readonly interestsPerUser: { readonly min: number; readonly max: number };
   /** Share of each event kind; normalised. */
-  readonly eventMix: Readonly<Record<Modality, number>>;
-  /** Per modality, the share of events that ignore the user's interests (a uniformly random category). */
-  readonly noise: Readonly<Record<Modality, number>>;
+  readonly eventMix: Readonly<Record<EventRole, number>>;
+  /** Per event kind, the share of events that ignore the user's interests (a uniformly random category). */
+  readonly noise: Readonly<Record<EventRole, number>>;
   /** Share of the words of a review or ad text taken from the generic vocabulary instead of the category's. */
   readonly textNoise: number;
   /** Share of reviews and ads written in Chinese (the rest in English). */
@@ -93,11 +102,11 @@ export function validateWorldSpec(s: WorldSpec): WorldSpec {
   int('users', s.users, 1, 10_000_000);
   int('interestsPerUser.min', s.interestsPerUser.min, 1, 3);
   int('interestsPerUser.max', s.interestsPerUser.max, s.interestsPerUser.min, 3);
-  for (const m of MODALITIES) {
+  for (const m of EVENT_ROLES) {
     if (!(s.eventMix[m] >= 0)) fail(`eventMix.${m}`, 'must be >= 0');
     share(`noise.${m}`, s.noise[m]);
   }
-  if (!(MODALITIES.reduce((a, m) => a + s.eventMix[m], 0) > 0)) fail('eventMix', 'must have a positive share');
+  if (!(EVENT_ROLES.reduce((a, m) => a + s.eventMix[m], 0) > 0)) fail('eventMix', 'must have a positive share');
   share('textNoise', s.textNoise);
   share('chineseShare', s.chineseShare);
   int('eval.eventsPerUser', s.eval.eventsPerUser, 2, 100_000);
@@ -195,9 +204,9 @@ export class World {
   private constructor(readonly spec: WorldSpec) {
     this.categories = spec.categories?.length ? CATEGORIES.filter((c) => spec.categories!.includes(c.id)) : CATEGORIES;
     this.zipf = zipfCdf(spec.itemsPerCategory, spec.zipfExponent);
-    const total = MODALITIES.reduce((a, m) => a + spec.eventMix[m], 0);
+    const total = EVENT_ROLES.reduce((a, m) => a + spec.eventMix[m], 0);
     let acc = 0;
-    this.mixCdf = Float64Array.from(MODALITIES, (m) => (acc += spec.eventMix[m] / total));
+    this.mixCdf = Float64Array.from(EVENT_ROLES, (m) => (acc += spec.eventMix[m] / total));
   }
 
   /** Builds the world: images (pre-rendered pools), items, ads and users, all from the seed. */
@@ -251,7 +260,7 @@ export class World {
   }
 
   /** An event generator over this world's users, deterministic for `seed`. */
-  traffic(codec: AvroCodec, opts: { seed?: number; eventIdPrefix?: string; only?: Modality } = {}): WorldTraffic {
+  traffic(codec: AvroCodec, opts: { seed?: number; eventIdPrefix?: string; only?: EventRole } = {}): WorldTraffic {
     return new WorldTraffic(this, codec, seededRandom(opts.seed ?? this.spec.seed + 1), opts.eventIdPrefix ?? 'wev', this.mixCdf, this.zipf, opts.only);
   }
 
@@ -260,7 +269,7 @@ export class World {
    * event time ending at `endTime`, all users interleaved in time order. Each event says whether it
    * is held out (the last holdoutShare of its user's timeline).
    */
-  timeline(codec: AvroCodec, endTime: number, opts: { only?: Modality } = {}): { event: WorldEvent; heldOut: boolean }[] {
+  timeline(codec: AvroCodec, endTime: number, opts: { only?: EventRole } = {}): { event: WorldEvent; heldOut: boolean }[] {
     const { eventsPerUser, timelineSeconds, holdoutShare } = this.spec.eval;
     const gen = this.traffic(codec, { seed: this.spec.seed + 2, eventIdPrefix: 'eval', ...(opts.only ? { only: opts.only } : {}) });
     const keep = Math.max(1, Math.round(eventsPerUser * (1 - holdoutShare)));
@@ -289,7 +298,7 @@ export class WorldTraffic {
     private readonly prefix: string,
     private readonly mixCdf: Float64Array,
     private readonly zipf: Float64Array,
-    private readonly only: Modality | undefined,
+    private readonly only: EventRole | undefined,
   ) {}
 
   /** Events made so far. */
@@ -300,7 +309,7 @@ export class WorldTraffic {
   next(eventTime: number, user: WorldUser = this.world.users[Math.floor(this.rand() * this.world.users.length)]!): WorldEvent {
     const r = this.rand;
     const s = this.world.spec;
-    const role: Modality = this.only ?? MODALITIES[sampleCdf(this.mixCdf, r())]!;
+    const role: EventRole = this.only ?? EVENT_ROLES[sampleCdf(this.mixCdf, r())]!;
     const noise = r() < s.noise[role];
     let categoryId: string;
     if (noise) categoryId = this.world.categories[Math.floor(r() * this.world.categories.length)]!.id;

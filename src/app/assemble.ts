@@ -81,7 +81,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
   const catalog = new AdCatalog(F);
   // Each interest asks for topK + slack ads: the slack replaces ads deactivated since the last upload and feeds the CTR re-rank.
   const slack = config.topK;
-  const scorer = new EngineScorer(engine, catalog, { model: 'scorer', perRow: config.topK + slack, minUploadIntervalMs: config.catalogUploadIntervalMs });
+  const scorer = new EngineScorer(engine, catalog, { model: models.scorer.model, perRow: config.topK + slack, minUploadIntervalMs: config.catalogUploadIntervalMs });
   const ranker = new CandidateRanker(engine, scorer, F, { topK: config.topK, slack, ctr: models.ctr });
   const interests = { halfLifeMs: config.interestHalfLifeS * 1000, maxInterests: config.interestsPerUser, newInterestThreshold: config.newInterestThreshold };
   const applied = o.applied ?? new AppliedOffsets();

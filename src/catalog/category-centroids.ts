@@ -1,4 +1,5 @@
 import type { Centroids } from '../state/segments.js';
+import { normalizeInto } from '../util/vectors.js';
 import type { AdCatalog } from './ad-catalog.js';
 
 /**
@@ -35,10 +36,7 @@ function compute(catalog: AdCatalog): Centroids {
   rowsOf.forEach((rows, k) => {
     sum.fill(0);
     for (const r of rows) for (let j = 0; j < dim; j++) sum[j]! += emb[r * dim + j]!;
-    let norm = 0;
-    for (let j = 0; j < dim; j++) norm += sum[j]! * sum[j]!;
-    const inv = norm > 0 ? 1 / Math.sqrt(norm) : 0;
-    for (let j = 0; j < dim; j++) vectors[k * dim + j] = sum[j]! * inv;
+    normalizeInto(sum, 0, dim, vectors, k * dim);
   });
   return { names: [...index.keys()], vectors, dim };
 }

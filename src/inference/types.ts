@@ -6,6 +6,35 @@
 export type TensorType = 'float32' | 'int64';
 export type TensorData = Float32Array | BigInt64Array;
 
+/** The array each element type is held in. */
+export interface TensorArrays {
+  readonly float32: Float32Array;
+  readonly int64: BigInt64Array;
+}
+
+/** A tensor as callers refer to it: its name in the graph (a user's model card may rename it) and its element type. */
+export interface TensorDecl<T extends TensorType = TensorType> {
+  readonly name: string;
+  readonly type: T;
+}
+
+/** A model's tensors by role, e.g. { pixels: TensorDecl<'float32'> }. */
+export type TensorDecls = { readonly [role: string]: TensorDecl };
+
+/** One array per role, each of its declared type. */
+export type TensorsOf<D extends TensorDecls> = { readonly [R in keyof D]: TensorArrays[D[R]['type']] };
+
+/** A model's batched inputs and outputs by role. */
+export interface ModelTensors<I extends TensorDecls = TensorDecls, O extends TensorDecls = TensorDecls> {
+  readonly inputs: I;
+  readonly outputs: O;
+}
+
+/** A model's tensors and the name the engine runs it under. */
+export interface ModelIo<I extends TensorDecls = TensorDecls, O extends TensorDecls = TensorDecls> extends ModelTensors<I, O> {
+  readonly model: string;
+}
+
 export interface TensorSpec {
   readonly name: string;
   readonly type: TensorType;
@@ -48,6 +77,32 @@ export interface InferenceRequest {
 /** What the pipeline runs models on: the worker-thread engine in production. */
 export interface Inference {
   infer(model: string, request: InferenceRequest): Promise<InferenceResult>;
+}
+
+/** A request whose inputs are given by role (see inferTyped). */
+export interface TypedRequest<I extends TensorDecls> {
+  readonly items: number;
+  readonly inputs: TensorsOf<I>;
+  readonly deadline?: number;
+}
+
+/**
+ * The typed way to call the port: inputs and outputs by role, as `io` declares them. Each output is
+ * checked once here against its declared type, so call sites need no casts; the port itself stays
+ * keyed by names, since a user's card decides them at run time.
+ */
+export async function inferTyped<I extends TensorDecls, O extends TensorDecls>(engine: Inference, io: ModelIo<I, O>, request: TypedRequest<I>): Promise<TensorsOf<O>> {
+  const inputs: Record<string, TensorData> = {};
+  for (const role in io.inputs) inputs[io.inputs[role]!.name] = request.inputs[role];
+  const result = await engine.infer(io.model, request.deadline === undefined ? { items: request.items, inputs } : { items: request.items, inputs, deadline: request.deadline });
+  const outputs: Record<string, TensorData> = {};
+  for (const role in io.outputs) {
+    const { name, type } = io.outputs[role]!;
+    const data = result.outputs[name];
+    if (!(type === 'float32' ? data instanceof Float32Array : data instanceof BigInt64Array)) throw new InferenceError('MODEL_FAILED', `model ${io.model} gave no ${type} output ${name}`);
+    outputs[role] = data;
+  }
+  return outputs as TensorsOf<O>;
 }
 
 export interface InferenceResult {

@@ -5,9 +5,12 @@
  * current version is left alone (fast start).
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BatcherSettings, ModelSpec, TensorType } from '../inference/types.js';
+import { MODALITIES } from '../domain/modalities.js';
+import { writeFileAtomic } from '../util/files.js';
+import type { BatcherSettings, ModelSpec, TensorDecl, TensorType } from '../inference/types.js';
+import { ENCODER_TENSORS, FUSION_TENSORS, SCORER_TENSORS } from './model-io.js';
 import { buildClickEncoder } from './graphs/click-encoder.js';
 import { CATEGORY_BUCKET_SEED, ITEM_BUCKET_SEED } from '../preprocess/buckets.js';
 import { buildConcatFusion, buildWeightedFusion } from './graphs/fusion.js';
@@ -48,9 +51,6 @@ const DEFAULT_TOP_K = 10;
 const GENERATOR_REVISION = 'default-v1';
 
 export const MODEL_CARD_FILE = 'model-card.json';
-
-/** Order of the rows of the fusion graphs' `modalities` input. */
-export const FUSION_MODALITIES = ['image', 'text', 'click'] as const;
 
 export type DefaultModelName = 'image' | 'text' | 'click' | 'fusion-weighted' | 'fusion-concat' | 'scorer';
 export const DEFAULT_MODEL_NAMES: readonly DefaultModelName[] = ['image', 'text', 'click', 'fusion-weighted', 'fusion-concat', 'scorer'];
@@ -135,7 +135,7 @@ export function defaultModelsVersion(opts: DefaultModelOptions = DEFAULT_MODEL_O
   return `${GENERATOR_REVISION}-${h.slice(0, 12)}`;
 }
 
-const t = (name: string, type: TensorType, shape: CardDim[]): CardTensor => ({ name, type, shape });
+const t = (d: TensorDecl, shape: CardDim[]): CardTensor => ({ name: d.name, type: d.type, shape });
 
 interface Built {
   readonly bytes: Uint8Array;
@@ -144,15 +144,17 @@ interface Built {
 
 function buildAll(o: Required<DefaultModelOptions>): Record<DefaultModelName, Built> {
   const { dim } = o;
-  const m = FUSION_MODALITIES.length;
-  const fusionInputs = [t('modalities', 'float32', ['batch', m, dim]), t('weights', 'float32', ['batch', m])];
+  const m = MODALITIES.length;
+  const { image, text, click } = ENCODER_TENSORS;
+  const fusionInputs = [t(FUSION_TENSORS.inputs.modalities, ['batch', m, dim]), t(FUSION_TENSORS.inputs.weights, ['batch', m])];
+  const fused = [t(FUSION_TENSORS.outputs.fused, ['batch', dim])];
   return {
     image: {
       bytes: buildImageEncoder({ size: o.imageSize, dim }),
       entry: {
         file: 'image.onnx',
-        inputs: [t('pixels', 'float32', ['batch', 3, o.imageSize, o.imageSize])],
-        outputs: [t('embedding', 'float32', ['batch', dim])],
+        inputs: [t(image.inputs.pixels, ['batch', 3, o.imageSize, o.imageSize])],
+        outputs: [t(image.outputs.embedding, ['batch', dim])],
         residentInputs: [],
         embeddingDim: dim,
         preprocessing: { size: o.imageSize, layout: 'NCHW', mean: [...IMAGE_MEAN], std: [...IMAGE_STD], colorSpace: 'srgb' },
@@ -162,8 +164,8 @@ function buildAll(o: Required<DefaultModelOptions>): Record<DefaultModelName, Bu
       bytes: buildTextEncoder({ vocabSize: o.vocabSize, maxTokens: o.maxTokens, dim }),
       entry: {
         file: 'text.onnx',
-        inputs: [t('token_ids', 'int64', ['batch', o.maxTokens])],
-        outputs: [t('embedding', 'float32', ['batch', dim])],
+        inputs: [t(text.inputs.tokenIds, ['batch', o.maxTokens])],
+        outputs: [t(text.outputs.embedding, ['batch', dim])],
         residentInputs: [],
         embeddingDim: dim,
         preprocessing: { vocabSize: o.vocabSize, maxTokens: o.maxTokens, tokenizer: TEXT_TOKENIZER },
@@ -173,8 +175,8 @@ function buildAll(o: Required<DefaultModelOptions>): Record<DefaultModelName, Bu
       bytes: buildClickEncoder({ itemBuckets: o.itemBuckets, categoryBuckets: o.categoryBuckets, dim }),
       entry: {
         file: 'click.onnx',
-        inputs: [t('item_ids', 'int64', ['batch']), t('category_ids', 'int64', ['batch'])],
-        outputs: [t('embedding', 'float32', ['batch', dim])],
+        inputs: [t(click.inputs.itemIds, ['batch']), t(click.inputs.categoryIds, ['batch'])],
+        outputs: [t(click.outputs.embedding, ['batch', dim])],
         residentInputs: [],
         embeddingDim: dim,
         preprocessing: { itemBuckets: o.itemBuckets, categoryBuckets: o.categoryBuckets, itemSeed: ITEM_BUCKET_SEED, categorySeed: CATEGORY_BUCKET_SEED },
@@ -182,32 +184,25 @@ function buildAll(o: Required<DefaultModelOptions>): Record<DefaultModelName, Bu
     },
     'fusion-weighted': {
       bytes: buildWeightedFusion({ modalities: m, dim }),
-      entry: { file: 'fusion-weighted.onnx', inputs: fusionInputs, outputs: [t('fused', 'float32', ['batch', dim])], residentInputs: [], embeddingDim: dim, modalities: [...FUSION_MODALITIES] },
+      entry: { file: 'fusion-weighted.onnx', inputs: fusionInputs, outputs: fused, residentInputs: [], embeddingDim: dim, modalities: [...MODALITIES] },
     },
     'fusion-concat': {
       // Same width as the encoders, so fused users and ads live in one space with the scorer.
       bytes: buildConcatFusion({ modalities: m, dim, outDim: dim }),
-      entry: { file: 'fusion-concat.onnx', inputs: fusionInputs, outputs: [t('fused', 'float32', ['batch', dim])], residentInputs: [], embeddingDim: dim, modalities: [...FUSION_MODALITIES] },
+      entry: { file: 'fusion-concat.onnx', inputs: fusionInputs, outputs: fused, residentInputs: [], embeddingDim: dim, modalities: [...MODALITIES] },
     },
     scorer: {
       bytes: buildScorer({ dim }),
       entry: {
         file: 'scorer.onnx',
-        inputs: [t('users', 'float32', ['batch', dim])],
-        outputs: [t('scores', 'float32', ['batch', 'k']), t('indices', 'int64', ['batch', 'k'])],
-        residentInputs: [t('ads', 'float32', ['num_ads', dim]), t('k', 'int64', [1])],
+        inputs: [t(SCORER_TENSORS.inputs.users, ['batch', dim])],
+        outputs: [t(SCORER_TENSORS.outputs.scores, ['batch', 'k']), t(SCORER_TENSORS.outputs.indices, ['batch', 'k'])],
+        residentInputs: [t(SCORER_TENSORS.resident.ads, ['num_ads', dim]), t(SCORER_TENSORS.resident.k, [1])],
         embeddingDim: dim,
         topK: o.topK,
       },
     },
   };
-}
-
-/** Writes via a temporary file and rename, so a reader never sees half a file. */
-async function writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
 }
 
 /** The card in `dir` if it is for `version` and every file it names is there with its size. */
@@ -246,12 +241,12 @@ export async function writeDefaultModels(dir: string, opts: DefaultModelOptions 
   const models = {} as Record<DefaultModelName, CardModel>;
   for (const name of DEFAULT_MODEL_NAMES) {
     const { bytes, entry } = built[name];
-    await writeAtomic(join(dir, entry.file), bytes);
+    await writeFileAtomic(join(dir, entry.file), bytes);
     models[name] = { ...entry, bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
   }
   const card = { version, generator: `adstream ${GENERATOR_REVISION}`, options, models } as ModelCard;
   // The card goes last: its presence says the files beside it are complete.
-  await writeAtomic(join(dir, MODEL_CARD_FILE), JSON.stringify(card, null, 2) + '\n');
+  await writeFileAtomic(join(dir, MODEL_CARD_FILE), JSON.stringify(card, null, 2) + '\n');
   return card;
 }
 

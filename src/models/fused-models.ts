@@ -4,9 +4,11 @@
  * changes the widest width) and on FUSION / FUSED_DIM, so they are built at start into MODEL_DIR,
  * one file per shape; a file is rewritten only when its bytes differ (a new generator revision).
  */
-import { readFile, rename, writeFile, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { FusionStrategy } from './model-io.js';
+import { MODALITY_COUNT } from '../domain/modalities.js';
+import { ensureFile } from '../util/files.js';
+import type { FusionSettings, FusionStrategy } from './model-io.js';
 import { buildCtrModel } from './graphs/ctr.js';
 import { buildConcatFusion, buildWeightedFusion } from './graphs/fusion.js';
 import { buildScorer } from './graphs/scorer.js';
@@ -18,17 +20,10 @@ export interface FusedModelFiles {
   readonly ctr: string | null;
 }
 
-export interface FusedModelOptions {
-  readonly strategy: FusionStrategy;
-  /** Widest encoder width; narrower modalities are zero-padded to it. */
-  readonly inputDim: number;
-  /** F: FUSED_DIM for concat, inputDim otherwise. */
-  readonly dim: number;
+/** The fusion's strategy and widths (F: FUSED_DIM for concat, the widest encoder's otherwise), and whether the default CTR model is needed. */
+export interface FusedModelOptions extends Pick<FusionSettings, 'strategy' | 'inputDim' | 'dim'> {
   readonly defaultCtr: boolean;
 }
-
-/** Order of the fusion graph's modality rows. */
-const MODALITIES = 3;
 
 export function fusionFileName(strategy: FusionStrategy, inputDim: number, dim: number): string {
   return strategy === 'concat' ? `fusion-concat-d${inputDim}-o${dim}.onnx` : `fusion-${strategy}-d${inputDim}.onnx`;
@@ -37,7 +32,7 @@ export function fusionFileName(strategy: FusionStrategy, inputDim: number, dim: 
 export async function writeFusedModels(root: string, o: FusedModelOptions): Promise<FusedModelFiles> {
   await mkdir(root, { recursive: true });
   // average and weighted are the same graph: they differ in the weights fed to it.
-  const fusion = o.strategy === 'concat' ? buildConcatFusion({ modalities: MODALITIES, dim: o.inputDim, outDim: o.dim }) : buildWeightedFusion({ modalities: MODALITIES, dim: o.inputDim });
+  const fusion = o.strategy === 'concat' ? buildConcatFusion({ modalities: MODALITY_COUNT, dim: o.inputDim, outDim: o.dim }) : buildWeightedFusion({ modalities: MODALITY_COUNT, dim: o.inputDim });
   const files = {
     fusion: join(root, fusionFileName(o.strategy, o.inputDim, o.dim)),
     scorer: join(root, `scorer-d${o.dim}.onnx`),
@@ -47,13 +42,4 @@ export async function writeFusedModels(root: string, o: FusedModelOptions): Prom
   await ensureFile(files.scorer, buildScorer({ dim: o.dim }));
   if (files.ctr) await ensureFile(files.ctr, buildCtrModel({ dim: o.dim }));
   return files;
-}
-
-/** Writes via a temporary file and rename (a concurrent reader never sees half a file), unless the same bytes are there. */
-async function ensureFile(path: string, bytes: Uint8Array): Promise<void> {
-  const existing = await readFile(path).catch(() => null);
-  if (existing && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).equals(existing)) return;
-  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  await writeFile(tmp, bytes);
-  await rename(tmp, path);
 }

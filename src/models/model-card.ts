@@ -1,13 +1,15 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConfigError } from '../domain/errors.js';
+import { MODALITIES, type Modality } from '../domain/modalities.js';
 import type { CardModel } from './default-models.js';
 
 /** An entry of a user's model card: the default card's format, `file` relative to the card. */
 export type UserModel = Pick<CardModel, 'file' | 'inputs' | 'outputs'> & { embeddingDim?: number; preprocessing?: Record<string, unknown> };
 
-export const ENCODERS = ['image', 'text', 'click'] as const;
-export type EncoderName = (typeof ENCODERS)[number];
+/** One encoder per modality, named after it. */
+export const ENCODERS = MODALITIES;
+export type EncoderName = Modality;
 /** What a user's card may replace: the encoders, and the CTR model that re-ranks candidates. */
 export const REPLACEABLE = [...ENCODERS, 'ctr'] as const;
 export type ReplaceableName = (typeof REPLACEABLE)[number];

@@ -2,22 +2,44 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import type { Config } from '../app/config/settings.js';
 import { ConfigError } from '../domain/errors.js';
+import { MODALITY_COUNT, perModality, type PerModality } from '../domain/modalities.js';
 import type { ImagePreprocessing } from '../preprocess/image-decoder.js';
-import type { CtrSettings, EncoderSettings, FusionSettings } from './model-io.js';
-import type { BatcherSettings, ModelSpec, TensorSpec } from '../inference/types.js';
+import { CTR_TENSORS, ENCODER_TENSORS, FUSION_TENSORS, SCORER_TENSORS, type CtrSettings, type EncoderSettings, type FusionSettings, type FusionStrategy, type ScorerIo } from './model-io.js';
+import type { BatcherSettings, ModelSpec, TensorDecl, TensorSpec, TensorType } from '../inference/types.js';
 import { writeFusedModels } from './fused-models.js';
 import { CATEGORY_BUCKET_SEED, ITEM_BUCKET_SEED } from '../preprocess/buckets.js';
 import { CTR_REVISION } from './graphs/ctr.js';
 import { DEFAULT_MODEL_OPTIONS, defaultModelsVersion, writeDefaultModels, type CardModel, type CardTensor } from './default-models.js';
 import { ENCODERS, readUserCard, type EncoderName, type UserModel } from './model-card.js';
 
+/**
+ * What prepareModels reads: the settings of these names (MODEL_DIR, EMBEDDING_DIM, MODEL_CARD,
+ * FUSION, ...; the batcher's from MAX_BATCH_SIZE and its kin), so the processor's Config can be
+ * passed as it is.
+ */
+export interface ModelSetupOptions extends BatcherSettings {
+  readonly modelDir: string;
+  /** Width of every default encoder. */
+  readonly embeddingDim: number;
+  /** A user's model card; null: the defaults only. */
+  readonly modelCard: string | null;
+  readonly fusion: FusionStrategy;
+  /** F with concat fusion. */
+  readonly fusedDim: number;
+  readonly weightImage: number;
+  readonly weightText: number;
+  readonly weightClick: number;
+  /** The k the scorer's outputs are declared with. */
+  readonly topK: number;
+}
+
 /** The models the processor runs (their specs for the engine) and how to feed them. */
 export interface PreparedModels {
   readonly specs: readonly ModelSpec[];
   readonly encoders: EncoderSettings;
   readonly fusion: FusionSettings;
+  readonly scorer: ScorerIo;
   readonly ctr: CtrSettings;
   /** Names the models in every scored output, so consumers can tell scores of different models apart. */
   readonly version: string;
@@ -42,7 +64,7 @@ interface Chosen {
  * normalisation and embedding size, and the CTR model by one with the same inputs. The fusion,
  * scorer and default CTR models are then built for the resulting widths.
  */
-export async function prepareModels(config: Config): Promise<PreparedModels> {
+export async function prepareModels(config: ModelSetupOptions): Promise<PreparedModels> {
   const root = expandHome(config.modelDir);
   const options = { ...DEFAULT_MODEL_OPTIONS, dim: config.embeddingDim };
   const dir = join(root, defaultModelsVersion(options));
@@ -66,38 +88,41 @@ export async function prepareModels(config: Config): Promise<PreparedModels> {
   }
 
   const encoders = encoderSettings(chosen);
-  const dims = [encoders.image.dim, encoders.text.dim, encoders.click.dim] as const;
-  const inputDim = Math.max(...dims);
+  const inputDim = Math.max(...perModality((m) => encoders[m].dim));
   const strategy = config.fusion;
   const F = strategy === 'concat' ? config.fusedDim : inputDim;
   const files = await writeFusedModels(root, { strategy, inputDim, dim: F, defaultCtr: !userCtr });
-  const weights: [number, number, number] = strategy === 'average' ? [1, 1, 1] : [config.weightImage, config.weightText, config.weightClick];
+  const weightOf = { image: config.weightImage, text: config.weightText, click: config.weightClick };
+  const weights: PerModality<number> = perModality((m) => (strategy === 'average' ? 1 : weightOf[m]));
 
   const batcher: BatcherSettings = { maxBatchSize: config.maxBatchSize, maxQueueDelayMs: config.maxQueueDelayMs, maxQueueItems: config.maxQueueItems };
   const spec = (name: string, path: string, e: Pick<CardModel, 'inputs' | 'outputs'>): ModelSpec => ({
     name, path, batcher, inputs: e.inputs.map(tensor), outputs: e.outputs.map(tensor),
   });
-  const ctr: CtrSettings = userCtr ? userCtrSettings(userCtr.entry as UserModel, F) : { model: 'ctr', userInput: 'user', adInput: 'ad', output: 'ctr' };
+  const fusion: FusionSettings = { model: 'fusion', strategy, inputDim, dim: F, weights };
+  const scorer: ScorerIo = { model: 'scorer', inputs: SCORER_TENSORS.inputs, outputs: SCORER_TENSORS.outputs };
+  const ctr: CtrSettings = userCtr ? userCtrSettings(userCtr.entry as UserModel, F) : { model: 'ctr', ...CTR_TENSORS };
+  const { modalities, weights: weightsInput } = FUSION_TENSORS.inputs;
   const specs: ModelSpec[] = [
     ...ENCODERS.map((n) => spec(n, chosen[n].path, chosen[n].entry)),
     {
-      name: 'fusion', path: files.fusion, batcher,
-      inputs: [{ name: 'modalities', type: 'float32', itemShape: [3, inputDim] }, { name: 'weights', type: 'float32', itemShape: [3] }],
-      outputs: [{ name: 'fused', type: 'float32', itemShape: [F] }],
+      name: fusion.model, path: files.fusion, batcher,
+      inputs: [shaped(modalities, [MODALITY_COUNT, inputDim]), shaped(weightsInput, [MODALITY_COUNT])],
+      outputs: [shaped(FUSION_TENSORS.outputs.fused, [F])],
     },
     {
-      name: 'scorer', path: files.scorer, batcher,
-      inputs: [{ name: 'users', type: 'float32', itemShape: [F] }],
+      name: scorer.model, path: files.scorer, batcher,
+      inputs: [shaped(scorer.inputs.users, [F])],
       // k is resident and varies with the catalog; the engine reads each output's real width.
-      outputs: [{ name: 'scores', type: 'float32', itemShape: [config.topK] }, { name: 'indices', type: 'int64', itemShape: [config.topK] }],
-      residentInputs: [{ name: 'ads', type: 'float32' }, { name: 'k', type: 'int64' }],
+      outputs: [shaped(scorer.outputs.scores, [config.topK]), shaped(scorer.outputs.indices, [config.topK])],
+      residentInputs: [SCORER_TENSORS.resident.ads, SCORER_TENSORS.resident.k],
     },
     userCtr
-      ? spec('ctr', userCtr.path, userCtr.entry)
+      ? spec(ctr.model, userCtr.path, userCtr.entry)
       : {
-          name: 'ctr', path: files.ctr!, batcher,
-          inputs: [{ name: 'user', type: 'float32', itemShape: [F] }, { name: 'ad', type: 'float32', itemShape: [F] }],
-          outputs: [{ name: 'ctr', type: 'float32', itemShape: [1] }],
+          name: ctr.model, path: files.ctr!, batcher,
+          inputs: [shaped(ctr.inputs.user, [F]), shaped(ctr.inputs.ad, [F])],
+          outputs: [shaped(ctr.outputs.ctr, [1])],
         },
   ];
   const sources = [...new Set(ENCODERS.map((n) => chosen[n].source))].join('+');
@@ -105,7 +130,8 @@ export async function prepareModels(config: Config): Promise<PreparedModels> {
   return {
     specs,
     encoders,
-    fusion: { model: 'fusion', strategy, inputDim, dim: F, weights },
+    fusion,
+    scorer,
     ctr,
     space,
     version: `${space}-w${weights.join(',')}/${userCtr ? userCtr.source : CTR_REVISION}`,
@@ -119,14 +145,23 @@ function encoderSettings(chosen: Record<EncoderName, Chosen>): EncoderSettings {
   const imagePrep = imagePreprocessing(image.preprocessing as Record<string, unknown> | undefined, chosen.image.source);
   const textPrep = text.preprocessing as { vocabSize?: number; maxTokens?: number } | undefined;
   const clickPrep = click.preprocessing as { itemBuckets?: number; categoryBuckets?: number; itemSeed?: number; categorySeed?: number } | undefined;
+  // The image and text encoders' tensors may have any names (the card's first input and output); the click encoder's inputs are told apart by name.
+  const T = ENCODER_TENSORS;
   return {
-    image: { model: 'image', input: image.inputs[0]!.name, output: image.outputs[0]!.name, dim: image.embeddingDim!, prep: imagePrep },
+    image: {
+      model: 'image', inputs: { pixels: typed(image.inputs[0]!, T.image.inputs.pixels, 'image encoder input') }, outputs: { embedding: typed(image.outputs[0]!, T.image.outputs.embedding, 'image encoder output') },
+      dim: image.embeddingDim!, prep: imagePrep,
+    },
     text: {
-      model: 'text', input: text.inputs[0]!.name, output: text.outputs[0]!.name, dim: text.embeddingDim!,
+      model: 'text', inputs: { tokenIds: typed(text.inputs[0]!, T.text.inputs.tokenIds, 'text encoder input') }, outputs: { embedding: typed(text.outputs[0]!, T.text.outputs.embedding, 'text encoder output') },
+      dim: text.embeddingDim!,
       vocabSize: positive(textPrep?.vocabSize, 'text preprocessing.vocabSize'), maxTokens: positive(textPrep?.maxTokens, 'text preprocessing.maxTokens'),
     },
     click: {
-      model: 'click', itemInput: named(click.inputs, 'item_ids', 'click encoder'), categoryInput: named(click.inputs, 'category_ids', 'click encoder'), output: click.outputs[0]!.name, dim: click.embeddingDim!,
+      model: 'click',
+      inputs: { itemIds: named(click.inputs, T.click.inputs.itemIds, 'click encoder'), categoryIds: named(click.inputs, T.click.inputs.categoryIds, 'click encoder') },
+      outputs: { embedding: typed(click.outputs[0]!, T.click.outputs.embedding, 'click encoder output') },
+      dim: click.embeddingDim!,
       itemBuckets: positive(clickPrep?.itemBuckets, 'click preprocessing.itemBuckets'), categoryBuckets: positive(clickPrep?.categoryBuckets, 'click preprocessing.categoryBuckets'),
       itemSeed: clickPrep?.itemSeed ?? ITEM_BUCKET_SEED, categorySeed: clickPrep?.categorySeed ?? CATEGORY_BUCKET_SEED,
     },
@@ -135,7 +170,7 @@ function encoderSettings(chosen: Record<EncoderName, Chosen>): EncoderSettings {
 
 /** A user's CTR model must take `user` and `ad` of width F and give one probability per row. */
 function userCtrSettings(e: UserModel, F: number): CtrSettings {
-  for (const name of ['user', 'ad']) {
+  for (const { name } of Object.values(CTR_TENSORS.inputs)) {
     const t = e.inputs.find((x) => x.name === name);
     if (!t) throw new ConfigError('MODEL_CARD', `ctr model must have an input named ${name}`);
     if (t.type !== 'float32' || t.shape.length !== 2 || t.shape[1] !== F) throw new ConfigError('MODEL_CARD', `ctr input ${name} must be float32 [batch, ${F}] (the fused width), got ${t.type} [${t.shape.join(', ')}]`);
@@ -143,7 +178,18 @@ function userCtrSettings(e: UserModel, F: number): CtrSettings {
   if (e.inputs.length !== 2) throw new ConfigError('MODEL_CARD', 'ctr model must have exactly the inputs user and ad');
   const out = e.outputs[0]!;
   if (out.type !== 'float32' || out.shape.length !== 2 || out.shape[1] !== 1) throw new ConfigError('MODEL_CARD', `ctr output ${out.name} must be float32 [batch, 1], got ${out.type} [${out.shape.join(', ')}]`);
-  return { model: 'ctr', userInput: 'user', adInput: 'ad', output: out.name };
+  return { model: 'ctr', inputs: CTR_TENSORS.inputs, outputs: { ctr: { name: out.name, type: 'float32' } } };
+}
+
+/** An engine tensor spec: a declared tensor with the shape of one item. */
+function shaped(t: TensorDecl, itemShape: readonly number[]): TensorSpec {
+  return { name: t.name, type: t.type, itemShape };
+}
+
+/** The card's tensor, which the pipeline feeds or reads as `as` declares it: same role and element type, the card's name. */
+function typed<T extends TensorType>(t: CardTensor, as: TensorDecl<T>, what: string): TensorDecl<T> {
+  if (t.type !== as.type) throw new ConfigError('MODEL_CARD', `${what} ${t.name} must be ${as.type}, got ${t.type}`);
+  return { name: t.name, type: as.type };
 }
 
 function tensor(t: CardTensor): TensorSpec {
@@ -176,9 +222,10 @@ function positive(v: number | undefined, what: string): number {
   return v;
 }
 
-function named(inputs: readonly CardTensor[], name: string, what: string): string {
-  if (!inputs.some((t) => t.name === name)) throw new ConfigError('MODEL_CARD', `${what} must have an input named ${name}`);
-  return name;
+function named<T extends TensorType>(inputs: readonly CardTensor[], as: TensorDecl<T>, what: string): TensorDecl<T> {
+  const t = inputs.find((x) => x.name === as.name);
+  if (!t) throw new ConfigError('MODEL_CARD', `${what} must have an input named ${as.name}`);
+  return typed(t, as, `${what} input`);
 }
 
 export function expandHome(p: string): string {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { RejectedRecordError } from '../domain/errors.js';
-import type { Inference } from '../inference/types.js';
+import { inferTyped, type Inference } from '../inference/types.js';
 import { bucketOf } from '../preprocess/buckets.js';
 import { textToTokenIds } from '../preprocess/token-ids.js';
 import type { Ad, ImageSource, UserEvent } from '../domain/events.js';
@@ -8,10 +8,8 @@ import type { EmbeddingCache } from './embedding-cache.js';
 import type { ImageFetcher } from '../preprocess/image-fetcher.js';
 import { decodeRgb, rgbToTensor } from '../preprocess/image-decoder.js';
 import type { EncoderSettings } from '../models/model-io.js';
-
-export type Modality = 'image' | 'text' | 'click';
-export const MODALITIES: readonly Modality[] = ['image', 'text', 'click'];
-export const MODALITY_INDEX: Readonly<Record<Modality, number>> = { image: 0, text: 1, click: 2 };
+import { rowOf } from '../util/vectors.js';
+import { EVENT_MODALITY, MODALITY_COUNT, MODALITY_INDEX, perModality, type PerModality } from '../domain/modalities.js';
 
 export interface EmbedderCaches {
   /**
@@ -24,7 +22,7 @@ export interface EmbedderCaches {
 }
 
 /** Per modality [image, text, click], rows packed at that modality's width. */
-export type ModalityBlocks = [Float32Array, Float32Array, Float32Array];
+export type ModalityBlocks = PerModality<Float32Array>;
 
 /** One chunk's events, embedded: a packed block of rows per modality. */
 export interface EmbeddedEvents {
@@ -43,7 +41,7 @@ export interface EmbeddedEvents {
  */
 export class MultimodalEmbedder {
   /** Embedding width per modality [image, text, click]; they may differ (a 32-d BYO image encoder). */
-  readonly dims: readonly [number, number, number];
+  readonly dims: Readonly<PerModality<number>>;
 
   constructor(
     private readonly engine: Inference,
@@ -53,35 +51,32 @@ export class MultimodalEmbedder {
     /** Reads images given by reference, within the configured allow-list. */
     private readonly fetcher: ImageFetcher,
   ) {
-    this.dims = [settings.image.dim, settings.text.dim, settings.click.dim];
+    this.dims = perModality((m) => settings[m].dim);
   }
 
   async embedEvents(events: readonly UserEvent[]): Promise<EmbeddedEvents> {
     const n = events.length;
     const modality = new Uint8Array(n);
     const row = new Int32Array(n);
-    const counts = [0, 0, 0];
+    const counts = new Int32Array(MODALITY_COUNT);
     for (let i = 0; i < n; i++) {
-      const m = MODALITY_INDEX[modalityOf(events[i]!)];
+      const m = MODALITY_INDEX[EVENT_MODALITY[events[i]!.kind]];
       modality[i] = m;
       row[i] = counts[m]!++;
     }
-    const blocks: ModalityBlocks = [
-      new Float32Array(counts[0]! * this.dims[0]),
-      new Float32Array(counts[1]! * this.dims[1]),
-      new Float32Array(counts[2]! * this.dims[2]),
-    ];
+    const blocks: ModalityBlocks = perModality((_, m) => new Float32Array(counts[m]! * this.dims[m]!));
     const failures = new Map<number, RejectedRecordError>();
+    const { image, text, click } = MODALITY_INDEX;
     const of = (m: number) => events.map((e, i) => [e, i] as const).filter(([, i]) => modality[i] === m);
 
     await Promise.all([
       this.embedImages(
         // 'id:' keeps producers' image ids apart from ad creatives' 'sha256:'/'uri:' keys in the shared cache.
-        of(0).map(([e, i]) => ({ key: `id:${(e as Extract<UserEvent, { kind: 'image' }>).imageId}`, source: (e as Extract<UserEvent, { kind: 'image' }>).image, index: i })),
-        blocks[0], row, failures,
+        of(image).map(([e, i]) => ({ key: `id:${(e as Extract<UserEvent, { kind: 'image' }>).imageId}`, source: (e as Extract<UserEvent, { kind: 'image' }>).image, index: i })),
+        blocks[image]!, row, failures,
       ),
-      this.embedTexts(of(1).map(([e, i]) => ({ text: (e as Extract<UserEvent, { kind: 'review' }>).text, index: i })), blocks[1], row, failures),
-      this.embedClicks(of(2).map(([e, i]) => ({ itemId: e.itemId, categoryId: (e as Extract<UserEvent, { kind: 'click' }>).categoryId, index: i })), blocks[2], row),
+      this.embedTexts(of(text).map(([e, i]) => ({ text: (e as Extract<UserEvent, { kind: 'review' }>).text, index: i })), blocks[text]!, row, failures),
+      this.embedClicks(of(click).map(([e, i]) => ({ itemId: e.itemId, categoryId: (e as Extract<UserEvent, { kind: 'click' }>).categoryId, index: i })), blocks[click]!, row),
     ]);
     return { modality, row, blocks, failures };
   }
@@ -93,17 +88,18 @@ export class MultimodalEmbedder {
    */
   async embedAds(ads: readonly Ad[]): Promise<ModalityBlocks> {
     const n = ads.length;
-    const blocks: ModalityBlocks = [new Float32Array(n * this.dims[0]), new Float32Array(n * this.dims[1]), new Float32Array(n * this.dims[2])];
+    const blocks: ModalityBlocks = perModality((_, m) => new Float32Array(n * this.dims[m]!));
     const identity = Int32Array.from({ length: n }, (_, i) => i);
     const ignored = new Map<number, RejectedRecordError>();
     // Creatives are cached by content, not by ad id and version: an update that keeps the creative
     // (a bid change, a deactivate/reactivate) and ads sharing one creative reuse its embedding
     // instead of decoding and encoding it again.
     const withImage = ads.flatMap((ad, i) => (ad.image ? [{ key: creativeKey(ad.image), source: ad.image, index: i }] : []));
+    const { image, text, click } = MODALITY_INDEX;
     await Promise.all([
-      this.embedImages(withImage, blocks[0], identity, ignored),
-      this.embedTexts(ads.map((ad, i) => ({ text: ad.description ? `${ad.title}\n${ad.description}` : ad.title, index: i })), blocks[1], identity, ignored),
-      this.embedClicks(ads.map((ad, i) => ({ itemId: null, categoryId: ad.categoryId, index: i })), blocks[2], identity, false),
+      this.embedImages(withImage, blocks[image]!, identity, ignored),
+      this.embedTexts(ads.map((ad, i) => ({ text: ad.description ? `${ad.title}\n${ad.description}` : ad.title, index: i })), blocks[text]!, identity, ignored),
+      this.embedClicks(ads.map((ad, i) => ({ itemId: null, categoryId: ad.categoryId, index: i })), blocks[click]!, identity, false),
     ]);
     return blocks;
   }
@@ -116,7 +112,7 @@ export class MultimodalEmbedder {
     useCache = true,
   ): Promise<void> {
     if (items.length === 0) return;
-    const { dim, prep, model, input, output } = this.settings.image;
+    const { dim, prep } = this.settings.image;
     const pending = this.fromCache(useCache ? this.caches.image : undefined, items, dim, block, row);
     if (pending.size === 0) return;
     // Decode every distinct image concurrently (sharp works on libuv's pool), then one request.
@@ -131,10 +127,9 @@ export class MultimodalEmbedder {
     const per = 3 * prep.size * prep.size;
     const pixels = new Float32Array(ok.length * per);
     ok.forEach((j, r) => rgbToTensor((decoded[j] as PromiseFulfilledResult<Buffer>).value, prep, pixels, r * per));
-    const res = await this.engine.infer(model, { items: ok.length, inputs: { [input]: pixels } });
-    const emb = res.outputs[output] as Float32Array;
+    const { embedding: emb } = await inferTyped(this.engine, this.settings.image, { items: ok.length, inputs: { pixels } });
     ok.forEach((j, r) => {
-      const v = emb.subarray(r * dim, (r + 1) * dim);
+      const v = rowOf(emb, r, dim);
       if (useCache) this.caches.image.set(keys[j]!, v);
       for (const it of pending.get(keys[j]!)!) block.set(v, row[it.index]! * dim);
     });
@@ -142,7 +137,7 @@ export class MultimodalEmbedder {
 
   private async embedTexts(items: readonly { text: string; index: number }[], block: Float32Array, row: Int32Array, failures: Map<number, RejectedRecordError>): Promise<void> {
     if (items.length === 0) return;
-    const { dim, model, input, output, vocabSize, maxTokens } = this.settings.text;
+    const { dim, vocabSize, maxTokens } = this.settings.text;
     const ids = new BigInt64Array(items.length * maxTokens);
     const usable: number[] = [];
     items.forEach((it, j) => {
@@ -150,9 +145,8 @@ export class MultimodalEmbedder {
       else failures.set(it.index, new RejectedRecordError('INVALID_FIELD', 'text has no words or characters the text encoder can use'));
     });
     if (usable.length === 0) return;
-    const res = await this.engine.infer(model, { items: usable.length, inputs: { [input]: ids.subarray(0, usable.length * maxTokens) } });
-    const emb = res.outputs[output] as Float32Array;
-    usable.forEach((j, r) => block.set(emb.subarray(r * dim, (r + 1) * dim), row[items[j]!.index]! * dim));
+    const { embedding: emb } = await inferTyped(this.engine, this.settings.text, { items: usable.length, inputs: { tokenIds: ids.subarray(0, usable.length * maxTokens) } });
+    usable.forEach((j, r) => block.set(rowOf(emb, r, dim), row[items[j]!.index]! * dim));
   }
 
   /** Ids always embed (any string hashes to a bucket), so clicks have no failures. */
@@ -163,7 +157,7 @@ export class MultimodalEmbedder {
     useCache = true,
   ): Promise<void> {
     if (items.length === 0) return;
-    const { dim, model, itemInput, categoryInput, output, itemBuckets, categoryBuckets, itemSeed, categorySeed } = this.settings.click;
+    const { dim, itemBuckets, categoryBuckets, itemSeed, categorySeed } = this.settings.click;
     const keyed = items.map((it) => ({ ...it, key: `${it.itemId ?? ''}\u0000${it.categoryId}` }));
     const pending = this.fromCache(useCache ? this.caches.item : undefined, keyed, dim, block, row);
     if (pending.size === 0) return;
@@ -175,10 +169,9 @@ export class MultimodalEmbedder {
       itemIds[r] = first.itemId === null ? 0n : bucketOf(first.itemId, itemBuckets, itemSeed);
       categoryIds[r] = bucketOf(first.categoryId, categoryBuckets, categorySeed);
     });
-    const res = await this.engine.infer(model, { items: keys.length, inputs: { [itemInput]: itemIds, [categoryInput]: categoryIds } });
-    const emb = res.outputs[output] as Float32Array;
+    const { embedding: emb } = await inferTyped(this.engine, this.settings.click, { items: keys.length, inputs: { itemIds, categoryIds } });
     keys.forEach((k, r) => {
-      const v = emb.subarray(r * dim, (r + 1) * dim);
+      const v = rowOf(emb, r, dim);
       if (useCache) this.caches.item.set(k, v);
       for (const it of pending.get(k)!) block.set(v, row[it.index]! * dim);
     });
@@ -212,10 +205,6 @@ export class MultimodalEmbedder {
  */
 function creativeKey(source: ImageSource): string {
   return source.kind === 'inline' ? `sha256:${createHash('sha256').update(source.data).digest('hex')}` : `uri:${source.uri}`;
-}
-
-function modalityOf(e: UserEvent): Modality {
-  return e.kind === 'image' ? 'image' : e.kind === 'review' ? 'text' : 'click';
 }
 
 

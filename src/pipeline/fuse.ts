@@ -2,7 +2,7 @@
  * Modality embeddings -> one vector in the fused space F, by the fusion model on the inference
  * engine (one request per call, so the micro-batcher merges chunks).
  *
- * Strategies (src/inference/models/fusion.ts builds the graphs):
+ * Strategies (src/models/graphs/fusion.ts builds the graphs):
  * - concat: each modality keeps its own block, scaled by WEIGHT_*, and a seeded random projection
  *   maps the concatenation to F. Works with encoders that know nothing of each other (the
  *   defaults): an image vector and a click vector never share coordinates before the projection,
@@ -15,20 +15,25 @@
  *
  * Narrower modalities are zero-padded to the widest (padding keeps inner products).
  */
-import type { Inference } from '../inference/types.js';
-import type { FusionSettings } from '../models/model-io.js';
+import { inferTyped, type Inference, type TensorsOf } from '../inference/types.js';
+import { FUSION_TENSORS, type FusionIo, type FusionSettings } from '../models/model-io.js';
+import { MODALITY_COUNT as M, type PerModality } from '../domain/modalities.js';
+import { rowOf } from '../util/vectors.js';
 import type { EmbeddedEvents, ModalityBlocks } from './embed.js';
 
-const M = 3;
+type FusionInputs = TensorsOf<typeof FUSION_TENSORS.inputs>;
 
 export class Fuser {
+  private readonly io: FusionIo;
+
   constructor(
     private readonly engine: Inference,
     readonly settings: FusionSettings,
     /** Encoder widths per modality. */
-    private readonly dims: readonly [number, number, number],
+    private readonly dims: Readonly<PerModality<number>>,
   ) {
     if (dims.some((d) => d > settings.inputDim)) throw new Error(`fusion input width ${settings.inputDim} is narrower than an encoder (${dims.join(', ')})`);
+    this.io = { model: settings.model, ...FUSION_TENSORS };
   }
 
   get dim(): number {
@@ -42,38 +47,35 @@ export class Fuser {
   async fuseEvents(embedded: EmbeddedEvents, events: readonly number[]): Promise<Float32Array> {
     const n = events.length;
     if (n === 0) return new Float32Array(0);
-    const D = this.settings.inputDim;
-    const x = new Float32Array(n * M * D);
-    const w = new Float32Array(n * M);
+    const inputs = this.inputs(n);
     for (let r = 0; r < n; r++) {
       const i = events[r]!;
       const m = embedded.modality[i]!;
-      const d = this.dims[m]!;
-      const at = embedded.row[i]! * d;
-      x.set(embedded.blocks[m]!.subarray(at, at + d), (r * M + m) * D);
-      w[r * M + m] = this.settings.weights[m]!;
+      this.place(inputs, r, m, embedded.blocks[m]!, embedded.row[i]!);
     }
-    return this.run(x, w, n);
+    return this.run(inputs, n);
   }
 
   /** n ads from all their modalities at once (rows of a missing modality are zero). Returns n rows of F. */
   async fuseAds(blocks: Readonly<ModalityBlocks>, n: number): Promise<Float32Array> {
     if (n === 0) return new Float32Array(0);
-    const D = this.settings.inputDim;
-    const x = new Float32Array(n * M * D);
-    const w = new Float32Array(n * M);
-    for (let r = 0; r < n; r++) {
-      for (let m = 0; m < M; m++) {
-        const d = this.dims[m]!;
-        x.set(blocks[m]!.subarray(r * d, (r + 1) * d), (r * M + m) * D);
-        w[r * M + m] = this.settings.weights[m]!;
-      }
-    }
-    return this.run(x, w, n);
+    const inputs = this.inputs(n);
+    for (let r = 0; r < n; r++) for (let m = 0; m < M; m++) this.place(inputs, r, m, blocks[m]!, r);
+    return this.run(inputs, n);
   }
 
-  private async run(modalities: Float32Array, weights: Float32Array, n: number): Promise<Float32Array> {
-    const res = await this.engine.infer(this.settings.model, { items: n, inputs: { modalities, weights } });
-    return res.outputs.fused as Float32Array;
+  /** The graph's inputs for n items, zeroed: a modality left out keeps a zero row and weight 0. */
+  private inputs(n: number): FusionInputs {
+    return { modalities: new Float32Array(n * M * this.settings.inputDim), weights: new Float32Array(n * M) };
+  }
+
+  /** Item r's modality m: row `at` of that modality's block (zero-padded to the input width), with m's weight. */
+  private place(inputs: FusionInputs, r: number, m: number, block: Float32Array, at: number): void {
+    inputs.modalities.set(rowOf(block, at, this.dims[m]!), (r * M + m) * this.settings.inputDim);
+    inputs.weights[r * M + m] = this.settings.weights[m]!;
+  }
+
+  private async run(inputs: FusionInputs, n: number): Promise<Float32Array> {
+    return (await inferTyped(this.engine, this.io, { items: n, inputs })).fused;
   }
 }

@@ -10,9 +10,10 @@
  *    one that has decayed, since every interest is a unit vector to the scorer and the CTR model.
  */
 import type { Candidate } from '../domain/outputs.js';
-import type { Inference } from '../inference/types.js';
+import { inferTyped, type Inference } from '../inference/types.js';
 import type { CtrSettings } from '../models/model-io.js';
 import { totalStrength, type Interest } from '../domain/user-state.js';
+import { normalizeInto, rowOf } from '../util/vectors.js';
 import type { Match } from './retrieve.js';
 
 /** One user's interests, ready to score. */
@@ -40,10 +41,7 @@ export function rankQuery(interests: readonly Interest[], dim: number): RankQuer
   const shares = new Float64Array(interests.length);
   const total = totalStrength({ interests });
   interests.forEach((it, r) => {
-    let norm = 0;
-    for (let j = 0; j < dim; j++) norm += it.vector[j]! * it.vector[j]!;
-    const inv = norm > 0 ? 1 / Math.sqrt(norm) : 0;
-    for (let j = 0; j < dim; j++) rows[r * dim + j] = it.vector[j]! * inv;
+    normalizeInto(it.vector, 0, dim, rows, r * dim);
     shares[r] = total > 0 ? it.strength / total : 0;
   });
   return { interests: rows, shares };
@@ -113,13 +111,11 @@ export class CandidateRanker {
     for (const list of pairs) {
       for (const pair of list) {
         const q = queries[pair.user]!;
-        user.set(q.interests.subarray(pair.row * dim, (pair.row + 1) * dim), i * dim);
+        user.set(rowOf(q.interests, pair.row, dim), i * dim);
         ad.set(pair.match.vector, i * dim);
         i++;
       }
     }
-    const { model, userInput, adInput, output } = this.o.ctr;
-    const res = await this.engine.infer(model, { items: n, inputs: { [userInput]: user, [adInput]: ad } });
-    return res.outputs[output] as Float32Array;
+    return (await inferTyped(this.engine, this.o.ctr, { items: n, inputs: { user, ad } })).ctr;
   }
 }

@@ -1,10 +1,12 @@
 import type { Ad } from '../domain/events.js';
-import type { Inference } from '../inference/types.js';
+import { inferTyped, type Inference, type TensorData } from '../inference/types.js';
+import { SCORER_TENSORS, type ScorerIo } from '../models/model-io.js';
+import { rowOf } from '../util/vectors.js';
 import type { AdCatalog } from '../catalog/ad-catalog.js';
 
 /** Uploads the ad matrix to the workers; the engine implements it (InferenceEngine.setResident). */
 export interface ResidentInputs {
-  setResident(model: string, name: string, data: Float32Array | BigInt64Array, dims: number[]): Promise<void>;
+  setResident(model: string, name: string, data: TensorData, dims: number[]): Promise<void>;
 }
 
 export interface EngineScorerOptions {
@@ -48,12 +50,15 @@ export class EngineScorer {
   private inFlight = 0;
   private drained: (() => void) | undefined;
   private uploading: Promise<void> | undefined;
+  private readonly io: ScorerIo;
 
   constructor(
     private readonly engine: Inference & ResidentInputs,
     private readonly catalog: AdCatalog,
     private readonly o: EngineScorerOptions,
-  ) {}
+  ) {
+    this.io = { model: o.model, inputs: SCORER_TENSORS.inputs, outputs: SCORER_TENSORS.outputs };
+  }
 
   /** The best active ads per query row (queries: n rows of the catalog's dimension), best first. */
   async score(queries: Float32Array, n: number): Promise<Match[][]> {
@@ -61,9 +66,7 @@ export class EngineScorer {
     const snap = await this.acquire();
     try {
       if (snap.k === 0) return Array.from({ length: n }, () => []);
-      const res = await this.engine.infer(this.o.model, { items: n, inputs: { users: queries } });
-      const scores = res.outputs.scores as Float32Array;
-      const indices = res.outputs.indices as BigInt64Array;
+      const { scores, indices } = await inferTyped(this.engine, this.io, { items: n, inputs: { users: queries } });
       const dim = this.catalog.dim;
       const out: Match[][] = [];
       for (let q = 0; q < n; q++) {
@@ -72,7 +75,7 @@ export class EngineScorer {
           const row = Number(indices[q * snap.k + j]);
           const ad = snap.rows[row]!;
           if (!this.catalog.get(ad.adId)?.active) continue; // changed since the upload
-          list.push({ ad, similarity: scores[q * snap.k + j]!, vector: snap.matrix.subarray(row * dim, (row + 1) * dim) });
+          list.push({ ad, similarity: scores[q * snap.k + j]!, vector: rowOf(snap.matrix, row, dim) });
         }
         out.push(list);
       }
@@ -106,8 +109,9 @@ export class EngineScorer {
     const k = Math.min(this.o.perRow, rows.length);
     const matrix = this.catalog.embeddings().slice();
     if (rows.length > 0) {
-      await this.engine.setResident(this.o.model, 'ads', matrix, [rows.length, this.catalog.dim]);
-      await this.engine.setResident(this.o.model, 'k', BigInt64Array.of(BigInt(k)), [1]);
+      const { ads, k: kInput } = SCORER_TENSORS.resident;
+      await this.engine.setResident(this.o.model, ads.name, matrix, [rows.length, this.catalog.dim]);
+      await this.engine.setResident(this.o.model, kInput.name, BigInt64Array.of(BigInt(k)), [1]);
     }
     this.snapshot = { version, rows, matrix, k, at: Date.now() };
   }

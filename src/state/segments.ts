@@ -3,6 +3,7 @@
  * and a user's segments are those names with their share of the user's interest strength.
  */
 import { totalStrength, type Interest, type Segment } from '../domain/user-state.js';
+import { dot } from '../util/vectors.js';
 
 /** One unit vector per category, in the fused space (scoring/category-centroids.ts). */
 export interface Centroids {
@@ -23,11 +24,9 @@ export function nearestCentroid(v: Float32Array, c: Centroids): number {
   let best = -1;
   let bestDot = Number.NEGATIVE_INFINITY;
   for (let k = 0; k < c.names.length; k++) {
-    let dot = 0;
-    const o = k * c.dim;
-    for (let j = 0; j < c.dim; j++) dot += v[j]! * c.vectors[o + j]!;
-    if (dot > bestDot) {
-      bestDot = dot;
+    const d = dot(v, 0, c.vectors, k * c.dim, c.dim);
+    if (d > bestDot) {
+      bestDot = d;
       best = k;
     }
   }

@@ -5,6 +5,7 @@
  * same state.
  */
 import type { Interest } from '../domain/user-state.js';
+import { cosineToUnit } from '../util/vectors.js';
 import type { VectorAllocator } from './vector-pool.js';
 
 export interface InterestParams {
@@ -71,7 +72,8 @@ export function applyEvent(
     if (best >= 0) bestCos = Number.POSITIVE_INFINITY; // same category: join it
   } else {
     for (let k = 0; k < interests.length; k++) {
-      const c = cosineToUnit(interests[k]!.vector, vec, offset);
+      const v = interests[k]!.vector;
+      const c = cosineToUnit(v, 0, vec, offset, v.length);
       if (c > bestCos) {
         bestCos = c;
         best = k;
@@ -103,17 +105,6 @@ export function decayTo(i: Interest, T: number, halfLifeMs: number): void {
   for (let j = 0; j < v.length; j++) v[j]! *= keep;
   i.strength *= keep;
   i.asOf = T;
-}
-
-/** cos(v, x) for a unit x at offset; -Infinity for a zero v (it can match nothing). */
-export function cosineToUnit(v: Float32Array, x: Float32Array, offset: number): number {
-  let dot = 0;
-  let norm = 0;
-  for (let j = 0; j < v.length; j++) {
-    dot += v[j]! * x[offset + j]!;
-    norm += v[j]! * v[j]!;
-  }
-  return norm > 0 ? dot / Math.sqrt(norm) : Number.NEGATIVE_INFINITY;
 }
 
 /** Index of the interest with the lowest strength (the first of equals). */

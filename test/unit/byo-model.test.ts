@@ -140,6 +140,17 @@ describe('Bring your own model (MODEL_CARD)', () => {
     }
   }, SLOW);
 
+  it("takes a user encoder's tensor names from its card; roles and element types stay", async () => {
+    const entry = { ...imageEntry(), inputs: [{ name: 'input.1', type: 'float32', shape: ['batch', 3, 96, 96] }], outputs: [{ name: 'features', type: 'float32', shape: ['batch', 32] }] };
+    const models = await prepareModels(configFor(writeCard('renamed.json', { models: { image: entry } })));
+    expect(models.encoders.image).toMatchObject({ model: 'image', inputs: { pixels: { name: 'input.1', type: 'float32' } }, outputs: { embedding: { name: 'features', type: 'float32' } } });
+    const imageSpec = models.specs.find((s) => s.name === 'image')!;
+    expect(imageSpec.inputs).toEqual([{ name: 'input.1', type: 'float32', itemShape: [3, 96, 96] }]);
+    expect(imageSpec.outputs).toEqual([{ name: 'features', type: 'float32', itemShape: [32] }]);
+    // The defaults keep theirs.
+    expect(models.encoders.click.inputs).toEqual({ itemIds: { name: 'item_ids', type: 'int64' }, categoryIds: { name: 'category_ids', type: 'int64' } });
+  }, SLOW);
+
   describe('refuses a bad card with a ConfigError naming MODEL_CARD', () => {
     const refuses = async (card: unknown, message: RegExp): Promise<void> => {
       const path = writeCard(`bad-${Math.random().toString(36).slice(2)}.json`, card);
@@ -161,6 +172,11 @@ describe('Bring your own model (MODEL_CARD)', () => {
       const ctr = (width: number) => ({ file: 'my-image.onnx', inputs: [{ name: 'user', type: 'float32', shape: ['batch', width] }, { name: 'ad', type: 'float32', shape: ['batch', width] }], outputs: [{ name: 'ctr', type: 'float32', shape: ['batch', 1] }] });
       await refuses({ models: { ctr: ctr(64) } }, /ctr input user must be float32 \[batch, 128\]/);
       await refuses({ models: { ctr: { ...ctr(128), inputs: [{ name: 'query', type: 'float32', shape: ['batch', 128] }] } } }, /ctr model must have an input named user/);
+    }, SLOW);
+
+    it('an encoder tensor of another element type than the pipeline feeds or reads', async () => {
+      await refuses({ models: { image: { ...imageEntry(), inputs: [{ name: 'pixels', type: 'int64', shape: ['batch', 3, 96, 96] }] } } }, /image encoder input pixels must be float32, got int64/);
+      await refuses({ models: { image: { ...imageEntry(), outputs: [{ name: 'embedding', type: 'int64', shape: ['batch', 32] }] } } }, /image encoder output embedding must be float32, got int64/);
     }, SLOW);
 
     it('a file that does not exist', async () => {

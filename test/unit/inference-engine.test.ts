@@ -9,7 +9,7 @@ import { createLogger, silentLogger } from '../../src/util/log.js';
 import { decideBatch, type PolicyInput } from '../../src/inference/batch-policy.js';
 import { InferenceEngine } from '../../src/inference/inference-engine.js';
 import { WorkerPool } from '../../src/inference/worker-pool.js';
-import { InferenceError, type InferenceErrorCode, type InferenceReporter, type InferenceResult, type ModelSpec } from '../../src/inference/types.js';
+import { inferTyped, InferenceError, type Inference, type InferenceErrorCode, type InferenceReporter, type InferenceRequest, type InferenceResult, type ModelSpec } from '../../src/inference/types.js';
 import { GraphBuilder } from '../../src/models/graphs/graph-builder.js';
 
 // ---------------------------------------------------------------- helpers
@@ -145,6 +145,38 @@ describe('batch policy', () => {
 });
 
 // ---------------------------------------------------------------- engine
+
+describe('inferTyped (the port by role, outputs checked against their declared types)', () => {
+  const io = {
+    model: 'encoder',
+    inputs: { ids: { name: 'token_ids', type: 'int64' } },
+    outputs: { embedding: { name: 'features', type: 'float32' }, rows: { name: 'row_ids', type: 'int64' } },
+  } as const;
+  /** An engine that answers one request with the given outputs and records what it was asked. */
+  const fake = (outputs: InferenceResult['outputs']): Inference & { asked: { model: string; request: InferenceRequest }[] } => {
+    const asked: { model: string; request: InferenceRequest }[] = [];
+    const infer = async (model: string, request: InferenceRequest): Promise<InferenceResult> => {
+      asked.push({ model, request });
+      return { outputs, batchSize: request.items, queueWaitMs: 0, computeMs: 0 };
+    };
+    return { asked, infer };
+  };
+
+  it('sends inputs under their tensor names and hands outputs back by role', async () => {
+    const ids = BigInt64Array.of(1n, 2n);
+    const features = Float32Array.of(0.5, 0.25);
+    const engine = fake({ features, row_ids: BigInt64Array.of(7n) });
+    const out = await inferTyped(engine, io, { items: 2, inputs: { ids }, deadline: 123 });
+    expect(engine.asked).toEqual([{ model: 'encoder', request: { items: 2, inputs: { token_ids: ids }, deadline: 123 } }]);
+    expect(out.embedding).toBe(features);
+    expect([...out.rows]).toEqual([7n]);
+  });
+
+  it('refuses an output that is missing or of another type (MODEL_FAILED)', async () => {
+    expect(await codeOf(inferTyped(fake({ features: BigInt64Array.of(1n), row_ids: BigInt64Array.of(7n) }), io, { items: 1, inputs: { ids: BigInt64Array.of(1n) } }))).toBe('MODEL_FAILED');
+    expect(await codeOf(inferTyped(fake({ features: Float32Array.of(1) }), io, { items: 1, inputs: { ids: BigInt64Array.of(1n) } }))).toBe('MODEL_FAILED');
+  });
+});
 
 describe('InferenceEngine (real onnxruntime-node sessions on worker threads)', () => {
   let engine: InferenceEngine;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AvroCodec } from '../../src/serde/avro-codec.js';
-import { DEFAULT_WORLD_SPEC, loadWorldSpec, MODALITIES, sampleCdf, validateWorldSpec, World, zipfCdf, type WorldSpec } from '../../loadtest/world.js';
+import { DEFAULT_WORLD_SPEC, EVENT_ROLES, loadWorldSpec, sampleCdf, validateWorldSpec, World, zipfCdf, type WorldSpec } from '../../loadtest/world.js';
 
 const codec = new AvroCodec();
 const small: WorldSpec = { ...DEFAULT_WORLD_SPEC, users: 200, imagesPerCategory: 3, adsPerCategory: 3, itemsPerCategory: 100 };
@@ -60,7 +60,7 @@ describe('synthetic world', () => {
       if (e.noise) noisy[e.role]++;
       if (!mixtureOf.get(e.userId)!.has(e.categoryId)) off[e.role]++;
     }
-    for (const m of MODALITIES) {
+    for (const m of EVENT_ROLES) {
       expect(n[m] / N).toBeCloseTo(spec.eventMix[m], 1);
       expect(Math.abs(noisy[m] / n[m] - spec.noise[m])).toBeLessThan(0.02);
       // Off-interest only through noise, and noise lands off-interest unless it hits the mixture by chance.

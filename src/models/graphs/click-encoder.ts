@@ -7,6 +7,7 @@
  *   -> embedding [batch, dim]  (both 0 gives a zero vector)
  */
 import { GraphBuilder } from './graph-builder.js';
+import { ENCODER_TENSORS } from '../model-io.js';
 import { embeddingTable, l2Normalize } from './graph-ops.js';
 
 export interface ClickEncoderOptions {
@@ -28,15 +29,16 @@ export function buildClickEncoder(opts: ClickEncoderOptions): Uint8Array {
   }
   if (!Number.isInteger(dim) || dim < 1) throw new Error(`embedding dim must be a positive integer, got ${dim}`);
 
+  const { inputs: { itemIds, categoryIds }, outputs: { embedding } } = ENCODER_TENSORS.click;
   const g = new GraphBuilder('adstream_click_encoder');
-  const items = g.input('item_ids', 'int64', ['batch']);
-  const cats = g.input('category_ids', 'int64', ['batch']);
+  const items = g.inputOf(itemIds, ['batch']);
+  const cats = g.inputOf(categoryIds, ['batch']);
   const itemTable = g.weight('item_table', embeddingTable(itemBuckets, dim, seed), [itemBuckets, dim]);
   const catTable = g.weight('category_table', embeddingTable(categoryBuckets, dim, (seed ^ 0x5a5a5a5a) >>> 0), [categoryBuckets, dim]);
   const itemVec = g.op1('Gather', [itemTable, items], { axis: 0 });
   const catVec = g.op1('Gather', [catTable, cats], { axis: 0 });
   const sum = g.op1('Add', [catVec, g.op1('Mul', [itemVec, g.weight('item_weight', Float32Array.of(ITEM_WEIGHT), [1])])]);
-  l2Normalize(g, sum, 'embedding');
-  g.output('embedding', 'float32', ['batch', dim]);
+  l2Normalize(g, sum, embedding.name);
+  g.outputOf(embedding, ['batch', dim]);
   return g.build({ 'adstream.model': 'click-encoder', itemBuckets: String(itemBuckets), categoryBuckets: String(categoryBuckets), dim: String(dim), seed: String(seed) });
 }

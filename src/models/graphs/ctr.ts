@@ -12,6 +12,7 @@
  * shape is the usual one of such a model, so a trained one drops in.
  */
 import { GraphBuilder } from './graph-builder.js';
+import { CTR_TENSORS } from '../model-io.js';
 
 export interface CtrOptions {
   readonly dim: number;
@@ -34,8 +35,9 @@ export function buildCtrModel(opts: CtrOptions): Uint8Array {
     if (!Number.isInteger(v) || v < 2) throw new Error(`${name} must be an integer >= 2, got ${v}`);
   }
   const g = new GraphBuilder('adstream_ctr');
-  const u = g.input('user', 'float32', ['batch', dim]);
-  const a = g.input('ad', 'float32', ['batch', dim]);
+  const { inputs, outputs } = CTR_TENSORS;
+  const u = g.inputOf(inputs.user, ['batch', dim]);
+  const a = g.inputOf(inputs.ad, ['batch', dim]);
   const x = g.op1('Concat', [u, a, g.op1('Mul', [u, a])], { axis: 1 }); // [batch, 3*dim]
 
   // Rows 2*dim..3*dim (the u*a part) are 1: each unit sees cos(u, a) minus its threshold.
@@ -53,7 +55,7 @@ export function buildCtrModel(opts: CtrOptions): Uint8Array {
   }
   const h = g.op1('Relu', [g.op1('Gemm', [x, g.weight('w1', w1, [3 * dim, hidden]), g.weight('b1', b1, [hidden])])]);
   const logit = g.op1('Gemm', [h, g.weight('w2', w2, [hidden, 1]), g.weight('b2', Float32Array.of(BIAS), [1])]);
-  g.op1('Sigmoid', [logit], {}, 'ctr');
-  g.output('ctr', 'float32', ['batch', 1]);
+  g.op1('Sigmoid', [logit], {}, outputs.ctr.name);
+  g.outputOf(outputs.ctr, ['batch', 1]);
   return g.build({ 'adstream.model': 'ctr', revision: CTR_REVISION, dim: String(dim), hidden: String(hidden), weights: 'hand-set, monotone in cos(user, ad); not trained' });
 }

@@ -9,6 +9,7 @@
  *   space ranks like the weighted concatenation, at a chosen width.
  */
 import { GraphBuilder } from './graph-builder.js';
+import { FUSION_TENSORS } from '../model-io.js';
 import { gaussianArray, l2Normalize } from './graph-ops.js';
 
 export interface WeightedFusionOptions {
@@ -25,14 +26,16 @@ export interface ConcatFusionOptions {
 
 export const DEFAULT_CONCAT_SEED = 0xf05e;
 
+const { fused } = FUSION_TENSORS.outputs;
+
 function check(name: string, v: number): void {
   if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got ${v}`);
 }
 
 /** x_m * w_m for every modality: [batch, M, dim]. */
 function weighted(g: GraphBuilder, modalities: number, dim: number): string {
-  const x = g.input('modalities', 'float32', ['batch', modalities, dim]);
-  const w = g.input('weights', 'float32', ['batch', modalities]);
+  const x = g.inputOf(FUSION_TENSORS.inputs.modalities, ['batch', modalities, dim]);
+  const w = g.inputOf(FUSION_TENSORS.inputs.weights, ['batch', modalities]);
   const w3 = g.op1('Unsqueeze', [w, g.int64s('weight_axis', [2])]); // [batch, M, 1]
   return g.op1('Mul', [x, w3]);
 }
@@ -44,8 +47,8 @@ export function buildWeightedFusion(opts: WeightedFusionOptions): Uint8Array {
   const g = new GraphBuilder('adstream_fusion_weighted');
   const scaled = weighted(g, modalities, dim);
   const sum = g.op1('ReduceSum', [scaled, g.int64s('modality_axis', [1])], { keepdims: 0 }); // [batch, dim]
-  l2Normalize(g, sum, 'fused');
-  g.output('fused', 'float32', ['batch', dim]);
+  l2Normalize(g, sum, fused.name);
+  g.outputOf(fused, ['batch', dim]);
   return g.build({ 'adstream.model': 'fusion-weighted', modalities: String(modalities), dim: String(dim) });
 }
 
@@ -59,7 +62,7 @@ export function buildConcatFusion(opts: ConcatFusionOptions): Uint8Array {
   const scaled = weighted(g, modalities, dim);
   const flat = g.op1('Reshape', [scaled, g.int64s('flat_shape', [-1, modalities * dim])]); // [batch, M*dim]
   const proj = g.weight('projection', gaussianArray(modalities * dim * outDim, 1 / Math.sqrt(outDim), seed), [modalities * dim, outDim]);
-  l2Normalize(g, g.op1('MatMul', [flat, proj]), 'fused');
-  g.output('fused', 'float32', ['batch', outDim]);
+  l2Normalize(g, g.op1('MatMul', [flat, proj]), fused.name);
+  g.outputOf(fused, ['batch', outDim]);
   return g.build({ 'adstream.model': 'fusion-concat', modalities: String(modalities), dim: String(dim), outDim: String(outDim), seed: String(seed) });
 }

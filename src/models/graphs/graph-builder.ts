@@ -3,6 +3,7 @@
  * deterministic, no Python, no download). Serialised with onnx-proto's generated protobuf classes.
  */
 import onnxProto from 'onnx-proto';
+import type { TensorDecl } from '../../inference/types.js';
 
 const { onnx } = onnxProto;
 
@@ -33,6 +34,16 @@ export class GraphBuilder {
 
   output(name: string, type: ElemType, dims: Dim[]): void {
     this.outputs.push(valueInfo(name, type, dims));
+  }
+
+  /** The graph input of a tensor declared in model-io.ts. */
+  inputOf(t: TensorDecl, dims: Dim[]): string {
+    return this.input(t.name, t.type, dims);
+  }
+
+  /** The graph output of a tensor declared in model-io.ts (a node must produce t.name). */
+  outputOf(t: TensorDecl, dims: Dim[]): void {
+    this.output(t.name, t.type, dims);
   }
 
   /** A constant weight tensor (stored as raw little-endian bytes). */

@@ -16,6 +16,7 @@
  * embeddings are directions away from "an average image", which spreads different looks apart.
  */
 import { GraphBuilder } from './graph-builder.js';
+import { ENCODER_TENSORS } from '../model-io.js';
 import { gaussianArray, l2Normalize } from './graph-ops.js';
 import { seededRandom } from '../../util/random.js';
 
@@ -189,8 +190,9 @@ export function buildImageEncoder(opts: ImageEncoderOptions): Uint8Array {
     bias[d] = -s;
   }
 
+  const { inputs: { pixels }, outputs: { embedding } } = ENCODER_TENSORS.image;
   const g = new GraphBuilder('adstream_image_encoder');
-  let x = g.input('pixels', 'float32', ['batch', 3, size, size]);
+  let x = g.inputOf(pixels, ['batch', 3, size, size]);
   convs.forEach((layer, i) => {
     const w = g.weight(`conv${i + 1}_w`, layer.w, [layer.outC, layer.inC, 3, 3]);
     const b = g.weight(`conv${i + 1}_b`, layer.b, [layer.outC]);
@@ -199,7 +201,7 @@ export function buildImageEncoder(opts: ImageEncoderOptions): Uint8Array {
   });
   const pooled = g.op1('Flatten', [g.op1('GlobalAveragePool', [x])], { axis: 1 });
   const projected = g.op1('Gemm', [pooled, g.weight('proj_w', proj, [feat, dim]), g.weight('proj_b', bias, [dim])]);
-  l2Normalize(g, projected, 'embedding');
-  g.output('embedding', 'float32', ['batch', dim]);
+  l2Normalize(g, projected, embedding.name);
+  g.outputOf(embedding, ['batch', dim]);
   return g.build({ 'adstream.model': 'image-encoder', size: String(size), dim: String(dim), seed: String(seed) });
 }

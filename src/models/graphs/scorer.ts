@@ -6,6 +6,7 @@
  * k must be <= num_ads (TopK fails otherwise): clamp it to the catalog size.
  */
 import { GraphBuilder } from './graph-builder.js';
+import { SCORER_TENSORS } from '../model-io.js';
 
 export interface ScorerOptions {
   readonly dim: number;
@@ -14,13 +15,14 @@ export interface ScorerOptions {
 export function buildScorer(opts: ScorerOptions): Uint8Array {
   const { dim } = opts;
   if (!Number.isInteger(dim) || dim < 1) throw new Error(`dim must be a positive integer, got ${dim}`);
+  const T = SCORER_TENSORS;
   const g = new GraphBuilder('adstream_scorer');
-  const users = g.input('users', 'float32', ['batch', dim]);
-  const ads = g.input('ads', 'float32', ['num_ads', dim]);
-  const k = g.input('k', 'int64', [1]);
+  const users = g.inputOf(T.inputs.users, ['batch', dim]);
+  const ads = g.inputOf(T.resident.ads, ['num_ads', dim]);
+  const k = g.inputOf(T.resident.k, [1]);
   const scores = g.op1('MatMul', [users, g.op1('Transpose', [ads], { perm: [1, 0] })]); // [batch, num_ads]
-  g.op('TopK', [scores, k], { axis: -1, largest: 1, sorted: 1 }, 2, ['scores', 'indices']);
-  g.output('scores', 'float32', ['batch', 'k']);
-  g.output('indices', 'int64', ['batch', 'k']);
+  g.op('TopK', [scores, k], { axis: -1, largest: 1, sorted: 1 }, 2, [T.outputs.scores.name, T.outputs.indices.name]);
+  g.outputOf(T.outputs.scores, ['batch', 'k']);
+  g.outputOf(T.outputs.indices, ['batch', 'k']);
   return g.build({ 'adstream.model': 'scorer', dim: String(dim) });
 }

@@ -10,6 +10,7 @@
  */
 import { TEXT_TOKENIZER } from '../../preprocess/token-ids.js';
 import { GraphBuilder } from './graph-builder.js';
+import { ENCODER_TENSORS } from '../model-io.js';
 import { embeddingTable, l2Normalize } from './graph-ops.js';
 
 export interface TextEncoderOptions {
@@ -30,8 +31,9 @@ export function buildTextEncoder(opts: TextEncoderOptions): Uint8Array {
   if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new Error(`maxTokens must be a positive integer, got ${maxTokens}`);
   if (!Number.isInteger(dim) || dim < 1) throw new Error(`embedding dim must be a positive integer, got ${dim}`);
 
+  const { inputs: { tokenIds }, outputs: { embedding } } = ENCODER_TENSORS.text;
   const g = new GraphBuilder('adstream_text_encoder');
-  const ids = g.input('token_ids', 'int64', ['batch', maxTokens]);
+  const ids = g.inputOf(tokenIds, ['batch', maxTokens]);
   const table = g.weight('token_table', embeddingTable(vocabSize, dim, seed), [vocabSize, dim]);
   const rows = g.op1('Gather', [table, ids], { axis: 0 }); // [batch, maxTokens, dim]
   // Row 0 is zeros, so the plain sum already ignores padding; the mask is for the count.
@@ -40,7 +42,7 @@ export function buildTextEncoder(opts: TextEncoderOptions): Uint8Array {
   const count = g.op1('ReduceSum', [mask, g.int64s('count_axis', [1])], { keepdims: 1 }); // [batch, 1]
   const safeCount = g.op1('Max', [count, g.weight('one', Float32Array.of(1), [1])]);
   const mean = g.op1('Div', [sum, safeCount]);
-  l2Normalize(g, mean, 'embedding');
-  g.output('embedding', 'float32', ['batch', dim]);
+  l2Normalize(g, mean, embedding.name);
+  g.outputOf(embedding, ['batch', dim]);
   return g.build({ 'adstream.model': 'text-encoder', vocabSize: String(vocabSize), maxTokens: String(maxTokens), dim: String(dim), seed: String(seed), tokenizer: TEXT_TOKENIZER });
 }
