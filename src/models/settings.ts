@@ -1,11 +1,12 @@
 import type { SettingTable, SettingValues } from '../util/settings.js';
+import { FUSION_STRATEGIES } from './model-io.js';
 
 /** Which models run and how modalities are fused. */
 export const MODEL_SETTINGS = {
   embeddingDim: { env: 'EMBEDDING_DIM', kind: 'int', default: 64, min: 8, max: 4096, doc: 'Embedding size of each default encoder (image, text, click).' },
   modelDir: { env: 'MODEL_DIR', kind: 'string', default: '~/.cache/adstream/models', doc: 'Where the default ONNX models are written (once per version) and read from.' },
   modelCard: { env: 'MODEL_CARD', kind: 'string', default: null, doc: 'A model-card JSON whose entries replace default models (bring your own ONNX encoder, e.g. a CLIP image tower); see README "Models".' },
-  fusion: { env: 'FUSION', kind: 'enum', default: 'concat', values: ['concat', 'average', 'weighted'], doc: 'How modality embeddings become one vector: concat (weighted blocks, random projection to FUSED_DIM; works with unaligned encoders), average or weighted (sums in one space: only for aligned encoders such as CLIP).' },
+  fusion: { env: 'FUSION', kind: 'enum', default: 'concat', values: FUSION_STRATEGIES, doc: 'How modality embeddings become one vector: concat (weighted blocks, random projection to FUSED_DIM; works with unaligned encoders), average or weighted (sums in one space: only for aligned encoders such as CLIP).' },
   fusedDim: { env: 'FUSED_DIM', kind: 'int', default: 128, min: 8, max: 4096, doc: 'Width of the fused space with FUSION=concat (average and weighted keep the widest encoder\'s width).' },
   weightImage: { env: 'WEIGHT_IMAGE', kind: 'number', default: 1, min: 0, max: 1000, doc: 'Weight of the image modality: scales image events in user interests and the image block of ads (FUSION concat or weighted; 0 ignores images).' },
   weightText: { env: 'WEIGHT_TEXT', kind: 'number', default: 1, min: 0, max: 1000, doc: 'Weight of the text modality (reviews, ad copy), as WEIGHT_IMAGE.' },

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { ClickAction, ClickEvent, InputRecord } from '../../src/domain/events.js';
 import { EmitPolicy, outputId } from '../../src/pipeline/emit-policy.js';
 import { ACTION_WEIGHT, InterestFolder, type FusedEvents } from '../../src/pipeline/fold.js';
-import { MODALITY_INDEX } from '../../src/pipeline/embed.js';
+import { MODALITY_INDEX } from '../../src/domain/modalities.js';
 import { UserStateStore } from '../../src/state/user-state-store.js';
 
 const F = 4;
