@@ -2,7 +2,7 @@ import type { Config } from './config/settings.js';
 import { startCore } from './assemble.js';
 import type { UserViews } from '../adapters/http/server.js';
 import { UserViewsOf } from '../adapters/http/user-views.js';
-import { startKafkaAdapter, type KafkaAdapter } from '../adapters/kafka/kafka-processor.js';
+import { startKafkaAdapter, type KafkaAdapter } from '../adapters/kafka/kafka-adapter.js';
 import type { Deliverable } from '../adapters/kafka/sink.js';
 import { connectKafka } from '../adapters/kafka/wiring.js';
 import { ProcessorMetrics } from '../metrics/processor-metrics.js';
