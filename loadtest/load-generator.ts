@@ -44,6 +44,7 @@ export class ScoredObserver {
     this.consumer = await this.kafka.groupConsumer({
       groupId: `loadgen-observer-${randomUUID()}`,
       topics: [this.topics.scored, ...(this.topics.deadLetters ? [this.topics.deadLetters] : [])],
+      commits: 'none',
       fetchMaxWaitMs: 50,
     });
     await this.consumer.run(async (fetched) => {

@@ -50,7 +50,7 @@ export class OutputObserver {
 
   async start(): Promise<void> {
     // A group of its own that commits nothing: it reads everything, as a fresh ad server would.
-    this.consumer = await this.kafka.groupConsumer({ groupId: `adstream-observer-${randomUUID()}`, topics: [this.topics.scored, this.topics.deadLetters] });
+    this.consumer = await this.kafka.groupConsumer({ groupId: `adstream-observer-${randomUUID()}`, topics: [this.topics.scored, this.topics.deadLetters], commits: 'none' });
     await this.consumer.run(async (fetched) => {
       const now = Date.now();
       for (const m of fetched.records) {

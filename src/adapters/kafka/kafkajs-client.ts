@@ -216,6 +216,13 @@ class KafkajsGroupConsumer implements GroupConsumer {
 
   async run(handle: (fetched: FetchedRecords, control: FetchControl) => Promise<void>): Promise<void> {
     await this.consumer.subscribe({ topics: [...this.o.topics], fromBeginning: true });
+    if (this.o.commits === 'none') {
+      // kafkajs resolves each batch once the handler returns: the next fetch continues after it.
+      await this.consumer.run({ autoCommit: false, partitionsConsumedConcurrently: this.o.partitionsConcurrently ?? 1, eachBatch: (p) => handle(fetchedOf(p), controlOf(p, false)) });
+      return;
+    }
+    // kafkajs fetches a partition again from its last resolved offset: a batch left unfinished is
+    // fetched again from the first record not done.
     await this.consumer.run({
       autoCommit: true,
       // Besides the commit kafkajs makes after each batch, commit resolved offsets at least once a
@@ -223,7 +230,7 @@ class KafkajsGroupConsumer implements GroupConsumer {
       autoCommitInterval: 1000,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: this.o.partitionsConcurrently ?? 1,
-      eachBatch: (p) => handle(fetchedOf(p), controlOf(p)),
+      eachBatch: (p) => handle(fetchedOf(p), controlOf(p, true)),
     });
   }
 
@@ -244,11 +251,12 @@ function fetchedOf({ batch }: EachBatchPayload): FetchedRecords {
   return { topic: batch.topic, partition: batch.partition, records: batch.messages.map((m) => toInputRecord(batch.topic, batch.partition, m)), highWatermark: BigInt(batch.highWatermark) };
 }
 
-function controlOf(p: EachBatchPayload): FetchControl {
+function controlOf(p: EachBatchPayload, commits: boolean): FetchControl {
   return {
     isActive: () => p.isRunning() && !p.isStale(),
     heartbeat: () => p.heartbeat(),
     done: async (offset) => {
+      if (!commits) return;
       p.resolveOffset(offset);
       await p.commitOffsetsIfNecessary();
     },

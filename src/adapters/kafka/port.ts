@@ -114,6 +114,12 @@ export interface GroupConsumerOptions {
   readonly groupId: string;
   readonly topics: readonly string[];
   /**
+   * 'done' (the default): only offsets the handler marked done are committed, and a fetch it left
+   * unfinished is fetched again from its first record not done. 'none': every record handed over
+   * counts as read and nothing is committed (an observer in a throwaway group); done() does nothing.
+   */
+  readonly commits?: 'done' | 'none';
+  /**
    * Partition p of every topic to the same member: co-partitioned topics keyed by user id then
    * bring all of a user's records to one instance. (kafkajs: our own assigner; a client without
    * custom assigners: the range assignor, which does the same for equal partition counts.)
@@ -159,8 +165,8 @@ export interface FetchControl {
 export interface GroupConsumer {
   /**
    * Starts fetching and resolves once running. `handle` gets each fetch of a topic-partition; the
-   * next fetch of that partition waits for it. Only offsets marked done are ever committed; a group
-   * with no committed offset for a partition reads it from the beginning (nothing is skipped).
+   * next fetch of that partition waits for it (see `commits` for where it continues). A group with
+   * no committed offset for a partition reads it from the beginning (nothing is skipped).
    */
   run(handle: (fetched: FetchedRecords, control: FetchControl) => Promise<void>): Promise<void>;
   /** Stops fetching these topics (backpressure); fetches in flight still arrive. */
