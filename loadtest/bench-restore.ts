@@ -7,10 +7,10 @@
  */
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { Partitioners } from 'kafkajs';
 import { startLocalBroker, type LocalBroker } from '../src/devtools/local-broker.js';
 import { restoreChangelog } from '../src/adapters/kafka/changelog-restorer.js';
-import { createKafka } from '../src/adapters/kafka/kafkajs-client.js';
+import { createKafkaClient } from '../src/adapters/kafka/client.js';
+import type { OutboundRecord } from '../src/adapters/kafka/port.js';
 import { createLogger } from '../src/util/log.js';
 import { AvroCodec } from '../src/serde/avro-codec.js';
 import { UserStateCodec } from '../src/state/user-state-codec.js';
@@ -31,35 +31,32 @@ let broker: LocalBroker | undefined;
 if (!process.env.KAFKA_BROKERS) broker = await startLocalBroker();
 const brokers = (process.env.KAFKA_BROKERS ?? broker!.bootstrap).split(',');
 const logger = createLogger('warn');
-const kafka = createKafka({ brokers, clientId: 'bench-restore', logger });
-const admin = kafka.admin();
-await admin.connect();
+const kafka = createKafkaClient({ brokers, clientId: 'bench-restore', logger });
+const admin = await kafka.admin();
 const topic = `bench-user-state-${Date.now()}`;
-await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: PARTITIONS, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }] });
+await admin.createTopics([{ topic, partitions: PARTITIONS, configs: { 'cleanup.policy': 'compact' } }]);
 
 const codec = new UserStateCodec(new AvroCodec(), { space: SPACE, dim: DIM, maxInterests: K });
 const normal = gaussian(seededRandom(5));
-const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
-await producer.connect();
+const producer = await kafka.producer();
 const t0 = Date.now();
 for (let start = 0; start < USERS; start += 5000) {
-  const messages = [];
+  const records: OutboundRecord[] = [];
   for (let u = start; u < Math.min(USERS, start + 5000); u++) {
     const s = newUserState(`user-${u}`, u % PARTITIONS);
     s.interests = Array.from({ length: K }, () => ({ vector: Float32Array.from({ length: DIM }, normal), strength: 1, asOf: Date.now(), events: 3 }));
     s.latestEventTime = Date.now();
     s.updatedAt = Date.now();
-    messages.push({ key: s.userId, value: codec.encode(s), partition: s.partition });
+    records.push({ key: Buffer.from(s.userId), value: codec.encode(s), partition: s.partition });
   }
-  await producer.send({ topic, acks: -1, messages });
+  await producer.send([{ topic, records }]);
 }
 const produceMs = Date.now() - t0;
 
 const store = new UserStateStore({ dim: DIM, maxEntries: USERS * 2, maxBytes: 8 * 1024 ** 3, ttlMs: 86_400_000 });
 const rss0 = process.memoryUsage().rss;
 const r = await restoreChangelog({
-  kafka,
-  admin,
+  client: kafka,
   topic,
   partitions: Array.from({ length: PARTITIONS }, (_, p) => p),
   apply: (_key, value) => {
@@ -69,7 +66,7 @@ const r = await restoreChangelog({
 });
 const rss1 = process.memoryUsage().rss;
 await producer.disconnect();
-await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+await admin.deleteTopics([topic]).catch(() => undefined);
 await admin.disconnect();
 await broker?.stop();
 

@@ -13,7 +13,6 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Partitioners } from 'kafkajs';
 import { loadConfig } from '../src/app/config/load-config.js';
 import { startLocalBroker, type LocalBroker } from '../src/devtools/local-broker.js';
 import { encodeAd } from '../src/devtools/traffic.js';
@@ -91,8 +90,7 @@ async function main(): Promise<void> {
     const world = await World.fromFile(args.world!);
     const codec = new AvroCodec();
     const kafka = kafkaClient(brokers);
-    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
-    await producer.connect();
+    const producer = await kafka.producer();
     const topicsOf = (env: Record<string, string>): EventTopics => ({ click: env.TOPIC_CLICKS!, image: env.TOPIC_IMAGE_VIEWS!, review: env.TOPIC_REVIEWS! });
 
     // 1. Kafka pass-through ceiling: a backlog of the world's events, drained by the pass-through.
@@ -117,7 +115,7 @@ async function main(): Promise<void> {
     const env = isolatedEnv(brokers, 'bench');
     const config = await createTopicsFor(kafka, env);
     const now = Date.now();
-    await producer.send({ topic: config.topicAds, acks: -1, messages: world.ads.map((ad) => ({ key: ad.adId, value: encodeAd(codec, ad, now) })) });
+    await producer.send([{ topic: config.topicAds, records: world.ads.map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, now) })) }]);
     const proc = await spawnProcessor(env);
     spawnedProcs.push(proc);
     await proc.waitReady();

@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Consumer, Kafka, Message, Producer } from 'kafkajs';
+import type { GroupConsumer, KafkaClient, KafkaProducer, OutboundRecord } from '../src/adapters/kafka/port.js';
 import type { ScoredOutput } from '../src/domain/outputs.js';
 import type { AvroCodec } from '../src/serde/avro-codec.js';
 import { LogLinearHistogram } from './histogram.js';
@@ -23,7 +23,7 @@ const DEAD = Accepts.deadLetter;
 
 /** Independent consumer of the scored (and dead-letter) topics: accounts events and records their latency. */
 export class ScoredObserver {
-  private consumer: Consumer | undefined;
+  private consumer: GroupConsumer | undefined;
   /** Event id -> scheduled send time (ms since epoch), until the event is seen in an output. */
   private readonly pending = new Map<string, number>();
   histogram = new LogLinearHistogram();
@@ -34,25 +34,26 @@ export class ScoredObserver {
   scoredRecords = 0;
 
   constructor(
-    private readonly kafka: Kafka,
+    private readonly kafka: KafkaClient,
     private readonly codec: AvroCodec,
     private readonly topics: { scored: string; deadLetters?: string },
   ) {}
 
   async start(): Promise<void> {
-    this.consumer = this.kafka.consumer({ groupId: `loadgen-observer-${randomUUID()}`, maxWaitTimeInMs: 50 });
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topics: [this.topics.scored, ...(this.topics.deadLetters ? [this.topics.deadLetters] : [])], fromBeginning: true });
-    await this.consumer.run({
-      autoCommit: false,
-      eachBatch: async ({ batch }) => {
-        const now = Date.now();
-        if (batch.topic === this.topics.scored) {
-          for (const m of batch.messages) this.onScored(this.codec.decode<ScoredOutput>(m.value, SCORED).value, now);
-        } else {
-          for (const m of batch.messages) this.onDead(this.codec.decode<{ eventId?: string; originalValue: Buffer | null }>(m.value, DEAD).value);
-        }
-      },
+    // A group of its own, committing nothing; short fetch waits, so arrival times are not held back.
+    this.consumer = await this.kafka.groupConsumer({
+      groupId: `loadgen-observer-${randomUUID()}`,
+      topics: [this.topics.scored, ...(this.topics.deadLetters ? [this.topics.deadLetters] : [])],
+      commits: 'none',
+      fetchMaxWaitMs: 50,
+    });
+    await this.consumer.run(async (fetched) => {
+      const now = Date.now();
+      if (fetched.topic === this.topics.scored) {
+        for (const m of fetched.records) this.onScored(this.codec.decode<ScoredOutput>(m.value, SCORED).value, now);
+      } else {
+        for (const m of fetched.records) this.onDead(this.codec.decode<{ eventId?: string; originalValue: Buffer | null }>(m.value, DEAD).value);
+      }
     });
   }
 
@@ -113,7 +114,7 @@ export interface EventTopics {
 }
 
 export interface OpenLoopOptions {
-  readonly producer: Producer;
+  readonly producer: KafkaProducer;
   readonly traffic: WorldTraffic;
   readonly topics: EventTopics;
   readonly observer: ScoredObserver;
@@ -155,7 +156,7 @@ export async function runOpenLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
     const due = Math.min(total, Math.floor(((now - start) / 1000) * o.rate));
     // At most MAX_SEND events per produce request, so a late tick never builds an over-sized batch.
     for (let upTo = Math.min(due, sent + MAX_SEND); due > sent; upTo = Math.min(due, sent + MAX_SEND)) {
-      const byTopic = new Map<string, Message[]>();
+      const byTopic = new Map<string, OutboundRecord[]>();
       const n = upTo - sent;
       for (; sent < upTo; sent++) {
         const scheduledAt = start + (sent * 1000) / o.rate;
@@ -164,12 +165,12 @@ export async function runOpenLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
         byRole[e.role]++;
         const topic = topicOf[e.role];
         const list = byTopic.get(topic);
-        const m: Message = { key: e.key, value: e.value };
+        const m: OutboundRecord = { key: e.key, value: e.value };
         if (list) list.push(m);
         else byTopic.set(topic, [m]);
       }
       maxSlip = Math.max(maxSlip, now - (start + ((upTo - n) * 1000) / o.rate));
-      const p = o.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      const p = o.producer.send([...byTopic].map(([topic, records]) => ({ topic, records })));
       inFlight.add(p);
       p.then(
         () => {
@@ -192,12 +193,12 @@ export async function runOpenLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
 }
 
 /** Produces n events as fast as the producer takes them (a backlog for drain measurements). */
-export async function preload(producer: Producer, traffic: WorldTraffic, topics: EventTopics, n: number, observer?: ScoredObserver, batch = 500): Promise<void> {
+export async function preload(producer: KafkaProducer, traffic: WorldTraffic, topics: EventTopics, n: number, observer?: ScoredObserver, batch = 500): Promise<void> {
   const topicOf = { click: topics.click, image: topics.image, review: topics.review };
   const now = Date.now();
   const inFlight: Promise<unknown>[] = [];
   for (let i = 0; i < n; i += batch) {
-    const byTopic = new Map<string, Message[]>();
+    const byTopic = new Map<string, OutboundRecord[]>();
     for (let j = i; j < Math.min(n, i + batch); j++) {
       const e = traffic.next(now);
       observer?.expect(e.eventId, now);
@@ -205,7 +206,7 @@ export async function preload(producer: Producer, traffic: WorldTraffic, topics:
       list.push({ key: e.key, value: e.value });
       byTopic.set(topicOf[e.role], list);
     }
-    inFlight.push(producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) }));
+    inFlight.push(producer.send([...byTopic].map(([topic, records]) => ({ topic, records }))));
     if (inFlight.length >= 8) await inFlight.shift();
   }
   await Promise.all(inFlight);

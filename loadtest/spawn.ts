@@ -1,17 +1,19 @@
 /** Spawns the processor (`node dist/app/cli.js run`) or the pass-through as processes of their own, on isolated topics. */
 import { fileURLToPath } from 'node:url';
-import { Kafka, logLevel } from 'kafkajs';
-import { spawnNode, spawnProcessor as spawnProcessorWith, type Spawned, type SpawnOptions } from '../src/devtools/spawn-processor.js';
+import { createKafkaClient } from '../src/adapters/kafka/client.js';
+import type { KafkaClient } from '../src/adapters/kafka/port.js';
+import { silentLogger } from '../src/util/log.js';
+import { spawnNode, spawnProcessor as spawnProcessorWith, type Spawned, type SpawnOptions } from './spawn-processor.js';
 
-export { createTopicsFor, freePort, isolatedEnv, type Spawned } from '../src/devtools/spawn-processor.js';
+export { createTopicsFor, freePort, isolatedEnv, type Spawned } from './spawn-processor.js';
 
 const PASSTHROUGH = fileURLToPath(new URL('./passthrough.ts', import.meta.url));
 
 /** Benchmark runs are long: keep the tail of the output only, and allow for a cold start. */
 const BENCH: SpawnOptions = { outputChars: 20_000, readyTimeoutMs: 90_000 };
 
-export function kafkaClient(brokers: string): Kafka {
-  return new Kafka({ clientId: 'adstream-loadtest', brokers: brokers.split(','), logLevel: logLevel.NOTHING });
+export function kafkaClient(brokers: string): KafkaClient {
+  return createKafkaClient({ clientId: 'adstream-loadtest', brokers: brokers.split(','), logger: silentLogger });
 }
 
 /** The processor as operators run it. */

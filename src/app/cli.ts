@@ -4,7 +4,7 @@ import { describeSettings, loadConfig } from './config/load-config.js';
 import { ConfigError, EnvironmentError, errorMessage } from '../domain/errors.js';
 import { startHttpServer } from '../adapters/http/server.js';
 import { createLogger, type LogLevel } from '../util/log.js';
-import { startKafkaProcessor } from '../adapters/kafka/kafka-processor.js';
+import { startKafkaProcessor } from './processor.js';
 
 const HELP = `adstream: real-time multimodal ad-targeting stream processor
 
@@ -85,7 +85,7 @@ async function run(configFile: string | undefined): Promise<number> {
 }
 
 async function demo(values: { seconds?: string | undefined; rate?: string | undefined; users?: string | undefined }): Promise<number> {
-  const { runDemo } = await import('../devtools/demo.js');
+  const { runDemo } = await import('./demo.js');
   const num = (name: string, v: string | undefined, def: number, min: number, max: number): number => {
     if (v === undefined) return def;
     const n = Number(v);

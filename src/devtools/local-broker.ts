@@ -14,8 +14,10 @@ import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Kafka, logLevel } from 'kafkajs';
+import { createKafkaClient } from '../adapters/kafka/client.js';
+import type { KafkaAdmin } from '../adapters/kafka/port.js';
 import { EnvironmentError } from '../domain/errors.js';
+import { silentLogger } from '../util/log.js';
 import { cleanUpOnExit, exited, freePort, startGuarded, type GuardedProcess } from './guarded-process.js';
 
 export const KAFKA_VERSION = '4.1.1';
@@ -287,13 +289,14 @@ export async function startLocalBroker(opts: LocalBrokerOptions = {}): Promise<L
 }
 
 async function waitReady(bootstrap: string, proc: ChildProcess, timeoutMs: number, outputTail: () => string): Promise<void> {
-  const kafka = new Kafka({
+  // Short timeouts and no retries: each attempt fails fast and the loop tries again.
+  const kafka = createKafkaClient({
     clientId: 'adstream-local-broker-probe',
     brokers: [bootstrap],
-    logLevel: logLevel.NOTHING,
-    connectionTimeout: 1_000,
-    requestTimeout: 2_000,
-    retry: { retries: 0 },
+    logger: silentLogger,
+    connectionTimeoutMs: 1_000,
+    requestTimeoutMs: 2_000,
+    retry: { retries: 0, maxRetryTimeMs: 1_000 },
   });
   const deadline = Date.now() + timeoutMs;
   let lastError = 'no attempt made';
@@ -303,16 +306,15 @@ async function waitReady(bootstrap: string, proc: ChildProcess, timeoutMs: numbe
         `Kafka broker exited during start (code ${proc.exitCode ?? proc.signalCode}). Last output:\n${outputTail()}`,
       );
     }
-    const admin = kafka.admin();
+    let admin: KafkaAdmin | undefined;
     try {
-      await admin.connect();
-      const cluster = await admin.describeCluster();
-      if (cluster.brokers.length > 0) return;
+      admin = await kafka.admin();
+      if ((await admin.liveBrokers()) > 0) return;
       lastError = 'metadata lists no brokers yet';
     } catch (err) {
       lastError = err instanceof Error ? err.message : String(err);
     } finally {
-      await admin.disconnect().catch(() => {});
+      await admin?.disconnect().catch(() => {});
     }
     await delay(200);
   }

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Consumer, Kafka } from 'kafkajs';
-import type { Config } from '../app/config/settings.js';
+import type { GroupConsumer, KafkaClient } from '../adapters/kafka/port.js';
 import type { ScoredOutput } from '../domain/outputs.js';
 import type { AvroCodec } from '../serde/avro-codec.js';
 import { Accepts } from '../serde/record-names.js';
@@ -21,7 +20,7 @@ interface DeadLetterRecord {
  * latency from the event's send time to the output's arrival.
  */
 export class OutputObserver {
-  private consumer: Consumer | undefined;
+  private consumer: GroupConsumer | undefined;
   private readonly sentAt = new Map<string, number>();
   private readonly seen = new Set<string>();
   private readonly deadSeen = new Set<string>();
@@ -36,9 +35,9 @@ export class OutputObserver {
   private waiters: (() => void)[] = [];
 
   constructor(
-    private readonly kafka: Kafka,
+    private readonly kafka: KafkaClient,
     private readonly codec: AvroCodec,
-    private readonly config: Config,
+    private readonly topics: { readonly scored: string; readonly deadLetters: string },
   ) {}
 
   expectEvent(eventId: string, sentAt: number): void {
@@ -50,19 +49,15 @@ export class OutputObserver {
   }
 
   async start(): Promise<void> {
-    this.consumer = this.kafka.consumer({ groupId: `adstream-observer-${randomUUID()}` });
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topics: [this.config.topicScored, this.config.topicDeadLetters], fromBeginning: true });
-    await this.consumer.run({
-      autoCommit: false,
-      eachBatch: async ({ batch }) => {
-        const now = Date.now();
-        for (const m of batch.messages) {
-          if (batch.topic === this.config.topicScored) this.onScored(this.codec.decode<ScoredOutput>(m.value, SCORED).value, now);
-          else this.onDead(this.codec.decode<DeadLetterRecord>(m.value, DEAD).value);
-        }
-        if (this.done()) for (const w of this.waiters.splice(0)) w();
-      },
+    // A group of its own that commits nothing: it reads everything, as a fresh ad server would.
+    this.consumer = await this.kafka.groupConsumer({ groupId: `adstream-observer-${randomUUID()}`, topics: [this.topics.scored, this.topics.deadLetters], commits: 'none' });
+    await this.consumer.run(async (fetched) => {
+      const now = Date.now();
+      for (const m of fetched.records) {
+        if (fetched.topic === this.topics.scored) this.onScored(this.codec.decode<ScoredOutput>(m.value, SCORED).value, now);
+        else this.onDead(this.codec.decode<DeadLetterRecord>(m.value, DEAD).value);
+      }
+      if (this.done()) for (const w of this.waiters.splice(0)) w();
     });
   }
 

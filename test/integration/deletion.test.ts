@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Producer } from 'kafkajs';
+import type { KafkaProducer, OutboundRecord } from '../../src/adapters/kafka/port.js';
 import type { ScoredOutput } from '../../src/domain/outputs.js';
 import { syntheticAds, syntheticUsers } from '../../src/devtools/synthetic.js';
 import { encodeAd, TrafficFactory } from '../../src/devtools/traffic.js';
@@ -22,7 +22,7 @@ describe('user deletion on a real broker', () => {
   const tag = randomUUID().slice(0, 8);
   const users = syntheticUsers(6).map((u, i) => ({ ...u, userId: `del-${tag}-${i}` }));
   const victim = users[0]!.userId;
-  let producer: Producer;
+  let producer: KafkaProducer;
   let traffic: TrafficFactory;
   let outputs: { records: ReadRecord[]; stop(): Promise<void> };
   const running: SpawnedProcessor[] = [];
@@ -32,7 +32,7 @@ describe('user deletion on a real broker', () => {
     await createTopics(kafka, config);
     producer = await connectedProducer(kafka);
     const ads = await syntheticAds(3);
-    await producer.send({ topic: config.topicAds, acks: -1, messages: ads.map((ad) => ({ key: ad.adId, value: encodeAd(codec, ad, Date.now()) })) });
+    await producer.send([{ topic: config.topicAds, records: ads.map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, Date.now()) })) }]);
     traffic = await TrafficFactory.create(codec, users, { imagesPerCategory: 2 });
     outputs = await collect(kafka, [config.topicScored, config.topicSegments, config.topicChangelog]);
   });
@@ -46,7 +46,7 @@ describe('user deletion on a real broker', () => {
   async function produceEvents(perUser: number): Promise<Set<string>> {
     const topicOf = { click: config.topicClicks, image: config.topicImageViews, review: config.topicReviews };
     const ids = new Set<string>();
-    const byTopic = new Map<string, { key: Buffer; value: Buffer }[]>();
+    const byTopic = new Map<string, OutboundRecord[]>();
     for (const u of users) {
       for (let i = 0; i < perUser; i++) {
         const e = traffic.next(Date.now(), u);
@@ -54,7 +54,7 @@ describe('user deletion on a real broker', () => {
         byTopic.set(topicOf[e.role], [...(byTopic.get(topicOf[e.role]) ?? []), { key: e.key, value: e.value }]);
       }
     }
-    await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+    await producer.send([...byTopic].map(([topic, records]) => ({ topic, records })));
     return ids;
   }
 
@@ -74,11 +74,12 @@ describe('user deletion on a real broker', () => {
     expect(await eventually(() => latest(config.topicChangelog, victim)?.value != null && latest(config.topicSegments, victim)?.value != null, 30_000)).toBe(true);
     expect(await userStatus(a, victim)).toBe(200);
 
-    const [meta] = await producer.send({
-      topic: config.topicUserDeletions,
-      acks: -1,
-      messages: [{ key: victim, value: codec.encode('dev.adstream.privacy.UserDeletion', { userId: victim, requestedAt: Date.now(), requestId: `req-${tag}` }) }],
-    });
+    const [meta] = await producer.send([
+      {
+        topic: config.topicUserDeletions,
+        records: [{ key: Buffer.from(victim), value: codec.encode('dev.adstream.privacy.UserDeletion', { userId: victim, requestedAt: Date.now(), requestId: `req-${tag}` }) }],
+      },
+    ]);
     deletionPosition = `${config.topicUserDeletions}/${meta!.partition}/${meta!.baseOffset}`;
     const t0 = Date.now();
     expect(await eventually(async () => (await userStatus(a, victim)) === 404, 30_000)).toBe(true);
@@ -113,7 +114,7 @@ describe('user deletion on a real broker', () => {
 
     const e = traffic.next(Date.now(), users[0]);
     const topicOf = { click: config.topicClicks, image: config.topicImageViews, review: config.topicReviews };
-    await producer.send({ topic: topicOf[e.role], acks: -1, messages: [{ key: e.key, value: e.value }] });
+    await producer.send([{ topic: topicOf[e.role], records: [{ key: e.key, value: e.value }] }]);
     expect(await eventually(async () => (await userStatus(b, victim)) === 200, 30_000)).toBe(true);
     const view = (await (await fetch(`http://127.0.0.1:${b.port}/users/${victim}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { interests: { events: number }[] };
     expect(view.interests.reduce((n, i) => n + i.events, 0)).toBe(1);

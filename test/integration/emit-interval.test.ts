@@ -3,12 +3,12 @@
  * few scored outputs, and the timer flushes the rest, so every event still reaches an output.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Producer } from 'kafkajs';
+import type { KafkaProducer } from '../../src/adapters/kafka/port.js';
 import type { ScoredOutput } from '../../src/domain/outputs.js';
 import { syntheticAds } from '../../src/devtools/synthetic.js';
 import { encodeAd } from '../../src/devtools/traffic.js';
 import { createLogger } from '../../src/util/log.js';
-import { startKafkaProcessor, type RunningProcessor } from '../../src/adapters/kafka/kafka-processor.js';
+import { startKafkaProcessor, type RunningProcessor } from '../../src/app/processor.js';
 import { codec, collect, configOf, connectedProducer, createTopics, eventually, isolatedEnv, kafkaForTests, sleep, type ReadRecord } from '../support/harness.js';
 import { Accepts } from '../../src/serde/record-names.js';
 
@@ -18,7 +18,7 @@ const INTERVAL_MS = 1500;
 describe('EMIT_INTERVAL_MS on a real broker', () => {
   const config = configOf(isolatedEnv({ EMIT_INTERVAL_MS: String(INTERVAL_MS), CHUNK_MAX_RECORDS: '1' }));
   const kafka = kafkaForTests();
-  let producer: Producer;
+  let producer: KafkaProducer;
   let processor: RunningProcessor;
   let outputs: { records: ReadRecord[]; stop(): Promise<void> };
 
@@ -26,7 +26,7 @@ describe('EMIT_INTERVAL_MS on a real broker', () => {
     await createTopics(kafka, config);
     producer = await connectedProducer(kafka);
     const ads = await syntheticAds(2);
-    await producer.send({ topic: config.topicAds, acks: -1, messages: ads.map((ad) => ({ key: ad.adId, value: encodeAd(codec, ad, Date.now()) })) });
+    await producer.send([{ topic: config.topicAds, records: ads.map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, Date.now()) })) }]);
     processor = await startKafkaProcessor(config, createLogger('warn'));
     outputs = await collect(kafka, [config.topicScored]);
   });
@@ -42,7 +42,7 @@ describe('EMIT_INTERVAL_MS on a real broker', () => {
     // One record per chunk (CHUNK_MAX_RECORDS=1), sent 100 ms apart: eight chances to emit.
     for (const eventId of ids) {
       const value = codec.encode('dev.adstream.events.ClickEvent', { eventId, userId: 'bursty', itemId: 'i', categoryId: 'toys', action: 'CLICK', eventTime: Date.now(), sessionId: null });
-      await producer.send({ topic: config.topicClicks, acks: -1, messages: [{ key: 'bursty', value }] });
+      await producer.send([{ topic: config.topicClicks, records: [{ key: Buffer.from('bursty'), value }] }]);
       await sleep(100);
     }
     const scored = (): ScoredOutput[] => outputs.records.map((r) => codec.decode<ScoredOutput>(r.value, SCORED).value);

@@ -7,7 +7,7 @@
  * Each test prints its figures on a line starting `[guarantees]`.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { Kafka, logLevel } from 'kafkajs';
+import type { KafkaClient } from '../../src/adapters/kafka/port.js';
 import type { Config } from '../../src/app/config/settings.js';
 import { startLocalBroker, type LocalBroker } from '../../src/devtools/local-broker.js';
 import { auditLineage } from '../support/audit.js';
@@ -29,10 +29,10 @@ class Load {
   start(batchSize: number, everyMs: number): void {
     this.loop = (async () => {
       while (!this.stopped) {
-        const { events, topicMessages } = this.traffic.batch(batchSize);
+        const { events, topicRecords } = this.traffic.batch(batchSize);
         for (;;) {
           try {
-            await this.traffic.producer.sendBatch({ acks: -1, topicMessages });
+            await this.traffic.producer.send(topicRecords);
             break;
           } catch {
             this.failedSends++;
@@ -52,8 +52,8 @@ class Load {
   }
 }
 
-async function setUp(kafka: Kafka, config: Config, users: number): Promise<{ traffic: TestTraffic; outputs: Awaited<ReturnType<typeof collect>>; inputs: Awaited<ReturnType<typeof collect>> }> {
-  const traffic = await TestTraffic.create(kafka, config, { users, imagesPerCategory: 2, producer: { retry: { retries: 3 } } });
+async function setUp(kafka: KafkaClient, config: Config, users: number): Promise<{ traffic: TestTraffic; outputs: Awaited<ReturnType<typeof collect>>; inputs: Awaited<ReturnType<typeof collect>> }> {
+  const traffic = await TestTraffic.create(kafka, config, { users, imagesPerCategory: 2, producer: { retries: 3 } });
   const outputs = await collect(kafka, [config.topicScored, config.topicDeadLetters]);
   const inputs = await collect(kafka, traffic.inputTopics);
   return { traffic, outputs, inputs };
@@ -71,7 +71,7 @@ describe('faults on a real broker', () => {
     // A broker of its own: stopping the shared one would break the other test files.
     const broker: LocalBroker = await startLocalBroker();
     cleanups.push(() => broker.stop());
-    const kafka = new Kafka({ clientId: 'it-faults', brokers: [broker.bootstrap], logLevel: logLevel.NOTHING, retry: { retries: 20, maxRetryTime: 2000 } });
+    const kafka = kafkaForTests({ brokers: [broker.bootstrap], retry: { retries: 20, maxRetryTimeMs: 2000 } });
     const env = isolatedEnv({ KAFKA_BROKERS: broker.bootstrap, CHUNK_MAX_RECORDS: '50', SESSION_TIMEOUT_MS: '6000', INFERENCE_WORKERS: '1' });
     const config = configOf(env);
     const { traffic, outputs, inputs } = await setUp(kafka, config, 200);

@@ -1,3 +1,7 @@
+/**
+ * The local broker itself, checked with kafkajs directly and on purpose: an independent client, not
+ * the project's Kafka port, so a fault in the port cannot make a broken broker look healthy.
+ */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type Producer } from 'kafkajs';

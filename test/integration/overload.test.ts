@@ -62,7 +62,7 @@ describe('overload', () => {
     // Capacity: how fast this processor drains a backlog of this traffic, here and now.
     const audit = () => auditLineage(config, inputs.records, outputs.records);
     let sent = 0;
-    for (; sent < CAPACITY_PROBE; sent += 500) await producer.sendBatch({ acks: 1, topicMessages: traffic.batch(500).topicMessages });
+    for (; sent < CAPACITY_PROBE; sent += 500) await producer.send(traffic.batch(500).topicRecords);
     const tCap = Date.now();
     expect(await eventually(() => inputs.records.length >= sent && audit().lost.length === 0, 120_000, 200)).toBe(true);
     const capacity = CAPACITY_PROBE / ((Date.now() - tCap) / 1000);
@@ -83,7 +83,7 @@ describe('overload', () => {
     const t0 = Date.now();
     const batch = 500;
     while (Date.now() - t0 < SECONDS * 1000) {
-      await producer.sendBatch({ acks: 1, topicMessages: traffic.batch(batch).topicMessages });
+      await producer.send(traffic.batch(batch).topicRecords);
       sent += batch;
       const ahead = (sent - before) / OFFERED - (Date.now() - t0) / 1000;
       if (ahead > 0) await sleep(ahead * 1000);
@@ -103,7 +103,7 @@ describe('overload', () => {
     // Latency recovered: a small probe batch comes out promptly.
     const probe = Array.from({ length: 20 }, () => traffic.factory.next(Date.now()));
     const tProbe = Date.now();
-    for (const e of probe) await producer.send({ topic: traffic.topicOf(e.role), acks: 1, messages: [{ key: e.key, value: e.value }] });
+    for (const e of probe) await producer.send([{ topic: traffic.topicOf(e.role), records: [{ key: e.key, value: e.value }] }]);
     const probeIds = new Set(probe.map((e) => e.eventId));
     const seen = new Set<string>();
     const probeDone = await eventually(() => {

@@ -3,12 +3,12 @@
  * read back by an independent consumer.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Producer } from 'kafkajs';
+import type { KafkaProducer } from '../../src/adapters/kafka/port.js';
 import type { ScoredOutput } from '../../src/domain/outputs.js';
 import { CATEGORIES, productImage, seededRandom, syntheticAds } from '../../src/devtools/synthetic.js';
 import { encodeAd } from '../../src/devtools/traffic.js';
 import { createLogger } from '../../src/util/log.js';
-import { startKafkaProcessor, type RunningProcessor } from '../../src/adapters/kafka/kafka-processor.js';
+import { startKafkaProcessor, type RunningProcessor } from '../../src/app/processor.js';
 import { codec, collect, configOf, createTopics, connectedProducer, eventually, isolatedEnv, kafkaForTests, type ReadRecord } from '../support/harness.js';
 import { Accepts } from '../../src/serde/record-names.js';
 
@@ -29,7 +29,7 @@ describe('pipeline on a real broker', () => {
   const env = isolatedEnv();
   const config = configOf(env);
   const kafka = kafkaForTests();
-  let producer: Producer;
+  let producer: KafkaProducer;
   let processor: RunningProcessor;
   let outputs: { records: ReadRecord[]; stop(): Promise<void> };
 
@@ -38,7 +38,7 @@ describe('pipeline on a real broker', () => {
     // The catalog goes in before the processor starts: it must load it fully before scoring.
     await createTopics(kafka, config);
     const ads = await syntheticAds(4);
-    await producer.send({ topic: config.topicAds, acks: -1, messages: ads.map((ad) => ({ key: ad.adId, value: encodeAd(codec, ad, Date.now()) })) });
+    await producer.send([{ topic: config.topicAds, records: ads.map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, Date.now()) })) }]);
     processor = await startKafkaProcessor(config, createLogger('warn'));
     expect(processor.core.catalog.activeCount).toBe(ads.length);
     outputs = await collect(kafka, [config.topicScored, config.topicDeadLetters]);
@@ -60,28 +60,31 @@ describe('pipeline on a real broker', () => {
     const now = Date.now();
     const garden = CATEGORIES.find((c) => c.id === 'garden')!;
     const image = await productImage(garden, seededRandom(5), 64, 'webp');
-    await producer.send({
-      topic: config.topicClicks,
-      acks: -1,
-      messages: [
-        { key: 'u-click', value: codec.encode('dev.adstream.events.ClickEvent', { eventId: 'it-c1', userId: 'u-click', itemId: 'i1', categoryId: 'toys', action: 'ADD_TO_CART', eventTime: now, sessionId: 's1' }) },
-      ],
-    });
-    await producer.send({
-      topic: config.topicImageViews,
-      acks: -1,
-      messages: [
-        {
-          key: 'u-image',
-          value: codec.encode('dev.adstream.events.ImageViewEvent', { eventId: 'it-i1', userId: 'u-image', itemId: 'i2', categoryId: null, imageId: 'garden-1', image: { 'dev.adstream.events.InlineImage': { data: image, contentType: 'image/webp' } }, dwellMs: 1200, eventTime: now }),
-        },
-      ],
-    });
-    await producer.send({
-      topic: config.topicReviews,
-      acks: -1,
-      messages: [{ key: 'u-review', value: codec.encode('dev.adstream.events.ReviewEvent', { eventId: 'it-r1', userId: 'u-review', itemId: 'i3', categoryId: null, rating: 5, text: '这本小说的故事和章节都很精彩', language: 'zh-CN', eventTime: now }) }],
-    });
+    await producer.send([
+      {
+        topic: config.topicClicks,
+        records: [
+          { key: Buffer.from('u-click'), value: codec.encode('dev.adstream.events.ClickEvent', { eventId: 'it-c1', userId: 'u-click', itemId: 'i1', categoryId: 'toys', action: 'ADD_TO_CART', eventTime: now, sessionId: 's1' }) },
+        ],
+      },
+    ]);
+    await producer.send([
+      {
+        topic: config.topicImageViews,
+        records: [
+          {
+            key: Buffer.from('u-image'),
+            value: codec.encode('dev.adstream.events.ImageViewEvent', { eventId: 'it-i1', userId: 'u-image', itemId: 'i2', categoryId: null, imageId: 'garden-1', image: { 'dev.adstream.events.InlineImage': { data: image, contentType: 'image/webp' } }, dwellMs: 1200, eventTime: now }),
+          },
+        ],
+      },
+    ]);
+    await producer.send([
+      {
+        topic: config.topicReviews,
+        records: [{ key: Buffer.from('u-review'), value: codec.encode('dev.adstream.events.ReviewEvent', { eventId: 'it-r1', userId: 'u-review', itemId: 'i3', categoryId: null, rating: 5, text: '这本小说的故事和章节都很精彩', language: 'zh-CN', eventTime: now }) }],
+      },
+    ]);
 
     const expected: Record<string, [string, string]> = { 'u-click': ['it-c1', 'toys'], 'u-image': ['it-i1', 'garden'], 'u-review': ['it-r1', 'books'] };
     expect(await eventually(() => Object.keys(expected).every((u) => scoredFor(u).length > 0), 30_000)).toBe(true);
@@ -99,14 +102,15 @@ describe('pipeline on a real broker', () => {
 
   it('sends a corrupt record to the dead-letter topic with its source offset and reason, and keeps going', async () => {
     const garbage = Buffer.from([0x00, 0x00, 0x00, 0x00, 0x03, 0xff, 0xff, 0xff]);
-    const [meta] = await producer.send({ topic: config.topicReviews, acks: -1, messages: [{ key: 'u-bad', value: garbage }] });
-    const [metaNotAvro] = await producer.send({ topic: config.topicClicks, acks: -1, messages: [{ key: 'u-bad', value: Buffer.from('{"json":"not avro"}') }] });
+    const [meta] = await producer.send([{ topic: config.topicReviews, records: [{ key: Buffer.from('u-bad'), value: garbage }] }]);
+    const [metaNotAvro] = await producer.send([{ topic: config.topicClicks, records: [{ key: Buffer.from('u-bad'), value: Buffer.from('{"json":"not avro"}') }] }]);
     // A good event right after, on the same partition as the first bad one: it must still be scored.
-    await producer.send({
-      topic: config.topicReviews,
-      acks: -1,
-      messages: [{ key: 'u-bad', value: codec.encode('dev.adstream.events.ReviewEvent', { eventId: 'it-after', userId: 'u-bad', itemId: 'i', categoryId: 'sports', rating: 4, text: 'good yoga mat', language: null, eventTime: Date.now() }) }],
-    });
+    await producer.send([
+      {
+        topic: config.topicReviews,
+        records: [{ key: Buffer.from('u-bad'), value: codec.encode('dev.adstream.events.ReviewEvent', { eventId: 'it-after', userId: 'u-bad', itemId: 'i', categoryId: 'sports', rating: 4, text: 'good yoga mat', language: null, eventTime: Date.now() }) }],
+      },
+    ]);
 
     expect(await eventually(() => deadLetters().length >= 2 && scoredFor('u-bad').length > 0, 30_000)).toBe(true);
     const dl = deadLetters();

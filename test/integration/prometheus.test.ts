@@ -5,13 +5,13 @@
  * through Prometheus's HTTP API.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Message, Producer } from 'kafkajs';
+import type { KafkaProducer, OutboundRecord } from '../../src/adapters/kafka/port.js';
 import { syntheticAds, syntheticUsers } from '../../src/devtools/synthetic.js';
 import { encodeAd, TrafficFactory } from '../../src/devtools/traffic.js';
 import { startHttpServer } from '../../src/adapters/http/server.js';
 import { createLogger } from '../../src/util/log.js';
 import { ProcessorMetrics } from '../../src/metrics/processor-metrics.js';
-import { startKafkaProcessor, type RunningProcessor } from '../../src/adapters/kafka/kafka-processor.js';
+import { startKafkaProcessor, type RunningProcessor } from '../../src/app/processor.js';
 import { codec, configOf, connectedProducer, createTopics, eventually, isolatedEnv, kafkaForTests, sleep } from '../support/harness.js';
 import { DEPLOY, dashboardTargets, runnableExpr, sampleValues, startPrometheus, type PromQueryResponse, type RunningPrometheus } from '../support/prometheus.js';
 
@@ -31,7 +31,7 @@ describe('Prometheus scraping the processor: dashboard queries and recording rul
   const config = configOf(env);
   const kafka = kafkaForTests();
   const metrics = new ProcessorMetrics({ version: 'it' });
-  let producer: Producer | undefined;
+  let producer: KafkaProducer | undefined;
   let processor: RunningProcessor | undefined;
   let http: Awaited<ReturnType<typeof startHttpServer>> | undefined;
   let prom: RunningPrometheus | undefined;
@@ -41,7 +41,7 @@ describe('Prometheus scraping the processor: dashboard queries and recording rul
     producer = await connectedProducer(kafka);
     await createTopics(kafka, config);
     const ads = await syntheticAds(4);
-    await producer.send({ topic: config.topicAds, acks: -1, messages: ads.map((ad) => ({ key: ad.adId, value: encodeAd(codec, ad, Date.now()) })) });
+    await producer.send([{ topic: config.topicAds, records: ads.map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, Date.now()) })) }]);
 
     // /metrics first, so Prometheus starts while the processor loads the catalog and joins its group.
     http = await startHttpServer({ host: '127.0.0.1', port: 0, registry: metrics.registry, isReady: () => processor?.isReady() ?? false });
@@ -60,13 +60,13 @@ describe('Prometheus scraping the processor: dashboard queries and recording rul
     const inFlight: Promise<unknown>[] = [];
     while (sent < total) {
       const due = Math.min(total, Math.floor(((Date.now() - start) / 1000) * RATE));
-      const byTopic = new Map<string, Message[]>();
+      const byTopic = new Map<string, OutboundRecord[]>();
       for (; sent < due; sent++) {
         let topic: string;
-        let m: Message;
+        let m: OutboundRecord;
         if (Math.random() < CORRUPT_SHARE) {
           topic = config.topicClicks;
-          m = { key: users[sent % users.length]!.userId, value: Buffer.from(`not avro ${sent}`) };
+          m = { key: Buffer.from(users[sent % users.length]!.userId), value: Buffer.from(`not avro ${sent}`) };
         } else {
           const e = traffic.next(Date.now());
           topic = topicOf[e.role];
@@ -74,7 +74,7 @@ describe('Prometheus scraping the processor: dashboard queries and recording rul
         }
         byTopic.set(topic, [...(byTopic.get(topic) ?? []), m]);
       }
-      if (byTopic.size > 0) inFlight.push(producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([t, messages]) => ({ topic: t, messages })) }));
+      if (byTopic.size > 0) inFlight.push(producer.send([...byTopic].map(([t, records]) => ({ topic: t, records }))));
       await sleep(TICK_MS);
     }
     await Promise.all(inFlight);

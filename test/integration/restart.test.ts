@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScoredOutput } from '../../src/domain/outputs.js';
-import { codec, collect, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
+import { codec, collect, committedOffsets, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
 import { TestTraffic } from '../support/traffic.js';
 import { Accepts } from '../../src/serde/record-names.js';
 
@@ -67,11 +67,7 @@ describe('restarts on a real broker', () => {
         return false;
       }
     };
-    const admin = kafka.admin();
-    await admin.connect();
-    const committed = await admin.fetchOffsets({ groupId: config.groupId, topics: traffic.inputTopics });
-    await admin.disconnect();
-    const commitOf = new Map(committed.flatMap((t) => t.partitions.map((p) => [`${t.topic}/${p.partition}`, BigInt(p.offset)] as const)));
+    const commitOf = await committedOffsets(kafka, config.groupId, traffic.inputTopics);
     const lost: string[] = [];
     const committedButUnaccounted: string[] = [];
     for (const r of inputs.records) {

@@ -1,13 +1,21 @@
-/** Shared helpers of the integration tests: unique topics per test, a spawned processor, readers. */
+/**
+ * Shared helpers of the integration tests: unique topics per test, a spawned processor, readers.
+ * Tests produce and create topics through the Kafka port (src/adapters/kafka/port.ts); they read
+ * outputs back and check committed offsets with kafkajs directly, on purpose: an independent
+ * client, so a fault in the port's implementation cannot hide a fault of the processor.
+ */
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel, Partitioners, type Consumer, type Producer, type ProducerConfig } from 'kafkajs';
+import { Kafka, logLevel, type Consumer } from 'kafkajs';
+import { createKafkaClient } from '../../src/adapters/kafka/client.js';
+import type { KafkaClient, KafkaClientSettings, KafkaProducer, ProducerOptions } from '../../src/adapters/kafka/port.js';
 import { loadConfig } from '../../src/app/config/load-config.js';
 import type { Config } from '../../src/app/config/settings.js';
-import { isolatedEnv as isolatedEnvOn, type Spawned } from '../../src/devtools/spawn-processor.js';
 import { AvroCodec } from '../../src/serde/avro-codec.js';
+import { silentLogger } from '../../src/util/log.js';
+import { isolatedEnv as isolatedEnvOn, type Spawned } from '../../loadtest/spawn-processor.js';
 import { brokersForTests } from './kafka.js';
 
-export { createTopics, freePort, spawnProcessor } from '../../src/devtools/spawn-processor.js';
+export { createTopics, freePort, spawnProcessor } from '../../loadtest/spawn-processor.js';
 
 export const codec = new AvroCodec();
 
@@ -20,14 +28,18 @@ export function configOf(env: Record<string, string>): Config {
   return loadConfig({ env });
 }
 
-export function kafkaForTests(): Kafka {
-  return new Kafka({ clientId: 'it', brokers: brokersForTests(), logLevel: logLevel.NOTHING });
+/** A client of the port for the test's broker (the shared one unless `brokers` says otherwise). */
+export function kafkaForTests(o: { brokers?: readonly string[]; retry?: KafkaClientSettings['retry'] } = {}): KafkaClient {
+  return createKafkaClient({ clientId: 'it', brokers: o.brokers ?? brokersForTests(), logger: silentLogger, ...(o.retry ? { retry: o.retry } : {}) });
 }
 
-export async function connectedProducer(kafka: Kafka, extra: Omit<ProducerConfig, 'createPartitioner'> = {}): Promise<Producer> {
-  const p = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, ...extra });
-  await p.connect();
-  return p;
+export function connectedProducer(kafka: KafkaClient, options: ProducerOptions = {}): Promise<KafkaProducer> {
+  return kafka.producer(options);
+}
+
+/** An independent kafkajs client on the same cluster (see the file's comment). */
+function independentKafka(kafka: KafkaClient): Kafka {
+  return new Kafka({ clientId: 'it-reader', brokers: [...kafka.brokers], logLevel: logLevel.NOTHING });
 }
 
 /** The processor as operators run it: `node dist/cli/main.js run`, a process of its own. */
@@ -56,9 +68,9 @@ export interface ReadRecord {
   readonly headers?: Record<string, string>;
 }
 
-/** Reads topics from the beginning with a throwaway group, collecting records as they come. */
-export async function collect(kafka: Kafka, topics: string[]): Promise<{ records: ReadRecord[]; stop(): Promise<void> }> {
-  const consumer: Consumer = kafka.consumer({ groupId: `reader-${randomUUID()}` });
+/** Reads topics from the beginning with a throwaway group (independent kafkajs client), collecting records as they come. */
+export async function collect(kafka: KafkaClient, topics: string[]): Promise<{ records: ReadRecord[]; stop(): Promise<void> }> {
+  const consumer: Consumer = independentKafka(kafka).consumer({ groupId: `reader-${randomUUID()}` });
   await consumer.connect();
   await consumer.subscribe({ topics, fromBeginning: true });
   const records: ReadRecord[] = [];
@@ -71,4 +83,16 @@ export async function collect(kafka: Kafka, topics: string[]): Promise<{ records
     },
   });
   return { records, stop: () => consumer.disconnect() };
+}
+
+/** The offsets a consumer group committed, as "topic/partition" -> offset, read with the independent client. */
+export async function committedOffsets(kafka: KafkaClient, groupId: string, topics: string[]): Promise<Map<string, bigint>> {
+  const admin = independentKafka(kafka).admin();
+  await admin.connect();
+  try {
+    const committed = await admin.fetchOffsets({ groupId, topics });
+    return new Map(committed.flatMap((t) => t.partitions.map((p) => [`${t.topic}/${p.partition}`, BigInt(p.offset)] as const)));
+  } finally {
+    await admin.disconnect();
+  }
 }

@@ -20,8 +20,8 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['pipeline'],
   ['metrics'],
   ['adapters/kafka', 'adapters/http', 'adapters/memory'],
-  ['app'],
   ['devtools'],
+  ['app'],
 ];
 
 export interface ImportEdge {

@@ -1,3 +1,4 @@
+// The assigner is part of the kafkajs implementation of the port, so this test speaks kafkajs's protocol.
 import { AssignerProtocol } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { CoPartitionedAssigner } from '../../src/adapters/kafka/co-partitioned-assigner.js';

@@ -1,17 +1,41 @@
 /**
- * The one module that constructs the Kafka client library, so it can be swapped (e.g. for a
- * librdkafka-based client) without touching the adapters' logic.
+ * The Kafka port (./port.ts) on kafkajs. With co-partitioned-assigner.ts, the only modules that
+ * import the library: another client (e.g. librdkafka-based) is one more file like this one.
  */
-import { Kafka, logLevel, type KafkaMessage, type LogEntry } from 'kafkajs';
+import { randomUUID } from 'node:crypto';
+import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type EachBatchPayload, type KafkaMessage, type LogEntry, type Message, type Producer } from 'kafkajs';
 import type { InputRecord } from '../../domain/events.js';
-import type { Logger } from '../../util/log.js';
-
-export type { Admin, Consumer, Producer, EachBatchPayload, KafkaMessage } from 'kafkajs';
+import { CatchUp } from './catch-up.js';
+import { CoPartitionedAssigner } from './co-partitioned-assigner.js';
+import type {
+  Appended,
+  FetchControl,
+  FetchedRecords,
+  GroupConsumer,
+  GroupConsumerOptions,
+  KafkaAdmin,
+  KafkaClient,
+  KafkaClientFactory,
+  KafkaClientSettings,
+  KafkaProducer,
+  OutboundRecord,
+  PartitionOffsets,
+  PartitionRead,
+  PartitionReadOptions,
+  ProducerOptions,
+  TopicRecords,
+  TopicSpec,
+} from './port.js';
 
 const TRANSIENT = /coordinator is not available|not the correct coordinator|leader is not available|group is rebalancing/i;
+/** A bounded read (the changelog restore) is a bulk load: large fetches. */
+const BULK_FETCH_BYTES = 8 << 20;
+const REBALANCE_TIMEOUT_MS = 60_000;
 
-export function createKafka(opts: { brokers: readonly string[]; clientId: string; logger: Logger }): Kafka {
-  const log = opts.logger.child({ component: 'kafkajs' });
+export const createKafkajsClient: KafkaClientFactory = (settings) => new KafkajsClient(settings);
+
+function createKafka(s: KafkaClientSettings): Kafka {
+  const log = s.logger.child({ component: 'kafkajs' });
   // kafkajs logs transient errors that it retries at ERROR; they are warnings for us, and the ones
   // every fresh cluster shows (the offsets topic's coordinator being elected) are only debug.
   const logCreator = () => (entry: LogEntry) => {
@@ -22,16 +46,229 @@ export function createKafka(opts: { brokers: readonly string[]; clientId: string
     else if (entry.level === logLevel.INFO) log.debug(message, fields);
   };
   return new Kafka({
-    clientId: opts.clientId,
-    brokers: [...opts.brokers],
+    clientId: s.clientId,
+    brokers: [...s.brokers],
     logLevel: logLevel.WARN,
     logCreator,
-    retry: { initialRetryTime: 200, retries: 10, maxRetryTime: 5000 },
+    retry: { initialRetryTime: 200, retries: s.retry?.retries ?? 10, maxRetryTime: s.retry?.maxRetryTimeMs ?? 5000 },
+    ...(s.connectionTimeoutMs !== undefined ? { connectionTimeout: s.connectionTimeoutMs } : {}),
+    ...(s.requestTimeoutMs !== undefined ? { requestTimeout: s.requestTimeoutMs } : {}),
   });
 }
 
+/** Connects, or cleans up and rethrows: a failed connect must not leave sockets or timers behind. */
+async function connected<T extends { connect(): Promise<void>; disconnect(): Promise<void> }>(x: T): Promise<T> {
+  try {
+    await x.connect();
+    return x;
+  } catch (err) {
+    await x.disconnect().catch(() => undefined);
+    throw err;
+  }
+}
+
+class KafkajsClient implements KafkaClient {
+  readonly brokers: readonly string[];
+  private readonly kafka: Kafka;
+
+  constructor(settings: KafkaClientSettings) {
+    this.brokers = [...settings.brokers];
+    this.kafka = createKafka(settings);
+  }
+
+  async admin(): Promise<KafkaAdmin> {
+    return new KafkajsAdmin(await connected(this.kafka.admin()));
+  }
+
+  async producer(o: ProducerOptions = {}): Promise<KafkaProducer> {
+    const producer = this.kafka.producer({
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      ...(o.retries !== undefined ? { retry: { retries: o.retries } } : {}),
+    });
+    return new KafkajsProducer(await connected(producer));
+  }
+
+  async groupConsumer(o: GroupConsumerOptions): Promise<GroupConsumer> {
+    const consumer = this.kafka.consumer({
+      groupId: o.groupId,
+      ...(o.coPartitioned ? { partitionAssigners: [CoPartitionedAssigner] } : {}),
+      ...(o.sessionTimeoutMs !== undefined ? { sessionTimeout: o.sessionTimeoutMs, heartbeatInterval: Math.floor(o.sessionTimeoutMs / 10) } : {}),
+      ...(o.fetchMaxWaitMs !== undefined ? { maxWaitTimeInMs: o.fetchMaxWaitMs } : {}),
+      rebalanceTimeout: REBALANCE_TIMEOUT_MS,
+    });
+    // Listeners before connecting, so the first generation is not missed.
+    const ev = o.events;
+    if (ev?.assigned) consumer.on(consumer.events.GROUP_JOIN, (e) => ev.assigned!(e.payload.memberAssignment));
+    if (ev?.rebalancing) consumer.on(consumer.events.REBALANCING, () => ev.rebalancing!());
+    if (ev?.crashed) consumer.on(consumer.events.CRASH, (e) => ev.crashed!(e.payload.error, e.payload.restart));
+    return new KafkajsGroupConsumer(await connected(consumer), o);
+  }
+
+  /** kafkajs has no manual assignment: a throwaway consumer group reads the topic, keeping the wanted partitions. */
+  async readFromBeginning(o: PartitionReadOptions): Promise<PartitionRead> {
+    const admin = await this.admin();
+    let ends: PartitionOffsets[];
+    try {
+      ends = await admin.partitionOffsets(o.topic);
+    } finally {
+      await admin.disconnect();
+    }
+    const catchUp = new CatchUp(ends, o.partitions);
+    if (!o.follow && catchUp.done) return { caughtUp: Promise.resolve(), stop: async () => undefined };
+
+    const consumer = await connected(this.kafka.consumer({ groupId: `${o.label}.${randomUUID()}`, ...(o.follow ? {} : { maxBytesPerPartition: BULK_FETCH_BYTES }) }));
+    let fail!: (err: unknown) => void;
+    const failed = new Promise<never>((_, reject) => (fail = reject));
+    // A bounded read fails on any crash (its caller retries by restarting); a following one only
+    // when kafkajs gives up, since it restarts the consumer otherwise.
+    consumer.on(consumer.events.CRASH, (e) => {
+      if (!o.follow || !e.payload.restart) fail(e.payload.error);
+    });
+    const caughtUp = Promise.race([catchUp.reached, failed]);
+    const wanted = o.partitions ? new Set(o.partitions) : null;
+    try {
+      await consumer.subscribe({ topic: o.topic, fromBeginning: true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatch: async ({ batch, heartbeat }) => {
+          if (wanted && !wanted.has(batch.partition)) return;
+          const records: InputRecord[] = [];
+          for (const m of batch.messages) {
+            if (!o.follow && !catchUp.before(batch.partition, BigInt(m.offset))) break;
+            records.push(toInputRecord(batch.topic, batch.partition, m));
+          }
+          if (records.length > 0) await o.onRecords(records);
+          catchUp.fetched(batch.partition, BigInt(batch.lastOffset()) + 1n);
+          await heartbeat();
+        },
+      });
+    } catch (err) {
+      await consumer.disconnect().catch(() => undefined);
+      throw err;
+    }
+    return { caughtUp, stop: () => consumer.disconnect() };
+  }
+}
+
+class KafkajsAdmin implements KafkaAdmin {
+  constructor(private readonly admin: Admin) {}
+
+  listTopics(): Promise<string[]> {
+    return this.admin.listTopics();
+  }
+
+  async createTopics(topics: readonly TopicSpec[]): Promise<void> {
+    if (topics.length === 0) return;
+    await this.admin.createTopics({
+      waitForLeaders: true,
+      topics: topics.map((t) => ({
+        topic: t.topic,
+        numPartitions: t.partitions,
+        ...(t.replication !== undefined ? { replicationFactor: t.replication } : {}),
+        configEntries: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value })),
+      })),
+    });
+  }
+
+  async deleteTopics(topics: readonly string[]): Promise<void> {
+    await this.admin.deleteTopics({ topics: [...topics] });
+  }
+
+  async partitionCounts(topics: readonly string[]): Promise<Map<string, number>> {
+    const meta = await this.admin.fetchTopicMetadata({ topics: [...topics] });
+    return new Map(meta.topics.map((t) => [t.name, t.partitions.length]));
+  }
+
+  async partitionOffsets(topic: string): Promise<PartitionOffsets[]> {
+    return (await this.admin.fetchTopicOffsets(topic)).map((p) => ({ partition: p.partition, low: BigInt(p.low), high: BigInt(p.high) }));
+  }
+
+  async liveBrokers(): Promise<number> {
+    return (await this.admin.describeCluster()).brokers.length;
+  }
+
+  disconnect(): Promise<void> {
+    return this.admin.disconnect();
+  }
+}
+
+class KafkajsProducer implements KafkaProducer {
+  constructor(private readonly producer: Producer) {}
+
+  async send(batches: readonly TopicRecords[]): Promise<Appended[]> {
+    const topicMessages = batches.filter((b) => b.records.length > 0).map((b) => ({ topic: b.topic, messages: b.records.map(toMessage) }));
+    if (topicMessages.length === 0) return [];
+    const meta = await this.producer.sendBatch({ acks: -1, topicMessages });
+    return meta.map((m) => ({ topic: m.topicName, partition: m.partition, baseOffset: m.baseOffset ?? m.offset ?? '-1' }));
+  }
+
+  disconnect(): Promise<void> {
+    return this.producer.disconnect();
+  }
+}
+
+class KafkajsGroupConsumer implements GroupConsumer {
+  constructor(
+    private readonly consumer: Consumer,
+    private readonly o: GroupConsumerOptions,
+  ) {}
+
+  async run(handle: (fetched: FetchedRecords, control: FetchControl) => Promise<void>): Promise<void> {
+    await this.consumer.subscribe({ topics: [...this.o.topics], fromBeginning: true });
+    if (this.o.commits === 'none') {
+      // kafkajs resolves each batch once the handler returns: the next fetch continues after it.
+      await this.consumer.run({ autoCommit: false, partitionsConsumedConcurrently: this.o.partitionsConcurrently ?? 1, eachBatch: (p) => handle(fetchedOf(p), controlOf(p, false)) });
+      return;
+    }
+    // kafkajs fetches a partition again from its last resolved offset: a batch left unfinished is
+    // fetched again from the first record not done.
+    await this.consumer.run({
+      autoCommit: true,
+      // Besides the commit kafkajs makes after each batch, commit resolved offsets at least once a
+      // second inside long batches, to keep the replay window after a crash short.
+      autoCommitInterval: 1000,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.o.partitionsConcurrently ?? 1,
+      eachBatch: (p) => handle(fetchedOf(p), controlOf(p, true)),
+    });
+  }
+
+  pause(topics: readonly string[]): void {
+    this.consumer.pause(topics.map((topic) => ({ topic })));
+  }
+
+  resume(topics: readonly string[]): void {
+    this.consumer.resume(topics.map((topic) => ({ topic })));
+  }
+
+  disconnect(): Promise<void> {
+    return this.consumer.disconnect();
+  }
+}
+
+function fetchedOf({ batch }: EachBatchPayload): FetchedRecords {
+  return { topic: batch.topic, partition: batch.partition, records: batch.messages.map((m) => toInputRecord(batch.topic, batch.partition, m)), highWatermark: BigInt(batch.highWatermark) };
+}
+
+function controlOf(p: EachBatchPayload, commits: boolean): FetchControl {
+  return {
+    isActive: () => p.isRunning() && !p.isStale(),
+    heartbeat: () => p.heartbeat(),
+    done: async (offset) => {
+      if (!commits) return;
+      p.resolveOffset(offset);
+      await p.commitOffsetsIfNecessary();
+    },
+  };
+}
+
+function toMessage(r: OutboundRecord): Message {
+  return { key: r.key, value: r.value, ...(r.partition !== undefined ? { partition: r.partition } : {}), ...(r.headers ? { headers: { ...r.headers } } : {}) };
+}
+
 /** A fetched Kafka message as the transport-agnostic InputRecord the core takes. */
-export function toInputRecord(topic: string, partition: number, m: KafkaMessage): InputRecord {
+function toInputRecord(topic: string, partition: number, m: KafkaMessage): InputRecord {
   return { topic, partition, offset: m.offset, key: asBuffer(m.key), value: asBuffer(m.value), timestamp: Number(m.timestamp) };
 }
 

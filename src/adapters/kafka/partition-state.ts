@@ -44,7 +44,7 @@ export class PartitionState {
    * A new generation of the group: drops the users of revoked partitions and restores those of new
    * ones. `assignment`, the member's whole assignment, is only logged.
    */
-  onAssignment(partitions: readonly number[], assignment: Readonly<Record<string, number[]>>): void {
+  onAssignment(partitions: readonly number[], assignment: Readonly<Record<string, readonly number[]>>): void {
     this.assigned = true;
     const now = new Set<number>(partitions);
     const dropped = this.o.core.users.dropPartitions(now);

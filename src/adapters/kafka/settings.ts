@@ -1,3 +1,5 @@
+import { ConfigError } from '../../domain/errors.js';
+import type { PipelineSettings } from '../../pipeline/settings.js';
 import type { SettingTable, SettingValues } from '../../util/settings.js';
 
 /** The Kafka adapter's settings: the cluster, the consumer group, topic creation and chunking. */
@@ -12,4 +14,31 @@ export const KAFKA_SETTINGS = {
   chunkMaxRecords: { env: 'CHUNK_MAX_RECORDS', kind: 'int', default: 500, min: 1, max: 100000, doc: 'Records processed, produced and committed together; smaller gives lower latency, larger more throughput.' },
 } as const satisfies SettingTable;
 
-export type KafkaSettings = SettingValues<typeof KAFKA_SETTINGS>;
+/**
+ * What the Kafka adapter reads: its own table, and the processor's topics and emit interval. The
+ * field names are the app's configuration keys, so the app's Config is passed as it is.
+ */
+export type KafkaSettings = SettingValues<typeof KAFKA_SETTINGS> &
+  Pick<
+    PipelineSettings,
+    'topicClicks' | 'topicImageViews' | 'topicReviews' | 'topicUserDeletions' | 'topicAds' | 'topicScored' | 'topicSegments' | 'topicChangelog' | 'topicDeadLetters' | 'emitIntervalMs'
+  >;
+
+/** What topic creation and the co-partitioning check read. */
+export type TopicSettings = Pick<
+  KafkaSettings,
+  'topicClicks' | 'topicImageViews' | 'topicReviews' | 'topicUserDeletions' | 'topicAds' | 'topicScored' | 'topicSegments' | 'topicChangelog' | 'topicDeadLetters' | 'topicPartitions' | 'topicReplication'
+>;
+
+/** KAFKA_BROKERS, or a ConfigError saying how to set it. */
+export function brokersOf(s: Pick<KafkaSettings, 'kafkaBrokers'>): readonly string[] {
+  if (!s.kafkaBrokers || s.kafkaBrokers.length === 0) {
+    throw new ConfigError('KAFKA_BROKERS', 'is not set; point it at your Kafka cluster (host:port,...), or use `npm run demo`, which starts a local broker');
+  }
+  return s.kafkaBrokers;
+}
+
+/** The co-partitioned input topics: the three event topics and the deletions. */
+export function inputTopicsOf(s: Pick<KafkaSettings, 'topicClicks' | 'topicImageViews' | 'topicReviews' | 'topicUserDeletions'>): string[] {
+  return [s.topicClicks, s.topicImageViews, s.topicReviews, s.topicUserDeletions];
+}

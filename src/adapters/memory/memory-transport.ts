@@ -1,27 +1,25 @@
 /**
  * An in-memory transport for replays without a broker: records are appended to topics as a
- * producer would send them (partition chosen by kafkajs's own default partitioner from the key,
- * offsets counted per partition), then handed to the core as the Kafka adapter does
- * (src/ingest/kafka-event-source.ts): per topic-partition, in order, in chunks of at most
+ * producer would send them (partition chosen by Kafka's default key partitioner, offsets counted
+ * per partition), then handed to the core as the Kafka adapter does
+ * (src/adapters/kafka/event-source.ts): per topic-partition, in order, in chunks of at most
  * CHUNK_MAX_RECORDS, several topic-partitions at once.
  */
-import { Partitioners, type PartitionMetadata } from 'kafkajs';
 import type { ProcessResult } from '../../domain/outputs.js';
 import type { InputRecord } from '../../domain/events.js';
+import { keyPartition } from '../../domain/partitioning.js';
 
 export class MemoryTopics {
   private readonly logs = new Map<string, InputRecord[]>();
   private readonly next = new Map<string, number>();
-  private readonly partitioner = Partitioners.DefaultPartitioner();
-  private readonly metadata: PartitionMetadata[];
+  // Keyless records go round-robin per topic, as producers spread them.
+  private readonly roundRobin = new Map<string, number>();
 
-  constructor(readonly partitions: number) {
-    this.metadata = Array.from({ length: partitions }, (_, partitionId) => ({ partitionErrorCode: 0, partitionId, leader: 0, replicas: [0], isr: [0] }));
-  }
+  constructor(readonly partitions: number) {}
 
   /** Appends a record; returns it as a consumer would read it. */
   append(topic: string, key: Buffer | null, value: Buffer | null, timestamp: number): InputRecord {
-    const partition = this.partitioner({ topic, partitionMetadata: this.metadata, message: { key, value } });
+    const partition = key !== null ? keyPartition(key, this.partitions) : this.nextRoundRobin(topic);
     const tp = `${topic}\u0000${partition}`;
     const offset = this.next.get(tp) ?? 0;
     this.next.set(tp, offset + 1);
@@ -30,6 +28,12 @@ export class MemoryTopics {
     if (log) log.push(r);
     else this.logs.set(tp, [r]);
     return r;
+  }
+
+  private nextRoundRobin(topic: string): number {
+    const n = this.roundRobin.get(topic) ?? 0;
+    this.roundRobin.set(topic, n + 1);
+    return n % this.partitions;
   }
 
   /** Takes everything appended since the last call: per topic-partition, its records in chunks. */

@@ -1,22 +1,23 @@
 /**
  * The processor as operators run it (`node dist/app/cli.js run`), spawned as a process of its own
- * on topics and a consumer group of its own: for the benchmark (loadtest/) and the integration tests.
+ * on topics and a consumer group of its own: for the benchmark (loadtest/) and the integration tests
+ * (which import it from here: only they use it).
  * Needs `npm run build` first.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import type { Kafka } from 'kafkajs';
-import { loadConfig } from '../app/config/load-config.js';
-import type { Config } from '../app/config/settings.js';
-import { ensureTopics } from '../adapters/kafka/topics.js';
-import { silentLogger } from '../util/log.js';
-import { freePort } from './guarded-process.js';
+import type { KafkaClient } from '../src/adapters/kafka/port.js';
+import { ensureTopics } from '../src/adapters/kafka/topics.js';
+import { loadConfig } from '../src/app/config/load-config.js';
+import type { Config } from '../src/app/config/settings.js';
+import { freePort } from '../src/devtools/guarded-process.js';
+import { silentLogger } from '../src/util/log.js';
 
 export { freePort };
 
-// From src/devtools/ (tsx, vitest) and dist/devtools/ alike: the built CLI.
-const MAIN = fileURLToPath(new URL('../../dist/app/cli.js', import.meta.url));
+// The built CLI (run from source by tsx and vitest, so relative to loadtest/).
+const MAIN = fileURLToPath(new URL('../dist/app/cli.js', import.meta.url));
 
 /** Environment for a processor with topics and a group of its own (`<prefix>-<random>`), so runs never see each other. */
 export function isolatedEnv(brokers: string, prefix: string, extra: Record<string, string> = {}): Record<string, string> {
@@ -39,9 +40,8 @@ export function isolatedEnv(brokers: string, prefix: string, extra: Record<strin
 }
 
 /** Creates the processor's topics up front, as an operator would before producing to them. */
-export async function createTopics(kafka: Kafka, config: Config): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
+export async function createTopics(kafka: KafkaClient, config: Config): Promise<void> {
+  const admin = await kafka.admin();
   try {
     await ensureTopics(admin, config, silentLogger);
   } finally {
@@ -50,7 +50,7 @@ export async function createTopics(kafka: Kafka, config: Config): Promise<void> 
 }
 
 /** The config of `env`, with its topics created. */
-export async function createTopicsFor(kafka: Kafka, env: Record<string, string>): Promise<Config> {
+export async function createTopicsFor(kafka: KafkaClient, env: Record<string, string>): Promise<Config> {
   const config = loadConfig({ env });
   await createTopics(kafka, config);
   return config;

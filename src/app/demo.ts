@@ -1,15 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { Partitioners, type Message } from 'kafkajs';
-import { loadConfig } from '../app/config/load-config.js';
+import { loadConfig } from './config/load-config.js';
+import { startKafkaProcessor } from './processor.js';
 import { startHttpServer } from '../adapters/http/server.js';
-import { createKafka } from '../adapters/kafka/kafkajs-client.js';
+import { createKafkaClient } from '../adapters/kafka/client.js';
+import type { KafkaProducer, OutboundRecord } from '../adapters/kafka/port.js';
+import { ensureTopics } from '../adapters/kafka/topics.js';
 import type { Logger } from '../util/log.js';
-import { startKafkaProcessor } from '../adapters/kafka/kafka-processor.js';
 import { AvroCodec } from '../serde/avro-codec.js';
-import { startLocalBroker, type LocalBroker } from './local-broker.js';
-import { OutputObserver } from './output-observer.js';
-import { syntheticAds, syntheticUsers } from './synthetic.js';
-import { encodeAd, TrafficFactory } from './traffic.js';
+import { startLocalBroker, type LocalBroker } from '../devtools/local-broker.js';
+import { OutputObserver } from '../devtools/output-observer.js';
+import { syntheticAds, syntheticUsers } from '../devtools/synthetic.js';
+import { encodeAd, TrafficFactory } from '../devtools/traffic.js';
 
 export interface DemoOptions {
   readonly seconds: number;
@@ -60,22 +61,23 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   env.GROUP_ID ??= `adstream-demo-${randomUUID().slice(0, 8)}`;
   const config = loadConfig({ env });
   const codec = new AvroCodec();
-  const kafka = createKafka({ brokers: config.kafkaBrokers!, clientId: 'adstream-demo', logger: o.logger });
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  const kafka = createKafkaClient({ brokers: config.kafkaBrokers!, clientId: 'adstream-demo', logger: o.logger });
+  let producer: KafkaProducer | undefined;
   let processor: Awaited<ReturnType<typeof startKafkaProcessor>> | undefined;
   let http: Awaited<ReturnType<typeof startHttpServer>> | undefined;
-  const observer = new OutputObserver(kafka, codec, config);
+  const observer = new OutputObserver(kafka, codec, { scored: config.topicScored, deadLetters: config.topicDeadLetters });
   try {
-    await producer.connect();
-    const admin = kafka.admin();
-    await admin.connect();
-    const { ensureTopics } = await import('../adapters/kafka/topics.js');
-    await ensureTopics(admin, config, o.logger);
-    await admin.disconnect();
+    producer = await kafka.producer();
+    const admin = await kafka.admin();
+    try {
+      await ensureTopics(admin, config, o.logger);
+    } finally {
+      await admin.disconnect();
+    }
 
     const ads = await syntheticAds(25);
     const now = Date.now();
-    await producer.send({ topic: config.topicAds, acks: -1, messages: ads.map((ad) => ({ key: ad.adId, value: encodeAd(codec, ad, now) })) });
+    await producer.send([{ topic: config.topicAds, records: ads.map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, now) })) }]);
     o.say(`ad catalog: ${ads.length} ads in ${new Set(ads.map((a) => a.categoryId)).size} categories produced to ${config.topicAds}`);
 
     processor = await startKafkaProcessor(config, o.logger);
@@ -97,20 +99,20 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     while (sent < total) {
       const due = Math.min(total, Math.floor(((Date.now() - start) / 1000) * o.rate));
       if (due > sent) {
-        const byTopic = new Map<string, Message[]>();
+        const byTopic = new Map<string, OutboundRecord[]>();
         for (; sent < due; sent++) {
           const t = Date.now();
           if (Math.random() < o.corruptShare) {
             const key = `user-${sent % o.users}`;
             observer.expectCorrupt();
-            push(byTopic, config.topicClicks, { key, value: Buffer.from(`not avro ${sent}`) });
+            push(byTopic, config.topicClicks, { key: Buffer.from(key), value: Buffer.from(`not avro ${sent}`) });
             continue;
           }
           const e = traffic.next(t);
           observer.expectEvent(e.eventId, t);
           push(byTopic, topicOf[e.role], { key: e.key, value: e.value });
         }
-        const p = producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+        const p = producer.send([...byTopic].map(([topic, records]) => ({ topic, records })));
         inFlight.add(p);
         p.then(() => inFlight.delete(p), (err: unknown) => (sendError = err));
       }
@@ -152,7 +154,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     await observer.stop().catch(() => undefined);
     await http?.close();
     await processor?.stop();
-    await producer.disconnect().catch(() => undefined);
+    await producer?.disconnect().catch(() => undefined);
     await broker?.stop();
   }
 }
@@ -171,7 +173,7 @@ async function stageMeans(p: { metrics: { stageDuration: { get(): Promise<{ valu
   return [...sums].map(([stage, { sum, count }]) => `${stage} ${count ? ((sum / count) * 1000).toFixed(2) : '-'} ms`).join(', ');
 }
 
-function push(map: Map<string, Message[]>, topic: string, m: Message): void {
+function push(map: Map<string, OutboundRecord[]>, topic: string, m: OutboundRecord): void {
   const list = map.get(topic);
   if (list) list.push(m);
   else map.set(topic, [m]);

@@ -1,0 +1,53 @@
+import type { InputRecord } from '../../domain/events.js';
+import type { DeadLetterOutput, ProcessResult } from '../../domain/outputs.js';
+import type { ProcessorMetrics } from '../../metrics/processor-metrics.js';
+import type { PartitionState } from './partition-state.js';
+import type { Deliverable, KafkaSink } from './sink.js';
+
+export interface DeliveryDeps {
+  readonly sink: Pick<KafkaSink, 'deliver'>;
+  readonly partitionState: Pick<PartitionState, 'appliedMarker' | 'markApplied'>;
+  readonly metrics: ProcessorMetrics;
+  /** Users held in memory now (a gauge set after each delivery). */
+  readonly usersInMemory: () => number;
+  /** Told what the broker acknowledged: each chunk's, each flush's and the catalog's dead letters. */
+  readonly onDelivered?: (result: Deliverable) => void;
+}
+
+/** The output side: results to Kafka, then the metrics and the listener told what was acknowledged. */
+export class Delivery {
+  constructor(private readonly o: DeliveryDeps) {}
+
+  /**
+   * A chunk's result with its applied-offset marker; resolves once acknowledged, and only then may
+   * the chunk's offsets be committed.
+   */
+  async chunk(records: readonly InputRecord[], result: ProcessResult): Promise<void> {
+    const { sink, partitionState, metrics } = this.o;
+    const p0 = performance.now();
+    const { topic, partition } = records[0]!;
+    const last = records[records.length - 1]!.offset;
+    await sink.deliver(result, partitionState.appliedMarker(topic, partition, last));
+    partitionState.markApplied(topic, partition, last);
+    metrics.stageDuration.observe({ stage: 'produce' }, (performance.now() - p0) / 1000);
+    this.delivered(result);
+  }
+
+  /** Ads the catalog could not use, as dead letters. */
+  async catalogRejects(rejected: DeadLetterOutput[]): Promise<void> {
+    if (rejected.length === 0) return;
+    await this.o.sink.deliver({ deadLetters: rejected });
+    this.delivered({ deadLetters: rejected });
+  }
+
+  /** Counts what was acknowledged (end-to-end latency is measured here, at the ack). */
+  readonly delivered = (result: Deliverable): void => {
+    const { metrics } = this.o;
+    const acked = Date.now();
+    for (const o of result.scored ?? []) metrics.e2eLatency.observe(Math.max(0, acked - o.triggerEventTime) / 1000);
+    metrics.scoredOut.inc(result.scored?.length ?? 0);
+    for (const d of result.deadLetters ?? []) metrics.deadLetters.inc({ topic: d.source.topic, reason: d.reason });
+    metrics.usersInMemory.set(this.o.usersInMemory());
+    this.o.onDelivered?.(result);
+  };
+}

@@ -1,0 +1,106 @@
+import type { ProcessorMetrics } from '../../metrics/processor-metrics.js';
+import type { Core } from '../../pipeline/core.js';
+import type { Logger } from '../../util/log.js';
+import { restoreChangelog } from './changelog-restorer.js';
+import { consumeEvents, loadCatalog } from './consume.js';
+import { Delivery } from './deliver.js';
+import { OutputFlusher } from './output-flusher.js';
+import { PartitionState } from './partition-state.js';
+import type { GroupConsumer, PartitionRead } from './port.js';
+import { KafkaSink, type Deliverable } from './sink.js';
+import type { KafkaWiring } from './wiring.js';
+
+export interface KafkaAdapterDeps {
+  readonly core: Core;
+  readonly metrics: ProcessorMetrics;
+  readonly logger: Logger;
+  /** Told what the broker acknowledged (each chunk's and each flush's outputs). */
+  readonly onDelivered?: (result: Deliverable) => void;
+}
+
+export interface KafkaAdapter {
+  /** Catalog loaded and partitions assigned and restored; false while rebalancing or stopping. */
+  isReady(): boolean;
+  /** What /readyz shows of the assignment. */
+  readyDetail(): { partitionsAssigned: boolean; partitions: number[]; restoring: boolean };
+  /** Rejects if consumption stops for good (the caller should exit non-zero). */
+  readonly failed: Promise<never>;
+  /** Finishes the chunk in flight, commits what was delivered, and disconnects; the core is its owner's to close. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs the core on Kafka: the catalog and the event topics in, scored outputs, segments, the state
+ * changelog and dead letters out. Takes over `kafka` (see connectKafka): stop() disconnects it.
+ */
+export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDeps): Promise<KafkaAdapter> {
+  const { settings, client } = kafka;
+  const { core, metrics } = deps;
+  const log = deps.logger.child({ component: 'processor' });
+  let fail!: (err: Error) => void;
+  const failed = new Promise<never>((_, reject) => (fail = reject));
+  failed.catch(() => undefined); // observed by the caller; avoid an unhandled rejection if it is not
+
+  const sink = new KafkaSink(
+    kafka.producer,
+    { scored: settings.topicScored, deadLetters: settings.topicDeadLetters, segments: settings.topicSegments, changelog: settings.topicChangelog },
+    core.encoder,
+    (s) => core.stateCodec.encode(s),
+  );
+  const partitionState = new PartitionState({
+    core,
+    log,
+    metrics,
+    readChangelog: (parts, apply) => restoreChangelog({ client, topic: settings.topicChangelog, partitions: parts, apply }),
+    fail,
+  });
+  const delivery = new Delivery({ sink, partitionState, metrics, usersInMemory: () => core.users.size, ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}) });
+  // Rate-limited outputs (EMIT_INTERVAL_MS): a timer, started once processing runs, delivers them when due.
+  const flusher = new OutputFlusher({ processor: core.processor, sink, emitIntervalMs: settings.emitIntervalMs, delivered: delivery.delivered, log, fail });
+
+  const consume = { settings, client, core, metrics, log, delivery };
+  let catalog: PartitionRead | undefined;
+  let consumer: GroupConsumer;
+  try {
+    // The catalog first: scoring before it is loaded would rank against a partial catalog.
+    catalog = await loadCatalog(consume);
+    consumer = await consumeEvents({ ...consume, partitions: kafka.partitions, partitionState, flusher, fail });
+  } catch (err) {
+    await catalog?.stop().catch(() => undefined);
+    await kafka.disconnect().catch(() => undefined);
+    throw err;
+  }
+  flusher.start();
+
+  let stopping: Promise<void> | undefined;
+  const isReady = (): boolean => partitionState.isReady() && !stopping;
+  const readyGauge = setInterval(() => metrics.ready.set(isReady() ? 1 : 0), 1000);
+  readyGauge.unref();
+  const running: RunningParts = { consumer, flusher, catalog, kafka, readyGauge, metrics };
+  return {
+    isReady,
+    readyDetail: () => partitionState.readyDetail(),
+    failed,
+    stop: () => (stopping ??= stopKafkaAdapter(running)),
+  };
+}
+
+interface RunningParts {
+  readonly consumer: GroupConsumer;
+  readonly flusher: OutputFlusher;
+  readonly catalog: PartitionRead;
+  readonly kafka: KafkaWiring;
+  readonly readyGauge: NodeJS.Timeout;
+  readonly metrics: ProcessorMetrics;
+}
+
+/** Stops in an order that commits only what was delivered. */
+async function stopKafkaAdapter(p: RunningParts): Promise<void> {
+  clearInterval(p.readyGauge);
+  p.metrics.ready.set(0);
+  // Consumer first: it lets the chunk in flight finish and commits what was delivered.
+  await p.consumer.disconnect();
+  await p.flusher.stop(); // rate-limited outputs still owed; their state is in the changelog either way
+  await p.catalog.stop();
+  await p.kafka.disconnect();
+}

@@ -1,0 +1,197 @@
+/**
+ * The Kafka client as the adapters use it: our own small interfaces, no client library's types. One
+ * file per library implements them (kafkajs-client.ts now; a librdkafka-based client such as
+ * @confluentinc/kafka-javascript would be one more), so the adapters' logic never changes with it.
+ */
+import type { InputRecord } from '../../domain/events.js';
+import type { Logger } from '../../util/log.js';
+
+export interface KafkaClientSettings {
+  /** Bootstrap servers, host:port. */
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  /** Where the library's own log lines go (warnings and worse; retried transient errors as debug). */
+  readonly logger: Logger;
+  /** Failed requests are retried, backing off up to maxRetryTimeMs. Default: 10 retries, 5 s. */
+  readonly retry?: { readonly retries: number; readonly maxRetryTimeMs: number };
+  /** Short timeouts for a probe that must fail fast (the local broker's readiness check). */
+  readonly connectionTimeoutMs?: number;
+  readonly requestTimeoutMs?: number;
+}
+
+/** What each client implementation exports. */
+export type KafkaClientFactory = (settings: KafkaClientSettings) => KafkaClient;
+
+/** Creates connected admins, producers and consumers for one cluster. */
+export interface KafkaClient {
+  /** The bootstrap servers: lets a test reach the same cluster with an independent reader. */
+  readonly brokers: readonly string[];
+  admin(): Promise<KafkaAdmin>;
+  producer(options?: ProducerOptions): Promise<KafkaProducer>;
+  /** A member of a consumer group; call run() to start fetching. */
+  groupConsumer(options: GroupConsumerOptions): Promise<GroupConsumer>;
+  /**
+   * Reads partitions of a topic from their first offset: to the end they had when the read began
+   * (the changelog restore), or on from there (the catalog, which follows its topic). Commits nothing.
+   */
+  readFromBeginning(options: PartitionReadOptions): Promise<PartitionRead>;
+}
+
+// --- admin ---
+
+export interface TopicSpec {
+  readonly topic: string;
+  readonly partitions: number;
+  /** The broker's default when absent. */
+  readonly replication?: number;
+  /** Topic-level configs, e.g. { 'cleanup.policy': 'compact' }. */
+  readonly configs?: Readonly<Record<string, string>>;
+}
+
+/** Offsets are 64-bit: bigint. */
+export interface PartitionOffsets {
+  readonly partition: number;
+  /** The first offset still held (compaction and retention move it). */
+  readonly low: bigint;
+  /** The next offset to be written: the end of the partition. */
+  readonly high: bigint;
+}
+
+export interface KafkaAdmin {
+  listTopics(): Promise<string[]>;
+  /** Creates the topics and waits until their partitions have leaders. */
+  createTopics(topics: readonly TopicSpec[]): Promise<void>;
+  deleteTopics(topics: readonly string[]): Promise<void>;
+  /** Partition count of each topic (all of them must exist). */
+  partitionCounts(topics: readonly string[]): Promise<Map<string, number>>;
+  partitionOffsets(topic: string): Promise<PartitionOffsets[]>;
+  /** Brokers the cluster metadata lists (a readiness check). */
+  liveBrokers(): Promise<number>;
+  disconnect(): Promise<void>;
+}
+
+// --- producer ---
+
+export interface OutboundRecord {
+  readonly key: Buffer | null;
+  /** null: a tombstone (compacted topics drop the key). */
+  readonly value: Buffer | null;
+  /** Absent: Kafka's default partitioner picks it (murmur2 of the key, as every client does). */
+  readonly partition?: number;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface TopicRecords {
+  readonly topic: string;
+  readonly records: readonly OutboundRecord[];
+}
+
+/** Where a send put its records: per topic-partition, the offset of the first one. */
+export interface Appended {
+  readonly topic: string;
+  readonly partition: number;
+  readonly baseOffset: string;
+}
+
+export interface ProducerOptions {
+  /** Retries of a failed send before it rejects; the client's setting when absent. */
+  readonly retries?: number;
+}
+
+export interface KafkaProducer {
+  /**
+   * Sends records of several topics together; resolves only once every one is acknowledged by all
+   * in-sync replicas (acks=-1): callers commit input offsets after that, never before. Never
+   * creates a topic.
+   */
+  send(batches: readonly TopicRecords[]): Promise<Appended[]>;
+  disconnect(): Promise<void>;
+}
+
+// --- group consumer ---
+
+export interface GroupConsumerOptions {
+  readonly groupId: string;
+  readonly topics: readonly string[];
+  /**
+   * 'done' (the default): only offsets the handler marked done are committed, and a fetch it left
+   * unfinished is fetched again from its first record not done. 'none': every record handed over
+   * counts as read and nothing is committed (an observer in a throwaway group); done() does nothing.
+   */
+  readonly commits?: 'done' | 'none';
+  /**
+   * Partition p of every topic to the same member: co-partitioned topics keyed by user id then
+   * bring all of a user's records to one instance. (kafkajs: our own assigner; a client without
+   * custom assigners: the range assignor, which does the same for equal partition counts.)
+   */
+  readonly coPartitioned?: boolean;
+  /** How soon the group gives a silent member's partitions to the others; the client's default when absent. */
+  readonly sessionTimeoutMs?: number;
+  /** Topic-partitions handled at once; each one's fetches still one after another. Default 1. */
+  readonly partitionsConcurrently?: number;
+  /** Longest the broker holds a fetch waiting for data (a latency probe wants it short). */
+  readonly fetchMaxWaitMs?: number;
+  readonly events?: GroupConsumerEvents;
+}
+
+export interface GroupConsumerEvents {
+  /** A new generation of the group: this member's partitions, per topic. */
+  assigned?(assignment: Readonly<Record<string, readonly number[]>>): void;
+  /** The group is rebalancing: no assignment holds until the next `assigned`. */
+  rebalancing?(): void;
+  /** The consumer failed; `restarting`: the client starts it again by itself, else it stopped for good. */
+  crashed?(error: unknown, restarting: boolean): void;
+}
+
+/** Records of one topic-partition from one fetch, in offset order. */
+export interface FetchedRecords {
+  readonly topic: string;
+  readonly partition: number;
+  readonly records: readonly InputRecord[];
+  /** The partition's end at the fetch: the lag is what lies between it and the last record handled. */
+  readonly highWatermark: bigint;
+}
+
+/** What a handler may ask about and do with the fetch it was given. */
+export interface FetchControl {
+  /** False once the consumer stops or the partition is being revoked: stop; what is not done goes to the next owner. */
+  isActive(): boolean;
+  /** Tells the group this member is alive during long work (a restore wait, a slow chunk). */
+  heartbeat(): Promise<void>;
+  /** `offset` and all before it on this topic-partition are handled: they are committed soon (within a second, and on disconnect). */
+  done(offset: string): Promise<void>;
+}
+
+export interface GroupConsumer {
+  /**
+   * Starts fetching and resolves once running. `handle` gets each fetch of a topic-partition; the
+   * next fetch of that partition waits for it (see `commits` for where it continues). A group with
+   * no committed offset for a partition reads it from the beginning (nothing is skipped).
+   */
+  run(handle: (fetched: FetchedRecords, control: FetchControl) => Promise<void>): Promise<void>;
+  /** Stops fetching these topics (backpressure); fetches in flight still arrive. */
+  pause(topics: readonly string[]): void;
+  resume(topics: readonly string[]): void;
+  /** Lets the fetch in flight finish, commits what was marked done, and leaves the group. */
+  disconnect(): Promise<void>;
+}
+
+// --- reading from the beginning ---
+
+export interface PartitionReadOptions {
+  readonly topic: string;
+  /** Every partition of the topic when absent. */
+  readonly partitions?: readonly number[];
+  /** true: keep reading new records after the end until stop(); false: records past the end are not handed over. */
+  readonly follow: boolean;
+  /** Names the reader to the cluster (kafkajs: the prefix of a throwaway consumer group). */
+  readonly label: string;
+  /** Each run of records of one partition, in offset order; awaited before that partition's next. */
+  readonly onRecords: (records: InputRecord[]) => void | Promise<void>;
+}
+
+export interface PartitionRead {
+  /** Resolves once every partition reached the end it had when the read began; rejects if the read fails first. */
+  readonly caughtUp: Promise<void>;
+  stop(): Promise<void>;
+}

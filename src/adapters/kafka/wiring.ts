@@ -1,0 +1,47 @@
+import type { Logger } from '../../util/log.js';
+import { createKafkaClient } from './client.js';
+import type { KafkaAdmin, KafkaClient, KafkaClientFactory, KafkaProducer } from './port.js';
+import { brokersOf, type KafkaSettings } from './settings.js';
+import { checkCoPartitioned, ensureTopics } from './topics.js';
+
+/** The connections the adapter runs on, checked against the cluster. */
+export interface KafkaWiring {
+  readonly settings: KafkaSettings;
+  readonly client: KafkaClient;
+  readonly admin: KafkaAdmin;
+  readonly producer: KafkaProducer;
+  /** Partitions of each co-partitioned input topic. */
+  readonly partitions: number;
+  /** Disconnects the producer, then the admin. */
+  disconnect(): Promise<void>;
+}
+
+/**
+ * Connects to the cluster, creates missing topics (CREATE_TOPICS) and checks co-partitioning. Done
+ * before the models load, so bad settings fail fast with a ConfigError naming the variable.
+ */
+export async function connectKafka(settings: KafkaSettings, logger: Logger, createClient: KafkaClientFactory = createKafkaClient): Promise<KafkaWiring> {
+  const brokers = brokersOf(settings);
+  const log = logger.child({ component: 'processor' });
+  const client = createClient({ brokers, clientId: settings.kafkaClientId, logger });
+  const admin = await client.admin();
+  try {
+    if (settings.createTopics) await ensureTopics(admin, settings, log);
+    const partitions = await checkCoPartitioned(admin, settings);
+    const producer = await client.producer();
+    return {
+      settings,
+      client,
+      admin,
+      producer,
+      partitions,
+      disconnect: async () => {
+        await producer.disconnect();
+        await admin.disconnect();
+      },
+    };
+  } catch (err) {
+    await admin.disconnect().catch(() => undefined);
+    throw err;
+  }
+}

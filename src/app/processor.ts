@@ -1,0 +1,77 @@
+import type { Config } from './config/settings.js';
+import { startCore } from './assemble.js';
+import type { UserViews } from '../adapters/http/server.js';
+import { UserViewsOf } from '../adapters/http/user-views.js';
+import { startKafkaAdapter, type KafkaAdapter } from '../adapters/kafka/kafka-adapter.js';
+import type { Deliverable } from '../adapters/kafka/sink.js';
+import { connectKafka } from '../adapters/kafka/wiring.js';
+import { ProcessorMetrics } from '../metrics/processor-metrics.js';
+import type { Core } from '../pipeline/core.js';
+import type { Logger } from '../util/log.js';
+
+export interface RunningProcessor {
+  readonly core: Core;
+  readonly metrics: ProcessorMetrics;
+  /** Catalog loaded, models warm and partitions assigned; false while rebalancing. */
+  isReady(): boolean;
+  /** What /readyz shows besides ready: the execution provider each model really runs on. */
+  readyDetail(): Record<string, unknown>;
+  /** The analysts' HTTP views over this instance's users. */
+  readonly views: UserViews;
+  /** Rejects if the consumer dies for good (the caller should exit non-zero). */
+  readonly failed: Promise<never>;
+  /** Finishes the chunk in flight, commits what was delivered, and disconnects. */
+  stop(): Promise<void>;
+}
+
+/** The processor as `adstream run` starts it: the core, its metrics and HTTP views, on Kafka. */
+export async function startKafkaProcessor(config: Config, logger: Logger, opts: { metrics?: ProcessorMetrics } = {}): Promise<RunningProcessor> {
+  const log = logger.child({ component: 'processor' });
+  const metrics = opts.metrics ?? new ProcessorMetrics();
+  // Kafka first: bad settings and missing topics fail before the models load.
+  const kafka = await connectKafka(config, logger);
+  let core: Core;
+  try {
+    core = await startCore(config, {
+      logger,
+      inferenceReporter: metrics.inference,
+      cacheReporter: metrics.caches,
+      onUnexpected: (err, source) => log.error('unexpected error on a record; dead-lettered as PROCESSING_FAILED', { err, topic: source.topic, partition: source.partition, offset: source.offset }),
+    });
+  } catch (err) {
+    await kafka.disconnect().catch(() => undefined);
+    throw err;
+  }
+  log.info('models ready', { models: core.processor.modelVersion, providers: core.engine.providers() });
+  metrics.modelsLoaded(core.processor.modelVersion);
+
+  const views = new UserViewsOf(core);
+  let adapter: KafkaAdapter;
+  try {
+    adapter = await startKafkaAdapter(kafka, { core, metrics, logger, onDelivered: (result) => updateViews(views, result) });
+  } catch (err) {
+    await core.close().catch(() => undefined);
+    throw err;
+  }
+  let stopping: Promise<void> | undefined;
+  return {
+    core,
+    metrics,
+    isReady: () => adapter.isReady(),
+    readyDetail: () => ({ ...adapter.readyDetail(), providers: core.engine.providers(), activeAds: core.catalog.activeCount }),
+    views,
+    failed: adapter.failed,
+    stop: () =>
+      (stopping ??= (async () => {
+        await adapter.stop();
+        await core.close();
+        log.info('stopped');
+      })()),
+  };
+}
+
+/** The views show what was delivered: the last candidates per user; a deleted user is forgotten. */
+function updateViews(views: UserViewsOf, result: Deliverable): void {
+  for (const o of result.scored ?? []) views.scored(o);
+  for (const d of result.deletions ?? []) views.forget(d.userId);
+}

@@ -1,0 +1,157 @@
+/**
+ * The Kafka adapter's own logic over fakes of the port (no broker, no client library): offsets are
+ * marked done only after the chunk's outputs were acknowledged, chunks stop when the fetch is no
+ * longer owned, restores hold events back, and a read from the beginning knows when it caught up.
+ */
+import { describe, expect, it } from 'vitest';
+import type { InputRecord } from '../../src/domain/events.js';
+import { CatchUp } from '../../src/adapters/kafka/catch-up.js';
+import { restoreChangelog } from '../../src/adapters/kafka/changelog-restorer.js';
+import { runEventSource } from '../../src/adapters/kafka/event-source.js';
+import type { FetchControl, FetchedRecords, GroupConsumer, KafkaClient, PartitionReadOptions } from '../../src/adapters/kafka/port.js';
+
+const rec = (partition: number, offset: number, key: string | null = `u${offset}`): InputRecord => ({
+  topic: 't',
+  partition,
+  offset: String(offset),
+  key: key === null ? null : Buffer.from(key),
+  value: Buffer.from('v'),
+  timestamp: 0,
+});
+
+/** A consumer that hands one fetch to the handler and records what the handler did. */
+function fakeConsumer(fetched: FetchedRecords, active: () => boolean = () => true) {
+  const log: string[] = [];
+  let run: Promise<void> | undefined;
+  const control: FetchControl = {
+    isActive: active,
+    heartbeat: async () => void log.push('heartbeat'),
+    done: async (offset) => void log.push(`done ${offset}`),
+  };
+  const consumer: GroupConsumer = {
+    run: async (handle) => {
+      run = handle(fetched, control);
+    },
+    pause: () => undefined,
+    resume: () => undefined,
+    disconnect: async () => undefined,
+  };
+  return { consumer, log, finished: () => run! };
+}
+
+describe('runEventSource over the port', () => {
+  it('hands chunks of at most chunkMaxRecords and marks each done only after its handler resolved', async () => {
+    const records = Array.from({ length: 5 }, (_, i) => rec(0, 10 + i));
+    const f = fakeConsumer({ topic: 't', partition: 0, records, highWatermark: 20n });
+    const lags: number[] = [];
+    await runEventSource({
+      consumer: f.consumer,
+      chunkMaxRecords: 2,
+      handle: async (chunk) => {
+        await new Promise((r) => setTimeout(r, 5));
+        f.log.push(`handled ${chunk.map((r) => r.offset).join(',')}`);
+      },
+      onLag: (_t, _p, lag) => lags.push(lag),
+    });
+    await f.finished();
+    expect(f.log).toEqual(['handled 10,11', 'done 11', 'heartbeat', 'handled 12,13', 'done 13', 'heartbeat', 'handled 14', 'done 14', 'heartbeat']);
+    expect(lags).toEqual([8, 6, 5]);
+  });
+
+  it('marks nothing done when the handler rejects', async () => {
+    const f = fakeConsumer({ topic: 't', partition: 0, records: [rec(0, 1), rec(0, 2)], highWatermark: 3n });
+    await runEventSource({ consumer: f.consumer, chunkMaxRecords: 1, handle: () => Promise.reject(new Error('broker down')) });
+    await expect(f.finished()).rejects.toThrow('broker down');
+    expect(f.log).toEqual([]);
+  });
+
+  it('stops between chunks once the fetch is no longer active (rebalance, shutdown)', async () => {
+    let active = true;
+    const f = fakeConsumer({ topic: 't', partition: 0, records: [rec(0, 1), rec(0, 2), rec(0, 3)], highWatermark: 4n }, () => active);
+    const handled: string[] = [];
+    await runEventSource({
+      consumer: f.consumer,
+      chunkMaxRecords: 1,
+      handle: async (chunk) => {
+        handled.push(chunk[0]!.offset);
+        active = false; // revoked while the first chunk was in flight
+      },
+    });
+    await f.finished();
+    expect(handled).toEqual(['1']);
+    expect(f.log).toEqual(['done 1', 'heartbeat']);
+  });
+
+  it('holds a fetch back while its partition is being restored, heartbeating', async () => {
+    let release!: () => void;
+    let restoring: Promise<void> | null = new Promise<void>((r) => (release = r)).then(() => void (restoring = null));
+    const f = fakeConsumer({ topic: 't', partition: 2, records: [rec(2, 7)], highWatermark: 8n });
+    const handled: string[] = [];
+    await runEventSource({ consumer: f.consumer, chunkMaxRecords: 10, handle: async (c) => void handled.push(c[0]!.offset), restoring: () => restoring });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(handled).toEqual([]);
+    release();
+    await f.finished();
+    expect(handled).toEqual(['7']);
+    expect(f.log).toEqual(['heartbeat', 'done 7', 'heartbeat']);
+  });
+});
+
+describe('CatchUp', () => {
+  const ends = [
+    { partition: 0, low: 0n, high: 5n },
+    { partition: 1, low: 3n, high: 3n }, // empty (compacted away): caught up already
+    { partition: 2, low: 0n, high: 2n },
+  ];
+
+  it('is caught up once every wanted partition reached the end it had at the start', async () => {
+    const c = new CatchUp(ends);
+    expect(c.before(0, 4n)).toBe(true);
+    expect(c.before(0, 5n)).toBe(false);
+    expect(c.before(1, 0n)).toBe(false);
+    c.fetched(0, 5n);
+    expect(c.done).toBe(false);
+    c.fetched(2, 1n);
+    expect(c.done).toBe(false);
+    c.fetched(2, 2n);
+    expect(c.done).toBe(true);
+    await c.reached;
+  });
+
+  it('only waits for the partitions asked for', () => {
+    const c = new CatchUp(ends, [2]);
+    expect(c.before(0, 0n)).toBe(false);
+    c.fetched(2, 3n);
+    expect(c.done).toBe(true);
+    expect(new CatchUp(ends, [1]).done).toBe(true);
+  });
+});
+
+describe('restoreChangelog over the port', () => {
+  it('reads the partitions to their end, applies keyed records and stops the reader', async () => {
+    let asked: PartitionReadOptions | undefined;
+    let stopped = false;
+    const client = {
+      readFromBeginning: async (o: PartitionReadOptions) => {
+        asked = o;
+        await o.onRecords([rec(1, 0, 'alice'), rec(1, 1, null), rec(1, 2, 'bob')]);
+        return { caughtUp: Promise.resolve(), stop: async () => void (stopped = true) };
+      },
+    } as unknown as KafkaClient;
+    const applied: string[] = [];
+    const r = await restoreChangelog({ client, topic: 'user-state', partitions: [1], apply: (key, _v, p) => applied.push(`${key}@${p}`) });
+    expect(asked).toMatchObject({ topic: 'user-state', partitions: [1], follow: false });
+    expect(applied).toEqual(['alice@1', 'bob@1']);
+    expect(r.records).toBe(2);
+    expect(stopped).toBe(true);
+  });
+
+  it('stops the reader when the read fails', async () => {
+    let stopped = false;
+    const client = {
+      readFromBeginning: async () => ({ caughtUp: Promise.reject(new Error('crashed')), stop: async () => void (stopped = true) }),
+    } as unknown as KafkaClient;
+    await expect(restoreChangelog({ client, topic: 't', partitions: [0], apply: () => undefined })).rejects.toThrow('crashed');
+    expect(stopped).toBe(true);
+  });
+});
