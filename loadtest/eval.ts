@@ -22,12 +22,12 @@ import { feed, MemoryTopics } from '../src/adapters/memory/memory-transport.js';
 import { AvroCodec } from '../src/serde/avro-codec.js';
 import { seededRandom } from '../src/util/random.js';
 import { hitAtK, ndcgAtK, precisionAtK } from './ranking-metrics.js';
-import { World, type Modality } from './world.js';
+import { World, type EventRole } from './world.js';
 
 export interface EvalRun {
   readonly name: string;
   /** Feed only this modality's events (undefined: all of them). */
-  readonly only?: Modality;
+  readonly only?: EventRole;
   readonly overrides: Partial<Record<SettingName, string | number | boolean>>;
 }
 

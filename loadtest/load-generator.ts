@@ -13,7 +13,7 @@ import type { GroupConsumer, KafkaClient, KafkaProducer, OutboundRecord } from '
 import type { ScoredOutput } from '../src/domain/outputs.js';
 import type { AvroCodec } from '../src/serde/avro-codec.js';
 import { LogLinearHistogram } from './histogram.js';
-import type { Modality, WorldEvent, WorldTraffic } from './world.js';
+import type { EventRole, WorldEvent, WorldTraffic } from './world.js';
 import { Accepts } from '../src/serde/record-names.js';
 
 /** Events per produce request at most (image events carry a few KB each). */
@@ -135,7 +135,7 @@ export interface OpenLoopResult {
   readonly maxScheduleSlipMs: number;
   /** Events acknowledged by the broker at the end (sends are not awaited one by one). */
   readonly acked: number;
-  readonly byRole: Record<Modality, number>;
+  readonly byRole: Record<EventRole, number>;
 }
 
 /** Sends rate x seconds events on a fixed schedule (open loop); resolves when all sends were acknowledged. */
@@ -148,7 +148,7 @@ export async function runOpenLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
   let maxSlip = 0;
   let sendError: unknown;
   const inFlight = new Set<Promise<unknown>>();
-  const byRole: Record<Modality, number> = { click: 0, image: 0, review: 0 };
+  const byRole: Record<EventRole, number> = { click: 0, image: 0, review: 0 };
   const topicOf = { click: o.topics.click, image: o.topics.image, review: o.topics.review };
   let nextSample = start;
   while (sent < total) {

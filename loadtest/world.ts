@@ -21,10 +21,6 @@ import type { AvroCodec } from '../src/serde/avro-codec.js';
  */
 export type EventRole = EventTopicRole;
 export const EVENT_ROLES: readonly EventRole[] = ['click', 'image', 'review'];
-/** @deprecated Event roles, not modalities: use EventRole (kept for the load generator and eval until they move). */
-export type Modality = EventRole;
-/** @deprecated Use EVENT_ROLES. */
-export const MODALITIES = EVENT_ROLES;
 
 export interface WorldSpec {
   /** Seed of everything generated. */

@@ -18,6 +18,9 @@ describe('source layout', () => {
   it('imports the Kafka client libraries only in src/adapters/kafka', () => {
     const outside = edges.filter((e) => /^(kafkajs|@confluentinc\/kafka-javascript)(\/|$)/.test(e.spec) && folderOf(e.from) !== 'adapters/kafka');
     expect(outside.map((e) => e.from)).toEqual([]);
+    // Inside it, only the kafkajs implementation of the port (and its kafkajs-only assigner).
+    const importers = [...new Set(edges.filter((e) => /^kafkajs(\/|$)/.test(e.spec)).map((e) => e.from))].sort();
+    expect(importers).toEqual(['adapters/kafka/co-partitioned-assigner.ts', 'adapters/kafka/kafkajs-client.ts']);
   });
 
   it('catches an upward and a sideways import (the check itself can fail)', () => {
