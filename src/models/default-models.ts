@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { MODALITIES } from '../domain/modalities.js';
 import { writeFileAtomic } from '../util/files.js';
 import type { BatcherSettings, ModelSpec, TensorDecl, TensorType } from '../inference/types.js';
-import { ENCODER_TENSORS, FUSION_TENSORS, SCORER_TENSORS } from './model-io.js';
+import { ENCODER_TENSORS, FUSION_TENSORS, SCORER_TENSORS } from './graphs/tensors.js';
 import { buildClickEncoder } from './graphs/click-encoder.js';
 import { CATEGORY_BUCKET_SEED, ITEM_BUCKET_SEED } from '../preprocess/buckets.js';
 import { buildConcatFusion, buildWeightedFusion } from './graphs/fusion.js';

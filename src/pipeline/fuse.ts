@@ -16,7 +16,8 @@
  * Narrower modalities are zero-padded to the widest (padding keeps inner products).
  */
 import { inferTyped, type Inference, type TensorsOf } from '../inference/types.js';
-import { FUSION_TENSORS, type FusionIo, type FusionSettings } from '../models/model-io.js';
+import { FUSION_TENSORS } from '../models/graphs/tensors.js';
+import type { FusionIo, FusionSettings } from '../models/model-io.js';
 import { MODALITY_COUNT as M, type PerModality } from '../domain/modalities.js';
 import { rowOf } from '../util/vectors.js';
 import type { EmbeddedEvents, ModalityBlocks } from './embed.js';

@@ -1,6 +1,7 @@
 import type { Ad } from '../domain/events.js';
 import { inferTyped, type Inference, type TensorData } from '../inference/types.js';
-import { SCORER_TENSORS, type ScorerIo } from '../models/model-io.js';
+import { SCORER_TENSORS } from '../models/graphs/tensors.js';
+import type { ScorerIo } from '../models/model-io.js';
 import { rowOf } from '../util/vectors.js';
 import type { AdCatalog } from '../catalog/ad-catalog.js';
 

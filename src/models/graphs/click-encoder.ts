@@ -7,7 +7,7 @@
  *   -> embedding [batch, dim]  (both 0 gives a zero vector)
  */
 import { GraphBuilder } from './graph-builder.js';
-import { ENCODER_TENSORS } from '../model-io.js';
+import { ENCODER_TENSORS } from './tensors.js';
 import { embeddingTable, l2Normalize } from './graph-ops.js';
 
 export interface ClickEncoderOptions {

@@ -12,7 +12,7 @@
  * shape is the usual one of such a model, so a trained one drops in.
  */
 import { GraphBuilder } from './graph-builder.js';
-import { CTR_TENSORS } from '../model-io.js';
+import { CTR_TENSORS } from './tensors.js';
 
 export interface CtrOptions {
   readonly dim: number;

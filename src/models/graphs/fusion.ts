@@ -9,7 +9,7 @@
  *   space ranks like the weighted concatenation, at a chosen width.
  */
 import { GraphBuilder } from './graph-builder.js';
-import { FUSION_TENSORS } from '../model-io.js';
+import { FUSION_TENSORS } from './tensors.js';
 import { gaussianArray, l2Normalize } from './graph-ops.js';
 
 export interface WeightedFusionOptions {

@@ -16,7 +16,7 @@
  * embeddings are directions away from "an average image", which spreads different looks apart.
  */
 import { GraphBuilder } from './graph-builder.js';
-import { ENCODER_TENSORS } from '../model-io.js';
+import { ENCODER_TENSORS } from './tensors.js';
 import { gaussianArray, l2Normalize } from './graph-ops.js';
 import { seededRandom } from '../../util/random.js';
 

@@ -6,7 +6,7 @@
  * k must be <= num_ads (TopK fails otherwise): clamp it to the catalog size.
  */
 import { GraphBuilder } from './graph-builder.js';
-import { SCORER_TENSORS } from '../model-io.js';
+import { SCORER_TENSORS } from './tensors.js';
 
 export interface ScorerOptions {
   readonly dim: number;

@@ -10,7 +10,7 @@
  */
 import { TEXT_TOKENIZER } from '../../preprocess/token-ids.js';
 import { GraphBuilder } from './graph-builder.js';
-import { ENCODER_TENSORS } from '../model-io.js';
+import { ENCODER_TENSORS } from './tensors.js';
 import { embeddingTable, l2Normalize } from './graph-ops.js';
 
 export interface TextEncoderOptions {
