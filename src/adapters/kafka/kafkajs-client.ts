@@ -3,7 +3,7 @@
  * import the library: another client (e.g. librdkafka-based) is one more file like this one.
  */
 import { randomUUID } from 'node:crypto';
-import { ConfigResourceTypes, Kafka, logLevel, Partitioners, type Admin, type Consumer, type EachBatchPayload, type KafkaMessage, type LogEntry, type Message, type Producer } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Admin, type ConfigResourceTypes, type Consumer, type EachBatchPayload, type KafkaMessage, type LogEntry, type Message, type Producer } from 'kafkajs';
 import type { InputRecord } from '../../domain/events.js';
 import { CatchUp } from './catch-up.js';
 import { CoPartitionedAssigner } from './co-partitioned-assigner.js';
@@ -32,6 +32,9 @@ const TRANSIENT = /coordinator is not available|not the correct coordinator|lead
 /** A bounded read (the changelog restore) is a bulk load: large fetches. */
 const BULK_FETCH_BYTES = 8 << 20;
 const REBALANCE_TIMEOUT_MS = 60_000;
+// kafkajs's ConfigResourceTypes values (its CommonJS export is not a named ESM export).
+const TOPIC_RESOURCE = 2 as ConfigResourceTypes;
+const BROKER_RESOURCE = 4 as ConfigResourceTypes;
 
 export const createKafkajsClient: KafkaClientFactory = (settings) => new KafkajsClient(settings);
 
@@ -190,12 +193,12 @@ class KafkajsAdmin implements KafkaAdmin {
   }
 
   async topicConfigs(topics: readonly string[], names: readonly string[]): Promise<Map<string, ReadonlyMap<string, string>>> {
-    return this.describe(topics.map((name) => ({ type: ConfigResourceTypes.TOPIC, name })), names);
+    return this.describe(topics.map((name) => ({ type: TOPIC_RESOURCE, name })), names);
   }
 
   async brokerConfigs(names: readonly string[]): Promise<ReadonlyMap<string, string>[]> {
     const { brokers } = await this.admin.describeCluster();
-    const byId = await this.describe(brokers.map((b) => ({ type: ConfigResourceTypes.BROKER, name: String(b.nodeId) })), names);
+    const byId = await this.describe(brokers.map((b) => ({ type: BROKER_RESOURCE, name: String(b.nodeId) })), names);
     return [...byId.values()];
   }
 

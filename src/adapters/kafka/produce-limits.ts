@@ -6,7 +6,7 @@
  * record's Kafka framing at its widest, each batch's header, each request's entries, plus a margin.
  */
 import { ConfigError, errorMessage } from '../../domain/errors.js';
-import { ProduceTooLargeError, type Appended, type KafkaAdmin, type KafkaProducer, type OutboundRecord, type TopicRecords } from './port.js';
+import { ProduceTooLargeError, type Appended, type KafkaAdmin, type KafkaClient, type KafkaProducer, type OutboundRecord, type ProducerOptions, type TopicRecords } from './port.js';
 
 /** A v2 record's framing besides key, value and headers, varints at their widest: length, attributes, timestamp and offset deltas, key and value lengths, header count. */
 const RECORD_FRAMING = 5 + 1 + 10 + 5 + 5 + 5 + 5;
@@ -225,4 +225,20 @@ export class BoundedProducer implements KafkaProducer {
   disconnect(): Promise<void> {
     return this.inner.disconnect();
   }
+}
+
+/**
+ * A producer of `client` that keeps to the limits of `topics`, read once now (the demo's and the
+ * load tools' traffic: the processor's own producer is made in wiring.ts).
+ */
+export async function boundedProducerOf(client: KafkaClient, topics: readonly string[], o: ProducerOptions & { readonly maxRecords?: number } = {}): Promise<BoundedProducer> {
+  const admin = await client.admin();
+  let limits: ProduceLimits;
+  try {
+    limits = new ProduceLimits(await readLimits(admin, topics, 0));
+  } finally {
+    await admin.disconnect();
+  }
+  const { maxRecords, ...options } = o;
+  return new BoundedProducer(await client.producer(options), limits, maxRecords);
 }
