@@ -154,6 +154,20 @@ describe('KafkaSink size policy', () => {
     expect(delivered.deadLetters).toHaveLength(1);
   });
 
+  it('retries under the new limits when another delivery in flight read them first', async () => {
+    let brokerLimit = 1_000_000;
+    const limits = new ProduceLimits(values(1_000_000), async () => values(brokerLimit));
+    const broker = fakeBroker(() => brokerLimit);
+    const { sink } = sinkOn(limits, broker);
+    brokerLimit = 20_000;
+    // Two partitions' chunks at once: both refused; the first to read the limits sees them change.
+    await Promise.all([
+      sink.deliverFor([input('a', 1)], { stateChanges: [state('a', 10)] }),
+      sink.deliverFor([input('b', 2)], { stateChanges: [state('b', 10)] }),
+    ]);
+    expect(deadLetters(broker).map((d) => d.sourceOffset).sort()).toEqual([1, 2]);
+  });
+
   it('rethrows when the broker refuses a send and the limits did not change (nothing to do better)', async () => {
     const limits = new ProduceLimits(values(1_000_000));
     const broker = fakeBroker(() => 20_000);

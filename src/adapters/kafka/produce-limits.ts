@@ -81,6 +81,8 @@ export async function readLimits(admin: KafkaAdmin, topics: readonly string[], o
  * too large: a topic's limit may have been lowered since the start).
  */
 export class ProduceLimits {
+  private changes = 0;
+
   constructor(
     private values: LimitValues,
     private readonly reread: () => Promise<LimitValues> = async () => values,
@@ -119,11 +121,17 @@ export class ProduceLimits {
     return batch <= this.values.request ? `${batch} bytes (${what})` : `${this.values.request} bytes (the broker's socket.request.max.bytes)`;
   }
 
+  /** Counts the changes refresh() saw: a sender that checked its records under an older version checks them again. */
+  get version(): number {
+    return this.changes;
+  }
+
   /** Reads the limits again; true when they changed. */
   async refresh(): Promise<boolean> {
     const next = await this.reread();
     const same = next.request === this.values.request && next.otherTopics === this.values.otherTopics && next.topics.size === this.values.topics.size && [...next.topics].every(([t, n]) => this.values.topics.get(t) === n);
     this.values = next;
+    if (!same) this.changes++;
     return !same;
   }
 }

@@ -99,12 +99,16 @@ export class KafkaSink {
     const policy: SizePolicy = { dropped: new Map(), added: [], lost: new Set(), deadLettered: new Set((result.deadLetters ?? []).map((d) => positionOf(d.source))) };
     let outgoing = this.encode(result, marker);
     for (let refreshes = 0; ; refreshes++) {
+      const checkedUnder = this.o.limits.version;
       const sendable = this.admit(outgoing, inputs, policy);
       try {
         await this.o.producer.send(byTopic(sendable));
         break;
       } catch (err) {
-        if (!(err instanceof ProduceTooLargeError) || refreshes >= MAX_REFRESHES || !(await this.o.limits.refresh())) throw err;
+        if (!(err instanceof ProduceTooLargeError) || refreshes >= MAX_REFRESHES) throw err;
+        // Another delivery (a chunk of another partition) may have read the new limits first.
+        await this.o.limits.refresh();
+        if (this.o.limits.version === checkedUnder) throw err;
         this.o.log.warn('the broker refused records as too large; its limits changed since they were read: sending the rest under the new ones', { err });
         const unsent = new Set(err.unsent.flatMap((b) => b.records));
         outgoing = sendable.filter((x) => unsent.has(x.record));
