@@ -11,7 +11,7 @@ import type { KafkaClient } from '../../src/adapters/kafka/port.js';
 import type { Config } from '../../src/app/config/settings.js';
 import { Accepts } from '../../src/serde/record-names.js';
 import { auditLineage } from '../support/audit.js';
-import { codec, collect, configOf, eventually, isolatedEnv, kafkaForTests, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
+import { codec, collect, committedOffsets, configOf, eventually, isolatedEnv, kafkaForTests, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
 import { TestTraffic } from '../support/traffic.js';
 
 interface DeadLetterValue {
@@ -64,6 +64,21 @@ async function accountedFor(config: Config, inputs: { records: ReadRecord[] }, o
   return auditLineage(config, inputs.records, outputs.records);
 }
 
+/**
+ * Whether the group committed every input read back: the partitions moved on (a crash loop replays
+ * its chunk, and may deliver some of its outputs again and again, but never commits it).
+ */
+async function allCommitted(config: Config, inputs: readonly ReadRecord[], topics: string[]): Promise<boolean> {
+  const ends = new Map<string, bigint>();
+  for (const r of inputs) {
+    const k = `${r.topic}/${r.partition}`;
+    const next = BigInt(r.offset) + 1n;
+    if (next > (ends.get(k) ?? 0n)) ends.set(k, next);
+  }
+  const committed = await committedOffsets(kafka, config.groupId, topics);
+  return [...ends].every(([k, end]) => (committed.get(k) ?? -1n) >= end);
+}
+
 describe('produce limits on a real broker', () => {
   it('splits the changelog and the scored outputs to topics of 64 KiB and loses nothing (K = 8 x F = 512 states, ~16 KB each)', async () => {
     const env = isolatedEnv({ INTERESTS_PER_USER: '8', FUSED_DIM: '512', INFERENCE_WORKERS: '1' });
@@ -77,7 +92,7 @@ describe('produce limits on a real broker', () => {
     const inputs = await reader(traffic.inputTopics);
     const changelog = await reader([config.topicChangelog]);
 
-    const p = await spawnProcessor(env);
+    const p = await spawnProcessor(env, { outputChars: 200_000 });
     running.push(p);
     await p.waitReady(120_000);
     // Chunks of up to 500 records over 300 users: megabytes of state per chunk, against 64 KiB batches.
@@ -89,6 +104,7 @@ describe('produce limits on a real broker', () => {
     expect(result.lost).toEqual([]);
     expect(deadLettersIn(config, outputs.records).filter((d) => d.reason === 'OUTPUT_TOO_LARGE')).toEqual([]);
     expect(users.size).toBeGreaterThan(250);
+    expect(await eventually(() => allCommitted(config, inputs.records, traffic.inputTopics), 30_000, 500)).toBe(true);
     expect(p.proc.exitCode).toBe(null);
   });
 
@@ -103,7 +119,7 @@ describe('produce limits on a real broker', () => {
     const outputs = await reader([config.topicScored, config.topicDeadLetters]);
     const inputs = await reader(traffic.inputTopics);
 
-    const p = await spawnProcessor(env);
+    const p = await spawnProcessor(env, { outputChars: 200_000 });
     running.push(p);
     await p.waitReady(120_000);
     const poison = Array.from({ length: 20 }, (_, i) => ({ key: Buffer.from('poison-user'), value: Buffer.alloc(60_000, 0x41 + i) }));
@@ -116,6 +132,7 @@ describe('produce limits on a real broker', () => {
     expect(result.lost).toEqual([]);
     expect(new Set(dead.map((d) => d.sourceOffset)).size).toBe(20);
     expect(dead.every((d) => d.reason === 'BAD_FRAMING' && !d.valueTruncated)).toBe(true);
+    expect(await eventually(() => allCommitted(config, inputs.records, traffic.inputTopics), 30_000, 500)).toBe(true);
     expect(p.proc.exitCode).toBe(null);
   });
 
@@ -123,7 +140,7 @@ describe('produce limits on a real broker', () => {
     const env = isolatedEnv({ INTERESTS_PER_USER: '8', FUSED_DIM: '512', INFERENCE_WORKERS: '1' });
     const config = configOf(env);
     await createTopic(kafka, config.topicChangelog, { 'cleanup.policy': 'compact', 'max.message.bytes': '16384' });
-    const p = await spawnProcessor(env);
+    const p = await spawnProcessor(env, { outputChars: 200_000 });
     running.push(p);
     const code = await p.exited;
     const out = p.output();
@@ -141,7 +158,7 @@ describe('produce limits on a real broker', () => {
     traffics.push(traffic);
     const outputs = await reader([config.topicScored, config.topicDeadLetters]);
     const inputs = await reader(traffic.inputTopics);
-    const p = await spawnProcessor(env);
+    const p = await spawnProcessor(env, { outputChars: 200_000 });
     running.push(p);
     await p.waitReady(120_000);
     await traffic.produce(2, 100, 50);
@@ -167,6 +184,7 @@ describe('produce limits on a real broker', () => {
     expect(counted).toBeGreaterThan(0);
     expect(p.output()).toContain('output records too large for their topic');
     expect(p.output()).toContain(config.topicChangelog);
+    expect(await eventually(() => allCommitted(config, inputs.records, traffic.inputTopics), 30_000, 500)).toBe(true);
     expect(p.proc.exitCode).toBe(null);
   });
 });
