@@ -25,6 +25,8 @@ export const ReasonCodes = {
   KEY_MISMATCH: 'Record key differs from the userId in the value',
   /** An unexpected error while handling this one record; logged with its stack. Never a crash. */
   PROCESSING_FAILED: 'Unexpected error while processing the record',
+  /** An output the record produced (its user's state, scored candidates or segments) is too large for its topic. */
+  OUTPUT_TOO_LARGE: 'An output of the record is larger than its topic accepts',
 } as const;
 
 export type ReasonCode = keyof typeof ReasonCodes;

@@ -7,6 +7,7 @@
 import type { Candidate, ScoredOutput } from '../domain/outputs.js';
 import { NONE, snapshotState, type UserState } from '../domain/user-state.js';
 import { hash32 } from '../preprocess/hash.js';
+import { MAX_PENDING_EVENT_IDS } from '../state/user-state-codec.js';
 import type { UserStateStore } from '../state/user-state-store.js';
 import { rankQuery, type RankQuery } from './rank.js';
 
@@ -34,10 +35,10 @@ export interface Emission {
 export class EmitPolicy {
   constructor(private readonly o: EmitPolicyOptions) {}
 
-  /** The users among states whose interval has passed. */
+  /** The users among states whose interval has passed, or with MAX_PENDING_EVENT_IDS events waiting (bounds the changelog record). */
   due(states: readonly UserState[], now: number): UserState[] {
     const interval = this.o.emitIntervalMs;
-    return states.filter((s) => interval === 0 || now - s.lastEmittedAt >= interval);
+    return states.filter((s) => interval === 0 || now - s.lastEmittedAt >= interval || s.pendingEventIds.length >= MAX_PENDING_EVENT_IDS);
   }
 
   /** Held users with events waiting whose interval has passed (a flush on the timer). */

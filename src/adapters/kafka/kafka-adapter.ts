@@ -6,6 +6,7 @@ import { consumeEvents, loadCatalog } from './consume.js';
 import { Delivery } from './deliver.js';
 import { OutputFlusher } from './output-flusher.js';
 import { PartitionState } from './partition-state.js';
+import { checkLargestRecords, largestRecords } from './record-bounds.js';
 import type { GroupConsumer, PartitionRead } from './port.js';
 import { KafkaSink, type Deliverable } from './sink.js';
 import type { KafkaWiring } from './wiring.js';
@@ -41,12 +42,16 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
   const failed = new Promise<never>((_, reject) => (fail = reject));
   failed.catch(() => undefined); // observed by the caller; avoid an unhandled rejection if it is not
 
-  const sink = new KafkaSink(
-    kafka.producer,
-    { scored: settings.topicScored, deadLetters: settings.topicDeadLetters, segments: settings.topicSegments, changelog: settings.topicChangelog },
-    core.encoder,
-    (s) => core.stateCodec.encode(s),
-  );
+  const topics = { scored: settings.topicScored, deadLetters: settings.topicDeadLetters, segments: settings.topicSegments, changelog: settings.topicChangelog };
+  const sink = new KafkaSink({
+    producer: kafka.producer,
+    topics,
+    encoder: core.encoder,
+    encodeState: (s) => core.stateCodec.encode(s),
+    limits: kafka.limits,
+    log,
+    onTooLarge: (topic) => metrics.outputsTooLarge.inc({ topic }),
+  });
   const partitionState = new PartitionState({
     core,
     log,
@@ -62,6 +67,8 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
   let catalog: PartitionRead | undefined;
   let consumer: GroupConsumer;
   try {
+    // Refuse to start if the settings can make a record its topic cannot take (a crash loop later).
+    checkLargestRecords(kafka.limits, largestRecords({ stateCodec: core.stateCodec, encoder: core.encoder, modelVersion: core.processor.modelVersion, topics, settings }));
     // The catalog first: scoring before it is loaded would rank against a partial catalog.
     catalog = await loadCatalog(consume);
     consumer = await consumeEvents({ ...consume, partitions: kafka.partitions, partitionState, flusher, fail });
