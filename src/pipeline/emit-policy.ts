@@ -40,11 +40,17 @@ export class EmitPolicy {
     return states.filter((s) => interval === 0 || now - s.lastEmittedAt >= interval);
   }
 
-  /** Held users with events waiting whose interval has passed (a flush on the timer). */
-  pendingDue(now: number): UserState[] {
-    const interval = this.o.emitIntervalMs;
+  /**
+   * Users with events waiting whose interval has passed (a flush on the timer), of one partition
+   * or all.
+   */
+  pendingDue(now: number, partition?: number): UserState[] {
+    const { users, emitIntervalMs: interval } = this.o;
     const due: UserState[] = [];
-    for (const s of this.o.users.pendingUsers()) if (interval === 0 || now - s.lastEmittedAt >= interval) due.push(s);
+    for (const s of users.pendingUsers()) {
+      if (partition !== undefined && s.partition !== partition) continue;
+      if (interval === 0 || now - s.lastEmittedAt >= interval) due.push(s);
+    }
     return due;
   }
 
