@@ -137,7 +137,7 @@ export class Processor {
   /**
    * Scores every held user whose events wait and whose interval has passed (the runtime calls it
    * on a timer when EMIT_INTERVAL_MS > 0), or only those of `partition`. Their state changes say
-   * the events went out.
+   * the events went out. A user the store evicted with events waiting is due at once.
    */
   async flushDue(now: number = this.clock(), partition?: number): Promise<ChunkResult> {
     const t0 = performance.now();
