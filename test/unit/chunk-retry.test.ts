@@ -203,7 +203,8 @@ function scoredEventIds(kafka: ScriptedKafka, core: Core, config: Config): strin
   return ids;
 }
 
-describe('a chunk that fails after its state change is retried without counting its events twice', () => {
+// The first test starts a core (models, worker threads): on a loaded machine that alone can take seconds.
+describe('a chunk that fails after its state change is retried without counting its events twice', { timeout: 60_000 }, () => {
   const driver = new CoreDriver();
   afterAll(() => driver.close());
   afterEach(() => vi.restoreAllMocks());
