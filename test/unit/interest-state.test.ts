@@ -209,6 +209,7 @@ describe('CTR re-rank', () => {
     const { core, rec } = await driver.coreWithCatalog();
     const { scored } = await core.processor.process([rec.click('one', 'toys'), rec.click('one', 'toys', { action: 'PURCHASE' })]);
     const candidates = scored[0]!.candidates;
+    expect(candidates).toHaveLength(10); // TOP_K of a 40-ad catalog: the checks below run over every one
     const interest = unit(core.users.get('one')!.interests[0]!.vector);
     const vectorOf = new Map<string, Float32Array>();
     const emb = core.catalog.embeddings();
@@ -409,6 +410,7 @@ describe('changelog form of the state', () => {
     b.core.users.put(restored);
     const next = (core: typeof a.core, rec: typeof a.rec) => core.processor.process([rec.click('r', 'garden', { eventId: 'n1' })]);
     const [x, y] = [(await next(a.core, a.rec)).scored[0]!, (await next(b.core, b.rec)).scored[0]!];
+    expect(x.candidates).toHaveLength(10);
     expect(y.candidates.map((c) => c.adId)).toEqual(x.candidates.map((c) => c.adId));
     y.candidates.forEach((c, i) => expect(c.score).toBeCloseTo(x.candidates[i]!.score, 5));
     // Another fusion is another space: that state is not restored.
