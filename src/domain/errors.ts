@@ -42,6 +42,18 @@ export class RejectedRecordError extends Error {
   }
 }
 
+/**
+ * A chunk failed after it changed users' state in memory (the fold ran, then scoring or a later
+ * step failed): memory is ahead of the changelog, and handing the same records again would fold
+ * them twice. The transport restores the partition from the changelog before it retries.
+ */
+export class StateChangedError extends Error {
+  override readonly name = 'StateChangedError';
+  constructor(cause: unknown) {
+    super(`failed after changing user state: ${errorMessage(cause)}`, { cause });
+  }
+}
+
 /** A setting is missing or invalid; the message names the setting and what it allows. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';

@@ -41,11 +41,18 @@ export class EmitPolicy {
     return states.filter((s) => interval === 0 || now - s.lastEmittedAt >= interval || s.pendingEventIds.length >= MAX_PENDING_EVENT_IDS);
   }
 
-  /** Held users with events waiting whose interval has passed (a flush on the timer). */
-  pendingDue(now: number): UserState[] {
-    const interval = this.o.emitIntervalMs;
+  /**
+   * Users with events waiting whose interval has passed (a flush on the timer), of one partition
+   * or all. A user evicted from the store with events waiting is due at once: it is held only
+   * until its events are out.
+   */
+  pendingDue(now: number, partition?: number): UserState[] {
+    const { users, emitIntervalMs: interval } = this.o;
     const due: UserState[] = [];
-    for (const s of this.o.users.pendingUsers()) if (interval === 0 || now - s.lastEmittedAt >= interval) due.push(s);
+    for (const s of users.pendingUsers()) {
+      if (partition !== undefined && s.partition !== partition) continue;
+      if (interval === 0 || now - s.lastEmittedAt >= interval || users.isEvicted(s)) due.push(s);
+    }
     return due;
   }
 
@@ -83,8 +90,9 @@ export class EmitPolicy {
     });
   }
 
-  /** The scored outputs: emissions[u] with candidates[u]. */
+  /** The scored outputs: emissions[u] with candidates[u]. An evicted user set aside for them is let go. */
   outputs(emissions: readonly Emission[], candidates: readonly Candidate[][], processingTime: number): ScoredOutput[] {
+    for (const e of emissions) this.o.users.emitted(e.userId);
     return emissions.map((e, u) => ({
       outputId: outputId(e.userId, e.eventIds),
       userId: e.userId,

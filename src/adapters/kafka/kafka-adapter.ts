@@ -5,6 +5,7 @@ import { restoreChangelog } from './changelog-restorer.js';
 import { consumeEvents, loadCatalog } from './consume.js';
 import { Delivery } from './deliver.js';
 import { OutputFlusher } from './output-flusher.js';
+import { PartitionGate } from './partition-gate.js';
 import { PartitionState } from './partition-state.js';
 import { checkLargestRecords, largestRecords } from './record-bounds.js';
 import type { GroupConsumer, PartitionRead } from './port.js';
@@ -60,8 +61,19 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
     fail,
   });
   const delivery = new Delivery({ sink, partitionState, metrics, usersInMemory: () => core.users.size, ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}) });
+  // The work of one partition number (chunks of every input topic, rate-limited flushes) runs one
+  // at a time, each once the partition's users are restored (see consume.ts).
+  const gate = new PartitionGate();
+  const exclusive = <T>(partition: number, fn: () => Promise<T>): Promise<T> =>
+    gate.exclusive(partition, async () => {
+      await partitionState.restoring(partition);
+      return fn();
+    });
   // Rate-limited outputs (EMIT_INTERVAL_MS): a timer, started once processing runs, delivers them when due.
-  const flusher = new OutputFlusher({ processor: core.processor, sink, emitIntervalMs: settings.emitIntervalMs, delivered: delivery.delivered, log, fail });
+  const flusher = new OutputFlusher({
+    processor: core.processor, sink, emitIntervalMs: settings.emitIntervalMs, delivered: delivery.delivered, log, fail,
+    partitions: () => partitionState.ownedPartitions(), exclusive,
+  });
 
   const consume = { settings, client, core, metrics, log, delivery };
   let catalog: PartitionRead | undefined;
@@ -71,7 +83,7 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
     checkLargestRecords(kafka.limits, largestRecords({ stateCodec: core.stateCodec, encoder: core.encoder, modelVersion: core.processor.modelVersion, topics, settings }));
     // The catalog first: scoring before it is loaded would rank against a partial catalog.
     catalog = await loadCatalog(consume);
-    consumer = await consumeEvents({ ...consume, partitions: kafka.partitions, partitionState, flusher, fail });
+    consumer = await consumeEvents({ ...consume, partitions: kafka.partitions, partitionState, exclusive, fail });
   } catch (err) {
     await catalog?.stop().catch(() => undefined);
     await kafka.disconnect().catch(() => undefined);
