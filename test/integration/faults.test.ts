@@ -10,13 +10,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { KafkaClient } from '../../src/adapters/kafka/port.js';
 import type { Config } from '../../src/app/config/settings.js';
 import { startLocalBroker, type LocalBroker } from '../../src/devtools/local-broker.js';
-import { auditLineage } from '../support/audit.js';
+import { auditLineage, reasonsLine } from '../support/audit.js';
 import { collect, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type SpawnedProcessor } from '../support/harness.js';
-import { TestTraffic } from '../support/traffic.js';
+import { spoilEvery, TestTraffic } from '../support/traffic.js';
 
 const TOKEN = 'faults-token';
 
-/** A traffic source that keeps offering events, retrying sends that fail while the broker is away. */
+/** A traffic source that keeps offering events (1 in 100 spoilt on purpose), retrying sends that fail while the broker is away. */
 class Load {
   sent = 0;
   failedSends = 0;
@@ -27,9 +27,10 @@ class Load {
   constructor(private readonly traffic: TestTraffic) {}
 
   start(batchSize: number, everyMs: number): void {
+    const spoilt = spoilEvery(100);
     this.loop = (async () => {
       while (!this.stopped) {
-        const { events, topicRecords } = this.traffic.batch(batchSize);
+        const { events, topicRecords } = this.traffic.batch(batchSize, spoilt);
         for (;;) {
           try {
             await this.traffic.producer.send(topicRecords);
@@ -102,11 +103,13 @@ describe('faults on a real broker', () => {
     const drained = await eventually(() => inputs.records.length >= load.sent && audit().lost.length === 0, 90_000, 500);
     const r = audit();
     console.log(
-      `[guarantees] broker outage: down ${tUp - tStop} ms (stopped ${downMs} ms), records tried ${load.sent} (sends retried ${load.failedSends}), inputs read back ${r.inputs}, lost ${r.lost.length}, duplicated events ${r.duplicates}, scored outputs ${r.scoredOutputs}, outputs flowing again ${recoverMs} ms after the broker was back, processor still running: ${p.proc.exitCode === null}`,
+      `[guarantees] broker outage: down ${tUp - tStop} ms (stopped ${downMs} ms), records tried ${load.sent} (sends retried ${load.failedSends}), inputs read back ${r.inputs}, lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${reasonsLine(r.deadLettersByReason)} (deserved ${reasonsLine(r.deservedByReason)}), scored outputs ${r.scoredOutputs}, outputs flowing again ${recoverMs} ms after the broker was back, processor still running: ${p.proc.exitCode === null}`,
     );
     expect(p.proc.exitCode, p.output().slice(-4000)).toBe(null);
     expect(r.inputs).toBeGreaterThanOrEqual(load.sent);
     expect(r.lost).toEqual([]);
+    expect(r.undeserved).toEqual([]);
+    expect(r.deadLettersByReason).toEqual(r.deservedByReason);
     expect(drained).toBe(true);
     p.proc.kill('SIGTERM');
     expect(await p.exited).toBe(0);
@@ -175,9 +178,11 @@ describe('faults on a real broker', () => {
       if (held !== n) wrong.push(`${userId}: produced ${n}, state holds ${held ?? 'nothing'}`);
     }
     console.log(
-      `[guarantees] rebalance 2->1->2: records tried ${load.sent}, inputs read back ${r.inputs}, lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${dead.size}, users ${expected.size} with exact event counts ${expected.size - wrong.length}, scale-in (SIGTERM) to ready ${scaleInMs} ms, scale-out (join) to ready ${scaleOutMs} ms`,
+      `[guarantees] rebalance 2->1->2: records tried ${load.sent}, inputs read back ${r.inputs}, lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${reasonsLine(r.deadLettersByReason)} (deserved ${reasonsLine(r.deservedByReason)}), users ${expected.size} with exact event counts ${expected.size - wrong.length}, scale-in (SIGTERM) to ready ${scaleInMs} ms, scale-out (join) to ready ${scaleOutMs} ms`,
     );
     expect(r.lost).toEqual([]);
+    expect(r.undeserved).toEqual([]);
+    expect(r.deadLettersByReason).toEqual(r.deservedByReason);
     expect(wrong).toEqual([]);
     for (const p of [a, c]) {
       p.proc.kill('SIGTERM');
