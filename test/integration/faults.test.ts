@@ -12,46 +12,9 @@ import type { Config } from '../../src/app/config/settings.js';
 import { startLocalBroker, type LocalBroker } from '../../src/devtools/local-broker.js';
 import { auditLineage, reasonsLine } from '../support/audit.js';
 import { collect, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type SpawnedProcessor } from '../support/harness.js';
-import { spoilEvery, TestTraffic } from '../support/traffic.js';
+import { SteadyLoad, spoilEvery, TestTraffic } from '../support/traffic.js';
 
 const TOKEN = 'faults-token';
-
-/** A traffic source that keeps offering events (1 in 100 spoilt on purpose), retrying sends that fail while the broker is away. */
-class Load {
-  sent = 0;
-  failedSends = 0;
-  /** Event id -> user, of every event sent. */
-  readonly userOf = new Map<string, string>();
-  private stopped = false;
-  private loop: Promise<void> | undefined;
-  constructor(private readonly traffic: TestTraffic) {}
-
-  start(batchSize: number, everyMs: number): void {
-    const spoilt = spoilEvery(100);
-    this.loop = (async () => {
-      while (!this.stopped) {
-        const { events, topicRecords } = this.traffic.batch(batchSize, spoilt);
-        for (;;) {
-          try {
-            await this.traffic.producer.send(topicRecords);
-            break;
-          } catch {
-            this.failedSends++;
-            await sleep(500);
-          }
-        }
-        this.sent += batchSize;
-        for (const e of events) this.userOf.set(e.eventId, e.userId);
-        await sleep(everyMs);
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.loop;
-  }
-}
 
 async function setUp(kafka: KafkaClient, config: Config, users: number): Promise<{ traffic: TestTraffic; outputs: Awaited<ReturnType<typeof collect>>; inputs: Awaited<ReturnType<typeof collect>> }> {
   const traffic = await TestTraffic.create(kafka, config, { users, imagesPerCategory: 2, producer: { retries: 3 } });
@@ -81,7 +44,7 @@ describe('faults on a real broker', () => {
     const p = await spawnProcessor(env);
     running.push(p);
     await p.waitReady();
-    const load = new Load(traffic);
+    const load = new SteadyLoad(traffic, spoilEvery(100)); // 1 in 100 spoilt on purpose
     load.start(40, 100); // ~400 events/s offered
     expect(await eventually(() => outputs.records.length > 100, 30_000, 50)).toBe(true);
     await sleep(2000);
@@ -134,7 +97,7 @@ describe('faults on a real broker', () => {
     await b.waitReady();
     expect(await eventually(async () => (await partitionsOf(a)).length > 0 && (await partitionsOf(b)).length > 0 && (await ready(a)), 30_000, 250)).toBe(true);
 
-    const load = new Load(traffic);
+    const load = new SteadyLoad(traffic, spoilEvery(100)); // 1 in 100 spoilt on purpose
     load.start(30, 100); // ~300 events/s offered
     await sleep(4000);
 

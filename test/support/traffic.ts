@@ -135,3 +135,49 @@ export class TestTraffic {
     }
   }
 }
+
+/**
+ * Traffic that keeps coming: a batch every `everyMs` until stop(), retrying a send that fails (while
+ * the broker is away), with `onEvent` as for TestTraffic.batch (e.g. spoilEvery).
+ */
+export class SteadyLoad {
+  sent = 0;
+  failedSends = 0;
+  /** Event id -> user, of every event sent. */
+  readonly userOf = new Map<string, string>();
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  constructor(
+    private readonly traffic: TestTraffic,
+    private readonly onEvent?: (e: EncodedEvent) => SpoiltReason | void | undefined,
+  ) {}
+
+  get running(): boolean {
+    return this.loop !== undefined && !this.stopped;
+  }
+
+  start(batchSize: number, everyMs: number): void {
+    this.loop = (async () => {
+      while (!this.stopped) {
+        const { events, topicRecords } = this.traffic.batch(batchSize, this.onEvent);
+        for (;;) {
+          try {
+            await this.traffic.producer.send(topicRecords);
+            break;
+          } catch {
+            this.failedSends++;
+            await sleep(500);
+          }
+        }
+        this.sent += batchSize;
+        for (const e of events) this.userOf.set(e.eventId, e.userId);
+        await sleep(everyMs);
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+}
