@@ -45,7 +45,7 @@ function setUp() {
       delivery: {} as Delivery,
       partitions: 3,
       partitionState: { restoring: () => null } as unknown as PartitionState,
-      flusher: { inFlight: () => null },
+      exclusive: (_partition, fn) => fn(),
       fail: () => undefined,
     });
   return { start, calls, listeners, logged, options: () => options };

@@ -14,6 +14,7 @@ import type {
   Appended, FetchedRecords, FetchControl, GroupConsumer, GroupConsumerOptions, KafkaAdmin, KafkaClient, KafkaProducer, PartitionRead, PartitionReadOptions, TopicRecords,
 } from '../../src/adapters/kafka/port.js';
 import type { KafkaWiring } from '../../src/adapters/kafka/wiring.js';
+import { ProduceLimits } from '../../src/adapters/kafka/produce-limits.js';
 import type { Config } from '../../src/app/config/settings.js';
 import { ProcessorMetrics } from '../../src/metrics/processor-metrics.js';
 import type { Core } from '../../src/pipeline/core.js';
@@ -173,6 +174,8 @@ async function startOnScripted(core: Core, config: Config, kafka: ScriptedKafka)
     admin: {} as KafkaAdmin,
     producer: await kafka.producer(),
     partitions: kafka.partitions,
+    // Nothing here is near a real broker's limits.
+    limits: new ProduceLimits({ topics: new Map(), otherTopics: 1 << 20, request: 1 << 20, source: 'setting' }),
     disconnect: async () => undefined,
   };
   const adapter = await startKafkaAdapter(wiring, { core, metrics: new ProcessorMetrics(), logger: silentLogger });

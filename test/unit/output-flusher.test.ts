@@ -8,6 +8,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OutputFlusher } from '../../src/adapters/kafka/output-flusher.js';
 import type { KafkaProducer, TopicRecords } from '../../src/adapters/kafka/port.js';
+import { ProduceLimits } from '../../src/adapters/kafka/produce-limits.js';
 import { KafkaSink } from '../../src/adapters/kafka/sink.js';
 import type { ProcessResult, ScoredOutput } from '../../src/domain/outputs.js';
 import { NONE, type UserState } from '../../src/domain/user-state.js';
@@ -43,11 +44,19 @@ class ScriptedProducer implements KafkaProducer {
 
 function setUp(emitIntervalMs: number, flushDue: () => Promise<ChunkResult>) {
   const producer = new ScriptedProducer();
-  const sink = new KafkaSink(producer, TOPICS, new OutputEncoder(avro, 1000), (s) => Buffer.from(`state of ${s.userId}`));
   const delivered: ProcessResult[] = [];
   const failures: Error[] = [];
   const logged: string[] = [];
   const log = createLogger('error', {}, (line) => void logged.push(line));
+  const sink = new KafkaSink({
+    producer,
+    topics: TOPICS,
+    encoder: new OutputEncoder(avro, 1000),
+    encodeState: (s) => Buffer.from(`state of ${s.userId}`),
+    // Nothing here is near a real broker's limits.
+    limits: new ProduceLimits({ topics: new Map(), otherTopics: 1 << 20, request: 1 << 20, source: 'setting' }),
+    log,
+  });
   const calls = { flushDue: 0 };
   const flusher = new OutputFlusher({
     processor: { flushDue: () => (calls.flushDue++, flushDue()) },

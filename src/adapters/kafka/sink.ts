@@ -101,6 +101,7 @@ export class KafkaSink {
     for (let refreshes = 0; ; refreshes++) {
       const checkedUnder = this.o.limits.version;
       const sendable = this.admit(outgoing, inputs, policy);
+      if (sendable.length === 0) break; // nothing to send: no empty request
       try {
         await this.o.producer.send(byTopic(sendable));
         break;
