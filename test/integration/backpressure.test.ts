@@ -21,7 +21,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { auditLineage, reasonsLine } from '../support/audit.js';
-import { collect, configOf, eventually, isolatedEnv, kafkaForTests, spawnProcessor, type SpawnedProcessor } from '../support/harness.js';
+import { collect, configOf, eventually, isolatedEnv, kafkaForTests, spawnProcessor, TestResources } from '../support/harness.js';
 import { TestTraffic } from '../support/traffic.js';
 import type { OutboundRecord } from '../../src/adapters/kafka/port.js';
 import { syntheticUsers } from '../../src/devtools/synthetic.js';
@@ -59,24 +59,19 @@ describe('backpressure', () => {
   });
   const config = configOf(env);
   const kafka = kafkaForTests();
-  const cleanups: (() => Promise<unknown>)[] = [];
-  let p: SpawnedProcessor | undefined;
-
-  afterAll(async () => {
-    if (p && p.proc.exitCode === null) p.proc.kill('SIGKILL');
-    for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  });
+  const resources = new TestResources();
+  afterAll(() => resources.release());
 
   it('pauses consumption when an inference queue passes 80 %, resumes below 40 %, refuses nothing and loses nothing', async () => {
     const users = syntheticUsers(200);
     const fourPerPartition = Array.from({ length: PARTITIONS }, (_, p) => users.filter((u) => keyPartition(Buffer.from(u.userId), PARTITIONS) === p).slice(0, 4)).flat();
     expect(fourPerPartition).toHaveLength(4 * PARTITIONS);
     const traffic = await TestTraffic.create(kafka, config, { users: fourPerPartition, imagesPerCategory: 3, uniqueImageIds: true });
-    cleanups.push(() => traffic.producer.disconnect());
+    resources.onRelease(() => traffic.producer.disconnect());
     const outputs = await collect(kafka, [config.topicScored, config.topicDeadLetters]);
     const inputs = await collect(kafka, traffic.inputTopics);
-    cleanups.push(() => outputs.stop(), () => inputs.stop());
-    p = await spawnProcessor(env);
+    resources.onRelease(() => outputs.stop(), () => inputs.stop());
+    const p = resources.spawned(await spawnProcessor(env));
     await p.waitReady();
     const pid = p.proc.pid!;
 
@@ -94,7 +89,7 @@ describe('backpressure', () => {
     const drained = await eventually(
       async () => {
         peakRss = Math.max(peakRss, rssOf(pid));
-        peakQueued = Math.max(peakQueued, await metricSum(p!.port, 'adstream_inference_queue_items'));
+        peakQueued = Math.max(peakQueued, await metricSum(p.port, 'adstream_inference_queue_items'));
         return inputs.records.length >= sent && audit().lost.length === 0;
       },
       180_000,

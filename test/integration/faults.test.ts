@@ -11,7 +11,7 @@ import type { KafkaClient } from '../../src/adapters/kafka/port.js';
 import type { Config } from '../../src/app/config/settings.js';
 import { startLocalBroker, type LocalBroker } from '../../src/devtools/local-broker.js';
 import { auditLineage, reasonsLine } from '../support/audit.js';
-import { collect, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type SpawnedProcessor } from '../support/harness.js';
+import { collect, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type SpawnedProcessor, TestResources } from '../support/harness.js';
 import { SteadyLoad, spoilEvery, TestTraffic } from '../support/traffic.js';
 
 const TOKEN = 'faults-token';
@@ -24,26 +24,21 @@ async function setUp(kafka: KafkaClient, config: Config, users: number): Promise
 }
 
 describe('faults on a real broker', () => {
-  const running: SpawnedProcessor[] = [];
-  const cleanups: (() => Promise<unknown>)[] = [];
-  afterAll(async () => {
-    for (const p of running) if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
-    for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  });
+  const resources = new TestResources();
+  afterAll(() => resources.release());
 
   it('(a) the broker stopped mid-stream and restarted: the processor waits, reconnects and loses nothing', async () => {
     // A broker of its own: stopping the shared one would break the other test files.
     const broker: LocalBroker = await startLocalBroker();
-    cleanups.push(() => broker.stop());
+    resources.onRelease(() => broker.stop());
     const kafka = kafkaForTests({ brokers: [broker.bootstrap], retry: { retries: 20, maxRetryTimeMs: 2000 } });
     const env = isolatedEnv({ KAFKA_BROKERS: broker.bootstrap, CHUNK_MAX_RECORDS: '50', SESSION_TIMEOUT_MS: '6000', INFERENCE_WORKERS: '1' });
     const config = configOf(env);
     const { traffic, outputs, inputs } = await setUp(kafka, config, 200);
-    cleanups.push(() => traffic.producer.disconnect(), () => outputs.stop(), () => inputs.stop());
+    resources.onRelease(() => traffic.producer.disconnect(), () => outputs.stop(), () => inputs.stop());
 
-    const p = await spawnProcessor(env);
-    running.push(p);
-    await p.waitReady();
+    const p = resources.spawned(await spawnProcessor(env));
+        await p.waitReady();
     const load = new SteadyLoad(traffic, spoilEvery(100)); // 1 in 100 spoilt on purpose
     load.start(40, 100); // ~400 events/s offered
     expect(await eventually(() => outputs.records.length > 100, 30_000, 50)).toBe(true);
@@ -84,17 +79,15 @@ describe('faults on a real broker', () => {
     const env = isolatedEnv({ CHUNK_MAX_RECORDS: '50', SESSION_TIMEOUT_MS: '6000', HTTP_TOKEN: TOKEN, INFERENCE_WORKERS: '1', INTERESTS_PER_USER: '32' });
     const config = configOf(env);
     const { traffic, outputs, inputs } = await setUp(kafka, config, 60);
-    cleanups.push(() => traffic.producer.disconnect(), () => outputs.stop(), () => inputs.stop());
+    resources.onRelease(() => traffic.producer.disconnect(), () => outputs.stop(), () => inputs.stop());
     const partitionsOf = async (p: SpawnedProcessor): Promise<number[]> =>
       ((await (await fetch(`http://127.0.0.1:${p.port}/readyz`)).json()) as { partitions?: number[] }).partitions ?? [];
     const ready = (p: SpawnedProcessor): Promise<boolean> => fetch(`http://127.0.0.1:${p.port}/readyz`).then((r) => r.ok, () => false);
 
-    const a = await spawnProcessor(env);
-    running.push(a);
-    await a.waitReady();
-    const b = await spawnProcessor(env);
-    running.push(b);
-    await b.waitReady();
+    const a = resources.spawned(await spawnProcessor(env));
+        await a.waitReady();
+    const b = resources.spawned(await spawnProcessor(env));
+        await b.waitReady();
     expect(await eventually(async () => (await partitionsOf(a)).length > 0 && (await partitionsOf(b)).length > 0 && (await ready(a)), 30_000, 250)).toBe(true);
 
     const load = new SteadyLoad(traffic, spoilEvery(100)); // 1 in 100 spoilt on purpose
@@ -110,9 +103,8 @@ describe('faults on a real broker', () => {
     await sleep(4000);
 
     // 1 -> 2: C joins; A gives up some partitions, C restores their users.
-    const c = await spawnProcessor(env);
-    running.push(c);
-    const t2 = Date.now();
+    const c = resources.spawned(await spawnProcessor(env));
+        const t2 = Date.now();
     await c.waitReady(90_000);
     expect(await eventually(async () => (await partitionsOf(a)).length > 0 && (await partitionsOf(c)).length > 0 && (await ready(a)) && (await ready(c)), 60_000, 100)).toBe(true);
     const scaleOutMs = Date.now() - t2;

@@ -79,22 +79,27 @@ async function allCommitted(config: Config, inputs: readonly ReadRecord[], topic
   return [...ends].every(([k, end]) => (committed.get(k) ?? -1n) >= end);
 }
 
+/** Traffic on the processor's topics (those with configs of their own created first), readers of its inputs and outputs, and the processor, ready. */
+async function startRun(env: Record<string, string>, users: number, imagesPerCategory: number) {
+  const config = configOf(env);
+  const traffic = await TestTraffic.create(kafka, config, { users, imagesPerCategory });
+  traffics.push(traffic);
+  const outputs = await reader([config.topicScored, config.topicDeadLetters]);
+  const inputs = await reader(traffic.inputTopics);
+  const p = await spawnProcessor(env, { outputChars: 200_000 });
+  running.push(p);
+  await p.waitReady(120_000);
+  return { config, traffic, outputs, inputs, p };
+}
+
 describe('produce limits on a real broker', () => {
   it('splits the changelog and the scored outputs to topics of 64 KiB and loses nothing (K = 8 x F = 512 states, ~16 KB each)', async () => {
     const env = isolatedEnv({ INTERESTS_PER_USER: '8', FUSED_DIM: '512', INFERENCE_WORKERS: '1' });
-    const config = configOf(env);
     const small = { 'max.message.bytes': '65536' };
-    await createTopic(kafka, config.topicChangelog, { 'cleanup.policy': 'compact', ...small });
-    await createTopic(kafka, config.topicScored, small);
-    const traffic = await TestTraffic.create(kafka, config, { users: 300, imagesPerCategory: 3 });
-    traffics.push(traffic);
-    const outputs = await reader([config.topicScored, config.topicDeadLetters]);
-    const inputs = await reader(traffic.inputTopics);
-    const changelog = await reader([config.topicChangelog]);
-
-    const p = await spawnProcessor(env, { outputChars: 200_000 });
-    running.push(p);
-    await p.waitReady(120_000);
+    await createTopic(kafka, configOf(env).topicChangelog, { 'cleanup.policy': 'compact', ...small });
+    await createTopic(kafka, configOf(env).topicScored, small);
+    const changelog = await reader([configOf(env).topicChangelog]);
+    const { config, traffic, outputs, inputs, p } = await startRun(env, 300, 3);
     // Chunks of up to 500 records over 300 users: megabytes of state per chunk, against 64 KiB batches.
     await traffic.produce(6, 500, 50);
     const result = await accountedFor(config, inputs, outputs, 3000, 120_000);
@@ -110,18 +115,10 @@ describe('produce limits on a real broker', () => {
 
   it('dead-letters a chunk of twenty 60 KB corrupt records under one key whole, and the partition moves on', async () => {
     const env = isolatedEnv({ INFERENCE_WORKERS: '1' });
-    const config = configOf(env);
     // The input topic takes 2 MB batches, so the twenty arrive as one batch, in one fetch, one chunk:
     // their dead letters (key and value kept) make 1.2 MB for a dead-letter topic of 1 MB.
-    await createTopic(kafka, config.topicClicks, { 'max.message.bytes': '2097152' });
-    const traffic = await TestTraffic.create(kafka, config, { users: 20, imagesPerCategory: 1 });
-    traffics.push(traffic);
-    const outputs = await reader([config.topicScored, config.topicDeadLetters]);
-    const inputs = await reader(traffic.inputTopics);
-
-    const p = await spawnProcessor(env, { outputChars: 200_000 });
-    running.push(p);
-    await p.waitReady(120_000);
+    await createTopic(kafka, configOf(env).topicClicks, { 'max.message.bytes': '2097152' });
+    const { config, traffic, outputs, inputs, p } = await startRun(env, 20, 1);
     const poison = Array.from({ length: 20 }, (_, i) => ({ key: Buffer.from('poison-user'), value: Buffer.alloc(60_000, 0x41 + i) }));
     const [meta] = await traffic.producer.send([{ topic: config.topicClicks, records: poison }]);
     // Then ordinary events, on every partition: they must come out too.
@@ -152,15 +149,7 @@ describe('produce limits on a real broker', () => {
   });
 
   it('handles a changelog limit lowered while running: the records that no longer fit are dead-lettered as OUTPUT_TOO_LARGE, nothing lost, no crash', async () => {
-    const env = isolatedEnv({ INTERESTS_PER_USER: '8', FUSED_DIM: '512', INFERENCE_WORKERS: '1' });
-    const config = configOf(env);
-    const traffic = await TestTraffic.create(kafka, config, { users: 100, imagesPerCategory: 3 });
-    traffics.push(traffic);
-    const outputs = await reader([config.topicScored, config.topicDeadLetters]);
-    const inputs = await reader(traffic.inputTopics);
-    const p = await spawnProcessor(env, { outputChars: 200_000 });
-    running.push(p);
-    await p.waitReady(120_000);
+    const { config, traffic, outputs, inputs, p } = await startRun(isolatedEnv({ INTERESTS_PER_USER: '8', FUSED_DIM: '512', INFERENCE_WORKERS: '1' }), 100, 3);
     await traffic.produce(2, 100, 50);
     await accountedFor(config, inputs, outputs, 200, 60_000);
 

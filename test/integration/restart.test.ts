@@ -7,7 +7,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { auditLineage, reasonsLine, type AuditResult } from '../support/audit.js';
-import { collect, committedOffsets, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
+import { collect, committedOffsets, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, TestResources } from '../support/harness.js';
 import { spoilEvery, TestTraffic } from '../support/traffic.js';
 
 interface Run {
@@ -26,13 +26,8 @@ interface Run {
 
 describe('restarts on a real broker', () => {
   const kafka = kafkaForTests();
-  const running: SpawnedProcessor[] = [];
-  const cleanups: (() => Promise<unknown>)[] = [];
-
-  afterAll(async () => {
-    for (const p of running) if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
-    for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  });
+  const resources = new TestResources();
+  afterAll(() => resources.release());
 
   async function setUp(): Promise<Run> {
     // Small chunks so a SIGKILL lands between a delivery and its commit more often.
@@ -40,11 +35,11 @@ describe('restarts on a real broker', () => {
     const env = isolatedEnv({ CHUNK_MAX_RECORDS: '50', SESSION_TIMEOUT_MS: '6000' });
     const config = configOf(env);
     const traffic = await TestTraffic.create(kafka, config, { users: 300, imagesPerCategory: 3 });
-    cleanups.push(() => traffic.producer.disconnect());
+    resources.onRelease(() => traffic.producer.disconnect());
     const outputs = await collect(kafka, [config.topicScored, config.topicDeadLetters]);
-    cleanups.push(() => outputs.stop());
+    resources.onRelease(() => outputs.stop());
     const inputs: { records: ReadRecord[]; stop(): Promise<void> } = await collect(kafka, traffic.inputTopics);
-    cleanups.push(() => inputs.stop());
+    resources.onRelease(() => inputs.stop());
     const spoilt = spoilEvery(50);
     let sent = 0;
     return {
@@ -72,9 +67,8 @@ describe('restarts on a real broker', () => {
 
   it('loses nothing when the processor is SIGKILLed mid-stream and restarted', async () => {
     const run = await setUp();
-    const a = await spawnProcessor(run.env);
-    running.push(a);
-    await a.waitReady();
+    const a = resources.spawned(await spawnProcessor(run.env));
+        await a.waitReady();
     const producing = run.produce(40, 50, 50);
     // Kill once outputs are flowing, while input keeps arriving.
     expect(await eventually(() => run.scoredOutputs() > 200, 30_000, 20)).toBe(true);
@@ -82,9 +76,8 @@ describe('restarts on a real broker', () => {
     expect(await a.exited).toBe(null);
     await producing;
 
-    const b = await spawnProcessor(run.env);
-    running.push(b);
-    await b.waitReady();
+    const b = resources.spawned(await spawnProcessor(run.env));
+        await b.waitReady();
     expect(await run.allReadBack()).toBe(true);
     const done = await eventually(async () => (await run.audit()).lost.length === 0, 60_000, 250);
     const r = await run.audit();
@@ -100,9 +93,8 @@ describe('restarts on a real broker', () => {
 
   it('drains, commits only delivered work, and exits 0 on SIGTERM', async () => {
     const run = await setUp();
-    const a = await spawnProcessor(run.env);
-    running.push(a);
-    await a.waitReady();
+    const a = resources.spawned(await spawnProcessor(run.env));
+        await a.waitReady();
     const producing = run.produce(60, 50, 50);
     // Stop it mid-stream, once it has delivered something.
     expect(await eventually(() => run.scoredOutputs() > 50, 30_000, 20)).toBe(true);
@@ -118,9 +110,8 @@ describe('restarts on a real broker', () => {
     expect(afterStop.lost.length, 'records sent after the stop wait for the next instance').toBeGreaterThan(0);
 
     // A new instance finishes the rest.
-    const b = await spawnProcessor(run.env);
-    running.push(b);
-    await b.waitReady();
+    const b = resources.spawned(await spawnProcessor(run.env));
+        await b.waitReady();
     expect(await eventually(async () => (await run.audit()).lost.length === 0, 60_000, 250)).toBe(true);
     const r = await run.audit();
     console.log(`[guarantees] SIGTERM drain: records tried ${run.sent()}, committed before the exit ${afterStop.committedRecords}, left for the next instance ${afterStop.lost.length}, lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${reasonsLine(r.deadLettersByReason)}`);

@@ -96,3 +96,28 @@ export async function committedOffsets(kafka: KafkaClient, groupId: string, topi
     await admin.disconnect();
   }
 }
+
+/**
+ * What a test file starts (processors, readers, producers, cores), released in its afterAll
+ * whatever happened: processors still running are SIGKILLed, the rest stopped newest first.
+ */
+export class TestResources {
+  readonly processors: SpawnedProcessor[] = [];
+  private readonly releases: (() => Promise<unknown>)[] = [];
+
+  /** Keeps a spawned processor, to kill it at the end if it still runs. */
+  spawned(p: SpawnedProcessor): SpawnedProcessor {
+    this.processors.push(p);
+    return p;
+  }
+
+  /** Adds what releases something at the end (a reader's stop, a producer's disconnect). */
+  onRelease(...fns: (() => Promise<unknown>)[]): void {
+    this.releases.push(...fns);
+  }
+
+  async release(): Promise<void> {
+    for (const p of this.processors) if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
+    for (const fn of this.releases.splice(0).reverse()) await fn().catch(() => undefined);
+  }
+}

@@ -142,7 +142,7 @@ describe('readLimits', () => {
     return { admin, calls };
   }
 
-  it("takes each topic's max.message.bytes, the smallest broker message.max.bytes for the others, and a request as large as the largest batch under the socket limit", async () => {
+  it("takes each topic's max.message.bytes, the smallest broker message.max.bytes for the others, and the smallest socket.request.max.bytes for a request", async () => {
     const f = fakeAdmin(
       [
         { 'message.max.bytes': '2000000', 'socket.request.max.bytes': '104857600' },

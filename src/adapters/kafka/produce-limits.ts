@@ -47,9 +47,10 @@ export interface LimitValues {
 
 /**
  * Reads the limits: each topic's max.message.bytes (as the cluster resolves it), the brokers'
- * message.max.bytes and socket.request.max.bytes (the smallest over brokers). A request is kept
- * to the largest batch it may carry (as the Java producer's max.request.size does), and under the
- * socket limit. PRODUCE_MAX_BYTES > 0 replaces all of them and nothing is read.
+ * message.max.bytes and socket.request.max.bytes (the smallest over brokers). A request may carry
+ * several topic-partitions' batches up to the socket limit (the requests go one after the other,
+ * so fewer is faster; a chunk's changelog is on one partition, so its batches bound it anyway).
+ * PRODUCE_MAX_BYTES > 0 replaces all of them and nothing is read.
  */
 export async function readLimits(admin: KafkaAdmin, topics: readonly string[], overrideBytes: number): Promise<LimitValues> {
   if (overrideBytes > 0) return { topics: new Map(topics.map((t) => [t, overrideBytes])), otherTopics: overrideBytes, request: overrideBytes, source: 'setting' };
@@ -73,7 +74,7 @@ export async function readLimits(admin: KafkaAdmin, topics: readonly string[], o
     const n = Number(configs.get(t)?.get('max.message.bytes'));
     perTopic.set(t, Number.isFinite(n) && n > 0 ? n : message);
   }
-  return { topics: perTopic, otherTopics: message, request: Math.min(socket, Math.max(message, ...perTopic.values())), source: 'cluster' };
+  return { topics: perTopic, otherTopics: message, request: socket, source: 'cluster' };
 }
 
 /**
