@@ -4,6 +4,7 @@ import type { UserViews } from '../adapters/http/server.js';
 import { UserViewsOf } from '../adapters/http/user-views.js';
 import { startKafkaAdapter, type KafkaAdapter } from '../adapters/kafka/kafka-adapter.js';
 import type { Deliverable } from '../adapters/kafka/sink.js';
+import type { KafkaClientFactory } from '../adapters/kafka/port.js';
 import { connectKafka } from '../adapters/kafka/wiring.js';
 import { ProcessorMetrics } from '../metrics/processor-metrics.js';
 import type { Core } from '../pipeline/core.js';
@@ -25,11 +26,15 @@ export interface RunningProcessor {
 }
 
 /** The processor as `adstream run` starts it: the core, its metrics and HTTP views, on Kafka. */
-export async function startKafkaProcessor(config: Config, logger: Logger, opts: { metrics?: ProcessorMetrics } = {}): Promise<RunningProcessor> {
+export async function startKafkaProcessor(
+  config: Config,
+  logger: Logger,
+  opts: { metrics?: ProcessorMetrics; /** The Kafka client (the default one when absent; a fault test shortens its retries). */ createClient?: KafkaClientFactory } = {},
+): Promise<RunningProcessor> {
   const log = logger.child({ component: 'processor' });
   const metrics = opts.metrics ?? new ProcessorMetrics();
   // Kafka first: bad settings and missing topics fail before the models load.
-  const kafka = await connectKafka(config, logger);
+  const kafka = await connectKafka(config, logger, opts.createClient);
   let core: Core;
   try {
     core = await startCore(config, {

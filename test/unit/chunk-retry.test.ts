@@ -235,50 +235,44 @@ describe('a chunk that fails after its state change is retried without counting 
     const eventIds = produceClicks(kafka, rec, config);
     await kafka.drained();
     await adapter.stop();
-    return { core, kafka, eventIds };
+    return { core, kafka, eventIds, config };
+  }
+
+  /** user-a's 3 clicks and user-b's 2, each once, in memory and in the changelog; every event in a scored output. */
+  function expectEachEventOnce({ core, kafka, eventIds, config }: Awaited<ReturnType<typeof run>>): void {
+    for (const [userId, n] of [['user-a', 3], ['user-b', 2]] as const) {
+      expect(eventsIn(core.users.get(userId)), `${userId} in memory`).toBe(n);
+      expect(eventsIn(changelogState(kafka, core, config, userId)), `${userId} in the changelog`).toBe(n);
+    }
+    expect(new Set(scoredEventIds(kafka, core, config))).toEqual(new Set(eventIds));
   }
 
   it('a delivery refused once (nothing landed): after the retry each user holds each event once, in memory and in the changelog', async () => {
-    const config = testConfig();
-    const { core, kafka, eventIds } = await run('before', config);
-    expect(kafka.refused).toBe(1);
-    expect(kafka.failedFetches).toBe(1);
-    expect(eventsIn(core.users.get('user-a'))).toBe(3);
-    expect(eventsIn(core.users.get('user-b'))).toBe(2);
-    expect(eventsIn(changelogState(kafka, core, config, 'user-a'))).toBe(3);
-    expect(eventsIn(changelogState(kafka, core, config, 'user-b'))).toBe(2);
-    // Nothing lost: every event is in a scored output.
-    expect(new Set(scoredEventIds(kafka, core, config))).toEqual(new Set(eventIds));
+    const r = await run('before', testConfig());
+    expect(r.kafka.refused).toBe(1);
+    expect(r.kafka.failedFetches).toBe(1);
+    expectEachEventOnce(r);
   });
 
   it('a delivery refused after its changelog part landed: the restored marker keeps the retry from folding again', async () => {
-    const config = testConfig();
-    const { core, kafka, eventIds } = await run('after-changelog', config);
-    expect(kafka.refused).toBe(1);
-    expect(kafka.failedFetches).toBe(1);
-    expect(eventsIn(core.users.get('user-a'))).toBe(3);
-    expect(eventsIn(core.users.get('user-b'))).toBe(2);
-    expect(eventsIn(changelogState(kafka, core, config, 'user-a'))).toBe(3);
-    expect(eventsIn(changelogState(kafka, core, config, 'user-b'))).toBe(2);
-    expect(new Set(scoredEventIds(kafka, core, config))).toEqual(new Set(eventIds));
+    const r = await run('after-changelog', testConfig());
+    expect(r.kafka.refused).toBe(1);
+    expect(r.kafka.failedFetches).toBe(1);
+    expectEachEventOnce(r);
   });
 
   it('scoring that fails once after the fold (a worker error while ranking): each event counted once after the retry', async () => {
-    const config = testConfig();
     const rank = CandidateRanker.prototype.rank;
     let failures = 0;
-    const { core, kafka, eventIds } = await run('append', config, () => {
+    const r = await run('append', testConfig(), () => {
       vi.spyOn(CandidateRanker.prototype, 'rank').mockImplementation(function (this: CandidateRanker, queries) {
         if (failures++ === 0) return Promise.reject(new Error('scripted: inference worker exited while ranking'));
         return rank.call(this, queries);
       });
     });
     expect(failures).toBeGreaterThan(1);
-    expect(kafka.failedFetches).toBe(1);
-    expect(eventsIn(core.users.get('user-a'))).toBe(3);
-    expect(eventsIn(core.users.get('user-b'))).toBe(2);
-    expect(eventsIn(changelogState(kafka, core, config, 'user-a'))).toBe(3);
-    expect(new Set(scoredEventIds(kafka, core, config))).toEqual(new Set(eventIds));
+    expect(r.kafka.failedFetches).toBe(1);
+    expectEachEventOnce(r);
   });
 
   it('with EMIT_INTERVAL_MS, a flush due while a chunk is in flight waits for it: the chunk changes reach the changelog only with its marker', async () => {

@@ -9,7 +9,8 @@ import { CoreDriver, testConfig } from './core-driver.js';
 const driver = new CoreDriver();
 afterAll(() => driver.close());
 
-describe('user deletion in the core', () => {
+// The first test starts a core (models, worker threads): on a loaded machine that alone can take seconds.
+describe('user deletion in the core', { timeout: 60_000 }, () => {
   it('removes the user state and returns a deletion for the tombstones', async () => {
     const { core, rec, config } = await driver.coreWithCatalog();
     const first = await core.processor.process([rec.click('alice', 'shoes'), rec.click('alice', 'shoes', { action: 'PURCHASE' }), rec.click('bob', 'phones')]);
