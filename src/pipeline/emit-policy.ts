@@ -5,7 +5,7 @@
  * pending when scoring fails.
  */
 import type { Candidate, ScoredOutput } from '../domain/outputs.js';
-import { NONE, snapshotState, type UserState } from '../domain/user-state.js';
+import { NONE, type UserState } from '../domain/user-state.js';
 import { hash32 } from '../preprocess/hash.js';
 import type { UserStateStore } from '../state/user-state-store.js';
 import { rankQuery, type RankQuery } from './rank.js';
@@ -78,7 +78,7 @@ export class EmitPolicy {
     return states.map((s) => {
       s.updatedAt = now;
       this.o.users.commit(s);
-      return snapshotState(s);
+      return this.o.users.snapshot(s);
     });
   }
 

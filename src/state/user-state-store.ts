@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { NONE, newUserState, type UserState } from '../domain/user-state.js';
+import { NONE, newUserState, snapshotState, type UserState } from '../domain/user-state.js';
 import { VectorPool, type VectorAllocator } from './vector-pool.js';
 
 export interface UserStateStoreOptions {
@@ -10,6 +10,23 @@ export interface UserStateStoreOptions {
   readonly maxBytes: number;
   /** Idle users are dropped after this long without an event (processing time). */
   readonly ttlMs: number;
+  /** Where users outside memory are (the local state store); absent: a user who leaves memory is gone. */
+  readonly backing?: StateBacking;
+  /** Told of each look-up that counts as activity: found in memory or not. */
+  readonly onLookup?: (hit: boolean) => void;
+}
+
+/**
+ * What holds the users the LRU does not: read on a miss, told of each change handed to the
+ * changelog (it reads that back until acknowledged) and of each deletion.
+ */
+export interface StateBacking {
+  /** The user's newest state outside memory; without a partition, every partition is searched. */
+  load(userId: string, partition?: number): UserState | undefined;
+  changed(snapshot: UserState): void;
+  deleted(userId: string, partition: number): void;
+  /** Users outside memory whose state has events waiting for an output. */
+  pendingUsers(): Iterable<readonly [string, number]>;
 }
 
 /**
@@ -50,10 +67,14 @@ export class UserStateStore {
   private readonly pending = new Set<string>();
   /** Set while commit() re-inserts a state, whose vectors must then not be freed. */
   private recommitting: UserState | undefined;
+  private readonly backing: StateBacking | undefined;
+  private readonly onLookup: ((hit: boolean) => void) | undefined;
   readonly dim: number;
 
   constructor(opts: UserStateStoreOptions) {
     this.dim = opts.dim;
+    this.backing = opts.backing;
+    this.onLookup = opts.onLookup;
     this.pool = new VectorPool(opts.dim);
     this.cache = new LRUCache<string, UserState>({
       max: opts.maxEntries,
@@ -71,15 +92,21 @@ export class UserStateStore {
     return this.pool;
   }
 
-  /** The user's state, without counting as activity (no LRU or TTL refresh). */
+  /**
+   * The user's state, without counting as activity (no LRU or TTL refresh). One outside memory is
+   * read from the backing store and not kept: changing it changes nothing.
+   */
   get(userId: string): UserState | undefined {
-    return this.cache.peek(userId);
+    return this.cache.peek(userId) ?? this.backing?.load(userId);
   }
 
-  /** The user's state (counts as activity), created empty on first sight. */
+  /** The user's state (counts as activity): from memory, else from the backing store, else created empty. */
   getOrCreate(userId: string, partition: number): UserState {
     let s = this.cache.get(userId);
+    this.onLookup?.(s !== undefined);
     if (!s) {
+      const stored = this.backing?.load(userId, partition);
+      if (stored) return this.adopt(stored);
       s = newUserState(userId, partition);
       // Counted as holding the one interest its first event gives it, so that commit finds the size
       // unchanged and need not take the entry out and put it back (churn that costs the LRU's Map memory).
@@ -93,6 +120,11 @@ export class UserStateStore {
    * copied into the store's memory, so the caller's arrays stay the caller's.
    */
   put(state: UserState): void {
+    this.adopt(state);
+  }
+
+  /** The state as the store's own (vectors copied into its pool), held and indexed. */
+  private adopt(state: UserState): UserState {
     const own: UserState = {
       ...state,
       interests: state.interests.map((i) => {
@@ -104,6 +136,24 @@ export class UserStateStore {
     };
     this.cache.set(own.userId, own);
     this.index(own);
+    return own;
+  }
+
+  /**
+   * A copy of the state for the changelog, which later changes to the user cannot reach; the
+   * backing store reads it back until it is acknowledged (the user may leave memory before that).
+   */
+  snapshot(state: UserState): UserState {
+    const snap = snapshotState(state);
+    this.backing?.changed(snap);
+    return snap;
+  }
+
+  /** A deletion request: the user leaves memory, and the backing store reads nothing for them from now on. */
+  forget(userId: string, partition: number): boolean {
+    const held = this.delete(userId);
+    this.backing?.deleted(userId, partition);
+    return held;
   }
 
   /**
@@ -138,12 +188,18 @@ export class UserStateStore {
     return gone.length;
   }
 
-  /** Held users with pending events. */
+  /** Users with pending events: held ones, then those of the backing store (taken into memory). */
   *pendingUsers(): IterableIterator<UserState> {
     for (const userId of [...this.pending]) {
       const s = this.cache.peek(userId);
       if (s && s.pendingEventIds.length > 0) yield s;
       else this.pending.delete(userId);
+    }
+    if (!this.backing) return;
+    for (const [userId, partition] of [...this.backing.pendingUsers()]) {
+      if (this.cache.has(userId)) continue; // memory is newer: seen above if still pending
+      const stored = this.backing.load(userId, partition);
+      if (stored && stored.pendingEventIds.length > 0) yield this.adopt(stored);
     }
   }
 

@@ -2,6 +2,7 @@ import type { ProcessorMetrics } from '../../metrics/processor-metrics.js';
 import type { Core } from '../../pipeline/core.js';
 import type { Logger } from '../../util/log.js';
 import { restoreChangelog } from './changelog-restorer.js';
+import { teeChangelog } from './changelog-tee.js';
 import { consumeEvents, loadCatalog } from './consume.js';
 import { Delivery } from './deliver.js';
 import { OutputFlusher } from './output-flusher.js';
@@ -41,17 +42,18 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
   const failed = new Promise<never>((_, reject) => (fail = reject));
   failed.catch(() => undefined); // observed by the caller; avoid an unhandled rejection if it is not
 
+  // What the broker acknowledges of the changelog goes to the local state store too.
   const sink = new KafkaSink(
-    kafka.producer,
+    teeChangelog(kafka.producer, settings.topicChangelog, core.local),
     { scored: settings.topicScored, deadLetters: settings.topicDeadLetters, segments: settings.topicSegments, changelog: settings.topicChangelog },
     core.encoder,
-    (s) => core.stateCodec.encode(s),
+    (s) => core.local.encode(s),
   );
   const partitionState = new PartitionState({
     core,
     log,
     metrics,
-    readChangelog: (parts, apply) => restoreChangelog({ client, topic: settings.topicChangelog, partitions: parts, apply }),
+    readChangelog: (o) => restoreChangelog({ client, topic: settings.topicChangelog, ...o }),
     fail,
   });
   const delivery = new Delivery({ sink, partitionState, metrics, usersInMemory: () => core.users.size, ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}) });
