@@ -71,6 +71,8 @@ interface Unacknowledged {
 class PartitionStore {
   /** Users whose stored state has events waiting for an output (mirrors the `pending` database). */
   readonly pendingIds = new Set<string>();
+  /** Users remembered as deleted (mirrors the `deleted` database: a put need not look there). */
+  readonly deletedIds = new Set<string>();
 
   constructor(
     readonly root: RootDatabase,
@@ -84,6 +86,7 @@ class PartitionStore {
     readonly meta: Database<unknown, string>,
   ) {
     for (const key of pending.getKeys()) this.pendingIds.add(key);
+    for (const key of deleted.getKeys()) this.deletedIds.add(key);
   }
 }
 
@@ -230,7 +233,10 @@ export class LocalStateStore implements StateBacking {
       if (value < cutoff) expired.push(key);
       else kept.push([key, value]);
     }
-    if (expired.length > 0) store.root.transactionSync(() => expired.forEach((k) => store.deleted.removeSync(k)));
+    if (expired.length > 0) {
+      store.root.transactionSync(() => expired.forEach((k) => store.deleted.removeSync(k)));
+      for (const k of expired) store.deletedIds.delete(k);
+    }
     return kept.sort((a, b) => a[1] - b[1]).map(([k]) => k);
   }
 
@@ -294,10 +300,13 @@ export class LocalStateStore implements StateBacking {
         const state = e.value === null ? null : (this.encoded.get(e.value) ?? this.o.codec.decode(e.value));
         if (state === null) {
           store.users.removeSync(e.key);
-          if (e.value === null) store.deleted.putSync(e.key, now);
+          if (e.value === null) {
+            store.deleted.putSync(e.key, now);
+            store.deletedIds.add(e.key);
+          }
         } else {
           store.users.putSync(e.key, e.value!);
-          store.deleted.removeSync(e.key);
+          if (store.deletedIds.delete(e.key)) store.deleted.removeSync(e.key);
         }
         if (state !== null && state.pendingEventIds.length > 0) {
           if (!store.pendingIds.has(e.key)) store.pending.putSync(e.key, EMPTY);

@@ -124,6 +124,8 @@ export class PartitionState {
       const cp = local.checkpoint(p);
       if (cp !== undefined) from.set(p, cp);
     }
+    // One write per partition may commit while the next records are fetched; writes keep log order.
+    const writing = new Map<number, Promise<void>>();
     const r = await this.o.readChangelog({
       partitions: parts,
       from,
@@ -136,10 +138,15 @@ export class PartitionState {
       apply: async (records: ChangelogRecord[]) => {
         for (const [p, run] of byPartition(records)) {
           if (!this.owned.has(p)) continue; // revoked while restoring: its store is the next owner's business
-          await local.write(p, run, run[run.length - 1]!.offset + 1n);
+          const before = writing.get(p);
+          const write = local.write(p, run, run[run.length - 1]!.offset + 1n);
+          write.catch(() => undefined); // awaited below
+          writing.set(p, write);
+          await before;
         }
       },
     });
+    await Promise.all(writing.values());
     let users = 0;
     let deleted = 0;
     for (const p of parts) {
