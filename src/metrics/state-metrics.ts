@@ -26,28 +26,21 @@ export class StateMetrics implements StateStoreReporter {
     this.lookups = new Counter({ name: 'adstream_state_cache_lookups_total', help: 'User state look-ups of the fold, by result: hit (in memory) or miss (read from the local store on disk, or a new user).', labelNames: ['result'], registers });
     this.diskReadsTotal = new Counter({ name: 'adstream_state_disk_reads_total', help: 'Users read from the local state store, by result: found or absent (a new user).', labelNames: ['result'], registers });
     this.diskWritesTotal = new Counter({ name: 'adstream_state_disk_writes_total', help: 'Records written to the local state store (acknowledged states, tombstones, markers; restores included).', registers });
-    this.storeBytes = new Gauge({
-      name: 'adstream_state_store_bytes',
-      help: 'Bytes of each open partition\'s local state store (its B+tree pages).',
-      labelNames: ['partition'],
-      registers,
-      collect() {
-        this.reset();
-        const s = sizes();
-        for (const p of s?.openPartitions() ?? []) this.set({ partition: String(p) }, s!.bytes(p));
-      },
-    });
-    this.storeUsers = new Gauge({
-      name: 'adstream_state_store_users',
-      help: 'Users in each open partition\'s local state store.',
-      labelNames: ['partition'],
-      registers,
-      collect() {
-        this.reset();
-        const s = sizes();
-        for (const p of s?.openPartitions() ?? []) this.set({ partition: String(p) }, s!.users(p));
-      },
-    });
+    // Read at each scrape from the open partitions' stores.
+    const perPartition = (name: string, help: string, read: (s: LocalStoreSizes, p: number) => number): Gauge<'partition'> =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['partition'],
+        registers,
+        collect() {
+          this.reset();
+          const s = sizes();
+          for (const p of s?.openPartitions() ?? []) this.set({ partition: String(p) }, read(s!, p));
+        },
+      });
+    this.storeBytes = perPartition('adstream_state_store_bytes', "Bytes of each open partition's local state store (its B+tree pages).", (s, p) => s.bytes(p));
+    this.storeUsers = perPartition('adstream_state_store_users', "Users in each open partition's local state store.", (s, p) => s.users(p));
     for (const result of ['hit', 'miss']) this.lookups.inc({ result }, 0);
     for (const result of ['found', 'absent']) this.diskReadsTotal.inc({ result }, 0);
   }

@@ -164,6 +164,22 @@ describe('LocalStateStore', () => {
 });
 
 describe('UserStateStore over the local store', () => {
+  it('counts cache hits and misses, disk reads found or absent, and records written (the metrics)', async () => {
+    const reads: boolean[] = [];
+    let written = 0;
+    const local = new LocalStateStore({ dir: folder(), codec, space: SPACE, reporter: { diskRead: (found) => void reads.push(found), diskWrites: (n) => void (written += n) } });
+    const lookups: boolean[] = [];
+    const users = new UserStateStore({ dim: DIM, maxEntries: 10, maxBytes: 1 << 20, ttlMs: 3_600_000, backing: local, onLookup: (hit) => void lookups.push(hit) });
+    await local.write(0, [{ key: 'alice', value: codec.encode(state('alice', 1)) }, { key: 'bob', value: null }]);
+    users.getOrCreate('alice', 0); // miss, found on disk
+    users.getOrCreate('alice', 0); // hit
+    users.getOrCreate('carol', 0); // miss, absent
+    expect(lookups).toEqual([false, true, false]);
+    expect(reads).toEqual([true, false]);
+    expect(written).toBe(2);
+    await local.closeAll();
+  });
+
   it('a miss reads the user from disk into memory; get() reads through without keeping it', async () => {
     const local = store();
     const users = new UserStateStore({ dim: DIM, maxEntries: 2, maxBytes: 1 << 20, ttlMs: 3_600_000, backing: local });
