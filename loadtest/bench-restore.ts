@@ -11,6 +11,7 @@ import { startLocalBroker, type LocalBroker } from '../src/devtools/local-broker
 import { restoreChangelog } from '../src/adapters/kafka/changelog-restorer.js';
 import { createKafkaClient } from '../src/adapters/kafka/client.js';
 import type { OutboundRecord } from '../src/adapters/kafka/port.js';
+import { boundedProducerOf } from '../src/adapters/kafka/produce-limits.js';
 import { createLogger } from '../src/util/log.js';
 import { AvroCodec } from '../src/serde/avro-codec.js';
 import { UserStateCodec } from '../src/state/user-state-codec.js';
@@ -38,7 +39,8 @@ await admin.createTopics([{ topic, partitions: PARTITIONS, configs: { 'cleanup.p
 
 const codec = new UserStateCodec(new AvroCodec(), { space: SPACE, dim: DIM, maxInterests: K });
 const normal = gaussian(seededRandom(5));
-const producer = await kafka.producer();
+// 5,000 states per send, split by the producer to the topic's max.message.bytes (at K = 3, F = 128 a send is ~8 MB).
+const producer = await boundedProducerOf(kafka, [topic]);
 const t0 = Date.now();
 for (let start = 0; start < USERS; start += 5000) {
   const records: OutboundRecord[] = [];

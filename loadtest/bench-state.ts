@@ -311,7 +311,7 @@ async function restoreOnce(kafka: KafkaClient, topic: string, dir: string): Prom
   const t0 = performance.now();
   const parts = Array.from({ length: P }, (_, p) => p);
   ps.onAssignment(parts, { [topic]: parts });
-  await ps.restoring();
+  await Promise.all(parts.map((p) => ps.restoring(p)));
   const seconds = (performance.now() - t0) / 1000;
   if (failed) throw failed;
   const records = (await metrics.restoreRecords.get()).values[0]?.value ?? 0;

@@ -13,6 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { boundedProducerOf } from '../src/adapters/kafka/produce-limits.js';
 import { loadConfig } from '../src/app/config/load-config.js';
 import { startLocalBroker, type LocalBroker } from '../src/devtools/local-broker.js';
 import { encodeAd } from '../src/devtools/traffic.js';
@@ -90,7 +91,8 @@ async function main(): Promise<void> {
     const world = await World.fromFile(args.world!);
     const codec = new AvroCodec();
     const kafka = kafkaClient(brokers);
-    const producer = await kafka.producer();
+    // Its topics are made per run below: the broker's message.max.bytes bounds its sends.
+    const producer = await boundedProducerOf(kafka, []);
     const topicsOf = (env: Record<string, string>): EventTopics => ({ click: env.TOPIC_CLICKS!, image: env.TOPIC_IMAGE_VIEWS!, review: env.TOPIC_REVIEWS! });
 
     // 1. Kafka pass-through ceiling: a backlog of the world's events, drained by the pass-through.

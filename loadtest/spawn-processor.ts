@@ -35,6 +35,7 @@ export function isolatedEnv(brokers: string, prefix: string, extra: Record<strin
     TOPIC_SEGMENTS: `segments-${s}`,
     TOPIC_DEAD_LETTERS: `dead-letters-${s}`,
     TOPIC_CHANGELOG: `user-state-${s}`,
+    TOPIC_USER_DELETIONS: `user-deletions-${s}`,
     TOPIC_PARTITIONS: '3',
     LOG_LEVEL: 'warn',
     // Local state stores under a folder of the run's own (spawnProcessor gives each process one below it).

@@ -7,7 +7,7 @@ import { ImageFetcher } from '../preprocess/image-fetcher.js';
 import { MultimodalEmbedder, type ModalityBlocks } from '../pipeline/embed.js';
 import { InferenceEngine } from '../inference/inference-engine.js';
 import type { InferenceReporter } from '../inference/types.js';
-import { prepareModels } from '../models/model-setup.js';
+import { checkOutputShapes, prepareModels } from '../models/model-setup.js';
 import { EventDecoder } from '../pipeline/decode.js';
 import type { EventKind, InputRecord } from '../domain/events.js';
 import type { Logger } from '../util/log.js';
@@ -61,6 +61,13 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
     logger: o.logger,
     ...(o.inferenceReporter ? { reporter: o.inferenceReporter } : {}),
   });
+  try {
+    // The models warmed up on a zero batch: their real output widths must be what the cards say.
+    checkOutputShapes(models, (model) => engine.warmUpShapes(model));
+  } catch (err) {
+    await engine.close();
+    throw err;
+  }
 
   const codec = new AvroCodec();
   const decoder = new EventDecoder(codec, {

@@ -7,6 +7,7 @@ import { startKafkaProcessor } from './processor.js';
 import { startHttpServer } from '../adapters/http/server.js';
 import { createKafkaClient } from '../adapters/kafka/client.js';
 import type { KafkaProducer, OutboundRecord } from '../adapters/kafka/port.js';
+import { boundedProducerOf } from '../adapters/kafka/produce-limits.js';
 import { ensureTopics } from '../adapters/kafka/topics.js';
 import type { Logger } from '../util/log.js';
 import { AvroCodec } from '../serde/avro-codec.js';
@@ -73,13 +74,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   let http: Awaited<ReturnType<typeof startHttpServer>> | undefined;
   const observer = new OutputObserver(kafka, codec, { scored: config.topicScored, deadLetters: config.topicDeadLetters });
   try {
-    producer = await kafka.producer();
     const admin = await kafka.admin();
     try {
       await ensureTopics(admin, config, o.logger);
     } finally {
       await admin.disconnect();
     }
+    // A tick that fell behind sends many events at once (images inline): split to the topics' limits.
+    producer = await boundedProducerOf(kafka, [config.topicAds, config.topicClicks, config.topicImageViews, config.topicReviews]);
 
     const ads = await syntheticAds(25);
     const now = Date.now();

@@ -25,6 +25,8 @@ export const ReasonCodes = {
   KEY_MISMATCH: 'Record key differs from the userId in the value',
   /** An unexpected error while handling this one record; logged with its stack. Never a crash. */
   PROCESSING_FAILED: 'Unexpected error while processing the record',
+  /** An output the record produced (its user's state, scored candidates or segments) is too large for its topic. */
+  OUTPUT_TOO_LARGE: 'An output of the record is larger than its topic accepts',
 } as const;
 
 export type ReasonCode = keyof typeof ReasonCodes;
@@ -37,6 +39,18 @@ export class RejectedRecordError extends Error {
     message: string,
   ) {
     super(message);
+  }
+}
+
+/**
+ * A chunk failed after it changed users' state in memory (the fold ran, then scoring or a later
+ * step failed): memory is ahead of the changelog, and handing the same records again would fold
+ * them twice. The transport restores the partition from the changelog before it retries.
+ */
+export class StateChangedError extends Error {
+  override readonly name = 'StateChangedError';
+  constructor(cause: unknown) {
+    super(`failed after changing user state: ${errorMessage(cause)}`, { cause });
   }
 }
 

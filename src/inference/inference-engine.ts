@@ -33,6 +33,7 @@ export class InferenceEngine {
   private readonly specs = new Map<string, ModelSpec>();
   private pool!: WorkerPool;
   private readonly providerByModel: Record<string, string> = {};
+  private readonly warmShapes = new Map<string, Readonly<Record<string, readonly number[]>>>();
   private readonly pressureListeners = new Set<(saturated: boolean) => void>();
   private saturated = false;
   private closing: Promise<void> | undefined;
@@ -101,6 +102,15 @@ export class InferenceEngine {
   /** Model -> execution provider its sessions really run on. */
   providers(): Record<string, string> {
     return { ...this.providerByModel };
+  }
+
+  /**
+   * Per output of the model, the shape of one item as its warm-up on a zero batch really gave it;
+   * undefined for a model warmed only once its resident inputs are set (the scorer). What the
+   * model's card declares is checked against it (see checkOutputShapes in src/models/model-setup.ts).
+   */
+  warmUpShapes(model: string): Readonly<Record<string, readonly number[]>> | undefined {
+    return this.warmShapes.get(model);
   }
 
   /** Items queued (not yet sent), all models together. */
@@ -199,6 +209,7 @@ export class InferenceEngine {
           failed: first.failures.map((f) => ({ provider: f.provider, reason: f.reason })),
         });
       }
+      if (first.outputItemShapes) this.warmShapes.set(model, first.outputItemShapes);
       const others = [...new Set(ready.map((r) => r[model]!.provider))];
       if (others.length > 1) this.logger.warn('inference workers run a model on different execution providers', { model, providers: others });
     }

@@ -26,6 +26,11 @@ export interface ProviderFailure {
 export interface ModelReady {
   readonly provider: string;
   readonly failures: readonly ProviderFailure[];
+  /**
+   * Per output, the shape of one item as the zero-batch warm-up really gave it (dims after the
+   * batch). Absent for a model warmed later, once its resident inputs are set.
+   */
+  readonly outputItemShapes?: Readonly<Record<string, readonly number[]>>;
 }
 
 export type ToWorker =
@@ -95,10 +100,14 @@ function feeds(m: LoadedModel, items: number, inputs: readonly (Float32Array | B
   return f;
 }
 
-/** One run on a single all-zero item: allocates the session's buffers before real traffic, and proves the provider executes. */
-async function warmUp(m: LoadedModel): Promise<void> {
-  await m.session.run(feeds(m, 1, m.spec.inputs.map((t) => zeros(t.type, rowLength(t)))), m.outputNames as string[]);
+/**
+ * One run on a single all-zero item: allocates the session's buffers before real traffic, and
+ * proves the provider executes. Returns each output's item shape as the graph really gives it.
+ */
+async function warmUp(m: LoadedModel): Promise<Record<string, number[]>> {
+  const out = await m.session.run(feeds(m, 1, m.spec.inputs.map((t) => zeros(t.type, rowLength(t)))), m.outputNames as string[]);
   m.warmed = true;
+  return Object.fromEntries(m.outputNames.map((name) => [name, [...(out[name]?.dims ?? [])].slice(1)]));
 }
 
 /** The spec must name what the graph has; a typo would otherwise fail every batch at run time. */
@@ -130,8 +139,9 @@ async function load(spec: ModelSpec, init: WorkerInit): Promise<{ model: LoadedM
       checkNames(spec, session);
       const model: LoadedModel = { spec, session, outputNames: spec.outputs.map((t) => t.name), residents: new Map(), warmed: false };
       // A provider may create a session yet fail to execute; warming up here lets the next one take over.
-      if (residentsComplete(model)) await warmUp(model);
-      return { model, ready: { provider, failures } };
+      if (!residentsComplete(model)) return { model, ready: { provider, failures } };
+      const outputItemShapes = await warmUp(model);
+      return { model, ready: { provider, failures, outputItemShapes } };
     } catch (err) {
       failures.push({ provider, reason: message(err) });
       await session?.release().catch(() => undefined);

@@ -16,6 +16,7 @@ export class ProcessorMetrics {
   readonly recordsIn: Counter<'topic'>;
   readonly deadLetters: Counter<'topic' | 'reason'>;
   readonly scoredOut: Counter;
+  readonly outputsTooLarge: Counter<'topic'>;
   readonly e2eLatency: Histogram;
   readonly stageDuration: Histogram<'stage'>;
   readonly chunkRecords: Histogram;
@@ -39,6 +40,7 @@ export class ProcessorMetrics {
     this.recordsIn = new Counter({ name: 'adstream_records_in_total', help: 'Input event records taken from Kafka, by topic.', labelNames: ['topic'], registers });
     this.deadLetters = new Counter({ name: 'adstream_dead_letters_total', help: 'Records sent to the dead-letter topic, by source topic and reason code.', labelNames: ['topic', 'reason'], registers });
     this.scoredOut = new Counter({ name: 'adstream_scored_out_total', help: 'Scored-candidate records produced and acknowledged.', registers });
+    this.outputsTooLarge = new Counter({ name: 'adstream_output_records_too_large_total', help: 'Output records too large for their topic, not sent (their inputs dead-lettered as OUTPUT_TOO_LARGE; a dead letter cut to fit), by topic.', labelNames: ['topic'], registers });
     this.e2eLatency = new Histogram({ name: 'adstream_e2e_latency_seconds', help: 'From the latest triggering event time to its scored output acknowledged by Kafka.', buckets: LATENCY_BUCKETS, registers });
     this.stageDuration = new Histogram({ name: 'adstream_stage_duration_seconds', help: 'Time per processed chunk in each stage.', labelNames: ['stage'], buckets: STAGE_BUCKETS, registers });
     this.chunkRecords = new Histogram({ name: 'adstream_chunk_records', help: 'Records per processed chunk.', buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000], registers });

@@ -44,6 +44,8 @@ export interface PreparedModels {
   readonly ctr: CtrSettings;
   /** Names the models in every scored output, so consumers can tell scores of different models apart. */
   readonly version: string;
+  /** Models of the user's card (MODEL_CARD): spec name -> the card's `file`. */
+  readonly fromCard: Readonly<Record<string, string>>;
   /**
    * What user state vectors mean: encoders, fusion strategy and F. State of another space is not
    * restored. The modality weights and the CTR model are not part of it: they change how state is
@@ -77,8 +79,15 @@ export async function prepareModels(config: ModelSetupOptions): Promise<Prepared
     click: { entry: card.models.click, path: join(dir, card.models.click.file), source: card.version },
   };
   let userCtr: Chosen | undefined;
+  const fromCard: Record<string, string> = {};
   if (config.modelCard) {
     for (const [name, entry] of Object.entries(readUserCard(config.modelCard))) {
+      fromCard[name] = entry.file;
+      // The embedder reads rows of embeddingDim values: the declared output must be that wide.
+      const out = entry.outputs[0]!;
+      if (name !== 'ctr' && (out.shape.length !== 2 || out.shape[1] !== entry.embeddingDim)) {
+        throw new ConfigError('MODEL_CARD', `models.${name}: output ${out.name} is declared [${out.shape.join(', ')}], but embeddingDim is ${entry.embeddingDim}: it must be [batch, ${entry.embeddingDim}]`);
+      }
       const path = resolve(dirname(config.modelCard), entry.file);
       // Named by content, so a model swapped behind the same file name gets a new version.
       const digest = createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 12);
@@ -136,7 +145,33 @@ export async function prepareModels(config: ModelSetupOptions): Promise<Prepared
     ctr,
     space,
     version: `${space}-w${weights.join(',')}/${userCtr ? userCtr.source : CTR_REVISION}`,
+    fromCard,
   };
+}
+
+/**
+ * Checks what the models really output against what their specs declare, once the engine has
+ * warmed each of them on a zero batch (`warmUpShapes`, see InferenceEngine.warmUpShapes). The
+ * embedder slices an encoder's output by the card's embeddingDim, so a model whose real output is
+ * wider or narrower would silently misalign every vector: a user's model stops the start with a
+ * MODEL_CARD error instead. Models warmed only later (with resident inputs: the scorer) are not
+ * checked here.
+ */
+export function checkOutputShapes(models: PreparedModels, warmUpShapes: (model: string) => Readonly<Record<string, readonly number[]>> | undefined): void {
+  for (const spec of models.specs) {
+    const real = warmUpShapes(spec.name);
+    if (!real) continue;
+    for (const t of spec.outputs) {
+      const got = real[t.name];
+      if (got && got.length === t.itemShape.length && got.every((d, i) => d === t.itemShape[i])) continue;
+      const gave = got ? `[batch, ${got.join(', ')}]` : 'nothing';
+      const file = models.fromCard[spec.name];
+      if (file === undefined) throw new Error(`model ${spec.name} (${spec.path}): output ${t.name} gave ${gave} on its warm-up, its spec says [batch, ${t.itemShape.join(', ')}]`);
+      const encoder = (ENCODERS as readonly string[]).includes(spec.name) ? models.encoders[spec.name as EncoderName] : undefined;
+      const declared = encoder ? `embeddingDim ${encoder.dim}` : `[batch, ${t.itemShape.join(', ')}]`;
+      throw new ConfigError('MODEL_CARD', `models.${spec.name} (${file}): output ${t.name} is ${gave} when run on a zero batch at warm-up, but the card says ${declared}`);
+    }
+  }
 }
 
 function encoderSettings(chosen: Record<EncoderName, Chosen>): EncoderSettings {

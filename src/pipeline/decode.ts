@@ -13,7 +13,8 @@ export interface DecodeLimits {
   readonly maxEventAgeMs: number;
 }
 
-const MAX_ID_CHARS = 128;
+/** The longest id (event, user, ad, category) accepted, in characters. */
+export const MAX_ID_CHARS = 128;
 const MAX_ITEM_CHARS = 256;
 const ACTIONS: ReadonlySet<string> = new Set<ClickAction>(['VIEW', 'CLICK', 'ADD_TO_CART', 'PURCHASE']);
 

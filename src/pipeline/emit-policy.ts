@@ -7,6 +7,7 @@
 import type { Candidate, ScoredOutput } from '../domain/outputs.js';
 import { NONE, type UserState } from '../domain/user-state.js';
 import { hash32 } from '../preprocess/hash.js';
+import { MAX_PENDING_EVENT_IDS } from '../state/user-state-codec.js';
 import type { UserStateStore } from '../state/user-state-store.js';
 import { rankQuery, type RankQuery } from './rank.js';
 
@@ -34,17 +35,24 @@ export interface Emission {
 export class EmitPolicy {
   constructor(private readonly o: EmitPolicyOptions) {}
 
-  /** The users among states whose interval has passed. */
+  /** The users among states whose interval has passed, or with MAX_PENDING_EVENT_IDS events waiting (bounds the changelog record). */
   due(states: readonly UserState[], now: number): UserState[] {
     const interval = this.o.emitIntervalMs;
-    return states.filter((s) => interval === 0 || now - s.lastEmittedAt >= interval);
+    return states.filter((s) => interval === 0 || now - s.lastEmittedAt >= interval || s.pendingEventIds.length >= MAX_PENDING_EVENT_IDS);
   }
 
-  /** Held users with events waiting whose interval has passed (a flush on the timer). */
-  pendingDue(now: number): UserState[] {
-    const interval = this.o.emitIntervalMs;
+  /**
+   * Users with events waiting whose interval has passed (a flush on the timer), of one partition
+   * or all. A user evicted from the store with events waiting is due at once: it is held only
+   * until its events are out.
+   */
+  pendingDue(now: number, partition?: number): UserState[] {
+    const { users, emitIntervalMs: interval } = this.o;
     const due: UserState[] = [];
-    for (const s of this.o.users.pendingUsers()) if (interval === 0 || now - s.lastEmittedAt >= interval) due.push(s);
+    for (const s of users.pendingUsers(partition)) {
+      if (partition !== undefined && s.partition !== partition) continue;
+      if (interval === 0 || now - s.lastEmittedAt >= interval || users.isEvicted(s)) due.push(s);
+    }
     return due;
   }
 
@@ -82,8 +90,9 @@ export class EmitPolicy {
     });
   }
 
-  /** The scored outputs: emissions[u] with candidates[u]. */
+  /** The scored outputs: emissions[u] with candidates[u]. An evicted user set aside for them is let go. */
   outputs(emissions: readonly Emission[], candidates: readonly Candidate[][], processingTime: number): ScoredOutput[] {
+    for (const e of emissions) this.o.users.emitted(e.userId);
     return emissions.map((e, u) => ({
       outputId: outputId(e.userId, e.eventIds),
       userId: e.userId,

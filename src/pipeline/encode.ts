@@ -1,6 +1,12 @@
 import type { AvroCodec } from '../serde/avro-codec.js';
 import type { DeadLetterOutput, ScoredOutput, SegmentsOutput } from '../domain/outputs.js';
 import { RecordNames } from '../serde/record-names.js';
+import { MAX_SEGMENTS } from '../state/segments.js';
+import { widestText } from '../state/user-state-codec.js';
+import { MAX_ID_CHARS } from './decode.js';
+
+/** The largest a timestamp field can be (the latest Date). */
+const LATEST_TIME = 8.64e15;
 
 /** A record ready for any transport: key, value and headers as bytes. */
 export interface OutgoingRecord {
@@ -38,9 +44,14 @@ export class OutputEncoder {
     };
   }
 
-  deadLetter(d: DeadLetterOutput): OutgoingRecord {
+  /**
+   * `maxValueBytes`: keep less of the value than DEAD_LETTER_MAX_VALUE_BYTES (so that the dead
+   * letter fits its topic's record size limit); valueTruncated says so.
+   */
+  deadLetter(d: DeadLetterOutput, maxValueBytes = this.deadLetterMaxValueBytes): OutgoingRecord {
     const v = d.source.value;
-    const truncated = v !== null && v.length > this.deadLetterMaxValueBytes;
+    const keep = Math.max(0, Math.min(this.deadLetterMaxValueBytes, maxValueBytes));
+    const truncated = v !== null && v.length > keep;
     return {
       key: d.source.key,
       value: this.codec.encode(RecordNames.deadLetter, {
@@ -48,12 +59,35 @@ export class OutputEncoder {
         sourcePartition: d.source.partition,
         sourceOffset: Number(d.source.offset),
         key: d.source.key,
-        value: truncated ? v.subarray(0, this.deadLetterMaxValueBytes) : v,
+        value: truncated ? v.subarray(0, keep) : v,
         valueTruncated: truncated,
         reason: d.reason,
         message: d.message.slice(0, 2000),
         failedAt: d.failedAt,
       }),
     };
+  }
+
+  /**
+   * The largest scored output at TOP_K candidates: ids at their longest, `eventIds` event ids in
+   * its lineage (the lineage grows with a user's events per output: not bounded by settings).
+   */
+  largestScored(topK: number, modelVersion: string, eventIds: number): OutgoingRecord {
+    const id = widestText(MAX_ID_CHARS);
+    return this.scored({
+      outputId: 'f'.repeat(16),
+      userId: id,
+      candidates: Array.from({ length: topK }, () => ({ adId: id, score: 1, categoryId: id })),
+      modelVersion,
+      triggerEventTime: LATEST_TIME,
+      processingTime: LATEST_TIME,
+      eventIds: Array.from({ length: eventIds }, () => id),
+    });
+  }
+
+  /** The largest segments output: MAX_SEGMENTS names at their longest. */
+  largestSegments(): OutgoingRecord {
+    const id = widestText(MAX_ID_CHARS);
+    return this.segments({ userId: id, segments: Array.from({ length: MAX_SEGMENTS }, () => ({ name: id, weight: 1 })), updatedAt: LATEST_TIME });
   }
 }

@@ -1,4 +1,5 @@
 import type { EventKind, InputRecord } from '../domain/events.js';
+import { StateChangedError } from '../domain/errors.js';
 import { deadLetterOf, type Candidate, type DeadLetterOutput, type ProcessResult, type ScoredOutput } from '../domain/outputs.js';
 import type { Centroids } from '../state/segments.js';
 import type { InterestParams } from '../state/user-interest.js';
@@ -72,6 +73,9 @@ export interface ChunkResult extends ProcessResult {
  * Between the fusion result and the ranking request everything runs synchronously: the states
  * are read and changed, and everything the outputs need is copied out of them, with no await in
  * between (see UserStateStore on why).
+ *
+ * A call that fails after the fold rejects with StateChangedError: the users' state in memory then
+ * holds changes no changelog record does, and must be restored before the records are handed again.
  */
 export class Processor {
   private readonly clock: () => number;
@@ -116,22 +120,28 @@ export class Processor {
     if (del === undefined || !records.some((r) => r.topic === del)) return this.processEvents(records);
     const results: ChunkResult[] = [];
     let start = 0;
-    for (let i = 1; i <= records.length; i++) {
-      if (i < records.length && (records[i]!.topic === del) === (records[start]!.topic === del)) continue;
-      const run = records.slice(start, i);
-      results.push(run[0]!.topic === del ? this.deleteUsers(run) : await this.processEvents(run));
-      start = i;
+    try {
+      for (let i = 1; i <= records.length; i++) {
+        if (i < records.length && (records[i]!.topic === del) === (records[start]!.topic === del)) continue;
+        const run = records.slice(start, i);
+        results.push(run[0]!.topic === del ? this.deleteUsers(run) : await this.processEvents(run));
+        start = i;
+      }
+    } catch (err) {
+      // An earlier run already changed (or deleted) users: the whole chunk is retried, so say so.
+      throw results.length > 0 && !(err instanceof StateChangedError) ? new StateChangedError(err) : err;
     }
     return results.length === 1 ? results[0]! : concatResults(results);
   }
 
   /**
    * Scores every held user whose events wait and whose interval has passed (the runtime calls it
-   * on a timer when EMIT_INTERVAL_MS > 0). Their state changes say the events went out.
+   * on a timer when EMIT_INTERVAL_MS > 0), or only those of `partition`. Their state changes say
+   * the events went out. A user the store evicted with events waiting is due at once.
    */
-  async flushDue(now: number = this.clock()): Promise<ChunkResult> {
+  async flushDue(now: number = this.clock(), partition?: number): Promise<ChunkResult> {
     const t0 = performance.now();
-    const due = this.emit.pendingDue(now);
+    const due = this.emit.pendingDue(now, partition);
     const emissions = this.emit.take(due, now);
     const stateChanges = this.emit.settle(due, now);
     const scored = await this.score(emissions);
@@ -168,18 +178,24 @@ export class Processor {
     for (let i = 0; i < events.length; i++) if (!embedded.failures.has(i)) fused.push(i);
     const vectors = await this.o.fuser.fuseEvents(embedded, fused);
 
-    // 4. Fold into user state, then take what the due users' outputs need. Synchronous until the ranking request.
-    const now = this.clock();
-    const { states, segments } = this.folder.fold({ events, sources, fused, vectors, modality: embedded.modality }, now);
-    const emissions = this.emit.take(this.emit.due(states, now), now);
-    const stateChanges = this.emit.settle(states, now);
-    t1 = performance.now();
-    const fusion = (t1 - t0) / 1000;
+    // From the fold on, the users' state has changed: a failure must say so (StateChangedError), so
+    // that the transport restores the state before the records are handed again.
+    try {
+      // 4. Fold into user state, then take what the due users' outputs need. Synchronous until the ranking request.
+      const now = this.clock();
+      const { states, segments } = this.folder.fold({ events, sources, fused, vectors, modality: embedded.modality }, now);
+      const emissions = this.emit.take(this.emit.due(states, now), now);
+      const stateChanges = this.emit.settle(states, now);
+      t1 = performance.now();
+      const fusion = (t1 - t0) / 1000;
 
-    // 5. Rank the due users, once each, against the active catalog.
-    const scored = await this.score(emissions);
-    const timings: StageTimings = { decode, features, fusion, scoring: (performance.now() - t1) / 1000 };
-    return { scored, deadLetters, stateChanges, segments, deletions: [], timings };
+      // 5. Rank the due users, once each, against the active catalog.
+      const scored = await this.score(emissions);
+      const timings: StageTimings = { decode, features, fusion, scoring: (performance.now() - t1) / 1000 };
+      return { scored, deadLetters, stateChanges, segments, deletions: [], timings };
+    } catch (err) {
+      throw new StateChangedError(err);
+    }
   }
 
   /** Rank, then the outputs; if ranking fails, the users' events are pending again (and the error goes on). */

@@ -202,9 +202,11 @@ export class LocalStateStore implements StateBacking {
     return undefined;
   }
 
-  /** Users whose stored state has events waiting (for the timer's flushes), with their partition. */
-  *pendingUsers(): IterableIterator<readonly [string, number]> {
-    for (const [partition, store] of this.stores) for (const userId of [...store.pendingIds]) yield [userId, partition];
+  /** Users whose stored state has events waiting (for the timer's flushes), with their partition; of one partition, or all. */
+  *pendingUsers(partition?: number): IterableIterator<readonly [string, number]> {
+    for (const [p, store] of this.stores) {
+      if (partition === undefined || p === partition) for (const userId of [...store.pendingIds]) yield [userId, p];
+    }
   }
 
   /** The first changelog offset the partition's store does not reflect; undefined: none (read it all). */

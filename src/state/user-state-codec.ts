@@ -10,6 +10,29 @@ import { Accepts, RecordNames } from '../serde/record-names.js';
 
 export const USER_STATE_SCHEMA = RecordNames.userState;
 
+/**
+ * A user whose events wait for a rate-limited output (EMIT_INTERVAL_MS) is scored as soon as this
+ * many wait: it bounds the pending event ids a changelog record carries, so that the largest
+ * record is known at start (see largestRecord).
+ */
+export const MAX_PENDING_EVENT_IDS = 1000;
+
+/** The largest a field can be: a timestamp (the latest Date), an int. */
+const LATEST_TIME = 8.64e15;
+const LARGEST_INT = 2 ** 31 - 1;
+
+/** A text of `chars` UTF-16 units that takes the most UTF-8 bytes such a text can (3 per unit). */
+export function widestText(chars: number): string {
+  return '\u4e00'.repeat(chars);
+}
+
+/** What the largest record holds: ids of this many characters, this many pending event ids and segments. */
+export interface LargestStateShape {
+  readonly idChars: number;
+  readonly pendingEventIds: number;
+  readonly segments: number;
+}
+
 interface InterestRecord {
   vector: Buffer;
   strength: number;
@@ -60,6 +83,31 @@ export class UserStateCodec {
       lastSegments: s.lastSegments.map((g) => ({ name: g.name, weight: g.weight })),
     };
     return this.avro.encode(USER_STATE_SCHEMA, record);
+  }
+
+  /**
+   * The largest changelog record this codec writes for a state of the given shape: K interests of
+   * F floats, every id and name at its longest, every number at its widest. Computed by encoding
+   * it, so it cannot drift from the schema.
+   */
+  largestRecord(shape: LargestStateShape): { key: Buffer; value: Buffer } {
+    const userId = widestText(shape.idChars);
+    const value = this.encode({
+      userId,
+      partition: LARGEST_INT,
+      interests: Array.from({ length: this.o.maxInterests }, () => ({ vector: new Float32Array(this.o.dim), strength: 1, asOf: LATEST_TIME, events: LARGEST_INT })),
+      latestEventTime: LATEST_TIME,
+      pendingEventIds: Array.from({ length: shape.pendingEventIds }, () => widestText(shape.idChars)),
+      lastEmittedAt: LATEST_TIME,
+      updatedAt: LATEST_TIME,
+      lastSegments: Array.from({ length: shape.segments }, () => ({ name: widestText(shape.idChars), weight: 1 })),
+    });
+    return { key: Buffer.from(userId, 'utf8'), value };
+  }
+
+  /** K and F: what the largest record is made of. */
+  get shape(): { readonly interests: number; readonly dim: number } {
+    return { interests: this.o.maxInterests, dim: this.o.dim };
   }
 
   /** The state of a changelog value, or null: a tombstone, or a record that cannot be restored. */

@@ -25,8 +25,8 @@ export interface StateBacking {
   load(userId: string, partition?: number): UserState | undefined;
   changed(snapshot: UserState): void;
   deleted(userId: string, partition: number): void;
-  /** Users outside memory whose state has events waiting for an output. */
-  pendingUsers(): Iterable<readonly [string, number]>;
+  /** Users outside memory whose state has events waiting for an output (of one partition, or all). */
+  pendingUsers(partition?: number): Iterable<readonly [string, number]>;
 }
 
 /**
@@ -56,6 +56,16 @@ export function stateBytes(s: UserState): number {
  * users go first. The processor is its only writer; after changing a state it calls commit() so
  * the byte count and the index of users with pending events follow.
  *
+ * A user evicted (or expired) while events of theirs wait for a rate-limited output is not
+ * forgotten yet: it is set aside, outside the bounds, until a flush scores it (see
+ * EmitPolicy.pendingDue, which takes it at once) and emitted() lets it go. Their lineage always
+ * reaches an output. A new event for such a user takes it back into the LRU.
+ *
+ * With a backing store (the local state store on disk), a user who left memory is read back from
+ * it on their next event (a miss), whole; get() reads through it too. Each change handed to the
+ * changelog (snapshot()) and each deletion (forget()) is told to it, so that it answers with them
+ * until they are acknowledged.
+ *
  * Interest vectors come from the store's VectorPool and go back to it when a user leaves (evicted,
  * expired, deleted, replaced): do not keep a UserState, or its vectors, past the current
  * synchronous run of code; read it again from the store.
@@ -65,6 +75,8 @@ export class UserStateStore {
   private readonly pool: VectorPool;
   /** Users with events not yet in a scored output (for flushes on a timer). */
   private readonly pending = new Set<string>();
+  /** Evicted with pending events, until they are out: not counted in the bounds (see the class comment). */
+  private readonly evicted = new Map<string, UserState>();
   /** Set while commit() re-inserts a state, whose vectors must then not be freed. */
   private recommitting: UserState | undefined;
   private readonly backing: StateBacking | undefined;
@@ -83,7 +95,7 @@ export class UserStateStore {
       ttl: opts.ttlMs,
       ttlAutopurge: false,
       updateAgeOnGet: true,
-      dispose: (state, userId) => this.release(state, userId),
+      dispose: (state, userId, reason) => this.release(state, userId, reason === 'evict' || reason === 'expire'),
     });
   }
 
@@ -93,17 +105,24 @@ export class UserStateStore {
   }
 
   /**
-   * The user's state, without counting as activity (no LRU or TTL refresh). One outside memory is
-   * read from the backing store and not kept: changing it changes nothing.
+   * The user's state, without counting as activity (no LRU or TTL refresh); an evicted user awaiting
+   * its output too. One outside memory is read from the backing store and not kept: changing it
+   * changes nothing.
    */
   get(userId: string): UserState | undefined {
-    return this.cache.peek(userId) ?? this.backing?.load(userId);
+    return this.cache.peek(userId) ?? this.evicted.get(userId) ?? this.backing?.load(userId);
   }
 
   /** The user's state (counts as activity): from memory, else from the backing store, else created empty. */
   getOrCreate(userId: string, partition: number): UserState {
     let s = this.cache.get(userId);
-    this.onLookup?.(s !== undefined);
+    this.onLookup?.(s !== undefined || this.evicted.has(userId));
+    if (!s && (s = this.evicted.get(userId))) {
+      // Evicted with events waiting: back into the LRU, pending events and all (they go out with its next output).
+      this.evicted.delete(userId);
+      this.cache.set(userId, s);
+      return s;
+    }
     if (!s) {
       const stored = this.backing?.load(userId, partition);
       if (stored) return this.adopt(stored);
@@ -134,6 +153,7 @@ export class UserStateStore {
         return { ...i, vector: v };
       }),
     };
+    this.dropEvicted(own.userId);
     this.cache.set(own.userId, own);
     this.index(own);
     return own;
@@ -161,6 +181,7 @@ export class UserStateStore {
    * pending events indexed. A state that is no longer held (evicted meanwhile) stays out.
    */
   commit(state: UserState): void {
+    if (this.evicted.get(state.userId) === state) return this.index(state);
     if (this.cache.peek(state.userId) !== state) return;
     // Most changes (vectors updated in place) keep the size: nothing to count again.
     if (this.cache.info(state.userId)?.size === stateBytes(state)) return this.index(state);
@@ -173,34 +194,59 @@ export class UserStateStore {
       this.recommitting = undefined;
     }
     if (this.cache.peek(state.userId) === state) this.index(state);
-    else this.release(state, state.userId); // larger than the whole byte bound: not kept
+    else this.release(state, state.userId, true); // larger than the whole byte bound: not kept (set aside if events wait)
   }
 
+  /** Forgets the user (deleted, or a tombstone restored), set aside or not. */
   delete(userId: string): boolean {
-    return this.cache.delete(userId);
+    const aside = this.dropEvicted(userId);
+    return this.cache.delete(userId) || aside;
   }
 
-  /** Drops the users of partitions not in `keep` (partitions revoked); returns how many. */
+  /** Drops the users of partitions not in `keep` (partitions revoked, or one being restored); returns how many. */
   dropPartitions(keep: ReadonlySet<number>): number {
     const gone: string[] = [];
     for (const [userId, s] of this.cache.entries()) if (!keep.has(s.partition)) gone.push(userId);
-    for (const userId of gone) this.cache.delete(userId);
+    for (const [userId, s] of this.evicted) if (!keep.has(s.partition)) gone.push(userId);
+    for (const userId of gone) this.delete(userId);
     return gone.length;
   }
 
-  /** Users with pending events: held ones, then those of the backing store (taken into memory). */
-  *pendingUsers(): IterableIterator<UserState> {
+  /**
+   * Users with pending events: held ones, evicted ones awaiting their output, then those of the
+   * backing store (of `partition` only, when given), taken into memory.
+   */
+  *pendingUsers(partition?: number): IterableIterator<UserState> {
     for (const userId of [...this.pending]) {
-      const s = this.cache.peek(userId);
+      const s = this.get(userId);
       if (s && s.pendingEventIds.length > 0) yield s;
       else this.pending.delete(userId);
     }
     if (!this.backing) return;
-    for (const [userId, partition] of [...this.backing.pendingUsers()]) {
-      if (this.cache.has(userId)) continue; // memory is newer: seen above if still pending
-      const stored = this.backing.load(userId, partition);
+    for (const [userId, p] of [...this.backing.pendingUsers(partition)]) {
+      if (this.cache.has(userId) || this.evicted.has(userId)) continue; // memory is newer: seen above if still pending
+      const stored = this.backing.load(userId, p);
       if (stored && stored.pendingEventIds.length > 0) yield this.adopt(stored);
     }
+  }
+
+  /** Evicted with events waiting for an output (EmitPolicy scores it at once). */
+  isEvicted(state: UserState): boolean {
+    return this.evicted.get(state.userId) === state;
+  }
+
+  /**
+   * The user's output was scored: one set aside since its eviction has nothing left waiting and is
+   * forgotten now (unless new events came for it meanwhile).
+   */
+  emitted(userId: string): void {
+    const s = this.evicted.get(userId);
+    if (s && s.pendingEventIds.length === 0) this.dropEvicted(userId);
+  }
+
+  /** Users evicted whose pending events have not gone out yet. */
+  get evictedPending(): number {
+    return this.evicted.size;
   }
 
   /** Every held user, most recently active first (no LRU or TTL refresh). */
@@ -226,10 +272,31 @@ export class UserStateStore {
     else this.pending.delete(s.userId);
   }
 
-  private release(state: UserState, userId: string): void {
+  /** A user leaves the LRU; `evicted`: pushed out by the bounds (or its TTL), not deleted or replaced. */
+  private release(state: UserState, userId: string, evicted: boolean): void {
     if (state === this.recommitting) return;
+    if (evicted && state.pendingEventIds.length > 0) {
+      // Events of theirs have had no output yet: set aside until one. Vectors move off the pool,
+      // whose slots go to others; the fold may still be writing to this state.
+      for (const i of state.interests) {
+        const v = i.vector;
+        i.vector = v.slice();
+        this.pool.free(v);
+      }
+      this.evicted.set(userId, state);
+      return;
+    }
     for (const i of state.interests) this.pool.free(i.vector);
     // A user replaced by put() is indexed again right after.
     this.pending.delete(userId);
+  }
+
+  private dropEvicted(userId: string): boolean {
+    const s = this.evicted.get(userId);
+    if (!s) return false;
+    this.evicted.delete(userId);
+    for (const i of s.interests) this.pool.free(i.vector); // those allocated after the eviction (others are ignored)
+    this.pending.delete(userId);
+    return true;
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Privacy on a real broker: a user deletion request removes everything the processor holds of the
  * user (memory, HTTP view, changelog, segments), and a fresh process restored from the changelog
- * does not bring the user back. /metrics and /readyz never carry user ids.
+ * does not bring the user back. /metrics and /readyz never carry user ids. Every event is accounted
+ * for (scored; none is dead-lettered: every record is valid).
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import type { KafkaProducer, OutboundRecord } from '../../src/adapters/kafka/por
 import type { ScoredOutput } from '../../src/domain/outputs.js';
 import { syntheticAds, syntheticUsers } from '../../src/devtools/synthetic.js';
 import { encodeAd, TrafficFactory } from '../../src/devtools/traffic.js';
+import { auditLineage } from '../support/audit.js';
 import { codec, collect, configOf, connectedProducer, createTopics, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
 import { Accepts } from '../../src/serde/record-names.js';
 
@@ -25,6 +27,7 @@ describe('user deletion on a real broker', () => {
   let producer: KafkaProducer;
   let traffic: TrafficFactory;
   let outputs: { records: ReadRecord[]; stop(): Promise<void> };
+  let inputs: { records: ReadRecord[]; stop(): Promise<void> };
   const running: SpawnedProcessor[] = [];
   let deletionPosition = '';
 
@@ -34,12 +37,14 @@ describe('user deletion on a real broker', () => {
     const ads = await syntheticAds(3);
     await producer.send([{ topic: config.topicAds, records: ads.map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, Date.now()) })) }]);
     traffic = await TrafficFactory.create(codec, users, { imagesPerCategory: 2 });
-    outputs = await collect(kafka, [config.topicScored, config.topicSegments, config.topicChangelog]);
+    outputs = await collect(kafka, [config.topicScored, config.topicSegments, config.topicChangelog, config.topicDeadLetters]);
+    inputs = await collect(kafka, [config.topicClicks, config.topicImageViews, config.topicReviews]);
   });
 
   afterAll(async () => {
     for (const p of running) if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
     await outputs?.stop();
+    await inputs?.stop();
     await producer?.disconnect();
   });
 
@@ -118,6 +123,14 @@ describe('user deletion on a real broker', () => {
     expect(await eventually(async () => (await userStatus(b, victim)) === 200, 30_000)).toBe(true);
     const view = (await (await fetch(`http://127.0.0.1:${b.port}/users/${victim}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { interests: { events: number }[] };
     expect(view.interests.reduce((n, i) => n + i.events, 0)).toBe(1);
+
+    // Every event of both tests (8 per user, then the victim's new one) scored; no dead letter.
+    const sent = users.length * 8 + 1;
+    expect(await eventually(() => inputs.records.length >= sent && auditLineage(config, inputs.records, outputs.records).lost.length === 0, 30_000)).toBe(true);
+    const audit = auditLineage(config, inputs.records, outputs.records);
+    expect(audit.inputs).toBe(sent);
+    expect(audit.undeserved).toEqual([]);
+    expect(audit.deadLettersByReason).toEqual({});
     b.proc.kill('SIGTERM');
     expect(await b.exited).toBe(0);
   });

@@ -50,9 +50,7 @@ describe('EMIT_INTERVAL_MS on a real broker', () => {
     expect(await eventually(() => ids.every((id) => covered().includes(id)), 3 * INTERVAL_MS + 10_000, 100)).toBe(true);
     const outs = scored();
     // 8 events over ~0.8 s with a 1.5 s interval: the first is emitted at once, the rest together later.
-    expect(outs.length).toBeLessThanOrEqual(2);
-    expect(outs.length).toBeGreaterThanOrEqual(1);
-    expect(covered().sort()).toEqual([...ids].sort());
+    expect(outs.map((o) => o.eventIds)).toEqual([ids.slice(0, 1), ids.slice(1)]);
     for (let i = 1; i < outs.length; i++) expect(outs[i]!.processingTime - outs[i - 1]!.processingTime).toBeGreaterThanOrEqual(INTERVAL_MS - 50);
     expect(outs[outs.length - 1]!.candidates[0]!.categoryId).toBe('toys');
   });

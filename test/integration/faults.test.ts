@@ -10,47 +10,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { KafkaClient } from '../../src/adapters/kafka/port.js';
 import type { Config } from '../../src/app/config/settings.js';
 import { startLocalBroker, type LocalBroker } from '../../src/devtools/local-broker.js';
-import { auditLineage } from '../support/audit.js';
+import { auditLineage, reasonsLine } from '../support/audit.js';
 import { collect, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type SpawnedProcessor } from '../support/harness.js';
-import { TestTraffic } from '../support/traffic.js';
+import { SteadyLoad, spoilEvery, TestTraffic } from '../support/traffic.js';
 
 const TOKEN = 'faults-token';
-
-/** A traffic source that keeps offering events, retrying sends that fail while the broker is away. */
-class Load {
-  sent = 0;
-  failedSends = 0;
-  /** Event id -> user, of every event sent. */
-  readonly userOf = new Map<string, string>();
-  private stopped = false;
-  private loop: Promise<void> | undefined;
-  constructor(private readonly traffic: TestTraffic) {}
-
-  start(batchSize: number, everyMs: number): void {
-    this.loop = (async () => {
-      while (!this.stopped) {
-        const { events, topicRecords } = this.traffic.batch(batchSize);
-        for (;;) {
-          try {
-            await this.traffic.producer.send(topicRecords);
-            break;
-          } catch {
-            this.failedSends++;
-            await sleep(500);
-          }
-        }
-        this.sent += batchSize;
-        for (const e of events) this.userOf.set(e.eventId, e.userId);
-        await sleep(everyMs);
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.loop;
-  }
-}
 
 async function setUp(kafka: KafkaClient, config: Config, users: number): Promise<{ traffic: TestTraffic; outputs: Awaited<ReturnType<typeof collect>>; inputs: Awaited<ReturnType<typeof collect>> }> {
   const traffic = await TestTraffic.create(kafka, config, { users, imagesPerCategory: 2, producer: { retries: 3 } });
@@ -80,7 +44,7 @@ describe('faults on a real broker', () => {
     const p = await spawnProcessor(env);
     running.push(p);
     await p.waitReady();
-    const load = new Load(traffic);
+    const load = new SteadyLoad(traffic, spoilEvery(100)); // 1 in 100 spoilt on purpose
     load.start(40, 100); // ~400 events/s offered
     expect(await eventually(() => outputs.records.length > 100, 30_000, 50)).toBe(true);
     await sleep(2000);
@@ -102,11 +66,13 @@ describe('faults on a real broker', () => {
     const drained = await eventually(() => inputs.records.length >= load.sent && audit().lost.length === 0, 90_000, 500);
     const r = audit();
     console.log(
-      `[guarantees] broker outage: down ${tUp - tStop} ms (stopped ${downMs} ms), records tried ${load.sent} (sends retried ${load.failedSends}), inputs read back ${r.inputs}, lost ${r.lost.length}, duplicated events ${r.duplicates}, scored outputs ${r.scoredOutputs}, outputs flowing again ${recoverMs} ms after the broker was back, processor still running: ${p.proc.exitCode === null}`,
+      `[guarantees] broker outage: down ${tUp - tStop} ms (stopped ${downMs} ms), records tried ${load.sent} (sends retried ${load.failedSends}), inputs read back ${r.inputs}, lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${reasonsLine(r.deadLettersByReason)} (deserved ${reasonsLine(r.deservedByReason)}), scored outputs ${r.scoredOutputs}, outputs flowing again ${recoverMs} ms after the broker was back, processor still running: ${p.proc.exitCode === null}`,
     );
     expect(p.proc.exitCode, p.output().slice(-4000)).toBe(null);
     expect(r.inputs).toBeGreaterThanOrEqual(load.sent);
     expect(r.lost).toEqual([]);
+    expect(r.undeserved).toEqual([]);
+    expect(r.deadLettersByReason).toEqual(r.deservedByReason);
     expect(drained).toBe(true);
     p.proc.kill('SIGTERM');
     expect(await p.exited).toBe(0);
@@ -131,7 +97,7 @@ describe('faults on a real broker', () => {
     await b.waitReady();
     expect(await eventually(async () => (await partitionsOf(a)).length > 0 && (await partitionsOf(b)).length > 0 && (await ready(a)), 30_000, 250)).toBe(true);
 
-    const load = new Load(traffic);
+    const load = new SteadyLoad(traffic, spoilEvery(100)); // 1 in 100 spoilt on purpose
     load.start(30, 100); // ~300 events/s offered
     await sleep(4000);
 
@@ -175,9 +141,11 @@ describe('faults on a real broker', () => {
       if (held !== n) wrong.push(`${userId}: produced ${n}, state holds ${held ?? 'nothing'}`);
     }
     console.log(
-      `[guarantees] rebalance 2->1->2: records tried ${load.sent}, inputs read back ${r.inputs}, lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${dead.size}, users ${expected.size} with exact event counts ${expected.size - wrong.length}, scale-in (SIGTERM) to ready ${scaleInMs} ms, scale-out (join) to ready ${scaleOutMs} ms`,
+      `[guarantees] rebalance 2->1->2: records tried ${load.sent}, inputs read back ${r.inputs}, lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${reasonsLine(r.deadLettersByReason)} (deserved ${reasonsLine(r.deservedByReason)}), users ${expected.size} with exact event counts ${expected.size - wrong.length}, scale-in (SIGTERM) to ready ${scaleInMs} ms, scale-out (join) to ready ${scaleOutMs} ms`,
     );
     expect(r.lost).toEqual([]);
+    expect(r.undeserved).toEqual([]);
+    expect(r.deadLettersByReason).toEqual(r.deservedByReason);
     expect(wrong).toEqual([]);
     for (const p of [a, c]) {
       p.proc.kill('SIGTERM');

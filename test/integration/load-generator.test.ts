@@ -58,9 +58,17 @@ describe('load generator', () => {
     expect(h.p99).toBeLessThanOrEqual(h.max);
     expect(samples.length).toBeGreaterThan(5);
 
+    // procStats reads the processor's own /proc entries: its RSS agrees with what the process itself
+    // reports on /metrics (prom-client's), units included. (Its CPU counter starts only when the
+    // metrics are created, after start-up, so CPU is not compared.)
+    const metrics = await scrape(proc.port);
     const after = procStats(proc.proc.pid!);
     expect(after!.cpuSeconds).toBeGreaterThan(before!.cpuSeconds);
-    expect(after!.rssBytes).toBeGreaterThan(50 * 2 ** 20);
-    expect(metricSum(await scrape(proc.port), 'adstream_consumer_lag_records')).toBeGreaterThanOrEqual(0);
+    const reportedRss = metricSum(metrics, 'adstream_process_resident_memory_bytes');
+    console.log(`[load generator] procStats rss ${(after!.rssBytes / 2 ** 20).toFixed(0)} MiB; the processor says ${(reportedRss / 2 ** 20).toFixed(0)} MiB`);
+    expect(after!.rssBytes / reportedRss).toBeGreaterThan(0.8);
+    expect(after!.rssBytes / reportedRss).toBeLessThan(1.25);
+    // Everything sent was consumed: no partition is behind.
+    expect(metricSum(metrics, 'adstream_consumer_lag_records')).toBe(0);
   });
 });

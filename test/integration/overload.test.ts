@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditLineage } from '../support/audit.js';
+import { auditLineage, reasonsLine } from '../support/audit.js';
 import { codec, collect, configOf, eventually, isolatedEnv, kafkaForTests, sleep, spawnProcessor, type ReadRecord, type SpawnedProcessor } from '../support/harness.js';
 import { TestTraffic } from '../support/traffic.js';
 import { Accepts } from '../../src/serde/record-names.js';
@@ -116,15 +116,18 @@ describe('overload', () => {
     const probeMs = Date.now() - tProbe;
 
     console.log(
-      `[guarantees] overload: capacity ${Math.round(capacity)} events/s (drain of ${CAPACITY_PROBE}), offered ${sent - before} records in ${offerSeconds.toFixed(1)} s (${Math.round(offeredRate)}/s = ${(offeredRate / capacity).toFixed(1)}x capacity), outputs by the end of the offer ${processedAtStop}, peak lag ${peakLag}, peak RSS ${(peakRss / 1024 ** 2).toFixed(0)} MiB (bound ${RSS_BOUND / 1024 ** 3} GiB), drained in ${drainS.toFixed(1)} s after the offer stopped, lost ${r.lost.length}, duplicated events ${r.duplicates}, probe of 20 events out in ${probeMs} ms, processor alive ${p.proc.exitCode === null}`,
+      `[guarantees] overload: capacity ${Math.round(capacity)} events/s (drain of ${CAPACITY_PROBE}), offered ${sent - before} records in ${offerSeconds.toFixed(1)} s (${Math.round(offeredRate)}/s = ${(offeredRate / capacity).toFixed(1)}x capacity), outputs by the end of the offer ${processedAtStop}, peak lag ${peakLag}, peak RSS ${(peakRss / 1024 ** 2).toFixed(0)} MiB (bound ${RSS_BOUND / 1024 ** 3} GiB), drained in ${drainS.toFixed(1)} s after the offer stopped, lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${reasonsLine(r.deadLettersByReason)}, probe of 20 events out in ${probeMs} ms, processor alive ${p.proc.exitCode === null}`,
     );
     expect(p.proc.exitCode, p.output().slice(-4000)).toBe(null);
     expect(offeredRate / capacity, 'the offer reached 3x capacity').toBeGreaterThanOrEqual(2.7);
     expect(peakRss).toBeLessThan(RSS_BOUND);
     expect(drained).toBe(true);
     expect(r.lost).toEqual([]);
+    // Every record is valid: a dead letter (PROCESSING_FAILED under stress, say) is one too many.
+    expect(r.undeserved).toEqual([]);
+    expect(r.deadLettersByReason).toEqual({});
+    // The probe's latency is printed above, not asserted (speed belongs in benchmarks): it must come out.
     expect(probeDone).toBe(true);
-    expect(probeMs).toBeLessThan(5000);
     p.proc.kill('SIGTERM');
     expect(await p.exited).toBe(0);
   }, (SECONDS * 4 + 150) * 1000); // the drain after a 3x offer takes about twice the offer

@@ -98,7 +98,8 @@ describe('Prometheus scraping the processor: dashboard queries and recording rul
     expect(sent).toBe(RATE * TRAFFIC_SECONDS);
   });
 
-  it("reads the end-to-end p99 with the dashboard's own query: a finite number of seconds, > 0 and < 10", async () => {
+  // What these queries return is checked, not how fast the processor was: latency is the benchmark's (npm run bench).
+  it("reads the end-to-end p99 with the dashboard's own query: a finite number of seconds, > 0", async () => {
     const target = dashboardTargets().find((t) => t.panel === 'End-to-end latency' && t.legendFormat === 'p99');
     expect(target, 'the "End-to-end latency" panel has a p99 target').toBeDefined();
     const expr = runnableExpr(target!.expr);
@@ -110,7 +111,6 @@ describe('Prometheus scraping the processor: dashboard queries and recording rul
     const p99 = values[0]!;
     expect(Number.isFinite(p99), `p99 = ${p99}`).toBe(true);
     expect(p99).toBeGreaterThan(0);
-    expect(p99).toBeLessThan(10);
   });
 
   it('runs every dashboard query; those over metrics fed by healthy traffic return data', async () => {
@@ -150,8 +150,8 @@ describe('Prometheus scraping the processor: dashboard queries and recording rul
 
     const p99 = sampleValues(await query('adstream:e2e_latency_seconds:p99_5m'));
     expect(p99).toHaveLength(1);
+    expect(Number.isFinite(p99[0]), `p99 = ${p99[0]}`).toBe(true);
     expect(p99[0]).toBeGreaterThan(0);
-    expect(p99[0]).toBeLessThan(10);
     const ratio = sampleValues(await query('adstream:dead_letters:ratio_rate5m'));
     expect(ratio).toHaveLength(1);
     expect(ratio[0]).toBeGreaterThan(0);

@@ -201,5 +201,24 @@ describe('Bring your own model (MODEL_CARD)', () => {
     it('a card that is not JSON', async () => {
       await refuses('{ "models": { "image": ', /cannot read .* as JSON/);
     }, SLOW);
+
+    it('an encoder output declared of another width than its embeddingDim', async () => {
+      await refuses({ models: { image: { ...imageEntry(), outputs: [{ name: 'embedding', type: 'float32', shape: ['batch', 48] }] } } }, /output embedding is declared \[batch, 48\], but embeddingDim is 32/);
+    }, SLOW);
   });
+
+  it('stops the start with MODEL_CARD when the model really outputs another width than the card says (checked on the warm-up)', async () => {
+    // The card says 32 everywhere; the file is a 48-d encoder. The embedder would slice its rows 32 at a time.
+    writeFileSync(join(cardDir, 'wide-image.onnx'), buildImageEncoder({ size: 96, dim: 48, seed: 0xb10c }));
+    const path = writeCard('wide.json', { models: { image: { ...imageEntry(), file: 'wide-image.onnx' } } });
+    const err = await startCore(configFor(path), { logger: silentLogger, clock: () => NOW }).then(
+      async (c) => {
+        await c.close();
+        return undefined;
+      },
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toMatch(/^MODEL_CARD: models\.image \(wide-image\.onnx\): output embedding is \[batch, 48\] when run on a zero batch at warm-up, but the card says embeddingDim 32$/);
+  }, SLOW);
 });

@@ -160,19 +160,68 @@ describe('loadConfig rejects invalid env values with a ConfigError naming the va
     }
   });
 
+  /**
+   * The documented range of every numeric setting, stated here rather than read back from SETTINGS:
+   * a bound changed by mistake in a settings table fails this test. A new numeric setting must be
+   * added (the first test says which).
+   */
+  const GiB = 1024 ** 3;
+  const BOUNDS: Record<string, readonly [number, number]> = {
+    topicPartitions: [1, 10_000],
+    topicReplication: [1, 16],
+    sessionTimeoutMs: [6_000, 300_000],
+    chunkMaxRecords: [1, 100_000],
+    produceMaxBytes: [0, GiB],
+    maxRecordBytes: [1024, 100 * 1024 ** 2],
+    maxTextChars: [1, 1_000_000],
+    maxClockSkewS: [0, 86_400],
+    maxEventAgeS: [1, 3_153_600_000],
+    imageCacheBytes: [0, 64 * GiB],
+    itemCacheBytes: [0, 64 * GiB],
+    catalogUploadIntervalMs: [0, 3_600_000],
+    topK: [1, 1000],
+    emitIntervalMs: [0, 86_400_000],
+    deadLetterMaxValueBytes: [0, 100 * 1024 ** 2],
+    inferenceWorkers: [0, 256],
+    intraOpThreads: [1, 256],
+    maxBatchSize: [1, 65_536],
+    maxQueueDelayMs: [0, 10_000],
+    maxQueueItems: [1, 10_000_000],
+    embeddingDim: [8, 4096],
+    fusedDim: [8, 4096],
+    weightImage: [0, 1000],
+    weightText: [0, 1000],
+    weightClick: [0, 1000],
+    imageMaxPixels: [1, 1_000_000_000],
+    imageFetchTimeoutMs: [1, 600_000],
+    imageMaxBytes: [1, GiB],
+    interestHalfLifeS: [1, 31_536_000],
+    interestsPerUser: [1, 32],
+    newInterestThreshold: [-1, 1],
+    userCacheMaxEntries: [1, 100_000_000],
+    userCacheMaxBytes: [65_536, 1024 * GiB],
+    userTtlS: [1, 31_536_000],
+    httpPort: [0, 65_535],
+  };
+
+  it('every numeric setting has its documented range listed here', () => {
+    expect(Object.keys(BOUNDS).sort()).toEqual([...namesOfKind('int'), ...namesOfKind('number')].sort());
+  });
+
   it.each([...namesOfKind('int'), ...namesOfKind('number')])('%s: out of range, just outside each bound', (name) => {
     const s = spec(name);
+    const [min, max] = BOUNDS[name]!;
     const step = s.kind === 'int' ? 1 : 0.5;
-    for (const bad of [s.min! - step, s.max! + step]) {
+    for (const bad of [min - step, max + step]) {
       const err = configError(() => loadConfig({ env: { [s.env]: String(bad) } }));
       expect(err.setting).toBe(s.env);
       expect(err.message).toContain(s.env);
-      expect(err.message).toContain(`between ${s.min} and ${s.max}`);
+      expect(err.message).toContain(`between ${min} and ${max}`);
       expect(err.message).toContain(String(bad));
     }
     // The bounds themselves are accepted.
-    expect(loadConfig({ env: { [s.env]: String(s.min) } })[name]).toBe(s.min);
-    expect(loadConfig({ env: { [s.env]: String(s.max) } })[name]).toBe(s.max);
+    expect(loadConfig({ env: { [s.env]: String(min) } })[name]).toBe(min);
+    expect(loadConfig({ env: { [s.env]: String(max) } })[name]).toBe(max);
   });
 
   it('bad enum value lists the allowed values', () => {

@@ -209,6 +209,7 @@ describe('CTR re-rank', () => {
     const { core, rec } = await driver.coreWithCatalog();
     const { scored } = await core.processor.process([rec.click('one', 'toys'), rec.click('one', 'toys', { action: 'PURCHASE' })]);
     const candidates = scored[0]!.candidates;
+    expect(candidates).toHaveLength(10); // TOP_K of a 40-ad catalog: the checks below run over every one
     const interest = unit(core.users.get('one')!.interests[0]!.vector);
     const vectorOf = new Map<string, Float32Array>();
     const emb = core.catalog.embeddings();
@@ -326,6 +327,53 @@ describe('rate-limited emission (EMIT_INTERVAL_MS)', () => {
     }
   }, SLOW);
 
+  it('a user evicted from the LRU while events wait still gets them out: scored at the next flush, its state says so', async () => {
+    const { core, rec } = await driver.coreWithCatalog(testConfig({ emitIntervalMs: 1000, userCacheMaxEntries: 2 }));
+    const t0 = driver.now;
+    try {
+      await core.processor.process([rec.click('a', 'shoes', { eventId: 'a1' }), rec.click('b', 'toys', { eventId: 'b1' })]); // both scored at once
+      driver.now = t0 + 10;
+      const r = await core.processor.process([rec.click('a', 'shoes', { eventId: 'a2' })]);
+      expect(r.stateChanges.map((s) => [s.userId, s.pendingEventIds])).toEqual([['a', ['a2']]]);
+      // Two new users push b, then a (with a2 waiting), out of the 2-entry LRU.
+      driver.now = t0 + 20;
+      await core.processor.process([rec.click('c', 'toys', { eventId: 'c1' }), rec.click('d', 'toys', { eventId: 'd1' })]);
+      expect([...core.users.entries()].map(([u]) => u).sort()).toEqual(['c', 'd']);
+      // Due at once, though its interval has not passed: it is held only until its events are out.
+      const f = await core.processor.flushDue(t0 + 30);
+      expect(f.scored.map((o) => [o.userId, o.eventIds])).toEqual([['a', ['a2']]]);
+      expect(f.scored[0]!.candidates.length).toBeGreaterThan(0);
+      expect(f.stateChanges.map((s) => [s.userId, s.pendingEventIds, s.interests.reduce((n, i) => n + i.events, 0)])).toEqual([['a', [], 2]]);
+      // Then it is let go from memory: nothing more to flush, and the LRU still holds its two; the
+      // local store answers for it (its last change, with nothing waiting).
+      expect((await core.processor.flushDue(t0 + 5000)).scored).toEqual([]);
+      expect([...core.users.entries()].some(([u]) => u === 'a')).toBe(false);
+      expect(core.users.evictedPending).toBe(0);
+      expect(core.users.get('a')?.pendingEventIds).toEqual([]);
+    } finally {
+      driver.now = t0;
+    }
+  }, SLOW);
+
+  it('an evicted user with events waiting comes back with them on its next event', async () => {
+    const { core, rec } = await driver.coreWithCatalog(testConfig({ emitIntervalMs: 1000, userCacheMaxEntries: 1 }));
+    const t0 = driver.now;
+    try {
+      await core.processor.process([rec.click('a', 'shoes', { eventId: 'a1' })]);
+      driver.now = t0 + 10;
+      await core.processor.process([rec.click('a', 'shoes', { eventId: 'a2' })]);
+      await core.processor.process([rec.click('b', 'toys', { eventId: 'b1' })]); // evicts a, a2 waiting
+      expect(core.users.evictedPending).toBe(1);
+      driver.now = t0 + 20;
+      const r = await core.processor.process([rec.click('a', 'shoes', { eventId: 'a3' })]);
+      expect(r.stateChanges.map((s) => [s.userId, s.pendingEventIds, s.interests.reduce((n, i) => n + i.events, 0)])).toEqual([['a', ['a2', 'a3'], 3]]);
+      const f = await core.processor.flushDue(t0 + 1000);
+      expect(f.scored.map((o) => [o.userId, o.eventIds])).toContainEqual(['a', ['a2', 'a3']]);
+    } finally {
+      driver.now = t0;
+    }
+  }, SLOW);
+
   it('gives the events back to the state when scoring fails, so none is lost', async () => {
     const { core, rec } = await driver.coreWithCatalog(testConfig({ emitIntervalMs: 1000 }));
     await core.processor.process([rec.click('f', 'toys', { eventId: 'f1' })]);
@@ -364,6 +412,7 @@ describe('changelog form of the state', () => {
     b.core.users.put(restored);
     const next = (core: typeof a.core, rec: typeof a.rec) => core.processor.process([rec.click('r', 'garden', { eventId: 'n1' })]);
     const [x, y] = [(await next(a.core, a.rec)).scored[0]!, (await next(b.core, b.rec)).scored[0]!];
+    expect(x.candidates).toHaveLength(10);
     expect(y.candidates.map((c) => c.adId)).toEqual(x.candidates.map((c) => c.adId));
     y.candidates.forEach((c, i) => expect(c.score).toBeCloseTo(x.candidates[i]!.score, 5));
     // Another fusion is another space: that state is not restored.

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { restoreChangelog } from '../../src/adapters/kafka/changelog-restorer.js';
 import { teeChangelog } from '../../src/adapters/kafka/changelog-tee.js';
 import { PartitionState } from '../../src/adapters/kafka/partition-state.js';
-import type { Appended, KafkaClient, KafkaProducer, PartitionReadOptions, TopicRecords } from '../../src/adapters/kafka/port.js';
+import { ProduceTooLargeError, type Appended, type KafkaClient, type KafkaProducer, type PartitionReadOptions, type TopicRecords } from '../../src/adapters/kafka/port.js';
 import type { InputRecord } from '../../src/domain/events.js';
 import { NONE, type UserState } from '../../src/domain/user-state.js';
 import { ProcessorMetrics } from '../../src/metrics/processor-metrics.js';
@@ -86,7 +86,7 @@ function instance(changelog: ScriptedChangelog, dir: string) {
   });
   const assign = async (parts: number[]): Promise<void> => {
     ps.onAssignment(parts, { clicks: parts });
-    await ps.restoring();
+    await Promise.all(parts.map((p) => ps.restoring(p)));
   };
   return { ps, users, local, applied, deleted, assign };
 }
@@ -201,6 +201,23 @@ describe('the changelog tee', () => {
     expect(local.checkpoint(2)).toBe(11n);
     expect(local.markers(2).map(([k, v]) => `${k.slice(1)}=${v}`)).toEqual(['applied/clicks=9']);
     expect(local.load('bob')).toBeUndefined();
+    await local.closeAll();
+  });
+
+  it('a send refused part way (split into requests) writes what was acknowledged before the refusal, no checkpoint', async () => {
+    const local = new LocalStateStore({ dir: join(root, 'tee-partial'), codec: stateCodec, space: SPACE });
+    const alice = { key: Buffer.from('alice'), value: stateCodec.encode(state('alice', 0, 1)), partition: 0 };
+    const bob = { key: Buffer.from('bob'), value: stateCodec.encode(state('bob', 0, 2)), partition: 0 };
+    const refusing: KafkaProducer = {
+      send: async () => {
+        throw new ProduceTooLargeError('too large', [{ topic: CHANGELOG, records: [bob] }]);
+      },
+      disconnect: async () => undefined,
+    };
+    await expect(teeChangelog(refusing, CHANGELOG, local).send([{ topic: CHANGELOG, records: [alice, bob] }])).rejects.toThrow(ProduceTooLargeError);
+    expect(eventsOf(local.load('alice', 0))).toBe(1);
+    expect(local.load('bob', 0)).toBeUndefined();
+    expect(local.checkpoint(0)).toBeUndefined();
     await local.closeAll();
   });
 

@@ -123,6 +123,54 @@ describe('UserStateStore', () => {
     expect(s.size).toBe(1);
   });
 
+  it('sets aside a user evicted with events waiting, off the pool, until emitted() lets it go', () => {
+    const s = store({ maxEntries: 1 });
+    const a = userWith(s, 'a', 2);
+    a.pendingEventIds = ['a1'];
+    s.commit(a);
+    const vector = Array.from(a.interests[0]!.vector);
+    userWith(s, 'b', 1); // evicts a
+    expect(s.size).toBe(1);
+    expect(s.get('a')).toBe(a);
+    expect(s.isEvicted(a)).toBe(true);
+    expect(s.evictedPending).toBe(1);
+    expect([...s.pendingUsers()]).toEqual([a]);
+    // Its vectors left the pool (whose slots b may now use) with their values.
+    expect((s.vectors as VectorPool).inUse).toBe(1);
+    expect(Array.from(a.interests[0]!.vector)).toEqual(vector);
+    // Still waiting: emitted() keeps it; once its events are out, it goes.
+    s.emitted('a');
+    expect(s.get('a')).toBe(a);
+    a.pendingEventIds = NONE;
+    s.commit(a);
+    s.emitted('a');
+    expect(s.get('a')).toBeUndefined();
+    expect(s.evictedPending).toBe(0);
+    expect([...s.pendingUsers()]).toEqual([]);
+  });
+
+  it('a user set aside is dropped by delete and dropPartitions, and replaced by put', () => {
+    const s = store({ maxEntries: 1 });
+    const aside = (userId: string, partition: number): UserState => {
+      const u = userWith(s, userId, 1, partition);
+      u.pendingEventIds = [`${userId}1`];
+      s.commit(u);
+      userWith(s, `${userId}-next`, 1, partition); // evicts it
+      expect(s.isEvicted(u)).toBe(true);
+      return u;
+    };
+    aside('a', 0);
+    expect(s.delete('a')).toBe(true);
+    expect(s.get('a')).toBeUndefined();
+    aside('b', 1);
+    expect(s.dropPartitions(new Set([0]))).toBe(2); // b, and b-next held in the LRU
+    expect(s.get('b')).toBeUndefined();
+    const c = aside('c', 0);
+    s.put({ ...c, interests: [], pendingEventIds: NONE });
+    expect(s.isEvicted(s.get('c')!)).toBe(false);
+    expect(s.evictedPending).toBe(0);
+  });
+
   it('drops a user idle longer than ttlMs', async () => {
     const s = store({ ttlMs: 20 });
     const u = s.getOrCreate('a', 0);

@@ -1,13 +1,12 @@
 import type { InputRecord } from '../../domain/events.js';
-import { errorMessage } from '../../domain/errors.js';
+import { errorMessage, StateChangedError } from '../../domain/errors.js';
 import type { ProcessorMetrics } from '../../metrics/processor-metrics.js';
 import type { Core } from '../../pipeline/core.js';
+import type { ChunkResult } from '../../pipeline/processor.js';
 import type { Logger } from '../../util/log.js';
 import { runCatalogSource } from './catalog-source.js';
 import type { Delivery } from './deliver.js';
 import { runEventSource } from './event-source.js';
-import type { OutputFlusher } from './output-flusher.js';
-import { PartitionGate } from './partition-gate.js';
 import type { PartitionState } from './partition-state.js';
 import type { GroupConsumer, KafkaClient, PartitionRead } from './port.js';
 import { inputTopicsOf, type KafkaSettings } from './settings.js';
@@ -51,8 +50,11 @@ export interface EventConsumeDeps extends ConsumeDeps {
   /** Partitions of each input topic. */
   readonly partitions: number;
   readonly partitionState: PartitionState;
-  /** Rate-limited outputs: a deletion waits for the flush in flight. */
-  readonly flusher: Pick<OutputFlusher, 'inFlight'>;
+  /**
+   * Runs `fn` alone among the work of partition number `partition` (its chunks of every input
+   * topic, its rate-limited flushes), once the partition's state is restored (see PartitionGate).
+   */
+  readonly exclusive: <T>(partition: number, fn: () => Promise<T>) => Promise<T>;
   /** Stops the processor for good. */
   readonly fail: (err: Error) => void;
 }
@@ -85,39 +87,46 @@ export async function consumeEvents(o: EventConsumeDeps): Promise<GroupConsumer>
     else consumer.resume(topics);
   });
 
-  // One chunk of a partition number at a time, whichever topic it comes from (see PartitionGate): a
-  // user's state changes reach the changelog in the order they were made, with the applied-offset
-  // marker of the chunk that made them. (Two chunks of one partition in flight at once, from two
-  // topics, could otherwise land the older snapshot last while the newer marker stands: after a
-  // restore the replayed event would be skipped, missing from the state for good. Deletions need it
-  // too: no state of a deleted user lands after its tombstone.) Partitions still run in parallel.
-  const gate = new PartitionGate();
-  const handle = (records: InputRecord[]): Promise<void> => {
-    const r0 = records[0]!;
-    if (r0.topic !== settings.topicUserDeletions) return gate.exclusive(r0.partition, () => handleChunk(records));
-    return gate.exclusive(r0.partition, async () => {
-      // A rate-limited flush in flight may be delivering the user's state: let it land before the tombstone.
-      await o.flusher.inFlight();
-      return handleChunk(records);
-    });
-  };
+  // One chunk of a partition number at a time, whichever topic it comes from, and no rate-limited
+  // flush of it meanwhile (see PartitionGate): a user's state changes reach the changelog in the
+  // order they were made, with the applied-offset marker of the chunk that made them. (Two chunks of
+  // one partition in flight at once, from two topics, could otherwise land the older snapshot last
+  // while the newer marker stands: after a restore the replayed event would be skipped, missing from
+  // the state for good. A flush during a chunk would write the chunk's changes before its marker.
+  // Deletions need it too: no state of a deleted user lands after its tombstone.) Partitions still
+  // run in parallel.
+  const handle = (records: InputRecord[]): Promise<void> => o.exclusive(records[0]!.partition, () => handleChunk(records));
   const handleChunk = async (records: InputRecord[]): Promise<void> => {
-    metrics.recordsIn.inc({ topic: records[0]!.topic }, records.length);
+    const { topic, partition } = records[0]!;
+    metrics.recordsIn.inc({ topic }, records.length);
     metrics.chunkRecords.observe(records.length);
-    const result = await core.processor.process(records);
+    // A failure after the state changed leaves memory ahead of the changelog, and the records are
+    // handed again (kafkajs retries the fetch): restore the partition first, or they fold twice.
+    let result: ChunkResult;
+    try {
+      result = await core.processor.process(records);
+    } catch (err) {
+      if (err instanceof StateChangedError) partitionState.reset(partition);
+      throw err;
+    }
     const t = result.timings;
     metrics.stageDuration.observe({ stage: 'decode' }, t.decode);
     metrics.stageDuration.observe({ stage: 'features' }, t.features);
     metrics.stageDuration.observe({ stage: 'fusion' }, t.fusion);
     metrics.stageDuration.observe({ stage: 'scoring' }, t.scoring);
-    await delivery.chunk(records, result);
+    try {
+      await delivery.chunk(records, result);
+    } catch (err) {
+      if (result.stateChanges.length > 0 || result.deletions.length > 0) partitionState.reset(partition);
+      throw err;
+    }
   };
   try {
     await runEventSource({
       consumer,
       chunkMaxRecords: settings.chunkMaxRecords,
       handle,
-      restoring: () => partitionState.restoring(),
+      restoring: (partition) => partitionState.restoring(partition),
       onLag: (topic, partition, lag) => metrics.consumerLag.set({ topic, partition: String(partition) }, lag),
     });
   } catch (err) {

@@ -5,7 +5,7 @@ import type { PartitionState } from './partition-state.js';
 import type { Deliverable, KafkaSink } from './sink.js';
 
 export interface DeliveryDeps {
-  readonly sink: Pick<KafkaSink, 'deliver'>;
+  readonly sink: Pick<KafkaSink, 'deliver' | 'deliverFor'>;
   readonly partitionState: Pick<PartitionState, 'appliedMarker' | 'markApplied'>;
   readonly metrics: ProcessorMetrics;
   /** Users held in memory now (a gauge set after each delivery). */
@@ -20,17 +20,18 @@ export class Delivery {
 
   /**
    * A chunk's result with its applied-offset marker; resolves once acknowledged, and only then may
-   * the chunk's offsets be committed.
+   * the chunk's offsets be committed. Outputs too large for their topic go out as dead letters of
+   * the chunk's records that produced them (see KafkaSink).
    */
   async chunk(records: readonly InputRecord[], result: ProcessResult): Promise<void> {
     const { sink, partitionState, metrics } = this.o;
     const p0 = performance.now();
     const { topic, partition } = records[0]!;
     const last = records[records.length - 1]!.offset;
-    await sink.deliver(result, partitionState.appliedMarker(topic, partition, last));
+    const delivered = await sink.deliverFor(records, result, partitionState.appliedMarker(topic, partition, last));
     partitionState.markApplied(topic, partition, last);
     metrics.stageDuration.observe({ stage: 'produce' }, (performance.now() - p0) / 1000);
-    this.delivered(result);
+    this.delivered(delivered);
   }
 
   /** Ads the catalog could not use, as dead letters. */

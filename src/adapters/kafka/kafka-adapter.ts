@@ -6,7 +6,9 @@ import { teeChangelog } from './changelog-tee.js';
 import { consumeEvents, loadCatalog } from './consume.js';
 import { Delivery } from './deliver.js';
 import { OutputFlusher } from './output-flusher.js';
+import { PartitionGate } from './partition-gate.js';
 import { PartitionState } from './partition-state.js';
+import { checkLargestRecords, largestRecords } from './record-bounds.js';
 import type { GroupConsumer, PartitionRead } from './port.js';
 import { KafkaSink, type Deliverable } from './sink.js';
 import type { KafkaWiring } from './wiring.js';
@@ -42,13 +44,17 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
   const failed = new Promise<never>((_, reject) => (fail = reject));
   failed.catch(() => undefined); // observed by the caller; avoid an unhandled rejection if it is not
 
-  // What the broker acknowledges of the changelog goes to the local state store too.
-  const sink = new KafkaSink(
-    teeChangelog(kafka.producer, settings.topicChangelog, core.local),
-    { scored: settings.topicScored, deadLetters: settings.topicDeadLetters, segments: settings.topicSegments, changelog: settings.topicChangelog },
-    core.encoder,
-    (s) => core.local.encode(s),
-  );
+  const topics = { scored: settings.topicScored, deadLetters: settings.topicDeadLetters, segments: settings.topicSegments, changelog: settings.topicChangelog };
+  const sink = new KafkaSink({
+    // What the broker acknowledges of the changelog goes to the local state store too.
+    producer: teeChangelog(kafka.producer, settings.topicChangelog, core.local),
+    topics,
+    encoder: core.encoder,
+    encodeState: (s) => core.local.encode(s),
+    limits: kafka.limits,
+    log,
+    onTooLarge: (topic) => metrics.outputsTooLarge.inc({ topic }),
+  });
   const partitionState = new PartitionState({
     core,
     log,
@@ -57,16 +63,29 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
     fail,
   });
   const delivery = new Delivery({ sink, partitionState, metrics, usersInMemory: () => core.users.size, ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}) });
+  // The work of one partition number (chunks of every input topic, rate-limited flushes) runs one
+  // at a time, each once the partition's users are restored (see consume.ts).
+  const gate = new PartitionGate();
+  const exclusive = <T>(partition: number, fn: () => Promise<T>): Promise<T> =>
+    gate.exclusive(partition, async () => {
+      await partitionState.restoring(partition);
+      return fn();
+    });
   // Rate-limited outputs (EMIT_INTERVAL_MS): a timer, started once processing runs, delivers them when due.
-  const flusher = new OutputFlusher({ processor: core.processor, sink, emitIntervalMs: settings.emitIntervalMs, delivered: delivery.delivered, log, fail });
+  const flusher = new OutputFlusher({
+    processor: core.processor, sink, emitIntervalMs: settings.emitIntervalMs, delivered: delivery.delivered, log, fail,
+    partitions: () => partitionState.ownedPartitions(), exclusive,
+  });
 
   const consume = { settings, client, core, metrics, log, delivery };
   let catalog: PartitionRead | undefined;
   let consumer: GroupConsumer;
   try {
+    // Refuse to start if the settings can make a record its topic cannot take (a crash loop later).
+    checkLargestRecords(kafka.limits, largestRecords({ stateCodec: core.stateCodec, encoder: core.encoder, modelVersion: core.processor.modelVersion, topics, settings }));
     // The catalog first: scoring before it is loaded would rank against a partial catalog.
     catalog = await loadCatalog(consume);
-    consumer = await consumeEvents({ ...consume, partitions: kafka.partitions, partitionState, flusher, fail });
+    consumer = await consumeEvents({ ...consume, partitions: kafka.partitions, partitionState, exclusive, fail });
   } catch (err) {
     await catalog?.stop().catch(() => undefined);
     await kafka.disconnect().catch(() => undefined);

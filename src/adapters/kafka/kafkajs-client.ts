@@ -3,7 +3,7 @@
  * import the library: another client (e.g. librdkafka-based) is one more file like this one.
  */
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type EachBatchPayload, type KafkaMessage, type LogEntry, type Message, type Producer } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Admin, type ConfigResourceTypes, type Consumer, type EachBatchPayload, type KafkaMessage, type LogEntry, type Message, type Producer } from 'kafkajs';
 import type { InputRecord } from '../../domain/events.js';
 import { CatchUp } from './catch-up.js';
 import { CoPartitionedAssigner } from './co-partitioned-assigner.js';
@@ -26,11 +26,15 @@ import type {
   TopicRecords,
   TopicSpec,
 } from './port.js';
+import { ProduceTooLargeError } from './port.js';
 
 const TRANSIENT = /coordinator is not available|not the correct coordinator|leader is not available|group is rebalancing/i;
 /** A bounded read (the changelog restore) is a bulk load: large fetches. */
 const BULK_FETCH_BYTES = 8 << 20;
 const REBALANCE_TIMEOUT_MS = 60_000;
+// kafkajs's ConfigResourceTypes values (its CommonJS export is not a named ESM export).
+const TOPIC_RESOURCE = 2 as ConfigResourceTypes;
+const BROKER_RESOURCE = 4 as ConfigResourceTypes;
 
 export const createKafkajsClient: KafkaClientFactory = (settings) => new KafkajsClient(settings);
 
@@ -197,6 +201,27 @@ class KafkajsAdmin implements KafkaAdmin {
     return (await this.admin.describeCluster()).brokers.length;
   }
 
+  async topicConfigs(topics: readonly string[], names: readonly string[]): Promise<Map<string, ReadonlyMap<string, string>>> {
+    return this.describe(topics.map((name) => ({ type: TOPIC_RESOURCE, name })), names);
+  }
+
+  async brokerConfigs(names: readonly string[]): Promise<ReadonlyMap<string, string>[]> {
+    const { brokers } = await this.admin.describeCluster();
+    const byId = await this.describe(brokers.map((b) => ({ type: BROKER_RESOURCE, name: String(b.nodeId) })), names);
+    return [...byId.values()];
+  }
+
+  private async describe(resources: { type: ConfigResourceTypes; name: string }[], names: readonly string[]): Promise<Map<string, ReadonlyMap<string, string>>> {
+    const out = new Map<string, ReadonlyMap<string, string>>();
+    if (resources.length === 0) return out;
+    const r = await this.admin.describeConfigs({ includeSynonyms: false, resources: resources.map((x) => ({ ...x, configNames: [...names] })) });
+    for (const res of r.resources) {
+      if (res.errorCode !== 0) throw new Error(`describing the configs of ${res.resourceName} failed: ${res.errorMessage || `error code ${res.errorCode}`}`);
+      out.set(res.resourceName, new Map(res.configEntries.map((e) => [e.configName, e.configValue])));
+    }
+    return out;
+  }
+
   disconnect(): Promise<void> {
     return this.admin.disconnect();
   }
@@ -208,7 +233,13 @@ class KafkajsProducer implements KafkaProducer {
   async send(batches: readonly TopicRecords[]): Promise<Appended[]> {
     const topicMessages = batches.filter((b) => b.records.length > 0).map((b) => ({ topic: b.topic, messages: b.records.map(toMessage) }));
     if (topicMessages.length === 0) return [];
-    const meta = await this.producer.sendBatch({ acks: -1, topicMessages });
+    let meta;
+    try {
+      meta = await this.producer.sendBatch({ acks: -1, topicMessages });
+    } catch (err) {
+      if (isTooLarge(err)) throw new ProduceTooLargeError(`the broker refused records as too large: ${(err as Error).message}`, batches, { cause: err });
+      throw err;
+    }
     return meta.map((m) => ({ topic: m.topicName, partition: m.partition, baseOffset: m.baseOffset ?? m.offset ?? '-1' }));
   }
 
@@ -270,6 +301,16 @@ function controlOf(p: EachBatchPayload, commits: boolean): FetchControl {
       await p.commitOffsetsIfNecessary();
     },
   };
+}
+
+const TOO_LARGE = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
+
+/** kafkajs wraps the broker's error (KafkaJSProtocolError, with its type) in the retrier's: look through the causes. */
+function isTooLarge(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (TOO_LARGE.has((e as Error & { type?: string }).type ?? '')) return true;
+  }
+  return false;
 }
 
 function toMessage(r: OutboundRecord): Message {

@@ -14,11 +14,19 @@ export interface OutputFlusherDeps {
   readonly log: Logger;
   /** Stops the processor for good. */
   readonly fail: (err: Error) => void;
+  /** Partitions whose users this instance holds; absent (with `exclusive`): one flush over every user. */
+  readonly partitions?: () => readonly number[];
+  /**
+   * Runs a partition's flush alone among its chunks (see PartitionGate): a flush during a chunk
+   * would write that chunk's state changes to the changelog before the chunk's applied-offset marker.
+   */
+  readonly exclusive?: <T>(partition: number, fn: () => Promise<T>) => Promise<T>;
 }
 
 /**
  * Users whose output is rate-limited (EMIT_INTERVAL_MS) get it from here once their time comes: a
- * timer flushes what is due, one flush at a time.
+ * timer flushes what is due, one flush at a time (per partition, each in its turn with the
+ * partition's chunks).
  */
 export class OutputFlusher {
   private flushing: Promise<void> | null = null;
@@ -46,9 +54,21 @@ export class OutputFlusher {
   }
 
   flush(): Promise<void> {
+    this.flushing ??= this.flushAll().finally(() => (this.flushing = null));
+    return this.flushing;
+  }
+
+  private async flushAll(): Promise<void> {
+    const { partitions, exclusive } = this.o;
+    if (!partitions || !exclusive) return this.flushDue(undefined);
+    await Promise.all(partitions().map((p) => exclusive(p, () => this.flushDue(p))));
+  }
+
+  /** Never rejects: a failure is logged, and a failed delivery stops the processor. */
+  private flushDue(partition: number | undefined): Promise<void> {
     const { processor, sink, delivered, log, fail } = this.o;
-    this.flushing ??= processor
-      .flushDue()
+    return processor
+      .flushDue(undefined, partition)
       .then(
         (result) =>
           sink.deliver(result).then(
@@ -62,8 +82,6 @@ export class OutputFlusher {
           ),
         // Scoring failed before anything changed: the users stay pending for the next tick.
         (err: unknown) => log.error('scoring rate-limited outputs failed; retried on the next tick', { err }),
-      )
-      .finally(() => (this.flushing = null));
-    return this.flushing;
+      );
   }
 }

@@ -29,14 +29,15 @@ export interface PartitionStateDeps {
 
 /**
  * The users this instance holds, per partition of the consumer group's assignment: which partitions
- * it owns, the restore of newly assigned ones from the changelog, and per input topic-partition the
- * last offset whose effect is in the changelog.
+ * it owns, the restore of newly assigned ones from the changelog, the reset of one whose chunk
+ * failed after changing state, and per input topic-partition the last offset whose effect is in
+ * the changelog.
  */
 export class PartitionState {
   private assigned = false;
-  // Partitions whose users this instance holds, and the restore of newly assigned ones.
+  // Partitions whose users this instance holds, and the restores in flight (per partition).
   private owned = new Set<number>();
-  private inFlight: Promise<void> | null = null;
+  private readonly restores = new Map<number, Promise<void>>();
 
   constructor(private readonly o: PartitionStateDeps) {}
 
@@ -58,18 +59,27 @@ export class PartitionState {
     this.o.log.info('joined consumer group', { assignment, droppedUsers: dropped, restoring: added });
     if (added.length === 0) return;
     // Set before any batch of the new generation is handled: their events wait for it.
-    const done = this.restoreUsers(added).then(
-      () => undefined,
-      (err: unknown) => {
-        // Without its state a partition cannot be processed correctly: stop and let a restart retry.
-        this.o.log.error('state restore failed', { err, partitions: added });
-        this.o.fail(new Error(`state restore failed: ${errorMessage(err)}`));
-      },
-    );
-    this.inFlight = done;
-    void done.finally(() => {
-      if (this.inFlight === done) this.inFlight = null;
-    });
+    this.track(added, this.restoreUsers(added));
+  }
+
+  /**
+   * A chunk of `partition` failed after changing its users' state in memory (or its delivery
+   * failed): memory no longer matches the changelog, and the records are about to be handed again.
+   * As Kafka Streams does with a corrupted task: drop the partition's users from memory (with its
+   * changes not acknowledged) and its applied offsets, and bring its local store level with the
+   * changelog, which holds exactly what was acknowledged (the tail after the store's checkpoint:
+   * what a failed send may have had acknowledged); the partition's records wait for it
+   * (restoring). Call it before the partition's next chunk may start.
+   */
+  reset(partition: number): void {
+    if (!this.owned.has(partition)) return; // revoked meanwhile: the next owner restores it
+    const { core, log } = this.o;
+    const keep = new Set([...this.owned].filter((p) => p !== partition));
+    const dropped = core.users.dropPartitions(keep);
+    core.applied.retainPartitions(keep);
+    log.warn('restoring a partition from the changelog after a failed chunk', { partition, droppedUsers: dropped });
+    const before = this.restores.get(partition) ?? Promise.resolve();
+    this.track([partition], before.then(() => this.restoreUsers([partition])));
   }
 
   /** The group is rebalancing: no assignment until the next one. */
@@ -77,18 +87,18 @@ export class PartitionState {
     this.assigned = false;
   }
 
-  /** The restore in flight, which batches of every partition wait for; null when none. */
-  restoring(): Promise<void> | null {
-    return this.inFlight;
+  /** The restore of the partition in flight, which its batches wait for; null when none. */
+  restoring(partition: number): Promise<void> | null {
+    return this.restores.get(partition) ?? null;
   }
 
   get isRestoring(): boolean {
-    return this.inFlight !== null;
+    return this.restores.size > 0;
   }
 
   /** Partitions assigned and their users restored. */
   isReady(): boolean {
-    return this.assigned && this.inFlight === null;
+    return this.assigned && this.restores.size === 0;
   }
 
   /** Records that the effect of `offset` (and of those before it) of the input partition is in the changelog. */
@@ -101,9 +111,30 @@ export class PartitionState {
     return { key: `${APPLIED_MARKER}${topic}`, value: Buffer.from(offset), partition };
   }
 
+  /** Partitions whose users this instance holds. */
+  ownedPartitions(): number[] {
+    return [...this.owned];
+  }
+
   /** What /readyz shows of the assignment. */
   readyDetail(): { partitionsAssigned: boolean; partitions: number[]; restoring: boolean } {
     return { partitionsAssigned: this.assigned, partitions: [...this.owned].sort((a, b) => a - b), restoring: this.isRestoring };
+  }
+
+  /** Marks the partitions restoring until `restore` settles; a failed restore stops the processor. */
+  private track(parts: readonly number[], restore: Promise<void>): void {
+    const done = restore.then(
+      () => undefined,
+      (err: unknown) => {
+        // Without its state a partition cannot be processed correctly: stop and let a restart retry.
+        this.o.log.error('state restore failed', { err, partitions: parts });
+        this.o.fail(new Error(`state restore failed: ${errorMessage(err)}`));
+      },
+    );
+    for (const p of parts) this.restores.set(p, done);
+    void done.finally(() => {
+      for (const p of parts) if (this.restores.get(p) === done) this.restores.delete(p);
+    });
   }
 
   /**

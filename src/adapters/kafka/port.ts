@@ -68,6 +68,13 @@ export interface KafkaAdmin {
   partitionOffsets(topic: string): Promise<PartitionOffsets[]>;
   /** Brokers the cluster metadata lists (a readiness check). */
   liveBrokers(): Promise<number>;
+  /**
+   * Configs of topics as the cluster resolves them (the topic's own value, else the broker's
+   * default): topic -> config name -> value. Names the cluster does not report are left out.
+   */
+  topicConfigs(topics: readonly string[], names: readonly string[]): Promise<Map<string, ReadonlyMap<string, string>>>;
+  /** Configs of each live broker (e.g. message.max.bytes), as `topicConfigs` reports them. */
+  brokerConfigs(names: readonly string[]): Promise<ReadonlyMap<string, string>[]>;
   disconnect(): Promise<void>;
 }
 
@@ -103,10 +110,27 @@ export interface KafkaProducer {
   /**
    * Sends records of several topics together; resolves only once every one is acknowledged by all
    * in-sync replicas (acks=-1): callers commit input offsets after that, never before. Never
-   * creates a topic.
+   * creates a topic. Rejects with ProduceTooLargeError when the broker refuses a record or a
+   * record batch as too large (not retried: sending it again cannot succeed).
    */
   send(batches: readonly TopicRecords[]): Promise<Appended[]>;
   disconnect(): Promise<void>;
+}
+
+/**
+ * The broker refused records as too large for the topic or the broker (MESSAGE_TOO_LARGE,
+ * RECORD_LIST_TOO_LARGE). `unsent`: what the send had not yet had acknowledged, when the sender
+ * knows (a send split into several requests, see BoundedProducer); else the whole send.
+ */
+export class ProduceTooLargeError extends Error {
+  override readonly name = 'ProduceTooLargeError';
+  constructor(
+    message: string,
+    readonly unsent: readonly TopicRecords[] = [],
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
 }
 
 // --- group consumer ---

@@ -1,5 +1,7 @@
 import { ConfigError } from '../../domain/errors.js';
+import type { ModelSettings } from '../../models/settings.js';
 import type { PipelineSettings } from '../../pipeline/settings.js';
+import type { StateSettings } from '../../state/settings.js';
 import type { SettingTable, SettingValues } from '../../util/settings.js';
 
 /** The Kafka adapter's settings: the cluster, the consumer group, topic creation and chunking. */
@@ -11,18 +13,22 @@ export const KAFKA_SETTINGS = {
   topicPartitions: { env: 'TOPIC_PARTITIONS', kind: 'int', default: 3, min: 1, max: 10000, doc: 'Partitions of topics created at start; the three event topics must have the same count.' },
   topicReplication: { env: 'TOPIC_REPLICATION', kind: 'int', default: 1, min: 1, max: 16, doc: 'Replication factor of topics created at start.' },
   sessionTimeoutMs: { env: 'SESSION_TIMEOUT_MS', kind: 'int', default: 30000, min: 6000, max: 300000, doc: 'Consumer group session timeout: how soon partitions of a crashed instance move to the others.' },
+  produceMaxBytes: { env: 'PRODUCE_MAX_BYTES', kind: 'int', default: 0, min: 0, max: 1073741824, doc: 'Largest record batch and produce request sent, in bytes. 0: what the cluster accepts, read at start (each output topic\'s max.message.bytes, the brokers\' message.max.bytes); set it when the cluster\'s configs cannot be described.' },
   chunkMaxRecords: { env: 'CHUNK_MAX_RECORDS', kind: 'int', default: 500, min: 1, max: 100000, doc: 'Records processed, produced and committed together; smaller gives lower latency, larger more throughput.' },
 } as const satisfies SettingTable;
 
 /**
- * What the Kafka adapter reads: its own table, and the processor's topics and emit interval. The
- * field names are the app's configuration keys, so the app's Config is passed as it is.
+ * What the Kafka adapter reads: its own table, and the processor's topics and emit interval, and
+ * the settings that size its largest records (named when one cannot fit its topic). The field
+ * names are the app's configuration keys, so the app's Config is passed as it is.
  */
 export type KafkaSettings = SettingValues<typeof KAFKA_SETTINGS> &
   Pick<
     PipelineSettings,
-    'topicClicks' | 'topicImageViews' | 'topicReviews' | 'topicUserDeletions' | 'topicAds' | 'topicScored' | 'topicSegments' | 'topicChangelog' | 'topicDeadLetters' | 'emitIntervalMs'
-  >;
+    'topicClicks' | 'topicImageViews' | 'topicReviews' | 'topicUserDeletions' | 'topicAds' | 'topicScored' | 'topicSegments' | 'topicChangelog' | 'topicDeadLetters' | 'emitIntervalMs' | 'topK'
+  > &
+  Pick<StateSettings, 'interestsPerUser'> &
+  Pick<ModelSettings, 'fusedDim'>;
 
 /** What topic creation and the co-partitioning check read. */
 export type TopicSettings = Pick<
@@ -41,4 +47,9 @@ export function brokersOf(s: Pick<KafkaSettings, 'kafkaBrokers'>): readonly stri
 /** The co-partitioned input topics: the three event topics and the deletions. */
 export function inputTopicsOf(s: Pick<KafkaSettings, 'topicClicks' | 'topicImageViews' | 'topicReviews' | 'topicUserDeletions'>): string[] {
   return [s.topicClicks, s.topicImageViews, s.topicReviews, s.topicUserDeletions];
+}
+
+/** The topics the processor produces to: scored outputs, segments, the state changelog, dead letters. */
+export function outputTopicsOf(s: Pick<KafkaSettings, 'topicScored' | 'topicSegments' | 'topicChangelog' | 'topicDeadLetters'>): string[] {
+  return [s.topicScored, s.topicSegments, s.topicChangelog, s.topicDeadLetters];
 }

@@ -1,7 +1,8 @@
 import type { Logger } from '../../util/log.js';
 import { createKafkaClient } from './client.js';
 import type { KafkaAdmin, KafkaClient, KafkaClientFactory, KafkaProducer } from './port.js';
-import { brokersOf, type KafkaSettings } from './settings.js';
+import { BoundedProducer, ProduceLimits } from './produce-limits.js';
+import { brokersOf, outputTopicsOf, type KafkaSettings } from './settings.js';
 import { checkCoPartitioned, ensureTopics } from './topics.js';
 
 /** The connections the adapter runs on, checked against the cluster. */
@@ -9,7 +10,10 @@ export interface KafkaWiring {
   readonly settings: KafkaSettings;
   readonly client: KafkaClient;
   readonly admin: KafkaAdmin;
+  /** Splits every send to keep to `limits`. */
   readonly producer: KafkaProducer;
+  /** How large a record batch and a request to the output topics may be (read at connect). */
+  readonly limits: ProduceLimits;
   /** Partitions of each co-partitioned input topic. */
   readonly partitions: number;
   /** Disconnects the producer, then the admin. */
@@ -17,8 +21,9 @@ export interface KafkaWiring {
 }
 
 /**
- * Connects to the cluster, creates missing topics (CREATE_TOPICS) and checks co-partitioning. Done
- * before the models load, so bad settings fail fast with a ConfigError naming the variable.
+ * Connects to the cluster, creates missing topics (CREATE_TOPICS), checks co-partitioning and reads
+ * the output topics' size limits. Done before the models load, so bad settings fail fast with a
+ * ConfigError naming the variable.
  */
 export async function connectKafka(settings: KafkaSettings, logger: Logger, createClient: KafkaClientFactory = createKafkaClient): Promise<KafkaWiring> {
   const brokers = brokersOf(settings);
@@ -28,12 +33,15 @@ export async function connectKafka(settings: KafkaSettings, logger: Logger, crea
   try {
     if (settings.createTopics) await ensureTopics(admin, settings, log);
     const partitions = await checkCoPartitioned(admin, settings);
-    const producer = await client.producer();
+    const limits = await ProduceLimits.fromCluster(admin, outputTopicsOf(settings), settings.produceMaxBytes);
+    log.info('produce limits', { topics: Object.fromEntries(outputTopicsOf(settings).map((t) => [t, limits.batchLimit(t)])), requestBytes: limits.requestLimit });
+    const producer = new BoundedProducer(await client.producer(), limits);
     return {
       settings,
       client,
       admin,
       producer,
+      limits,
       partitions,
       disconnect: async () => {
         await producer.disconnect();

@@ -1,0 +1,257 @@
+/**
+ * PartitionState (src/adapters/kafka/partition-state.ts) over a scripted changelog: the port's
+ * readFromBeginning served from an in-memory log, read through the real restoreChangelog. What is
+ * checked: newly assigned partitions' users and applied-offset markers come back (latest record per
+ * key wins, tombstones delete and are remembered), revoked partitions' users and markers go, only
+ * the added partitions are read, events wait (restoring(), isReady()) until the restore finished,
+ * and a failed restore stops the processor.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { restoreChangelog } from '../../src/adapters/kafka/changelog-restorer.js';
+import { PartitionState } from '../../src/adapters/kafka/partition-state.js';
+import type { KafkaClient, PartitionReadOptions } from '../../src/adapters/kafka/port.js';
+import type { InputRecord } from '../../src/domain/events.js';
+import { NONE, type UserState } from '../../src/domain/user-state.js';
+import { ProcessorMetrics } from '../../src/metrics/processor-metrics.js';
+import type { Core } from '../../src/pipeline/core.js';
+import { AvroCodec } from '../../src/serde/avro-codec.js';
+import { AppliedOffsets } from '../../src/state/applied-offsets.js';
+import { LocalStateStore } from '../../src/state/local-state-store.js';
+import { UserStateCodec } from '../../src/state/user-state-codec.js';
+import { UserStateStore } from '../../src/state/user-state-store.js';
+import { silentLogger } from '../../src/util/log.js';
+
+const DIM = 4;
+const SPACE = 'test-space/concat-f4';
+const CHANGELOG = 'user-state';
+const avro = new AvroCodec();
+const stateCodec = new UserStateCodec(avro, { space: SPACE, dim: DIM, maxInterests: 3 });
+
+function state(userId: string, partition: number, events: number): UserState {
+  return {
+    userId,
+    partition,
+    interests: [{ vector: Float32Array.from([1, 0, 0, 0]), strength: events, asOf: 1000, events }],
+    latestEventTime: 1000,
+    pendingEventIds: NONE,
+    lastEmittedAt: 0,
+    updatedAt: 1000,
+    lastSegments: NONE,
+  };
+}
+
+/**
+ * The changelog topic as the port serves it: records appended per partition, read back from the
+ * beginning in offset order. A read can be held (to look at the state mid-restore) or made to fail.
+ */
+class ScriptedChangelog {
+  private readonly log = new Map<number, InputRecord[]>();
+  /** The partitions each read asked for. */
+  readonly reads: number[][] = [];
+  hold: Promise<void> | null = null;
+  failWith: Error | null = null;
+
+  append(partition: number, key: string, value: Buffer | null): void {
+    const records = this.log.get(partition) ?? [];
+    records.push({ topic: CHANGELOG, partition, offset: String(records.length), key: Buffer.from(key), value, timestamp: 0 });
+    this.log.set(partition, records);
+  }
+
+  user(s: UserState): void {
+    this.append(s.partition, s.userId, stateCodec.encode(s));
+  }
+
+  readonly client = {
+    readFromBeginning: async (o: PartitionReadOptions) => {
+      const parts = [...(o.partitions ?? this.log.keys())];
+      this.reads.push(parts);
+      const hold = this.hold;
+      const fail = this.failWith;
+      const caughtUp = (async () => {
+        if (hold) await hold;
+        if (fail) throw fail;
+        for (const p of parts) await o.onRecords(this.log.get(p) ?? []);
+      })();
+      return { caughtUp, stop: async () => undefined };
+    },
+  } as Pick<KafkaClient, 'readFromBeginning'> as KafkaClient;
+}
+
+/** Each set-up's local state store in a folder of its own. */
+const stateRoot = mkdtempSync(join(tmpdir(), 'adstream-partition-state-'));
+afterAll(() => rmSync(stateRoot, { recursive: true, force: true }));
+let stores = 0;
+
+function setUp(changelog: ScriptedChangelog) {
+  const local = new LocalStateStore({ dir: join(stateRoot, `s${stores++}`), codec: stateCodec, space: SPACE });
+  const users = new UserStateStore({ dim: DIM, maxEntries: 1000, maxBytes: 1 << 24, ttlMs: 3_600_000, backing: local });
+  const applied = new AppliedOffsets();
+  const deleted: string[] = [];
+  const failures: Error[] = [];
+  // The parts of the core PartitionState touches; the rest would need models and workers.
+  const core = { users, local, applied, stateCodec, processor: { markDeleted: (u: string) => void deleted.push(u) } } as unknown as Core;
+  const ps = new PartitionState({
+    core,
+    log: silentLogger,
+    metrics: new ProcessorMetrics({ defaultMetrics: false }),
+    readChangelog: (o) => restoreChangelog({ client: changelog.client, topic: CHANGELOG, ...o }),
+    fail: (err) => void failures.push(err),
+  });
+  const settled = async (): Promise<void> => {
+    for (let r = restoringAny(ps); r; r = restoringAny(ps)) await r;
+  };
+  return { ps, users, applied, deleted, failures, settled };
+}
+
+/** A restore in flight of any partition these tests use (restoring() is per partition). */
+const restoringAny = (ps: PartitionState): Promise<void> | null => {
+  for (let p = 0; p < 8; p++) {
+    const r = ps.restoring(p);
+    if (r) return r;
+  }
+  return null;
+};
+
+const eventsOf = (users: UserStateStore, userId: string): number | undefined => users.get(userId)?.interests.reduce((n, i) => n + i.events, 0);
+
+describe('PartitionState', () => {
+  it('restores the users and applied offsets of newly assigned partitions: latest record per key wins', async () => {
+    const changelog = new ScriptedChangelog();
+    changelog.user(state('alice', 0, 1));
+    changelog.user(state('alice', 0, 5)); // newer: wins
+    changelog.user(state('bob', 1, 2));
+    changelog.user(state('carol', 2, 9)); // partition 2 is not assigned
+    const { ps, users, applied } = setUp(changelog);
+    const marker = ps.appliedMarker('clicks', 0, '41');
+    changelog.append(marker.partition, marker.key, marker.value);
+    const later = ps.appliedMarker('clicks', 0, '77');
+    changelog.append(later.partition, later.key, later.value);
+    const reviews = ps.appliedMarker('reviews', 1, '3');
+    changelog.append(reviews.partition, reviews.key, reviews.value);
+
+    ps.onAssignment([0, 1], { clicks: [0, 1] });
+    expect(restoringAny(ps)).not.toBeNull();
+    await restoringAny(ps);
+
+    expect(changelog.reads).toEqual([[0, 1]]);
+    expect(eventsOf(users, 'alice')).toBe(5);
+    expect(eventsOf(users, 'bob')).toBe(2);
+    expect(users.get('carol')).toBeUndefined();
+    expect(users.get('\u0000applied/clicks')).toBeUndefined(); // a marker is not a user
+    expect(applied.upTo('clicks', 0)).toBe(77n);
+    expect(applied.upTo('reviews', 1)).toBe(3n);
+    expect(applied.upTo('clicks', 1)).toBeUndefined();
+  });
+
+  it('holds events back while restoring: not ready and restoring() pending until the read finished', async () => {
+    const changelog = new ScriptedChangelog();
+    changelog.user(state('alice', 0, 3));
+    let release!: () => void;
+    changelog.hold = new Promise<void>((r) => (release = r));
+    const { ps, users } = setUp(changelog);
+    expect(ps.isReady()).toBe(false); // nothing assigned yet
+
+    ps.onAssignment([0], { clicks: [0] });
+    const restoring = restoringAny(ps);
+    expect(restoring).not.toBeNull();
+    expect(ps.isReady()).toBe(false);
+    expect(ps.readyDetail()).toEqual({ partitionsAssigned: true, partitions: [0], restoring: true });
+    let finished = false;
+    void restoring!.then(() => (finished = true));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(finished).toBe(false);
+    expect(users.get('alice')).toBeUndefined();
+
+    release();
+    await restoring;
+    expect(eventsOf(users, 'alice')).toBe(3);
+    expect(restoringAny(ps)).toBeNull();
+    expect(ps.isReady()).toBe(true);
+    expect(ps.readyDetail()).toEqual({ partitionsAssigned: true, partitions: [0], restoring: false });
+  });
+
+  it('a tombstone deletes the user and remembers the deletion; a record of another space only drops the user', async () => {
+    const changelog = new ScriptedChangelog();
+    changelog.user(state('gone', 0, 4));
+    changelog.append(0, 'gone', null);
+    changelog.user(state('moved', 0, 4));
+    changelog.append(0, 'moved', new UserStateCodec(avro, { space: 'another-space/concat-f4', dim: DIM, maxInterests: 3 }).encode(state('moved', 0, 6)));
+    changelog.user(state('kept', 0, 2));
+    const { ps, users, deleted } = setUp(changelog);
+    ps.onAssignment([0], { clicks: [0] });
+    await restoringAny(ps);
+    expect(users.get('gone')).toBeUndefined();
+    expect(users.get('moved')).toBeUndefined();
+    expect(eventsOf(users, 'kept')).toBe(2);
+    expect(deleted).toEqual(['gone']); // a replay of its delivered events must not bring it back
+  });
+
+  it('a new generation drops the revoked partitions users and markers and reads only the added partitions', async () => {
+    const changelog = new ScriptedChangelog();
+    for (const p of [0, 1, 2]) changelog.user(state(`u${p}`, p, p + 1));
+    const { ps, users, applied } = setUp(changelog);
+    ps.onAssignment([0, 1], { clicks: [0, 1] });
+    await restoringAny(ps);
+    applied.mark('clicks', 0, 10n);
+    applied.mark('clicks', 1, 20n);
+
+    ps.onRebalancing();
+    expect(ps.isReady()).toBe(false);
+    ps.onAssignment([1, 2], { clicks: [1, 2] });
+    await restoringAny(ps);
+
+    expect(changelog.reads).toEqual([[0, 1], [2]]);
+    expect(users.get('u0')).toBeUndefined();
+    expect(applied.upTo('clicks', 0)).toBeUndefined();
+    expect(eventsOf(users, 'u1')).toBe(2);
+    expect(applied.upTo('clicks', 1)).toBe(20n); // kept: partition 1 stayed, it was not read again
+    expect(eventsOf(users, 'u2')).toBe(3);
+    expect(ps.isReady()).toBe(true);
+    expect(ps.readyDetail().partitions).toEqual([1, 2]);
+  });
+
+  it('the same assignment again reads nothing and is ready at once', async () => {
+    const changelog = new ScriptedChangelog();
+    const { ps } = setUp(changelog);
+    ps.onAssignment([0], { clicks: [0] });
+    await restoringAny(ps);
+    ps.onRebalancing();
+    ps.onAssignment([0], { clicks: [0] });
+    expect(restoringAny(ps)).toBeNull();
+    expect(ps.isReady()).toBe(true);
+    expect(changelog.reads).toEqual([[0]]);
+  });
+
+  it('the marker it writes is the one a restore reads back', async () => {
+    const changelog = new ScriptedChangelog();
+    const writer = setUp(changelog).ps;
+    for (const [topic, partition, offset] of [['clicks', 2, '9007199254740993'], ['image-views', 2, '0']] as const) {
+      const m = writer.appliedMarker(topic, partition, offset);
+      expect(m.partition).toBe(partition); // on the input partition's number: restore reads the owned partitions only
+      changelog.append(m.partition, m.key, m.value);
+    }
+    const { ps, applied } = setUp(changelog);
+    ps.onAssignment([2], { clicks: [2] });
+    await restoringAny(ps);
+    expect(applied.upTo('clicks', 2)).toBe(9007199254740993n);
+    expect(applied.upTo('image-views', 2)).toBe(0n);
+  });
+
+  it('markApplied records the offset the fold stage reads', () => {
+    const { ps, applied } = setUp(new ScriptedChangelog());
+    ps.markApplied('clicks', 1, '12');
+    expect(applied.upTo('clicks', 1)).toBe(12n);
+  });
+
+  it('a failed restore stops the processor', async () => {
+    const changelog = new ScriptedChangelog();
+    changelog.failWith = new Error('changelog unreadable');
+    const { ps, failures, settled } = setUp(changelog);
+    ps.onAssignment([0], { clicks: [0] });
+    await settled();
+    expect(failures.map((e) => e.message)).toEqual(['state restore failed: changelog unreadable']);
+  });
+});
