@@ -218,7 +218,7 @@ export class UserStateStore {
    */
   *pendingUsers(partition?: number): IterableIterator<UserState> {
     for (const userId of [...this.pending]) {
-      const s = this.get(userId);
+      const s = this.cache.peek(userId) ?? this.evicted.get(userId); // in memory only: those are changed and committed
       if (s && s.pendingEventIds.length > 0) yield s;
       else this.pending.delete(userId);
     }
