@@ -61,9 +61,11 @@ const r = await restoreChangelog({
   client: kafka,
   topic,
   partitions: Array.from({ length: PARTITIONS }, (_, p) => p),
-  apply: (_key, value) => {
-    const s = codec.decode(value);
-    if (s) store.put(s);
+  apply: (records) => {
+    for (const { value } of records) {
+      const s = codec.decode(value);
+      if (s) store.put(s);
+    }
   },
 });
 const rss1 = process.memoryUsage().rss;

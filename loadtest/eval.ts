@@ -1,21 +1,23 @@
 /**
  * Targeting quality: replays a synthetic world through the processor core with no broker (records
  * made with the production codec, partitioned and chunked as the Kafka adapter does, see
- * src/replay/memory-transport.ts), holds out the last part of each user's timeline, and scores each
+ * src/adapters/memory/memory-transport.ts), holds out the last part of each user's timeline, and scores each
  * user's last ranked ads against the user's hidden interest mixture: HitRate@10, NDCG@10 (graded by
  * mixture weight) and Precision@10. One row per modality alone and per fusion strategy with K = 1
  * and K = 3 interests. Prints a table and, last, one JSON line.
  *
  *   npm run eval -- --world loadtest/worlds/default.json [--window 2000]
  */
-import { availableParallelism, cpus, totalmem } from 'node:os';
-import { resolve } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/app/config/load-config.js';
 import type { Config, SettingName } from '../src/app/config/settings.js';
 import { startCore } from '../src/app/assemble.js';
 import type { ScoredOutput } from '../src/domain/outputs.js';
+import type { Core } from '../src/pipeline/core.js';
 import { encodeAd } from '../src/devtools/traffic.js';
 import { silentLogger } from '../src/util/log.js';
 import { feed, MemoryTopics } from '../src/adapters/memory/memory-transport.js';
@@ -77,11 +79,23 @@ export function scoreRankings(world: World, last: ReadonlyMap<string, readonly {
   return { hit: hit / n, ndcg: ndcg / n, precision: precision / n, scored };
 }
 
-/** Replays the world's training events (held-out ones skipped) through a fresh core; each user's last ranking. */
-export async function evaluate(world: World, run: EvalRun, base: Partial<Record<SettingName, string | number | boolean>> = {}, window = 2000): Promise<Quality> {
-  const t0 = performance.now();
-  const config: Config = loadConfig({ env: {}, overrides: { catalogUploadIntervalMs: 0, logLevel: 'silent', ...base, ...run.overrides } });
-  const core = await startCore(config, { logger: silentLogger });
+export interface ReplayOptions {
+  /** Feed only this modality's events (undefined: all of them). */
+  readonly only?: EventRole;
+  /** Feed the held-out part of the timelines too. */
+  readonly heldOut?: boolean;
+  /** Events appended per poll of the memory transport. */
+  readonly window?: number;
+}
+
+/**
+ * Replays the world's events through a fresh core (with a fresh local state store: a replay has no
+ * changelog to bring an old one level with), as the Kafka adapter would feed them; `inspect` sees
+ * the core and each user's last ranking before the core closes.
+ */
+export async function replayWorld<T>(world: World, config: Config, o: ReplayOptions, inspect: (core: Core, last: ReadonlyMap<string, ScoredOutput['candidates']>, eventsFed: number) => T | Promise<T>): Promise<T> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'adstream-replay-state-'));
+  const core = await startCore(config, { logger: silentLogger, stateDir });
   try {
     const now = Date.now();
     const codec = core.codec;
@@ -90,22 +104,33 @@ export async function evaluate(world: World, run: EvalRun, base: Partial<Record<
     if (rejected.length > 0) throw new Error(`catalog rejected: ${rejected[0]!.message}`);
 
     const topicOf = { click: config.topicClicks, image: config.topicImageViews, review: config.topicReviews } as const;
-    const events = world.timeline(codec, now - 1000).filter((e) => !e.heldOut && (!run.only || e.event.role === run.only));
+    const events = world.timeline(codec, now - 1000).filter((e) => (o.heldOut || !e.heldOut) && (!o.only || e.event.role === o.only));
     const topics = new MemoryTopics(config.topicPartitions);
     const last = new Map<string, ScoredOutput['candidates']>();
     const concurrency = Math.min(config.topicPartitions * 3, 6); // as the Kafka adapter
+    const window = o.window ?? 2000;
     for (let i = 0; i < events.length; i += window) {
       for (const { event } of events.slice(i, i + window)) topics.append(topicOf[event.role], event.key, event.value, event.eventTime);
       await feed(topics.poll(config.chunkMaxRecords), (records) => core.processor.process(records), (result) => {
-        for (const o of result.scored) last.set(o.userId, o.candidates);
+        for (const out of result.scored) last.set(out.userId, out.candidates);
         if (result.deadLetters.length > 0) throw new Error(`dead letter in the replay: ${result.deadLetters[0]!.reason} ${result.deadLetters[0]!.message}`);
-      }, concurrency);
+      }, concurrency, core.local);
     }
-    const q = scoreRankings(world, last);
-    return { users: world.users.length, usersScored: q.scored, eventsFed: events.length, hitRateAt10: q.hit, ndcgAt10: q.ndcg, precisionAt10: q.precision, seconds: (performance.now() - t0) / 1000 };
+    return await inspect(core, last, events.length);
   } finally {
     await core.close();
+    rmSync(stateDir, { recursive: true, force: true });
   }
+}
+
+/** Replays the world's training events (held-out ones skipped) through a fresh core; each user's last ranking. */
+export async function evaluate(world: World, run: EvalRun, base: Partial<Record<SettingName, string | number | boolean>> = {}, window = 2000): Promise<Quality> {
+  const t0 = performance.now();
+  const config: Config = loadConfig({ env: {}, overrides: { catalogUploadIntervalMs: 0, logLevel: 'silent', ...base, ...run.overrides } });
+  return replayWorld(world, config, { ...(run.only ? { only: run.only } : {}), window }, (_core, last, eventsFed) => {
+    const q = scoreRankings(world, last);
+    return { users: world.users.length, usersScored: q.scored, eventsFed, hitRateAt10: q.hit, ndcgAt10: q.ndcg, precisionAt10: q.precision, seconds: (performance.now() - t0) / 1000 };
+  });
 }
 
 /** Ads in a random order (seeded): what targeting must beat. */

@@ -6,6 +6,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KafkaClient } from '../src/adapters/kafka/port.js';
 import { ensureTopics } from '../src/adapters/kafka/topics.js';
@@ -36,6 +38,8 @@ export function isolatedEnv(brokers: string, prefix: string, extra: Record<strin
     TOPIC_USER_DELETIONS: `user-deletions-${s}`,
     TOPIC_PARTITIONS: '3',
     LOG_LEVEL: 'warn',
+    // Local state stores under a folder of the run's own (spawnProcessor gives each process one below it).
+    STATE_DIR: join(tmpdir(), `adstream-state-${s}`),
     ...extra,
   };
 }
@@ -70,6 +74,11 @@ export interface Spawned {
 }
 
 export interface SpawnOptions {
+  /**
+   * The process's STATE_DIR. Default: a folder of its own below the env's STATE_DIR (one local
+   * store per instance); give the same folder again to restart on a store that survived.
+   */
+  readonly stateDir?: string;
   /** Names the process in errors. Default 'processor'. */
   readonly name?: string;
   /** Keep only the last this many characters of its output. Default: all of it. */
@@ -117,5 +126,6 @@ export async function spawnNode(args: readonly string[], env: Record<string, str
 
 /** The processor as operators run it: `node dist/app/cli.js run`, a process of its own. */
 export function spawnProcessor(env: Record<string, string>, opts: SpawnOptions = {}): Promise<Spawned> {
-  return spawnNode([MAIN, 'run'], env, opts);
+  const stateDir = opts.stateDir ?? join(env.STATE_DIR ?? join(tmpdir(), 'adstream-state'), `instance-${randomUUID().slice(0, 8)}`);
+  return spawnNode([MAIN, 'run'], { ...env, STATE_DIR: stateDir }, opts);
 }

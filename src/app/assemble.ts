@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import type { Config } from './config/settings.js';
 import { EmbeddingCache, type CacheReporter } from '../pipeline/embedding-cache.js';
 import { Fuser } from '../pipeline/fuse.js';
@@ -22,6 +23,8 @@ import { OutputEncoder } from '../pipeline/encode.js';
 import type { Core } from '../pipeline/core.js';
 import { Processor } from '../pipeline/processor.js';
 import { AppliedOffsets } from '../state/applied-offsets.js';
+import { LocalStateStore, type StateStoreReporter } from '../state/local-state-store.js';
+import { expandHome } from '../util/files.js';
 
 export interface CoreOptions {
   readonly logger: Logger;
@@ -33,6 +36,10 @@ export interface CoreOptions {
   readonly onStateDiscarded?: (userId: string | undefined, reason: string) => void;
   /** Offsets already reflected in restored state; a fresh, empty table when absent. */
   readonly applied?: AppliedOffsets;
+  /** Folder of the local state store; default `<STATE_DIR>/<GROUP_ID>`. */
+  readonly stateDir?: string;
+  /** Counts user look-ups in memory and the local store's disk reads and writes. */
+  readonly stateReporter?: StateStoreReporter & { cacheLookup(hit: boolean): void };
 }
 
 /** Prepares the models, starts the inference workers (models warmed up) and wires the core. */
@@ -84,7 +91,23 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
   );
   const fuser = new Fuser(engine, models.fusion, embedder.dims);
   const F = fuser.dim;
-  const users = new UserStateStore({ dim: F, maxEntries: config.userCacheMaxEntries, maxBytes: config.userCacheMaxBytes, ttlMs: config.userTtlS * 1000 });
+  const stateCodec = new UserStateCodec(codec, { space: models.space, dim: F, maxInterests: config.interestsPerUser, ...(o.onStateDiscarded ? { onDiscard: o.onStateDiscarded } : {}) });
+  let local: LocalStateStore;
+  try {
+    const reporter = o.stateReporter;
+    local = new LocalStateStore({ dir: o.stateDir ?? join(expandHome(config.stateDir), config.groupId), codec: stateCodec, space: models.space, clock, ...(reporter ? { reporter } : {}) });
+  } catch (err) {
+    await engine.close().catch(() => undefined);
+    throw err;
+  }
+  const users = new UserStateStore({
+    dim: F,
+    maxEntries: config.userCacheMaxEntries,
+    maxBytes: config.userCacheMaxBytes,
+    ttlMs: config.userTtlS * 1000,
+    backing: local,
+    ...(o.stateReporter ? { onLookup: (hit: boolean) => o.stateReporter!.cacheLookup(hit) } : {}),
+  });
   const catalog = new AdCatalog(F);
   // Each interest asks for topK + slack ads: the slack replaces ads deactivated since the last upload and feeds the CTR re-rank.
   const slack = config.topK;
@@ -109,7 +132,13 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
     ...(o.onUnexpected ? { onUnexpected: o.onUnexpected } : {}),
   });
   const catalogUpdater = new CatalogUpdater<ModalityBlocks>({ decoder, embedder, fuser }, catalog, clock);
-  const stateCodec = new UserStateCodec(codec, { space: models.space, dim: F, maxInterests: config.interestsPerUser, ...(o.onStateDiscarded ? { onDiscard: o.onStateDiscarded } : {}) });
   const encoder = new OutputEncoder(codec, config.deadLetterMaxValueBytes);
-  return { processor, applied, catalogUpdater, catalog, embedder, fuser, users, stateCodec, space: models.space, engine, codec, encoder, eventTopics, close: () => engine.close() };
+  const close = async (): Promise<void> => {
+    try {
+      await engine.close();
+    } finally {
+      await local.closeAll();
+    }
+  };
+  return { processor, applied, catalogUpdater, catalog, embedder, fuser, users, local, stateCodec, space: models.space, engine, codec, encoder, eventTopics, close };
 }

@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadConfig } from './config/load-config.js';
 import { startKafkaProcessor } from './processor.js';
 import { startHttpServer } from '../adapters/http/server.js';
@@ -60,6 +63,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   }
   // A fresh consumer group per run, so a demo against a shared cluster starts clean.
   env.GROUP_ID ??= `adstream-demo-${randomUUID().slice(0, 8)}`;
+  // And a local state store of its own, gone after the run (unless STATE_DIR says where to keep it).
+  const ownStateDir = env.STATE_DIR ? undefined : mkdtempSync(join(tmpdir(), 'adstream-demo-state-'));
+  if (ownStateDir) env.STATE_DIR = ownStateDir;
   const config = loadConfig({ env });
   const codec = new AvroCodec();
   const kafka = createKafkaClient({ brokers: config.kafkaBrokers!, clientId: 'adstream-demo', logger: o.logger });
@@ -158,6 +164,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     await processor?.stop();
     await producer?.disconnect().catch(() => undefined);
     await broker?.stop();
+    if (ownStateDir) rmSync(ownStateDir, { recursive: true, force: true });
   }
 }
 

@@ -41,13 +41,15 @@ export async function startKafkaProcessor(
       logger,
       inferenceReporter: metrics.inference,
       cacheReporter: metrics.caches,
+      stateReporter: metrics.state,
       onUnexpected: (err, source) => log.error('unexpected error on a record; dead-lettered as PROCESSING_FAILED', { err, topic: source.topic, partition: source.partition, offset: source.offset }),
     });
   } catch (err) {
     await kafka.disconnect().catch(() => undefined);
     throw err;
   }
-  log.info('models ready', { models: core.processor.modelVersion, providers: core.engine.providers() });
+  log.info('models ready', { models: core.processor.modelVersion, providers: core.engine.providers(), stateDir: core.local.dir });
+  metrics.state.measure(core.local);
   metrics.modelsLoaded(core.processor.modelVersion);
 
   const views = new UserViewsOf(core);

@@ -1,6 +1,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { CacheMetrics, InferenceMetrics } from './inference-metrics.js';
+import { StateMetrics } from './state-metrics.js';
 
 /** Latency buckets from 1 ms to 10 s: dense where an SLO between 1 ms and 1 s would sit. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1, 2.5, 5, 10];
@@ -25,6 +26,8 @@ export class ProcessorMetrics {
   readonly consumerLag: Gauge<'topic' | 'partition'>;
   readonly restoredUsers: Counter;
   readonly restoreSeconds: Histogram;
+  readonly restoreRecords: Counter;
+  readonly state: StateMetrics;
   readonly eventLoopDelayP99: Gauge;
   readonly inference: InferenceMetrics;
   readonly caches: CacheMetrics;
@@ -44,7 +47,8 @@ export class ProcessorMetrics {
     this.catalogAds = new Gauge({ name: 'adstream_catalog_active_ads', help: 'Active ads that can be scored.', registers });
     this.usersInMemory = new Gauge({ name: 'adstream_users_in_memory', help: 'Users held in the state cache.', registers });
     this.ready = new Gauge({ name: 'adstream_ready', help: '1 when the processor is ready (catalog loaded, partitions assigned).', registers });
-    this.restoredUsers = new Counter({ name: 'adstream_state_restored_users_total', help: 'Users restored from the state changelog on partition assignment.', registers });
+    this.restoredUsers = new Counter({ name: 'adstream_state_restored_users_total', help: 'Users in the local stores of newly assigned partitions once restored from the state changelog.', registers });
+    this.restoreRecords = new Counter({ name: 'adstream_state_restore_records_total', help: 'State changelog records read into the local stores on partition assignment (only the tail after a surviving store\'s checkpoint).', registers });
     this.restoreSeconds = new Histogram({ name: 'adstream_state_restore_seconds', help: 'Time to restore the users of newly assigned partitions (their events wait meanwhile).', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120], registers });
     this.consumerLag = new Gauge({ name: 'adstream_consumer_lag_records', help: 'Records behind the high watermark, per input partition, after the last chunk handled.', labelNames: ['topic', 'partition'], registers });
     // The default metrics report the event-loop lag as summary-like gauges; this one is the p99 of
@@ -62,6 +66,7 @@ export class ProcessorMetrics {
     });
     this.inference = new InferenceMetrics(this.registry);
     this.caches = new CacheMetrics(this.registry);
+    this.state = new StateMetrics(this.registry);
     this.version = opts.version ?? 'dev';
     this.buildInfo = new Gauge({ name: 'adstream_build_info', help: 'Version of the running processor and of its models (1 for the current combination).', labelNames: ['version', 'node', 'models'], registers });
     this.buildInfo.set({ version: this.version, node: process.version, models: 'loading' }, 1);

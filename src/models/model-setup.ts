@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../domain/errors.js';
+import { expandHome } from '../util/files.js';
 import { MODALITY_COUNT, perModality, type PerModality } from '../domain/modalities.js';
 import type { ImagePreprocessing } from '../preprocess/image-decoder.js';
 import { CTR_TENSORS, ENCODER_TENSORS, FUSION_TENSORS, SCORER_TENSORS } from './graphs/tensors.js';
@@ -264,7 +264,3 @@ function named<T extends TensorType>(inputs: readonly CardTensor[], as: TensorDe
   return typed(t, as, `${what} input`);
 }
 
-export function expandHome(p: string): string {
-  const home = process.env.XDG_CACHE_HOME && p.startsWith('~/.cache/') ? join(process.env.XDG_CACHE_HOME, p.slice('~/.cache/'.length)) : p.replace(/^~(?=$|\/)/, homedir());
-  return isAbsolute(home) ? home : resolve(home);
-}

@@ -4,6 +4,7 @@ import type { EventKind } from '../domain/events.js';
 import type { InferenceEngine } from '../inference/inference-engine.js';
 import type { AvroCodec } from '../serde/avro-codec.js';
 import type { AppliedOffsets } from '../state/applied-offsets.js';
+import type { LocalStateStore } from '../state/local-state-store.js';
 import type { UserStateCodec } from '../state/user-state-codec.js';
 import type { UserStateStore } from '../state/user-state-store.js';
 import type { ModalityBlocks, MultimodalEmbedder } from './embed.js';
@@ -23,8 +24,11 @@ export interface Core {
   readonly catalog: AdCatalog;
   readonly embedder: MultimodalEmbedder;
   readonly fuser: Fuser;
+  /** The users in memory (an LRU over `local`). */
   readonly users: UserStateStore;
-  /** User state <-> changelog records (restore: decode, then users.put). */
+  /** Every user of the owned partitions, on disk: written as the changelog is acknowledged, restored from it. */
+  readonly local: LocalStateStore;
+  /** User state <-> changelog records (the local store holds the same bytes). */
   readonly stateCodec: UserStateCodec;
   /** What user state vectors mean (encoders, fusion, F); the changelog records carry it. */
   readonly space: string;
@@ -33,6 +37,6 @@ export interface Core {
   readonly encoder: OutputEncoder;
   /** Input topic -> event kind. */
   readonly eventTopics: ReadonlyMap<string, EventKind>;
-  /** Stops the inference workers. */
+  /** Stops the inference workers and closes the local state store. */
   close(): Promise<void>;
 }

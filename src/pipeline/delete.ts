@@ -38,7 +38,7 @@ export class UserDeleter {
       }
       const s = users.get(d.userId);
       const discardedEventIds = s ? [...s.pendingEventIds] : [];
-      if (s) users.delete(d.userId);
+      users.forget(d.userId, r.partition);
       deleted.markDeleted(d.userId);
       deletions.push({ userId: d.userId, partition: r.partition, requestId: d.requestId, requestedAt: d.requestedAt, deletedAt: clock(), source: r, held: s !== undefined, discardedEventIds });
     }

@@ -5,7 +5,7 @@
  * pending when scoring fails.
  */
 import type { Candidate, ScoredOutput } from '../domain/outputs.js';
-import { NONE, snapshotState, type UserState } from '../domain/user-state.js';
+import { NONE, type UserState } from '../domain/user-state.js';
 import { hash32 } from '../preprocess/hash.js';
 import { MAX_PENDING_EVENT_IDS } from '../state/user-state-codec.js';
 import type { UserStateStore } from '../state/user-state-store.js';
@@ -49,7 +49,7 @@ export class EmitPolicy {
   pendingDue(now: number, partition?: number): UserState[] {
     const { users, emitIntervalMs: interval } = this.o;
     const due: UserState[] = [];
-    for (const s of users.pendingUsers()) {
+    for (const s of users.pendingUsers(partition)) {
       if (partition !== undefined && s.partition !== partition) continue;
       if (interval === 0 || now - s.lastEmittedAt >= interval || users.isEvicted(s)) due.push(s);
     }
@@ -86,7 +86,7 @@ export class EmitPolicy {
     return states.map((s) => {
       s.updatedAt = now;
       this.o.users.commit(s);
-      return snapshotState(s);
+      return this.o.users.snapshot(s);
     });
   }
 

@@ -145,8 +145,12 @@ export class UserStateCodec {
   }
 }
 
+/** On a little-endian platform (x86, ARM as Node runs them) float32 bytes are copied as they are. */
+const LITTLE_ENDIAN = new Uint8Array(Float32Array.of(1).buffer)[3] === 0x3f;
+
 /** float32 little-endian, whatever the platform's byte order. */
 export function floatsToBytes(v: Float32Array): Buffer {
+  if (LITTLE_ENDIAN) return Buffer.from(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
   const out = Buffer.allocUnsafe(v.length * 4);
   for (let j = 0; j < v.length; j++) out.writeFloatLE(v[j]!, j * 4);
   return out;
@@ -154,6 +158,7 @@ export function floatsToBytes(v: Float32Array): Buffer {
 
 export function bytesToFloats(b: Buffer): Float32Array {
   const v = new Float32Array(b.length / 4);
-  for (let j = 0; j < v.length; j++) v[j] = b.readFloatLE(j * 4);
+  if (LITTLE_ENDIAN) new Uint8Array(v.buffer).set(b);
+  else for (let j = 0; j < v.length; j++) v[j] = b.readFloatLE(j * 4);
   return v;
 }

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { NONE, newUserState, type UserState } from '../domain/user-state.js';
+import { NONE, newUserState, snapshotState, type UserState } from '../domain/user-state.js';
 import { VectorPool, type VectorAllocator } from './vector-pool.js';
 
 export interface UserStateStoreOptions {
@@ -10,6 +10,23 @@ export interface UserStateStoreOptions {
   readonly maxBytes: number;
   /** Idle users are dropped after this long without an event (processing time). */
   readonly ttlMs: number;
+  /** Where users outside memory are (the local state store); absent: a user who leaves memory is gone. */
+  readonly backing?: StateBacking;
+  /** Told of each look-up that counts as activity: found in memory or not. */
+  readonly onLookup?: (hit: boolean) => void;
+}
+
+/**
+ * What holds the users the LRU does not: read on a miss, told of each change handed to the
+ * changelog (it reads that back until acknowledged) and of each deletion.
+ */
+export interface StateBacking {
+  /** The user's newest state outside memory; without a partition, every partition is searched. */
+  load(userId: string, partition?: number): UserState | undefined;
+  changed(snapshot: UserState): void;
+  deleted(userId: string, partition: number): void;
+  /** Users outside memory whose state has events waiting for an output (of one partition, or all). */
+  pendingUsers(partition?: number): Iterable<readonly [string, number]>;
 }
 
 /**
@@ -44,6 +61,11 @@ export function stateBytes(s: UserState): number {
  * EmitPolicy.pendingDue, which takes it at once) and emitted() lets it go. Their lineage always
  * reaches an output. A new event for such a user takes it back into the LRU.
  *
+ * With a backing store (the local state store on disk), a user who left memory is read back from
+ * it on their next event (a miss), whole; get() reads through it too. Each change handed to the
+ * changelog (snapshot()) and each deletion (forget()) is told to it, so that it answers with them
+ * until they are acknowledged.
+ *
  * Interest vectors come from the store's VectorPool and go back to it when a user leaves (evicted,
  * expired, deleted, replaced): do not keep a UserState, or its vectors, past the current
  * synchronous run of code; read it again from the store.
@@ -57,10 +79,14 @@ export class UserStateStore {
   private readonly evicted = new Map<string, UserState>();
   /** Set while commit() re-inserts a state, whose vectors must then not be freed. */
   private recommitting: UserState | undefined;
+  private readonly backing: StateBacking | undefined;
+  private readonly onLookup: ((hit: boolean) => void) | undefined;
   readonly dim: number;
 
   constructor(opts: UserStateStoreOptions) {
     this.dim = opts.dim;
+    this.backing = opts.backing;
+    this.onLookup = opts.onLookup;
     this.pool = new VectorPool(opts.dim);
     this.cache = new LRUCache<string, UserState>({
       max: opts.maxEntries,
@@ -78,14 +104,19 @@ export class UserStateStore {
     return this.pool;
   }
 
-  /** The user's state, without counting as activity (no LRU or TTL refresh); an evicted user awaiting its output too. */
+  /**
+   * The user's state, without counting as activity (no LRU or TTL refresh); an evicted user awaiting
+   * its output too. One outside memory is read from the backing store and not kept: changing it
+   * changes nothing.
+   */
   get(userId: string): UserState | undefined {
-    return this.cache.peek(userId) ?? this.evicted.get(userId);
+    return this.cache.peek(userId) ?? this.evicted.get(userId) ?? this.backing?.load(userId);
   }
 
-  /** The user's state (counts as activity), created empty on first sight. */
+  /** The user's state (counts as activity): from memory, else from the backing store, else created empty. */
   getOrCreate(userId: string, partition: number): UserState {
     let s = this.cache.get(userId);
+    this.onLookup?.(s !== undefined || this.evicted.has(userId));
     if (!s && (s = this.evicted.get(userId))) {
       // Evicted with events waiting: back into the LRU, pending events and all (they go out with its next output).
       this.evicted.delete(userId);
@@ -93,6 +124,8 @@ export class UserStateStore {
       return s;
     }
     if (!s) {
+      const stored = this.backing?.load(userId, partition);
+      if (stored) return this.adopt(stored);
       s = newUserState(userId, partition);
       // Counted as holding the one interest its first event gives it, so that commit finds the size
       // unchanged and need not take the entry out and put it back (churn that costs the LRU's Map memory).
@@ -106,6 +139,11 @@ export class UserStateStore {
    * copied into the store's memory, so the caller's arrays stay the caller's.
    */
   put(state: UserState): void {
+    this.adopt(state);
+  }
+
+  /** The state as the store's own (vectors copied into its pool), held and indexed. */
+  private adopt(state: UserState): UserState {
     const own: UserState = {
       ...state,
       interests: state.interests.map((i) => {
@@ -118,6 +156,24 @@ export class UserStateStore {
     this.dropEvicted(own.userId);
     this.cache.set(own.userId, own);
     this.index(own);
+    return own;
+  }
+
+  /**
+   * A copy of the state for the changelog, which later changes to the user cannot reach; the
+   * backing store reads it back until it is acknowledged (the user may leave memory before that).
+   */
+  snapshot(state: UserState): UserState {
+    const snap = snapshotState(state);
+    this.backing?.changed(snap);
+    return snap;
+  }
+
+  /** A deletion request: the user leaves memory, and the backing store reads nothing for them from now on. */
+  forget(userId: string, partition: number): boolean {
+    const held = this.delete(userId);
+    this.backing?.deleted(userId, partition);
+    return held;
   }
 
   /**
@@ -156,12 +212,21 @@ export class UserStateStore {
     return gone.length;
   }
 
-  /** Users with pending events: held ones, and evicted ones awaiting their output. */
-  *pendingUsers(): IterableIterator<UserState> {
+  /**
+   * Users with pending events: held ones, evicted ones awaiting their output, then those of the
+   * backing store (of `partition` only, when given), taken into memory.
+   */
+  *pendingUsers(partition?: number): IterableIterator<UserState> {
     for (const userId of [...this.pending]) {
-      const s = this.get(userId);
+      const s = this.cache.peek(userId) ?? this.evicted.get(userId); // in memory only: those are changed and committed
       if (s && s.pendingEventIds.length > 0) yield s;
       else this.pending.delete(userId);
+    }
+    if (!this.backing) return;
+    for (const [userId, p] of [...this.backing.pendingUsers(partition)]) {
+      if (this.cache.has(userId) || this.evicted.has(userId)) continue; // memory is newer: seen above if still pending
+      const stored = this.backing.load(userId, p);
+      if (stored && stored.pendingEventIds.length > 0) yield this.adopt(stored);
     }
   }
 

@@ -16,7 +16,7 @@ import type { InputRecord } from '../../src/domain/events.js';
 import { silentLogger } from '../../src/util/log.js';
 
 const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
-const config = loadConfig({ env: {}, overrides: { modelDir: mkdtempSync(join(tmpdir(), 'adstream-models-')), inferenceWorkers: 1, catalogUploadIntervalMs: 0 } });
+const config = loadConfig({ env: {}, overrides: { modelDir: mkdtempSync(join(tmpdir(), 'adstream-models-')), stateDir: mkdtempSync(join(tmpdir(), 'adstream-state-')), inferenceWorkers: 1, catalogUploadIntervalMs: 0 } });
 
 /** Items inferred per model, as the engine reports them. */
 const inferred = new Map<string, number>();

@@ -24,6 +24,7 @@ const SLOW = 60_000;
 
 const modelDir = mkdtempSync(join(tmpdir(), 'adstream-models-'));
 const cardDir = mkdtempSync(join(tmpdir(), 'adstream-byo-'));
+const stateDir = mkdtempSync(join(tmpdir(), 'adstream-state-'));
 
 /** The card entry of item "image" for a 96 px, 32-d encoder; tests vary it. */
 function imageEntry(): Record<string, unknown> {
@@ -43,7 +44,7 @@ function writeCard(name: string, card: unknown): string {
   return path;
 }
 
-const configFor = (modelCard: string) => loadConfig({ env: {}, overrides: { modelDir, modelCard, inferenceWorkers: 1, catalogUploadIntervalMs: 0 } });
+const configFor = (modelCard: string) => loadConfig({ env: {}, overrides: { modelDir, stateDir, modelCard, inferenceWorkers: 1, catalogUploadIntervalMs: 0 } });
 
 let cardPath: string;
 let core: Core | undefined;
@@ -127,7 +128,7 @@ describe('Bring your own model (MODEL_CARD)', () => {
   }, SLOW);
 
   it('pads the 32-d image embedding with zeros for fusion (average: F = 64, the image alone comes back normalised)', async () => {
-    const avg = await startCore(loadConfig({ env: {}, overrides: { modelDir, modelCard: cardPath, inferenceWorkers: 1, fusion: 'average' } }), { logger: silentLogger, clock: () => NOW });
+    const avg = await startCore(loadConfig({ env: {}, overrides: { modelDir, stateDir: join(stateDir, 'average'), modelCard: cardPath, inferenceWorkers: 1, fusion: 'average' } }), { logger: silentLogger, clock: () => NOW });
     try {
       expect(avg.fuser.dim).toBe(64);
       const x = Float32Array.from({ length: 32 }, (_, i) => (i % 5) - 2);

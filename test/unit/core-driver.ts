@@ -2,7 +2,7 @@
  * Drives the processor core with no broker, in the spirit of Kafka Streams' topology test driver:
  * a core on real models and worker threads, records made with the real codec.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/app/config/load-config.js';
@@ -21,9 +21,12 @@ export const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
 /** One model folder per test file: the default models are written once into it. */
 export const MODEL_DIR = mkdtempSync(join(tmpdir(), 'adstream-models-'));
 
+/** Local state stores of this test file's cores (each core a fresh folder below it). */
+export const STATE_DIR = mkdtempSync(join(tmpdir(), 'adstream-state-'));
+
 /** Test settings: one worker, catalog changes visible at once (no upload interval). */
 export function testConfig(overrides: Partial<Record<SettingName, string | number | boolean | readonly string[]>> = {}): Config {
-  return loadConfig({ env: {}, overrides: { modelDir: MODEL_DIR, inferenceWorkers: 1, catalogUploadIntervalMs: 0, ...overrides } });
+  return loadConfig({ env: {}, overrides: { modelDir: MODEL_DIR, stateDir: STATE_DIR, inferenceWorkers: 1, catalogUploadIntervalMs: 0, ...overrides } });
 }
 
 export class CoreDriver {
@@ -47,6 +50,7 @@ export class CoreDriver {
   async core(config: Config = testConfig()): Promise<Core> {
     const core = await startCore(config, {
       logger: silentLogger,
+      stateDir: mkdtempSync(join(STATE_DIR, 'core-')),
       clock: () => this.now,
       inferenceReporter: this.reporter,
       applied: this.applied,
@@ -73,6 +77,7 @@ export class CoreDriver {
 
   async close(): Promise<void> {
     await Promise.all(this.cores.map((c) => c.close()));
+    for (const c of this.cores) rmSync(c.local.dir, { recursive: true, force: true });
   }
 }
 

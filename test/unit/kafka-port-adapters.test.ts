@@ -139,11 +139,31 @@ describe('restoreChangelog over the port', () => {
       },
     } as unknown as KafkaClient;
     const applied: string[] = [];
-    const r = await restoreChangelog({ client, topic: 'user-state', partitions: [1], apply: (key, _v, p) => applied.push(`${key}@${p}`) });
+    const r = await restoreChangelog({ client, topic: 'user-state', partitions: [1], apply: (records) => void applied.push(...records.map((x) => `${x.key}@${x.partition}/${x.offset}`)) });
     expect(asked).toMatchObject({ topic: 'user-state', partitions: [1], follow: false });
-    expect(applied).toEqual(['alice@1', 'bob@1']);
+    expect(asked?.from).toBeUndefined();
+    expect(applied).toEqual(['alice@1/0', 'bob@1/2']);
     expect(r.records).toBe(2);
     expect(stopped).toBe(true);
+  });
+
+  it('reads from the checkpoints given; one outside its partition is stale: onStale, then read from the start', async () => {
+    let asked: PartitionReadOptions | undefined;
+    const stale: number[] = [];
+    const client = {
+      admin: async () => ({
+        partitionOffsets: async () => [{ partition: 0, low: 0n, high: 10n }, { partition: 1, low: 0n, high: 10n }, { partition: 2, low: 5n, high: 10n }],
+        disconnect: async () => undefined,
+      }),
+      readFromBeginning: async (o: PartitionReadOptions) => {
+        asked = o;
+        return { caughtUp: Promise.resolve(), stop: async () => undefined };
+      },
+    } as unknown as KafkaClient;
+    const from = new Map([[0, 7n], [1, 11n], [2, 3n]]);
+    await restoreChangelog({ client, topic: 'user-state', partitions: [0, 1, 2], from, onStale: async (p) => void stale.push(p), apply: () => undefined });
+    expect(stale).toEqual([1, 2]); // past the end (topic recreated), before the start (truncated)
+    expect([...(asked?.from ?? [])]).toEqual([[0, 7n]]);
   });
 
   it('stops the reader when the read fails', async () => {

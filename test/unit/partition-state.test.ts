@@ -6,7 +6,10 @@
  * the added partitions are read, events wait (restoring(), isReady()) until the restore finished,
  * and a failed restore stops the processor.
  */
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { restoreChangelog } from '../../src/adapters/kafka/changelog-restorer.js';
 import { PartitionState } from '../../src/adapters/kafka/partition-state.js';
 import type { KafkaClient, PartitionReadOptions } from '../../src/adapters/kafka/port.js';
@@ -16,6 +19,7 @@ import { ProcessorMetrics } from '../../src/metrics/processor-metrics.js';
 import type { Core } from '../../src/pipeline/core.js';
 import { AvroCodec } from '../../src/serde/avro-codec.js';
 import { AppliedOffsets } from '../../src/state/applied-offsets.js';
+import { LocalStateStore } from '../../src/state/local-state-store.js';
 import { UserStateCodec } from '../../src/state/user-state-codec.js';
 import { UserStateStore } from '../../src/state/user-state-store.js';
 import { silentLogger } from '../../src/util/log.js';
@@ -41,12 +45,14 @@ function state(userId: string, partition: number, events: number): UserState {
 
 /**
  * The changelog topic as the port serves it: records appended per partition, read back from the
- * beginning in offset order. A read can be held (to look at the state mid-restore) or made to fail.
+ * beginning (or from the offsets asked) in offset order. A read can be held (to look at the state
+ * mid-restore) or made to fail; it counts the records it handed over.
  */
 class ScriptedChangelog {
   private readonly log = new Map<number, InputRecord[]>();
   /** The partitions each read asked for. */
   readonly reads: number[][] = [];
+  handedOver = 0;
   hold: Promise<void> | null = null;
   failWith: Error | null = null;
 
@@ -69,31 +75,50 @@ class ScriptedChangelog {
       const caughtUp = (async () => {
         if (hold) await hold;
         if (fail) throw fail;
-        for (const p of parts) await o.onRecords(this.log.get(p) ?? []);
+        for (const p of parts) {
+          const records = (this.log.get(p) ?? []).filter((r) => BigInt(r.offset) >= (o.from?.get(p) ?? 0n));
+          this.handedOver += records.length;
+          await o.onRecords(records);
+        }
       })();
       return { caughtUp, stop: async () => undefined };
     },
-  } as Pick<KafkaClient, 'readFromBeginning'> as KafkaClient;
+    admin: async () => ({
+      partitionOffsets: async () => [...this.log].map(([partition, r]) => ({ partition, low: 0n, high: BigInt(r.length) })),
+      disconnect: async () => undefined,
+    }),
+  } as unknown as KafkaClient;
 }
 
-function setUp(changelog: ScriptedChangelog) {
-  const users = new UserStateStore({ dim: DIM, maxEntries: 1000, maxBytes: 1 << 24, ttlMs: 3_600_000 });
+/** Each set-up's local state store in a folder of its own. */
+const stateRoot = mkdtempSync(join(tmpdir(), 'adstream-partition-state-'));
+afterAll(() => rmSync(stateRoot, { recursive: true, force: true }));
+let stores = 0;
+
+/** An instance over `changelog`, its local store in `dir` (default: a folder of its own). */
+function setUp(changelog: ScriptedChangelog, dir = join(stateRoot, `s${stores++}`)) {
+  const local = new LocalStateStore({ dir, codec: stateCodec, space: SPACE });
+  const users = new UserStateStore({ dim: DIM, maxEntries: 1000, maxBytes: 1 << 24, ttlMs: 3_600_000, backing: local });
   const applied = new AppliedOffsets();
   const deleted: string[] = [];
   const failures: Error[] = [];
   // The parts of the core PartitionState touches; the rest would need models and workers.
-  const core = { users, applied, stateCodec, processor: { markDeleted: (u: string) => void deleted.push(u) } } as unknown as Core;
+  const core = { users, local, applied, stateCodec, processor: { markDeleted: (u: string) => void deleted.push(u) } } as unknown as Core;
   const ps = new PartitionState({
     core,
     log: silentLogger,
     metrics: new ProcessorMetrics({ defaultMetrics: false }),
-    readChangelog: (parts, apply) => restoreChangelog({ client: changelog.client, topic: CHANGELOG, partitions: parts, apply }),
+    readChangelog: (o) => restoreChangelog({ client: changelog.client, topic: CHANGELOG, ...o }),
     fail: (err) => void failures.push(err),
   });
   const settled = async (): Promise<void> => {
     for (let r = restoringAny(ps); r; r = restoringAny(ps)) await r;
   };
-  return { ps, users, applied, deleted, failures, settled };
+  const assign = async (parts: number[]): Promise<void> => {
+    ps.onAssignment(parts, { clicks: parts });
+    await settled();
+  };
+  return { ps, users, local, applied, deleted, failures, settled, assign };
 }
 
 /** A restore in flight of any partition these tests use (restoring() is per partition). */
@@ -243,5 +268,81 @@ describe('PartitionState', () => {
     ps.onAssignment([0], { clicks: [0] });
     await settled();
     expect(failures.map((e) => e.message)).toEqual(['state restore failed: changelog unreadable']);
+  });
+});
+
+describe('PartitionState over the local store', () => {
+  it('restores into the store, not into memory; a store that survived reads only the tail after its checkpoint', async () => {
+    const dir = join(stateRoot, 'survives');
+    const changelog = new ScriptedChangelog();
+    changelog.user(state('alice', 0, 1));
+    changelog.user(state('alice', 0, 4));
+    changelog.user(state('bob', 0, 2));
+    changelog.user(state('carol', 0, 1));
+    changelog.append(0, 'carol', null);
+    changelog.append(0, '\u0000applied/clicks', Buffer.from('41'));
+
+    const first = setUp(changelog, dir);
+    await first.assign([0]);
+    expect(changelog.handedOver).toBe(6);
+    expect(first.users.size).toBe(0); // the cache fills on demand
+    expect(eventsOf(first.users, 'alice')).toBe(4);
+    expect(first.users.getOrCreate('alice', 0).interests[0]!.events).toBe(4);
+    await first.local.closeAll(); // the process ends (a SIGKILL leaves the folder just the same)
+
+    // Meanwhile the changelog grows: bob changes, dave arrives, alice is deleted, a new marker.
+    changelog.user(state('bob', 0, 3));
+    changelog.user(state('dave', 0, 1));
+    changelog.append(0, 'alice', null);
+    changelog.append(0, '\u0000applied/clicks', Buffer.from('57'));
+    changelog.handedOver = 0;
+
+    const second = setUp(changelog, dir);
+    await second.assign([0]);
+    expect(changelog.handedOver).toBe(4); // the tail only
+    expect(eventsOf(second.users, 'bob')).toBe(3);
+    expect(eventsOf(second.users, 'dave')).toBe(1);
+    expect(second.users.get('alice')).toBeUndefined();
+    expect(second.applied.upTo('clicks', 0)).toBe(57n);
+    expect(second.deleted.sort()).toEqual(['alice', 'carol']); // carol's tombstone lies before the checkpoint: remembered by the store
+    await second.local.closeAll();
+  });
+
+  it('a store whose checkpoint the changelog does not have (the topic was recreated) is rebuilt from the whole changelog', async () => {
+    const dir = join(stateRoot, 'recreated');
+    const old = new ScriptedChangelog();
+    for (let i = 0; i < 5; i++) old.user(state(`u${i}`, 1, 1));
+    const first = setUp(old, dir);
+    await first.assign([1]);
+    await first.local.closeAll();
+
+    const fresh = new ScriptedChangelog(); // the same topic name, created again: two records
+    fresh.user(state('u0', 1, 7));
+    fresh.user(state('x', 1, 2));
+    const second = setUp(fresh, dir);
+    await second.assign([1]);
+    expect(fresh.handedOver).toBe(2);
+    expect(eventsOf(second.users, 'u0')).toBe(7);
+    expect(second.users.get('u3')).toBeUndefined(); // not on the new changelog: gone with the old store
+    expect(second.local.users(1)).toBe(2);
+    await second.local.closeAll();
+  });
+
+  it('revocation closes the partition\'s store; when the partition comes back its folder is read from the checkpoint', async () => {
+    const changelog = new ScriptedChangelog();
+    changelog.user(state('alice', 0, 1));
+    changelog.user(state('bob', 1, 1));
+    const a = setUp(changelog);
+    await a.assign([0, 1]);
+    a.users.getOrCreate('bob', 1);
+    await a.assign([0]);
+    expect(a.local.openPartitions()).toEqual([0]);
+    expect(a.users.size).toBe(0);
+    changelog.user(state('bob', 1, 5)); // written by the new owner meanwhile
+    changelog.handedOver = 0;
+    await a.assign([0, 1]);
+    expect(changelog.handedOver).toBe(1);
+    expect(eventsOf(a.users, 'bob')).toBe(5);
+    await a.local.closeAll();
   });
 });

@@ -2,6 +2,7 @@ import type { ProcessorMetrics } from '../../metrics/processor-metrics.js';
 import type { Core } from '../../pipeline/core.js';
 import type { Logger } from '../../util/log.js';
 import { restoreChangelog } from './changelog-restorer.js';
+import { teeChangelog } from './changelog-tee.js';
 import { consumeEvents, loadCatalog } from './consume.js';
 import { Delivery } from './deliver.js';
 import { OutputFlusher } from './output-flusher.js';
@@ -45,10 +46,11 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
 
   const topics = { scored: settings.topicScored, deadLetters: settings.topicDeadLetters, segments: settings.topicSegments, changelog: settings.topicChangelog };
   const sink = new KafkaSink({
-    producer: kafka.producer,
+    // What the broker acknowledges of the changelog goes to the local state store too.
+    producer: teeChangelog(kafka.producer, settings.topicChangelog, core.local),
     topics,
     encoder: core.encoder,
-    encodeState: (s) => core.stateCodec.encode(s),
+    encodeState: (s) => core.local.encode(s),
     limits: kafka.limits,
     log,
     onTooLarge: (topic) => metrics.outputsTooLarge.inc({ topic }),
@@ -57,7 +59,7 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
     core,
     log,
     metrics,
-    readChangelog: (parts, apply) => restoreChangelog({ client, topic: settings.topicChangelog, partitions: parts, apply }),
+    readChangelog: (o) => restoreChangelog({ client, topic: settings.topicChangelog, ...o }),
     fail,
   });
   const delivery = new Delivery({ sink, partitionState, metrics, usersInMemory: () => core.users.size, ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}) });

@@ -118,7 +118,12 @@ class KafkajsClient implements KafkaClient {
     } finally {
       await admin.disconnect();
     }
-    const catchUp = new CatchUp(ends, o.partitions);
+    // A partition read from an offset of its own is caught up once it reaches its end from there.
+    const from = o.from ?? new Map<number, bigint>();
+    const catchUp = new CatchUp(
+      ends.map((e) => ({ ...e, low: from.has(e.partition) ? from.get(e.partition)! : e.low })),
+      o.partitions,
+    );
     if (!o.follow && catchUp.done) return { caughtUp: Promise.resolve(), stop: async () => undefined };
 
     const consumer = await connected(this.kafka.consumer({ groupId: `${o.label}.${randomUUID()}`, ...(o.follow ? {} : { maxBytesPerPartition: BULK_FETCH_BYTES }) }));
@@ -138,7 +143,9 @@ class KafkajsClient implements KafkaClient {
         eachBatch: async ({ batch, heartbeat }) => {
           if (wanted && !wanted.has(batch.partition)) return;
           const records: InputRecord[] = [];
+          const start = from.get(batch.partition);
           for (const m of batch.messages) {
+            if (start !== undefined && BigInt(m.offset) < start) continue; // fetched before the seek took effect
             if (!o.follow && !catchUp.before(batch.partition, BigInt(m.offset))) break;
             records.push(toInputRecord(batch.topic, batch.partition, m));
           }
@@ -147,6 +154,8 @@ class KafkajsClient implements KafkaClient {
           await heartbeat();
         },
       });
+      // kafkajs seeks once the consumer runs; anything fetched before that is skipped above.
+      for (const [partition, offset] of from) if (!wanted || wanted.has(partition)) consumer.seek({ topic: o.topic, partition, offset: String(offset) });
     } catch (err) {
       await consumer.disconnect().catch(() => undefined);
       throw err;

@@ -1,6 +1,6 @@
 import type { Core } from '../../pipeline/core.js';
 import { errorMessage } from '../../domain/errors.js';
-import type { RestoreResult } from './changelog-restorer.js';
+import type { ChangelogRecord, RestoreOptions, RestoreResult } from './changelog-restorer.js';
 import type { Logger } from '../../util/log.js';
 import type { ProcessorMetrics } from '../../metrics/processor-metrics.js';
 
@@ -21,8 +21,8 @@ export interface PartitionStateDeps {
   readonly core: Core;
   readonly log: Logger;
   readonly metrics: ProcessorMetrics;
-  /** Reads the given changelog partitions to their end, handing each record to `apply` (see restoreChangelog). */
-  readonly readChangelog: (partitions: number[], apply: (key: string, value: Buffer | null, partition: number) => void) => Promise<RestoreResult>;
+  /** Reads the given changelog partitions to their end, from their start or the offsets given (see restoreChangelog). */
+  readonly readChangelog: (o: Pick<RestoreOptions, 'partitions' | 'from' | 'onStale' | 'apply'>) => Promise<RestoreResult>;
   /** Stops the processor for good. */
   readonly fail: (err: Error) => void;
 }
@@ -42,14 +42,18 @@ export class PartitionState {
   constructor(private readonly o: PartitionStateDeps) {}
 
   /**
-   * A new generation of the group: drops the users of revoked partitions and restores those of new
-   * ones. `assignment`, the member's whole assignment, is only logged.
+   * A new generation of the group: drops the users of revoked partitions from memory and closes
+   * their local stores (the folders stay: a later assignment reads only the changelog's tail), and
+   * restores new ones. `assignment`, the member's whole assignment, is only logged.
    */
   onAssignment(partitions: readonly number[], assignment: Readonly<Record<string, readonly number[]>>): void {
     this.assigned = true;
     const now = new Set<number>(partitions);
     const dropped = this.o.core.users.dropPartitions(now);
     this.o.core.applied.retainPartitions(now);
+    for (const p of this.owned) {
+      if (!now.has(p)) this.o.core.local.close(p).catch((err: unknown) => this.o.log.warn('closing a revoked partition\'s local store failed', { err, partition: p }));
+    }
     const added = [...now].filter((p) => !this.owned.has(p));
     this.owned = now;
     this.o.log.info('joined consumer group', { assignment, droppedUsers: dropped, restoring: added });
@@ -61,9 +65,11 @@ export class PartitionState {
   /**
    * A chunk of `partition` failed after changing its users' state in memory (or its delivery
    * failed): memory no longer matches the changelog, and the records are about to be handed again.
-   * As Kafka Streams does with a corrupted task: drop the partition's users and applied offsets and
-   * restore both from the changelog, which holds exactly what was acknowledged; the partition's
-   * records wait for it (restoring). Call it before the partition's next chunk may start.
+   * As Kafka Streams does with a corrupted task: drop the partition's users from memory (with its
+   * changes not acknowledged) and its applied offsets, and bring its local store level with the
+   * changelog, which holds exactly what was acknowledged (the tail after the store's checkpoint:
+   * what a failed send may have had acknowledged); the partition's records wait for it
+   * (restoring). Call it before the partition's next chunk may start.
    */
   reset(partition: number): void {
     if (!this.owned.has(partition)) return; // revoked meanwhile: the next owner restores it
@@ -131,30 +137,82 @@ export class PartitionState {
     });
   }
 
+  /**
+   * Brings the partitions' local stores level with the changelog: a store that survived (a restart
+   * with its volume, a partition coming back) reads only the records after its checkpoint, an
+   * empty one the whole changelog; users are read from disk as their events come (the cache fills
+   * on demand). Then the applied-offset markers and the deleted users come back from the store.
+   */
   private async restoreUsers(parts: number[]): Promise<void> {
     const { core, metrics, log } = this.o;
-    // The changelog holds every change until compaction: the last record of a user wins.
-    const restored = new Set<string>();
-    const r = await this.o.readChangelog(parts, (userId, value, partition) => {
-      if (!this.owned.has(partition)) return; // revoked while restoring: its users are the next owner's
-      if (userId.startsWith(APPLIED_MARKER)) {
-        if (value) core.applied.mark(userId.slice(APPLIED_MARKER.length), partition, BigInt(value.toString('utf8')));
-        return;
-      }
-      const state = core.stateCodec.decode(value);
-      if (state) {
-        core.users.put(state);
-        restored.add(userId);
-      } else {
-        core.users.delete(userId); // a tombstone, or a record of another model space: start fresh
-        restored.delete(userId);
-        // A tombstone is a deleted user: a replay of their already delivered events must not bring them back.
-        if (value === null) core.processor.markDeleted(userId);
-      }
+    const { local } = core;
+    const from = new Map<number, bigint>();
+    const rebuilt: Record<number, string> = {};
+    for (const p of parts) {
+      local.discardUnacknowledged(p); // a failed chunk's changes: the chunk runs again
+      const why = await local.prepare(p);
+      if (why) rebuilt[p] = why;
+      const cp = local.checkpoint(p);
+      if (cp !== undefined) from.set(p, cp);
+    }
+    // One write per partition may commit while the next records are fetched; writes keep log order.
+    const writing = new Map<number, Promise<void>>();
+    const r = await this.o.readChangelog({
+      partitions: parts,
+      from,
+      onStale: async (p) => {
+        rebuilt[p] = 'checkpoint outside the changelog (recreated or truncated)';
+        from.delete(p);
+        await local.wipe(p);
+      },
+      // The changelog holds every change until compaction: written in log order, the last record of a user wins.
+      apply: async (records: ChangelogRecord[]) => {
+        for (const [p, run] of byPartition(records)) {
+          if (!this.owned.has(p)) continue; // revoked while restoring: its store is the next owner's business
+          const before = writing.get(p);
+          const write = local.write(p, run, run[run.length - 1]!.offset + 1n);
+          write.catch(() => undefined); // awaited below
+          writing.set(p, write);
+          await before;
+        }
+      },
     });
-    const users = restored.size;
+    await Promise.all(writing.values());
+    let users = 0;
+    let deleted = 0;
+    for (const p of parts) {
+      for (const [key, value] of local.markers(p)) {
+        if (key.startsWith(APPLIED_MARKER)) core.applied.mark(key.slice(APPLIED_MARKER.length), p, BigInt(value.toString('utf8')));
+      }
+      // A deleted user: a replay of their already delivered events must not bring them back.
+      for (const userId of local.deletedUsers(p)) {
+        core.processor.markDeleted(userId);
+        deleted++;
+      }
+      users += local.users(p);
+    }
     metrics.restoredUsers.inc(users);
+    metrics.restoreRecords.inc(r.records);
     metrics.restoreSeconds.observe(r.ms / 1000);
-    log.info('restored user state', { partitions: parts, records: r.records, users, ms: r.ms, recordsPerS: r.ms > 0 ? Math.round((r.records / r.ms) * 1000) : r.records });
+    log.info('restored user state', {
+      partitions: parts,
+      fromCheckpoint: Object.fromEntries([...from].map(([p, o]) => [p, String(o)])),
+      rebuilt,
+      records: r.records,
+      users,
+      deletedUsers: deleted,
+      ms: r.ms,
+      recordsPerS: r.ms > 0 ? Math.round((r.records / r.ms) * 1000) : r.records,
+    });
   }
+}
+
+function byPartition(records: readonly ChangelogRecord[]): Map<number, ChangelogRecord[]> {
+  const out = new Map<number, ChangelogRecord[]>();
+  for (const r of records) {
+    const run = out.get(r.partition);
+    if (run) run.push(r);
+    else out.set(r.partition, [r]);
+  }
+  return out;
 }

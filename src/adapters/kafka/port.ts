@@ -31,8 +31,9 @@ export interface KafkaClient {
   /** A member of a consumer group; call run() to start fetching. */
   groupConsumer(options: GroupConsumerOptions): Promise<GroupConsumer>;
   /**
-   * Reads partitions of a topic from their first offset: to the end they had when the read began
-   * (the changelog restore), or on from there (the catalog, which follows its topic). Commits nothing.
+   * Reads partitions of a topic from their first offset (or from the offsets given): to the end
+   * they had when the read began (the changelog restore), or on from there (the catalog, which
+   * follows its topic). Commits nothing.
    */
   readFromBeginning(options: PartitionReadOptions): Promise<PartitionRead>;
 }
@@ -206,6 +207,12 @@ export interface PartitionReadOptions {
   readonly topic: string;
   /** Every partition of the topic when absent. */
   readonly partitions?: readonly number[];
+  /**
+   * Per partition, the first offset to read (a local store's checkpoint: only the tail after it);
+   * partitions not listed are read from their first offset. Each must lie within the partition
+   * (between its first offset and its end, see KafkaAdmin.partitionOffsets).
+   */
+  readonly from?: ReadonlyMap<number, bigint>;
   /** true: keep reading new records after the end until stop(); false: records past the end are not handed over. */
   readonly follow: boolean;
   /** Names the reader to the cluster (kafkajs: the prefix of a throwaway consumer group). */

@@ -3,7 +3,8 @@
  * producer would send them (partition chosen by Kafka's default key partitioner, offsets counted
  * per partition), then handed to the core as the Kafka adapter does
  * (src/adapters/kafka/event-source.ts): per topic-partition, in order, in chunks of at most
- * CHUNK_MAX_RECORDS, several topic-partitions at once.
+ * CHUNK_MAX_RECORDS, several partition numbers at once, each partition number's chunks one at a
+ * time; each delivered result is written to the local state store.
  */
 import type { ProcessResult } from '../../domain/outputs.js';
 import type { InputRecord } from '../../domain/events.js';
@@ -49,23 +50,50 @@ export class MemoryTopics {
   }
 }
 
+/** Where a delivered result's state goes besides the caller (LocalStateStore.acknowledged). */
+export interface AcknowledgedState {
+  acknowledged(result: ProcessResult): Promise<void>;
+}
+
 /**
- * Feeds one poll's chunks to the core: topic-partitions `concurrency` at a time (as kafkajs's
- * partitionsConsumedConcurrently), each partition's chunks one after another; `deliver` gets each
- * result before that partition's next chunk is processed (the adapter waits for the broker's ack).
+ * Feeds one poll's chunks to the core as the Kafka adapter does: one chunk of a partition number
+ * at a time, whichever topic it comes from (src/adapters/kafka/partition-gate.ts), the topics'
+ * chunks taken in turn; partition numbers `concurrency` at a time (as kafkajs's
+ * partitionsConsumedConcurrently). `deliver` gets each result, and `store` (the local state store)
+ * has it written, before that partition number's next chunk is processed: the adapter waits for the
+ * broker's ack, and writes the acknowledged changelog to the local store, the same way.
  */
 export async function feed(
   perPartition: readonly (readonly InputRecord[][])[],
   process: (records: InputRecord[]) => Promise<ProcessResult>,
   deliver: (result: ProcessResult, records: readonly InputRecord[]) => void,
   concurrency: number,
+  store?: AcknowledgedState,
 ): Promise<void> {
-  let nextPartition = 0;
+  const byNumber = new Map<number, (readonly InputRecord[][])[]>();
+  for (const chunks of perPartition) {
+    const p = chunks[0]?.[0]?.partition;
+    if (p === undefined) continue;
+    const lists = byNumber.get(p);
+    if (lists) lists.push(chunks);
+    else byNumber.set(p, [chunks]);
+  }
+  const numbers = [...byNumber.values()];
+  let next = 0;
   const worker = async (): Promise<void> => {
-    while (nextPartition < perPartition.length) {
-      const chunks = perPartition[nextPartition++]!;
-      for (const chunk of chunks) deliver(await process(chunk), chunk);
+    while (next < numbers.length) {
+      const lists = numbers[next++]!;
+      const rounds = Math.max(...lists.map((l) => l.length));
+      for (let r = 0; r < rounds; r++) {
+        for (const chunks of lists) {
+          const chunk = chunks[r];
+          if (!chunk) continue;
+          const result = await process(chunk);
+          deliver(result, chunk);
+          await store?.acknowledged(result);
+        }
+      }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, perPartition.length)) }, worker));
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, numbers.length)) }, worker));
 }
