@@ -261,6 +261,23 @@ describe('PartitionState', () => {
     expect(applied.upTo('clicks', 1)).toBe(12n);
   });
 
+  it('never moves the marker back: a replayed chunk below the restored marker keeps it (else the next replayed chunk folds again)', async () => {
+    const changelog = new ScriptedChangelog();
+    const m = setUp(changelog).ps.appliedMarker('clicks', 1, '299');
+    changelog.append(m.partition, m.key, m.value);
+    const { ps, applied } = setUp(changelog);
+    ps.onAssignment([1], { clicks: [1] });
+    await restoringAny(ps);
+    expect(applied.upTo('clicks', 1)).toBe(299n);
+    // The first chunk of the replay (offsets 100..149) is delivered with its marker.
+    expect(ps.appliedMarker('clicks', 1, '149').value.toString()).toBe('299');
+    ps.markApplied('clicks', 1, '149');
+    expect(applied.upTo('clicks', 1)).toBe(299n);
+    // Past the restored marker it moves on.
+    ps.markApplied('clicks', 1, '349');
+    expect(applied.upTo('clicks', 1)).toBe(349n);
+  });
+
   it('a failed restore stops the processor', async () => {
     const changelog = new ScriptedChangelog();
     changelog.failWith = new Error('changelog unreadable');
