@@ -89,11 +89,9 @@ function chunksOf(records: readonly ReadRecord[], chunkMaxRecords: number): Inpu
   });
 }
 
-// Open bug, found by this test: in about one run in three on the 2-core box (a kill landing while
-// the new instance works off its restart backlog; e.g. CRASH_SEED=594037 failed once and passed
-// once), 20-30 of 90 users end with 1-4 events folded twice. Until it is fixed the test runs only
-// when asked for (CRASH_CONSISTENCY=1), so that CI stays a signal for the rest; README "Guarantees"
-// states the gap.
+// It found the applied marker moving back on a replay (fixed in PartitionState); it runs when asked
+// for (CRASH_CONSISTENCY=1) until it has a longer record: two suspected PartitionState races are
+// open (see README "Guarantees").
 const RUN = process.env['CRASH_CONSISTENCY'] === '1';
 
 describe.runIf(RUN)('crash consistency', () => {
