@@ -39,7 +39,7 @@ import { AppliedOffsets } from '../src/state/applied-offsets.js';
 import { LocalStateStore, type ChangelogEntry } from '../src/state/local-state-store.js';
 import { applyEvent, type InterestParams } from '../src/state/user-interest.js';
 import { UserStateCodec } from '../src/state/user-state-codec.js';
-import { UserStateStore } from '../src/state/user-state-store.js';
+import { cacheBounds, UserStateStore } from '../src/state/user-state-store.js';
 import { createLogger, silentLogger } from '../src/util/log.js';
 import { gaussian, seededRandom } from '../src/util/random.js';
 import { LogLinearHistogram } from './histogram.js';
@@ -140,9 +140,7 @@ const local = new LocalStateStore({ dir: ingestDir, codec, space: SPACE });
 const lookups = { hits: 0, misses: 0 };
 const users = new UserStateStore({
   dim: DIM,
-  maxEntries: defaults.userCacheMaxEntries,
-  maxBytes: defaults.userCacheMaxBytes,
-  ttlMs: defaults.userTtlS * 1000,
+  ...cacheBounds(defaults),
   backing: local,
   onLookup: (hit) => void (hit ? lookups.hits++ : lookups.misses++),
 });

@@ -18,7 +18,7 @@ import { CatalogUpdater } from '../catalog/catalog-updater.js';
 import { CategoryCentroids } from '../catalog/category-centroids.js';
 import { EngineScorer } from '../pipeline/retrieve.js';
 import { UserStateCodec } from '../state/user-state-codec.js';
-import { UserStateStore } from '../state/user-state-store.js';
+import { cacheBounds, UserStateStore } from '../state/user-state-store.js';
 import { OutputEncoder } from '../pipeline/encode.js';
 import type { Core } from '../pipeline/core.js';
 import { Processor } from '../pipeline/processor.js';
@@ -102,9 +102,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
   }
   const users = new UserStateStore({
     dim: F,
-    maxEntries: config.userCacheMaxEntries,
-    maxBytes: config.userCacheMaxBytes,
-    ttlMs: config.userTtlS * 1000,
+    ...cacheBounds(config),
     backing: local,
     ...(o.stateReporter ? { onLookup: (hit: boolean) => o.stateReporter!.cacheLookup(hit) } : {}),
   });

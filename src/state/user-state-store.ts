@@ -1,6 +1,12 @@
 import { LRUCache } from 'lru-cache';
 import { NONE, newUserState, snapshotState, type UserState } from '../domain/user-state.js';
+import type { StateSettings } from './settings.js';
 import { VectorPool, type VectorAllocator } from './vector-pool.js';
+
+/** The cache's bounds as USER_CACHE_MAX_ENTRIES, USER_CACHE_MAX_BYTES and USER_TTL_S set them. */
+export function cacheBounds(s: Pick<StateSettings, 'userCacheMaxEntries' | 'userCacheMaxBytes' | 'userTtlS'>): Pick<UserStateStoreOptions, 'maxEntries' | 'maxBytes' | 'ttlMs'> {
+  return { maxEntries: s.userCacheMaxEntries, maxBytes: s.userCacheMaxBytes, ttlMs: s.userTtlS * 1000 };
+}
 
 export interface UserStateStoreOptions {
   /** Width F of the interest vectors. */
