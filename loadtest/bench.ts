@@ -1,13 +1,16 @@
 /**
  * The benchmark: maximum sustainable throughput of the processor (spawned as its own process) by
- * sweeping open-loop offered load, its latency at half of it, and in the same run the two ceilings:
- * a Kafka pass-through (same client, chunking, acks and commits; no features or inference) and raw
+ * sweeping open-loop offered load, its latency at half of it, and in the same run the two floors:
+ * a Kafka pass-through (loadtest/passthrough.ts: same client, consumer settings, chunking, producer,
+ * acks and commits; no features or inference), its drain rate and its latency at every offered load
+ * the processor's sweep ran (same generator, observer, topics layout and step length), and raw
  * inference at the best batch size. Writes DIR/results.json, DIR/report.md and
  * DIR/latency-vs-throughput.svg, and prints one JSON line last.
  *
- *   npm run bench -- --out DIR [--world FILE] [--step-seconds 8] [--max-rate 32000]
+ *   npm run bench -- --out DIR [--world FILE] [--client kafkajs|confluent] [--step-seconds 8] [--max-rate 32000]
  *
- * Starts a local broker unless KAFKA_BROKERS is set.
+ * Starts a local broker unless KAFKA_BROKERS is set. The Kafka client of the processor and the
+ * pass-through: --client, else KAFKA_CLIENT from the environment (passed on to both), else kafkajs.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
@@ -18,16 +21,18 @@ import { loadConfig } from '../src/app/config/load-config.js';
 import { startLocalBroker, type LocalBroker } from '../src/devtools/local-broker.js';
 import { encodeAd } from '../src/devtools/traffic.js';
 import { AvroCodec } from '../src/serde/avro-codec.js';
+import { compareAtLoads, floorSeries, floorTable, halfLoadFloor, kafkaClientName, type FloorRow } from './floor-comparison.js';
 import { eventsPerSecondCeiling, inferenceCeiling } from './inference-ceiling.js';
 import { drainRate, metricSum, preload, procStats, runOpenLoop, scrape, ScoredObserver, sleep, type EventTopics } from './load-generator.js';
 import { createTopicsFor, isolatedEnv, kafkaClient, spawnPassThrough, spawnProcessor, type Spawned } from './spawn.js';
 import { latencyChart } from './svg-chart.js';
-import { World } from './world.js';
+import { World, type WorldTraffic } from './world.js';
 
 const { values: args } = parseArgs({
   options: {
     out: { type: 'string', default: 'bench-out' },
     world: { type: 'string', default: 'loadtest/worlds/default.json' },
+    client: { type: 'string' },
     'step-seconds': { type: 'string', default: '8' },
     'half-seconds': { type: 'string', default: '15' },
     'start-rate': { type: 'string', default: '500' },
@@ -38,6 +43,7 @@ const { values: args } = parseArgs({
 });
 const OUT = args.out!;
 const STEP_S = Number(args['step-seconds']);
+const HALF_S = Number(args['half-seconds']);
 const say = (s: string): void => void process.stderr.write(`${s}\n`);
 const machine = `${availableParallelism()} vCPU ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version.slice(1)}`;
 
@@ -55,11 +61,24 @@ interface Step {
   backlog_at_end: number;
   backlog_slope_per_s: number;
   drain_ms: number | null;
+  /** From the processor's /metrics (the pass-through serves none: NaN). */
   consumer_lag_records: number;
-  processor_cpu_percent: number;
-  processor_rss_mb: number;
+  /** Of the process measured (the processor or the pass-through). */
+  cpu_percent: number;
+  rss_mb: number;
   generator_max_slip_ms: number;
   sustainable: boolean;
+}
+
+/** What an open-loop step drives and watches: one spawned process, its input topics and the observer of its outputs. */
+interface Target {
+  readonly name: string;
+  readonly pid: number;
+  /** Its /metrics port, if it serves one. */
+  readonly metricsPort?: number;
+  readonly observer: ScoredObserver;
+  readonly traffic: WorldTraffic;
+  readonly topics: EventTopics;
 }
 
 /** Least-squares slope of y over t (per second). */
@@ -86,65 +105,37 @@ async function main(): Promise<void> {
     broker = await startLocalBroker();
     brokers = broker.bootstrap;
   }
+  // Both spawned processes inherit our environment; --client sets KAFKA_CLIENT for both.
+  const clientEnv: Record<string, string> = args.client ? { KAFKA_CLIENT: args.client } : {};
   const spawnedProcs: Spawned[] = [];
   try {
     const world = await World.fromFile(args.world!);
     const codec = new AvroCodec();
+    // The generator's and the observer's client: the same for both runs, whichever client is measured.
     const kafka = kafkaClient(brokers);
     // Its topics are made per run below: the broker's message.max.bytes bounds its sends.
     const producer = await boundedProducerOf(kafka, []);
     const topicsOf = (env: Record<string, string>): EventTopics => ({ click: env.TOPIC_CLICKS!, image: env.TOPIC_IMAGE_VIEWS!, review: env.TOPIC_REVIEWS! });
 
-    // 1. Kafka pass-through ceiling: a backlog of the world's events, drained by the pass-through.
-    const drainN = Number(args['drain-events']);
-    const ptEnv = isolatedEnv(brokers, 'bench-pt');
-    await createTopicsFor(kafka, ptEnv);
-    const ptObs = new ScoredObserver(kafka, codec, { scored: ptEnv.TOPIC_SCORED! });
-    await ptObs.start();
-    say(`pass-through: preloading ${drainN} events...`);
-    await preload(producer, world.traffic(codec, { seed: 101, eventIdPrefix: 'pt' }), topicsOf(ptEnv), drainN, ptObs);
-    const pt = await spawnPassThrough(ptEnv);
-    spawnedProcs.push(pt);
-    const ptCpu0 = { t: Date.now() };
-    const passthroughRate = await drainRate(ptObs, drainN, 120_000);
-    const ptStats = procStats(pt.proc.pid!);
-    await ptObs.drained(10_000);
-    await pt.stop();
-    await ptObs.stop();
-    say(`pass-through: ${Math.round(passthroughRate ?? 0)} events/s (${drainN} events drained; cpu ${ptStats ? ((ptStats.cpuSeconds / ((Date.now() - ptCpu0.t) / 1000)) * 100).toFixed(0) : '?'} % incl. start-up)`);
-
-    // 2. The processor: catalog, spawn, then the open-loop sweep.
-    const env = isolatedEnv(brokers, 'bench');
-    const config = await createTopicsFor(kafka, env);
-    const now = Date.now();
-    await producer.send([{ topic: config.topicAds, records: world.ads.map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, now) })) }]);
-    const proc = await spawnProcessor(env);
-    spawnedProcs.push(proc);
-    await proc.waitReady();
-    const pid = proc.proc.pid!;
-    const obs = new ScoredObserver(kafka, codec, { scored: config.topicScored, deadLetters: config.topicDeadLetters });
-    await obs.start();
-    const traffic = world.traffic(codec, { seed: 202, eventIdPrefix: 'bench' });
-    const topics = topicsOf(env);
-
-    const step = async (rate: number, seconds: number): Promise<Step> => {
+    const step = async (t: Target, rate: number, seconds: number): Promise<Step> => {
+      const obs = t.observer;
       obs.resetHistogram();
       const samples: { t: number; y: number }[] = [];
-      const s0 = procStats(pid);
+      const s0 = procStats(t.pid);
       const a0 = obs.accounted;
       const started = Date.now();
       let rss = s0?.rssBytes ?? 0;
       const r = await runOpenLoop({
-        producer, traffic, topics, observer: obs, rate, seconds, sampleMs: 250,
+        producer, traffic: t.traffic, topics: t.topics, observer: obs, rate, seconds, sampleMs: 250,
         onSample: (s) => {
           samples.push({ t: s.t, y: s.outstanding });
-          rss = Math.max(rss, procStats(pid)?.rssBytes ?? 0);
+          rss = Math.max(rss, procStats(t.pid)?.rssBytes ?? 0);
         },
       });
       const stepMs = Date.now() - started;
       const backlog = obs.outstanding;
-      const lag = metricSum(await scrape(proc.port), 'adstream_consumer_lag_records');
-      const s1 = procStats(pid);
+      const lag = t.metricsPort === undefined ? Number.NaN : metricSum(await scrape(t.metricsPort), 'adstream_consumer_lag_records');
+      const s1 = procStats(t.pid);
       const accountedInStep = obs.accounted - a0;
       const tail = samples.filter((s) => s.t >= (seconds * 1000) / 2);
       const sl = slope(tail);
@@ -162,21 +153,36 @@ async function main(): Promise<void> {
         p50_ms: h.p50, p90_ms: h.p90, p99_ms: h.p99, p999_ms: h.p999, max_ms: h.max,
         backlog_at_end: backlog, backlog_slope_per_s: Math.round(sl), drain_ms: drainMs,
         consumer_lag_records: lag,
-        processor_cpu_percent: s0 && s1 ? Math.round(((s1.cpuSeconds - s0.cpuSeconds) / (stepMs / 1000)) * 100) : Number.NaN,
-        processor_rss_mb: Math.round(rss / 2 ** 20),
+        cpu_percent: s0 && s1 ? Math.round(((s1.cpuSeconds - s0.cpuSeconds) / (stepMs / 1000)) * 100) : Number.NaN,
+        rss_mb: Math.round(rss / 2 ** 20),
         generator_max_slip_ms: r.maxScheduleSlipMs,
         sustainable,
       };
-      say(`  ${String(rate).padStart(6)}/s: ${st.achieved_events_per_s}/s achieved, p50 ${h.p50} p99 ${h.p99} p99.9 ${h.p999} max ${h.max} ms, backlog ${backlog} (slope ${st.backlog_slope_per_s}/s, drained in ${drainMs ?? '>'} ms), lag ${lag}, cpu ${st.processor_cpu_percent} %, rss ${st.processor_rss_mb} MB -> ${sustainable ? 'sustainable' : 'NOT sustainable'}`);
+      say(`  ${t.name} ${String(rate).padStart(6)}/s: ${st.achieved_events_per_s}/s achieved, p50 ${h.p50} p99 ${h.p99} p99.9 ${h.p999} max ${h.max} ms, backlog ${backlog} (slope ${st.backlog_slope_per_s}/s, drained in ${drainMs ?? '>'} ms), lag ${lag}, cpu ${st.cpu_percent} %, rss ${st.rss_mb} MB -> ${sustainable ? 'sustainable' : 'NOT sustainable'}`);
       return st;
     };
 
+    // 1. The processor: catalog, spawn, then the open-loop sweep.
+    const env = isolatedEnv(brokers, 'bench', clientEnv);
+    const config = await createTopicsFor(kafka, env);
+    const kafkaClientUsed = kafkaClientName(config, { ...process.env, ...env });
+    say(`Kafka client of the processor and the pass-through: ${kafkaClientUsed}`);
+    const now = Date.now();
+    await producer.send([{ topic: config.topicAds, records: world.ads.map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, now) })) }]);
+    const proc = await spawnProcessor(env);
+    spawnedProcs.push(proc);
+    await proc.waitReady();
+    const obs = new ScoredObserver(kafka, codec, { scored: config.topicScored, deadLetters: config.topicDeadLetters });
+    await obs.start();
+    const processor: Target = { name: 'processor', pid: proc.proc.pid!, metricsPort: proc.port, observer: obs, traffic: world.traffic(codec, { seed: 202, eventIdPrefix: 'bench' }), topics: topicsOf(env) };
+
     say('processor: warm-up');
-    await step(200, 3);
+    await step(processor, 200, 3);
     // Burst drain: the processor's own drain rate on a backlog, comparable with the pass-through's.
+    const drainN = Number(args['drain-events']);
     say(`processor: burst of ${drainN} events (drain rate)...`);
     const a0 = obs.accounted;
-    await preload(producer, traffic, topics, drainN, obs);
+    await preload(producer, processor.traffic, processor.topics, drainN, obs);
     const burst = await (async () => {
       // The observer counts from a0: wait for 5 % .. 95 % of the burst.
       const lo = a0 + Math.ceil(drainN * 0.05);
@@ -199,7 +205,7 @@ async function main(): Promise<void> {
     let lo = 0;
     let hi = 0;
     for (;;) {
-      const st = await step(rate, STEP_S);
+      const st = await step(processor, rate, STEP_S);
       steps.push(st);
       if (!st.sustainable) {
         hi = rate;
@@ -212,7 +218,7 @@ async function main(): Promise<void> {
     for (let i = 0; hi > 0 && i < Number(args['refine-steps']); i++) {
       const mid = Math.round((lo + hi) / 2 / 50) * 50;
       if (mid <= lo || mid >= hi) break;
-      const st = await step(mid, STEP_S);
+      const st = await step(processor, mid, STEP_S);
       steps.push(st);
       if (st.sustainable) lo = mid;
       else hi = mid;
@@ -220,10 +226,11 @@ async function main(): Promise<void> {
     const best = steps.filter((s) => s.sustainable && s.offered === lo)[0];
     const maxEventsPerS = best ? best.achieved_events_per_s : 0;
 
+    const halfRate = Math.max(50, Math.round(lo / 2));
     say(`processor: latency at half of ${lo}/s`);
     const items0 = await scrape(proc.port);
     const accounted0 = obs.accounted;
-    const half = await step(Math.max(50, Math.round(lo / 2)), Number(args['half-seconds']));
+    const half = await step(processor, halfRate, HALF_S);
     const items1 = await scrape(proc.port);
     const perEvent: Record<string, number> = {};
     const events = obs.accounted - accounted0;
@@ -231,18 +238,48 @@ async function main(): Promise<void> {
       const f = (l: string): boolean => l.includes(`model="${m}"`);
       perEvent[m] = events > 0 ? (metricSum(items1, 'adstream_inference_items_total', f) - metricSum(items0, 'adstream_inference_items_total', f)) / events : 0;
     }
+    const deadLetters = obs.deadLetters;
     await obs.stop();
     await proc.stop();
+
+    // 2. The Kafka pass-through, with the processor stopped: its drain rate on a backlog, then its
+    // latency at every offered load the processor ran, in the same order, same step lengths.
+    const ptEnv = isolatedEnv(brokers, 'bench-pt', clientEnv);
+    await createTopicsFor(kafka, ptEnv);
+    const ptObs = new ScoredObserver(kafka, codec, { scored: ptEnv.TOPIC_SCORED! });
+    await ptObs.start();
+    say(`pass-through: preloading ${drainN} events...`);
+    await preload(producer, world.traffic(codec, { seed: 101, eventIdPrefix: 'pt' }), topicsOf(ptEnv), drainN, ptObs);
+    const pt = await spawnPassThrough(ptEnv);
+    spawnedProcs.push(pt);
+    const ptStarted = Date.now();
+    const passthroughRate = await drainRate(ptObs, drainN, 120_000);
+    const ptStats = procStats(pt.proc.pid!);
+    await ptObs.drained(10_000);
+    say(`pass-through: ${Math.round(passthroughRate ?? 0)} events/s (${drainN} events drained; cpu ${ptStats ? ((ptStats.cpuSeconds / ((Date.now() - ptStarted) / 1000)) * 100).toFixed(0) : '?'} % incl. start-up)`);
+    const passthrough: Target = { name: 'pass-through', pid: pt.proc.pid!, observer: ptObs, traffic: world.traffic(codec, { seed: 202, eventIdPrefix: 'bench-pt' }), topics: topicsOf(ptEnv) };
+    say('pass-through: warm-up');
+    await step(passthrough, 200, 3);
+    say(`pass-through: the processor's offered loads (${STEP_S} s per step)`);
+    const ptSteps: Step[] = [];
+    for (const s of steps) ptSteps.push(await step(passthrough, s.offered, STEP_S));
+    say(`pass-through: latency at ${halfRate}/s (the processor's half load)`);
+    const ptHalf = await step(passthrough, halfRate, HALF_S);
+    await ptObs.stop();
+    await pt.stop();
     await producer.disconnect();
 
-    // 3. Raw inference at the best batch size, with the processor stopped (same models and settings).
+    // 3. Raw inference at the best batch size, with both stopped (same models and settings).
     say('inference ceiling: every model at batch 32, 128, 256...');
     const ceilings = await inferenceCeiling(loadConfig({ env: { ...process.env, ...env } }), { ads: world.ads.length });
     const inferenceEventsPerS = eventsPerSecondCeiling(ceilings, perEvent);
 
+    const floor = compareAtLoads([...steps, half], [...ptSteps, ptHalf]);
+    const halfFloor = halfLoadFloor(half, ptHalf);
     const results = {
       machine,
       world: args.world,
+      kafka_client: kafkaClientUsed,
       step_seconds: STEP_S,
       max_events_per_s: maxEventsPerS,
       max_offered_sustainable: lo,
@@ -255,36 +292,47 @@ async function main(): Promise<void> {
       ratio_to_inference: round3(maxEventsPerS / inferenceEventsPerS),
       model_items_per_event: Object.fromEntries(Object.entries(perEvent).map(([k, v]) => [k, round3(v)])),
       model_ceilings: ceilings,
+      half_load_offered_per_s: halfRate,
       half_load: half,
       p99_ms_at_half_load: half.p99_ms,
       p50_ms_at_half_load: half.p50_ms,
+      passthrough_half_load: ptHalf,
+      ...halfFloor,
+      latency_vs_passthrough: floor,
       steps,
-      dead_letters: obs.deadLetters,
+      passthrough_steps: ptSteps,
+      dead_letters: deadLetters,
       seconds: Math.round((Date.now() - t0) / 1000),
     };
     mkdirSync(OUT, { recursive: true });
     writeFileSync(join(OUT, 'results.json'), JSON.stringify(results, null, 2) + '\n');
-    const sorted = [...steps, half].sort((a, b) => a.offered - b.offered);
     writeFileSync(
       join(OUT, 'latency-vs-throughput.svg'),
-      latencyChart(
-        [
-          { name: 'p50', colour: '#1f77b4', points: sorted.map((s) => ({ x: s.achieved_events_per_s, y: s.p50_ms })) },
-          { name: 'p99', colour: '#d62728', points: sorted.map((s) => ({ x: s.achieved_events_per_s, y: s.p99_ms })) },
-        ],
-        { title: `adstream end-to-end latency vs throughput (${machine})`.slice(0, 90), xLabel: 'achieved throughput (events/s)', yLabel: 'latency from scheduled send (ms, log scale)' },
-      ),
+      latencyChart(floorSeries(floor), {
+        title: `adstream vs Kafka pass-through (${kafkaClientUsed}), ${machine}`.slice(0, 90),
+        xLabel: 'offered load (events/s)',
+        yLabel: 'latency from scheduled send (ms, log scale)',
+      }),
     );
-    writeFileSync(join(OUT, 'report.md'), report(results, sorted));
-    say(report(results, sorted));
+    const sorted = [...steps, half].sort((a, b) => a.offered - b.offered);
+    const ptSorted = [...ptSteps, ptHalf].sort((a, b) => a.offered - b.offered);
+    const md = report(results, sorted, ptSorted, floor);
+    writeFileSync(join(OUT, 'report.md'), md);
+    say(md);
     console.log(JSON.stringify({
+      kafka_client: results.kafka_client,
       max_events_per_s: results.max_events_per_s,
       passthrough_events_per_s: results.passthrough_events_per_s,
       ratio_to_passthrough: results.ratio_to_passthrough,
       inference_ceiling_items_per_s: results.inference_ceiling_items_per_s,
       ratio_to_inference: results.ratio_to_inference,
+      half_load_offered_per_s: results.half_load_offered_per_s,
       p99_ms_at_half_load: results.p99_ms_at_half_load,
       p50_ms_at_half_load: results.p50_ms_at_half_load,
+      passthrough_p50_ms_at_half_load: results.passthrough_p50_ms_at_half_load,
+      passthrough_p99_ms_at_half_load: results.passthrough_p99_ms_at_half_load,
+      p50_ratio_at_half_load: results.p50_ratio_at_half_load,
+      p99_ratio_at_half_load: results.p99_ratio_at_half_load,
       processor_burst_drain_events_per_s: results.processor_burst_drain_events_per_s,
       machine,
       seconds: results.seconds,
@@ -295,11 +343,25 @@ async function main(): Promise<void> {
   }
 }
 
-function report(r: Record<string, unknown> & { steps: Step[]; half_load: Step }, sorted: Step[]): string {
+const num = (x: number): string => (Number.isFinite(x) ? String(x) : '-');
+
+function stepTable(steps: readonly Step[]): string[] {
+  return [
+    '| Offered/s | Achieved/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | Backlog at end | Lag (metrics) | CPU % | RSS MB | Sustainable |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...steps.map((s) => `| ${s.offered} | ${s.achieved_events_per_s} | ${num(s.p50_ms)} | ${num(s.p90_ms)} | ${num(s.p99_ms)} | ${num(s.p999_ms)} | ${num(s.max_ms)} | ${s.backlog_at_end} | ${num(s.consumer_lag_records)} | ${num(s.cpu_percent)} | ${s.rss_mb} | ${s.sustainable ? 'yes' : 'no'} |`),
+  ];
+}
+
+type Results = Record<string, unknown> & { kafka_client: string; half_load: Step; passthrough_half_load: Step; p50_ratio_at_half_load: number | null; p99_ratio_at_half_load: number | null };
+
+function report(r: Results, sorted: readonly Step[], ptSorted: readonly Step[], floor: readonly FloorRow[]): string {
+  const h = r.half_load;
+  const f = r.passthrough_half_load;
   const lines = [
     '# adstream benchmark',
     '',
-    `Machine: ${r.machine}. World: \`${r.world}\`. Open-loop steps of ${r.step_seconds} s; latency from each event's scheduled send time to its scored output at an independent consumer.`,
+    `Machine: ${r.machine}. World: \`${r.world}\`. Kafka client (processor and pass-through): ${r.kafka_client}. Open-loop steps of ${r.step_seconds} s; latency from each event's scheduled send time to its scored output at an independent consumer.`,
     '',
     '| Figure | Value |',
     '| --- | --- |',
@@ -307,14 +369,24 @@ function report(r: Record<string, unknown> & { steps: Step[]; half_load: Step },
     `| Kafka pass-through ceiling (drain) | ${r.passthrough_events_per_s} events/s; processor at ${r.ratio_to_passthrough} of it |`,
     `| Processor drain rate on a burst (same method as the pass-through) | ${r.processor_burst_drain_events_per_s} events/s; ${r.burst_ratio_to_passthrough} of the pass-through |`,
     `| Raw inference ceiling (best batch, per event's model work) | ${r.inference_ceiling_items_per_s} events/s; processor at ${r.ratio_to_inference} of it |`,
-    `| Latency at half load (${r.half_load.offered}/s) | p50 ${r.half_load.p50_ms} ms, p90 ${r.half_load.p90_ms} ms, p99 ${r.half_load.p99_ms} ms, p99.9 ${r.half_load.p999_ms} ms, max ${r.half_load.max_ms} ms |`,
+    `| Latency at half load (${h.offered}/s), processor | p50 ${h.p50_ms} ms, p90 ${h.p90_ms} ms, p99 ${h.p99_ms} ms, p99.9 ${h.p999_ms} ms, max ${h.max_ms} ms |`,
+    `| Latency at half load (${f.offered}/s), pass-through | p50 ${f.p50_ms} ms, p90 ${f.p90_ms} ms, p99 ${f.p99_ms} ms, p99.9 ${f.p999_ms} ms, max ${f.max_ms} ms |`,
+    `| Processor / pass-through at half load | p50 ${r.p50_ratio_at_half_load ?? '-'}, p99 ${r.p99_ratio_at_half_load ?? '-'} |`,
     `| Model items per event (at half load) | ${Object.entries(r.model_items_per_event as Record<string, number>).map(([k, v]) => `${k} ${v}`).join(', ')} |`,
     '',
-    '![latency vs throughput](latency-vs-throughput.svg)',
+    '![latency vs offered load](latency-vs-throughput.svg)',
     '',
-    '| Offered/s | Achieved/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | Backlog at end | Lag (metrics) | CPU % | RSS MB | Sustainable |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-    ...sorted.map((s) => `| ${s.offered} | ${s.achieved_events_per_s} | ${s.p50_ms} | ${s.p90_ms} | ${s.p99_ms} | ${s.p999_ms} | ${s.max_ms} | ${s.backlog_at_end} | ${s.consumer_lag_records} | ${s.processor_cpu_percent} | ${s.processor_rss_mb} | ${s.sustainable ? 'yes' : 'no'} |`),
+    '## Latency against the Kafka floor (same offered load)',
+    '',
+    ...floorTable(floor, r.kafka_client),
+    '',
+    '## Processor steps',
+    '',
+    ...stepTable(sorted),
+    '',
+    '## Pass-through steps',
+    '',
+    ...stepTable(ptSorted),
     '',
     '| Model | Best batch | items/s | by batch |',
     '| --- | --- | --- | --- |',

@@ -1,13 +1,18 @@
 /**
- * The Kafka pass-through ceiling: the processor's Kafka path with nothing in the middle. It consumes
- * the same event topics through the same Kafka port and client, with the same chunking and commit
- * pattern (src/adapters/kafka/event-source.ts), decodes and validates each record with the processor's
- * own EventDecoder (Avro), and per chunk produces one ScoredCandidates record per user (no ads,
- * eventIds as lineage) with acks=all before resolving the chunk's offsets. No features, no
- * inference, no state, no changelog.
+ * The Kafka pass-through: the processor's Kafka path with nothing in the middle, the floor its
+ * throughput and latency are compared with. It connects as the processor does (connectKafka: same
+ * client, topic creation, co-partitioning check, and the same BoundedProducer with the cluster's
+ * size limits, acks=-1), consumes the same co-partitioned input topics with the same consumer
+ * options as src/adapters/kafka/consume.ts (group, co-partitioned assignment, session timeout,
+ * partitions handled at once, the client's default fetch wait) through the processor's own
+ * runEventSource (same chunking; an offset is marked done only after the chunk's outputs are
+ * acknowledged), decodes and validates each event with the processor's EventDecoder (Avro), and per
+ * chunk produces one ScoredCandidates record per user (no ads, eventIds as lineage). No features,
+ * inference, state, changelog, and no per-partition gate across topics (that is the processing
+ * model's queueing, part of what is measured against this floor).
  *
- * Run as its own process, configured like the processor (KAFKA_BROKERS, GROUP_ID, TOPIC_*,
- * CHUNK_MAX_RECORDS): `node --import tsx loadtest/passthrough.ts`; SIGTERM stops it.
+ * Run as its own process, configured like the processor (KAFKA_BROKERS, KAFKA_CLIENT, GROUP_ID,
+ * TOPIC_*, CHUNK_MAX_RECORDS): `node --import tsx loadtest/passthrough.ts`; SIGTERM stops it.
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -15,32 +20,44 @@ import { loadConfig } from '../src/app/config/load-config.js';
 import type { Config } from '../src/app/config/settings.js';
 import { EventDecoder } from '../src/pipeline/decode.js';
 import type { EventKind, InputRecord } from '../src/domain/events.js';
-import { createKafkaClient } from '../src/adapters/kafka/client.js';
 import { runEventSource } from '../src/adapters/kafka/event-source.js';
-import type { OutboundRecord } from '../src/adapters/kafka/port.js';
-import { ensureTopics } from '../src/adapters/kafka/topics.js';
+import type { GroupConsumerOptions, OutboundRecord } from '../src/adapters/kafka/port.js';
+import { inputTopicsOf } from '../src/adapters/kafka/settings.js';
+import { connectKafka } from '../src/adapters/kafka/wiring.js';
 import { createLogger, type LogLevel } from '../src/util/log.js';
 import { AvroCodec } from '../src/serde/avro-codec.js';
 
+/**
+ * The event consumer's options as the processor sets them (consumeEvents in
+ * src/adapters/kafka/consume.ts); keep the two in step, or the ratio compares different consumers.
+ */
+export function processorConsumerOptions(config: Config, partitions: number): GroupConsumerOptions {
+  return {
+    groupId: config.groupId,
+    topics: inputTopicsOf(config),
+    coPartitioned: true,
+    sessionTimeoutMs: config.sessionTimeoutMs,
+    partitionsConcurrently: Math.min(partitions * 4, 8),
+  };
+}
+
 export async function runPassThrough(config: Config): Promise<{ stop(): Promise<void> }> {
   const logger = createLogger(config.logLevel as LogLevel);
-  const kafka = createKafkaClient({ brokers: config.kafkaBrokers!, clientId: `${config.kafkaClientId}-passthrough`, logger });
-  const admin = await kafka.admin();
-  if (config.createTopics) await ensureTopics(admin, config, logger);
-  await admin.disconnect();
+  const kafka = await connectKafka({ ...config, kafkaClientId: `${config.kafkaClientId}-passthrough` }, logger);
   const codec = new AvroCodec();
   const decoder = new EventDecoder(codec, { maxRecordBytes: config.maxRecordBytes, maxTextChars: config.maxTextChars, maxClockSkewMs: config.maxClockSkewS * 1000, maxEventAgeMs: config.maxEventAgeS * 1000 });
+  // The deletions topic is consumed (the processor's consumer subscribes to it) but yields no output.
   const kinds = new Map<string, EventKind>([[config.topicClicks, 'click'], [config.topicImageViews, 'image'], [config.topicReviews, 'review']]);
-  const producer = await kafka.producer();
-  const partitions = config.topicPartitions;
-  const consumer = await kafka.groupConsumer({ groupId: config.groupId, topics: [...kinds.keys()], sessionTimeoutMs: config.sessionTimeoutMs, partitionsConcurrently: Math.min(partitions * 3, 6) });
+  const consumer = await kafka.client.groupConsumer(processorConsumerOptions(config, kafka.partitions));
 
   const handle = async (records: InputRecord[]): Promise<void> => {
+    const kind = kinds.get(records[0]!.topic);
+    if (kind === undefined) return;
     const now = Date.now();
     const byUser = new Map<string, { eventIds: string[]; latest: number }>();
     for (const r of records) {
       try {
-        const e = decoder.decodeEvent(kinds.get(r.topic)!, r, now);
+        const e = decoder.decodeEvent(kind, r, now);
         const u = byUser.get(e.userId) ?? { eventIds: [], latest: 0 };
         u.eventIds.push(e.eventId);
         u.latest = Math.max(u.latest, e.eventTime);
@@ -53,13 +70,21 @@ export async function runPassThrough(config: Config): Promise<{ stop(): Promise<
       key: Buffer.from(userId, 'utf8'),
       value: codec.encode('dev.adstream.outputs.ScoredCandidates', { outputId: `${userId}-${u.eventIds[0]}`, userId, candidates: [], modelVersion: 'passthrough', triggerEventTime: u.latest, processingTime: Date.now(), eventIds: u.eventIds }),
     }));
-    if (out.length > 0) await producer.send([{ topic: config.topicScored, records: out }]);
+    // Resolves once acknowledged by all in-sync replicas; runEventSource marks the offsets done after it.
+    if (out.length > 0) await kafka.producer.send([{ topic: config.topicScored, records: out }]);
   };
-  await runEventSource({ consumer, chunkMaxRecords: config.chunkMaxRecords, handle });
+  try {
+    await runEventSource({ consumer, chunkMaxRecords: config.chunkMaxRecords, handle });
+  } catch (err) {
+    await consumer.disconnect().catch(() => undefined);
+    await kafka.disconnect().catch(() => undefined);
+    throw err;
+  }
   return {
     stop: async () => {
+      // Consumer first: it lets the chunk in flight finish and commits what was acknowledged.
       await consumer.disconnect();
-      await producer.disconnect();
+      await kafka.disconnect();
     },
   };
 }

@@ -1,7 +1,9 @@
-/** A small latency-versus-throughput chart as SVG: log-scale latency axis, one polyline per series. */
+/** A small latency-versus-load chart as SVG: log-scale latency axis, one polyline per series. */
 export interface Series {
   readonly name: string;
   readonly colour: string;
+  /** SVG stroke-dasharray (e.g. '6 4'), to tell two series of one colour apart; solid when absent. */
+  readonly dash?: string;
   readonly points: readonly { readonly x: number; readonly y: number }[];
 }
 
@@ -10,7 +12,7 @@ const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;'
 export function latencyChart(series: readonly Series[], o: { title: string; xLabel: string; yLabel: string; width?: number; height?: number }): string {
   const W = o.width ?? 720;
   const H = o.height ?? 440;
-  const m = { l: 70, r: 150, t: 40, b: 55 };
+  const m = { l: 70, r: 170, t: 40, b: 55 };
   const pts = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y) && p.y > 0);
   const xMax = niceCeil(Math.max(1, ...pts.map((p) => p.x)));
   const yMin = 10 ** Math.floor(Math.log10(Math.max(0.1, Math.min(...pts.map((p) => p.y), 1e9))));
@@ -36,11 +38,12 @@ export function latencyChart(series: readonly Series[], o: { title: string; xLab
   out.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 14}" text-anchor="middle">${esc(o.xLabel)}</text>`);
   out.push(`<text transform="translate(18 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
   series.forEach((s, i) => {
+    const dash = s.dash ? ` stroke-dasharray="${esc(s.dash)}"` : '';
     const ps = s.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y) && p.y > 0);
-    if (ps.length > 0) out.push(`<polyline fill="none" stroke="${s.colour}" stroke-width="2" points="${ps.map((p) => `${px(p.x).toFixed(1)},${py(p.y).toFixed(1)}`).join(' ')}"/>`);
+    if (ps.length > 0) out.push(`<polyline fill="none" stroke="${s.colour}" stroke-width="2"${dash} points="${ps.map((p) => `${px(p.x).toFixed(1)},${py(p.y).toFixed(1)}`).join(' ')}"/>`);
     for (const p of ps) out.push(`<circle cx="${px(p.x).toFixed(1)}" cy="${py(p.y).toFixed(1)}" r="3" fill="${s.colour}"/>`);
     const ly = m.t + 10 + i * 20;
-    out.push(`<line x1="${W - m.r + 15}" y1="${ly}" x2="${W - m.r + 40}" y2="${ly}" stroke="${s.colour}" stroke-width="2"/>`);
+    out.push(`<line x1="${W - m.r + 15}" y1="${ly}" x2="${W - m.r + 40}" y2="${ly}" stroke="${s.colour}" stroke-width="2"${dash}/>`);
     out.push(`<text x="${W - m.r + 46}" y="${ly + 4}">${esc(s.name)}</text>`);
   });
   out.push('</svg>');
