@@ -309,7 +309,7 @@ async function main(): Promise<void> {
     writeFileSync(
       join(OUT, 'latency-vs-throughput.svg'),
       latencyChart(floorSeries(floor), {
-        title: `adstream vs Kafka pass-through (${kafkaClientUsed}), ${machine}`.slice(0, 90),
+        title: `Latency vs offered load: adstream and the Kafka pass-through (${kafkaClientUsed})`,
         xLabel: 'offered load (events/s)',
         yLabel: 'latency from scheduled send (ms, log scale)',
       }),
