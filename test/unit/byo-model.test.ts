@@ -75,9 +75,8 @@ describe('Bring your own model (MODEL_CARD)', () => {
     const imageSpec = models.specs.find((s) => s.name === 'image')!;
     expect(imageSpec.path).toBe(join(cardDir, 'my-image.onnx'));
     expect(imageSpec.inputs).toEqual([{ name: 'pixels', type: 'float32', itemShape: [3, 96, 96] }]);
-    const fusion = models.specs.find((s) => s.name === 'fusion')!;
-    expect(basename(fusion.path)).toBe('fusion-concat-d64-o128.onnx');
-    expect(fusion.inputs).toEqual([{ name: 'modalities', type: 'float32', itemShape: [3, 64] }, { name: 'weights', type: 'float32', itemShape: [3] }]);
+    // Fusion runs in-process: no model of its own.
+    expect(models.specs.map((s) => s.name)).toEqual(['image', 'text', 'click', 'scorer', 'ctr']);
     const scorer = models.specs.find((s) => s.name === 'scorer')!;
     expect(basename(scorer.path)).toBe('scorer-d128.onnx');
     expect(existsSync(scorer.path)).toBe(true);
