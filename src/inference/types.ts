@@ -45,7 +45,7 @@ export interface TensorSpec {
 export interface BatcherSettings {
   /** Items per batch at most (Triton's max_batch_size). */
   readonly maxBatchSize: number;
-  /** How long the oldest queued item may wait for a fuller batch (Triton's max_queue_delay). */
+  /** How long a partial batch is held for more requests though a worker is free (Triton's max_queue_delay); 0: sent at once (see batch-policy.ts). */
   readonly maxQueueDelayMs: number;
   /** Items queued at most; beyond it requests are refused (QUEUE_FULL) and pressure is signalled. */
   readonly maxQueueItems: number;

@@ -6,6 +6,7 @@ import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, silentLogger } from '../../src/util/log.js';
 import { decideBatch, type PolicyInput } from '../../src/inference/batch-policy.js';
+import { INFERENCE_SETTINGS } from '../../src/inference/settings.js';
 import { InferenceEngine } from '../../src/inference/inference-engine.js';
 import { WorkerPool } from '../../src/inference/worker-pool.js';
 import { inferTyped, InferenceError, type Inference, type InferenceErrorCode, type InferenceReporter, type InferenceRequest, type InferenceResult, type ModelSpec } from '../../src/inference/types.js';
@@ -115,11 +116,25 @@ describe('batch policy', () => {
     expect(decideBatch(q([4, 4], { oldestEnqueuedAt: 100 }))).toEqual({ action: 'send', requests: 2 });
   });
 
-  it('waits the remaining delay with a partial batch', () => {
+  it('by default (MAX_QUEUE_DELAY_MS 0) gives a free worker a partial batch at once, however young', () => {
+    const shipped = INFERENCE_SETTINGS.maxQueueDelayMs.default;
+    expect(shipped).toBe(0);
+    expect(decideBatch(q([3, 2], { now: 95, maxQueueDelayMs: shipped }))).toEqual({ action: 'send', requests: 2 });
+    expect(decideBatch(q([1], { now: 95, maxQueueDelayMs: shipped }))).toEqual({ action: 'send', requests: 1 });
+  });
+
+  it('while every worker is busy sends nothing and arms no timer: the queue grows into the next free worker\'s batch', () => {
+    expect(decideBatch(q([1], { now: 95, maxQueueDelayMs: 0, workerFree: false }))).toEqual({ action: 'idle' });
+    expect(decideBatch(q([1, 2, 3], { now: 95, maxQueueDelayMs: 0, workerFree: false }))).toEqual({ action: 'idle' });
+    // The worker frees up: it takes everything that queued meanwhile (up to maxBatchSize).
+    expect(decideBatch(q([1, 2, 3], { now: 95, maxQueueDelayMs: 0 }))).toEqual({ action: 'send', requests: 3 });
+  });
+
+  it('with an opt-in hold (maxQueueDelayMs > 0) waits the remaining delay with a partial batch', () => {
     expect(decideBatch(q([3, 2]))).toEqual({ action: 'wait', ms: 15 });
   });
 
-  it('sends the partial batch once the oldest has waited maxQueueDelayMs', () => {
+  it('with an opt-in hold sends the partial batch once the oldest has waited maxQueueDelayMs', () => {
     expect(decideBatch(q([3, 2], { now: 115 }))).toEqual({ action: 'send', requests: 2 });
     expect(decideBatch(q([3, 2], { now: 200 }))).toEqual({ action: 'send', requests: 2 });
   });
