@@ -528,6 +528,22 @@ describe('InferenceEngine start and close', () => {
     await expect(start({ maxBatchSize: 8, maxQueueDelayMs: 1, maxQueueItems: 8 }, 0)).rejects.toThrow(/inference\.workers/);
   });
 
+  it('refuses a re-rank whose tensors or second model do not fit, naming the setting', async () => {
+    const batcher = { maxBatchSize: 8, maxQueueDelayMs: 0, maxQueueItems: 64 };
+    const first: ModelSpec = {
+      ...doubleSpec('first', batcher),
+      outputs: [{ name: 'y', type: 'float32', itemShape: [4] }, { name: 'rows', type: 'int64', itemShape: [2] }, { name: 'score', type: 'float32', itemShape: [2] }],
+      residentInputs: [{ name: 'table', type: 'float32' }],
+    };
+    const rerank = { model: 'second', queries: 'x', candidates: 'table', indices: 'rows', queryInput: 'q', candidateInput: 'c', score: 'p', output: 'score' };
+    const second: ModelSpec = { ...doubleSpec('second', batcher), inputs: [{ name: 'q', type: 'float32', itemShape: [4] }, { name: 'c', type: 'float32', itemShape: [4] }] };
+    const start = (models: ModelSpec[]): Promise<InferenceEngine> => InferenceEngine.start({ models, workers: 1, executionProviders: ['cpu'], intraOpNumThreads: 1, logger: silentLogger });
+    await expect(start([{ ...first, rerank }])).rejects.toThrow(/models\[0\]\.rerank\.model: must name another model/);
+    await expect(start([{ ...first, rerank: { ...rerank, candidates: 'x' } }, second])).rejects.toThrow(/rerank\.candidates/);
+    await expect(start([{ ...first, rerank: { ...rerank, indices: 'y' } }, second])).rejects.toThrow(/rerank\.output/);
+    await expect(start([{ ...first, rerank: { ...rerank, queryInput: 'user' } }, second])).rejects.toThrow(/exactly the float32 inputs user and c/);
+  });
+
   it('transfers outputs from the worker without copying them', async () => {
     let idle = 0;
     const { pool, ready } = await WorkerPool.start({
