@@ -113,8 +113,6 @@ export interface ModelCard {
     readonly image: CardModel & { readonly preprocessing: ImagePreprocessing };
     readonly text: CardModel & { readonly preprocessing: TextPreprocessing };
     readonly click: CardModel & { readonly preprocessing: ClickPreprocessing };
-    readonly 'fusion-weighted': CardModel;
-    readonly 'fusion-concat': CardModel;
     readonly scorer: CardModel & { readonly topK: number };
   };
 }
