@@ -1,8 +1,10 @@
 /**
  * Inference benchmark: each model at batch 1 and through the micro-batcher, under the same
  * saturating load (many concurrent single-item requests), in one run, on worker threads as in
- * production. Also image decode/s (sharp) apart from encode/s (the CNN), and the event-loop delay
- * while the workers are saturated. Prints a table, then one JSON line.
+ * production. The scorer row is a ranking request as the processor sends it: the scorer, then the
+ * CTR model on its top-k in the same worker run (ModelSpec.rerank). Also image decode/s (sharp)
+ * apart from encode/s (the CNN), and the event-loop delay while the workers are saturated. Prints a
+ * table, then one JSON line.
  *
  *   npm run bench:inference [-- --seconds 3 --providers cpu --ads 10000 --workers N]
  */
@@ -38,7 +40,8 @@ const ADS = Number(args.ads);
 const WORKERS = Number(args.workers);
 const MAX_BATCH = Number(args['max-batch']);
 const IN_FLIGHT = Number(args['in-flight']);
-const DELAY_MS = 2;
+// The shipped policy: a partial batch goes to an idle worker at once; batches fill while all are busy.
+const DELAY_MS = 0;
 const CHUNK_ITEMS = 32;
 
 const config = loadConfig({
@@ -115,7 +118,9 @@ async function phase(maxBatchSize: number, model: string, one: Record<string, Te
     provider: () => undefined,
   };
   const specs: ModelSpec[] = models.specs.map((s) => ({ ...s, batcher: { maxBatchSize, maxQueueDelayMs: DELAY_MS, maxQueueItems: Math.max(IN_FLIGHT, itemsPerRequest * 8) * 2 } }));
-  const engine = await InferenceEngine.start({ models: specs.filter((s) => s.name === model), workers: WORKERS, executionProviders: [...config.executionProviders], intraOpNumThreads: 1, logger, reporter });
+  // The model, and the one its requests re-rank with (the scorer's CTR model).
+  const rerank = specs.find((s) => s.name === model)?.rerank?.model;
+  const engine = await InferenceEngine.start({ models: specs.filter((s) => s.name === model || s.name === rerank), workers: WORKERS, executionProviders: [...config.executionProviders], intraOpNumThreads: 1, logger, reporter });
   try {
     if (model === 'scorer') {
       const dim = models.fusion.dim; // the scorer works in the fused space

@@ -1,5 +1,5 @@
 /**
- * The raw-inference ceiling: every model the processor runs (encoders, fusion, scorer, CTR), on the
+ * The raw-inference ceiling: every model the processor runs (encoders, scorer with its CTR re-rank), on the
  * production engine and worker threads, saturated with requests of the batch size itself, at a few
  * batch sizes; the best items/s per model. (loadtest/bench-inference.ts compares batch 1 with the
  * batcher; this picks the best batch.) Combined with how many items of each model one event costs
@@ -37,11 +37,13 @@ export async function inferenceCeiling(config: Config, o: { seconds?: number; ba
   const workers = config.inferenceWorkers || availableParallelism();
   const rand = seededRandom(9);
   const result: Record<string, ModelCeiling> = {};
-  for (const base of models.specs) {
+  // The CTR model runs inside the scorer's requests (its spec's rerank), not on its own.
+  const reranks = new Set(models.specs.map((s) => s.rerank?.model));
+  for (const base of models.specs.filter((s) => !reranks.has(s.name))) {
     const byBatch: Record<string, number> = {};
     for (const b of batches) {
       const spec: ModelSpec = { ...base, batcher: { maxBatchSize: b, maxQueueDelayMs: 0, maxQueueItems: b * workers * 8 } };
-      const engine = await InferenceEngine.start({ models: [spec], workers, executionProviders: [...config.executionProviders], intraOpNumThreads: config.intraOpThreads, logger: silentLogger });
+      const engine = await InferenceEngine.start({ models: [spec, ...models.specs.filter((s) => s.name === base.rerank?.model)], workers, executionProviders: [...config.executionProviders], intraOpNumThreads: config.intraOpThreads, logger: silentLogger });
       try {
         if (spec.name === 'scorer') {
           const F = models.fusion.dim;

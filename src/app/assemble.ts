@@ -89,7 +89,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
       maxRedirects: 3,
     }),
   );
-  const fuser = new Fuser(engine, models.fusion, embedder.dims);
+  const fuser = new Fuser(models.fusion, embedder.dims);
   const F = fuser.dim;
   const stateCodec = new UserStateCodec(codec, { space: models.space, dim: F, maxInterests: config.interestsPerUser, ...(o.onStateDiscarded ? { onDiscard: o.onStateDiscarded } : {}) });
   let local: LocalStateStore;
@@ -107,10 +107,10 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
     ...(o.stateReporter ? { onLookup: (hit: boolean) => o.stateReporter!.cacheLookup(hit) } : {}),
   });
   const catalog = new AdCatalog(F);
-  // Each interest asks for topK + slack ads: the slack replaces ads deactivated since the last upload and feeds the CTR re-rank.
+  // Each interest asks for topK + slack ads (each with its CTR, same request): the slack replaces ads deactivated since the last upload and feeds the CTR re-rank.
   const slack = config.topK;
-  const scorer = new EngineScorer(engine, catalog, { model: models.scorer.model, perRow: config.topK + slack, minUploadIntervalMs: config.catalogUploadIntervalMs });
-  const ranker = new CandidateRanker(engine, scorer, F, { topK: config.topK, slack, ctr: models.ctr });
+  const scorer = new EngineScorer(engine, catalog, { io: models.scorer, perRow: config.topK + slack, minUploadIntervalMs: config.catalogUploadIntervalMs });
+  const ranker = new CandidateRanker(scorer, F, { topK: config.topK, slack });
   const interests = { halfLifeMs: config.interestHalfLifeS * 1000, maxInterests: config.interestsPerUser, newInterestThreshold: config.newInterestThreshold };
   const applied = o.applied ?? new AppliedOffsets();
   const processor = new Processor({

@@ -233,6 +233,7 @@ function validate(opts: InferenceEngineOptions): void {
     for (const t of [...m.inputs, ...m.outputs]) {
       if (!t.itemShape.every((d) => Number.isInteger(d) && d >= 1)) throw new ConfigError(`${at}.${t.name}.itemShape`, `dimensions must be integers >= 1, got [${t.itemShape}]`);
     }
+    if (m.rerank) validateRerank(m, opts.models, `${at}.rerank`);
     const b = m.batcher;
     if (!Number.isInteger(b.maxBatchSize) || b.maxBatchSize < 1) throw new ConfigError(`${at}.batcher.maxBatchSize`, `must be an integer >= 1, got ${b.maxBatchSize}`);
     if (!(b.maxQueueDelayMs >= 0) || !Number.isFinite(b.maxQueueDelayMs)) throw new ConfigError(`${at}.batcher.maxQueueDelayMs`, `must be a finite number >= 0, got ${b.maxQueueDelayMs}`);
@@ -240,4 +241,19 @@ function validate(opts: InferenceEngineOptions): void {
       throw new ConfigError(`${at}.batcher.maxQueueItems`, `must be an integer >= maxBatchSize (${b.maxBatchSize}), got ${b.maxQueueItems}`);
     }
   });
+}
+
+/** A re-rank names tensors of two specs: each must be there, with the type the worker packs. */
+function validateRerank(m: ModelSpec, models: readonly ModelSpec[], at: string): void {
+  const r = m.rerank!;
+  const second = models.find((x) => x.name === r.model);
+  const has = (list: readonly { name: string; type: string }[] | undefined, name: string, type: string): boolean => list?.some((t) => t.name === name && t.type === type) ?? false;
+  if (!second || second.rerank) throw new ConfigError(`${at}.model`, `must name another model without a re-rank of its own, got ${r.model}`);
+  if (!has(m.inputs, r.queries, 'float32')) throw new ConfigError(`${at}.queries`, `must be a float32 batched input of ${m.name}, got ${r.queries}`);
+  if (!has(m.residentInputs, r.candidates, 'float32')) throw new ConfigError(`${at}.candidates`, `must be a float32 resident input of ${m.name}, got ${r.candidates}`);
+  if (!has(m.outputs, r.indices, 'int64') || !has(m.outputs, r.output, 'float32')) throw new ConfigError(`${at}.output`, `${m.name} must list ${r.indices} (int64) and ${r.output} (float32) among its outputs`);
+  const names = second.inputs.map((t) => t.name).sort().join(',');
+  if (names !== [r.queryInput, r.candidateInput].sort().join(',') || !second.inputs.every((t) => t.type === 'float32')) {
+    throw new ConfigError(`${at}.model`, `${r.model} must have exactly the float32 inputs ${r.queryInput} and ${r.candidateInput}, has [${names}]`);
+  }
 }

@@ -7,7 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
-import type { ModelSpec, TensorSpec, TensorType } from './types.js';
+import type { ModelSpec, RerankSpec, TensorSpec, TensorType } from './types.js';
 
 // ---- protocol (type-only imports of it are erased, so the pool never loads this file) ----
 
@@ -52,7 +52,8 @@ export type FromWorker =
 interface LoadedModel {
   readonly spec: ModelSpec;
   readonly session: ort.InferenceSession;
-  readonly outputNames: readonly string[];
+  /** The outputs its graph has: the spec's, but for a re-rank's. */
+  readonly graphOutputs: readonly string[];
   readonly residents: Map<string, ort.Tensor>;
   /** Set once a zero batch has run, i.e. the session has allocated and is known to execute. */
   warmed: boolean;
@@ -69,6 +70,10 @@ function post(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
 /** ORT's messages end with a newline; keep log fields and error messages on one line. */
 function message(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).trim();
+}
+
+function graphOutputs(spec: ModelSpec): string[] {
+  return spec.outputs.map((t) => t.name).filter((name) => name !== spec.rerank?.output);
 }
 
 function rowLength(t: TensorSpec): number {
@@ -100,20 +105,64 @@ function feeds(m: LoadedModel, items: number, inputs: readonly (Float32Array | B
   return f;
 }
 
+/** A run's outputs by name: the session's, plus the re-rank's (see RerankSpec). */
+type Outputs = Record<string, { readonly type: string; readonly data: unknown; readonly dims: readonly number[] }>;
+
+/** The model's graph on one batch, then its re-rank if it has one. */
+async function execute(m: LoadedModel, items: number, inputs: readonly (Float32Array | BigInt64Array)[]): Promise<Outputs> {
+  const out: Outputs = await m.session.run(feeds(m, items, inputs), m.graphOutputs as string[]);
+  const rerank = m.spec.rerank;
+  if (!rerank) return out;
+  return { ...out, [rerank.output]: await rerankRun(rerank, m, items, inputs, out) };
+}
+
+/**
+ * The second model on every (query row, candidate) pair of the first one's top-k: pairs are packed
+ * here, where the candidates' matrix already lives, so they never travel to the main thread.
+ */
+async function rerankRun(r: RerankSpec, m: LoadedModel, items: number, inputs: readonly (Float32Array | BigInt64Array)[], out: Outputs): Promise<Outputs[string]> {
+  const second = models.get(r.model);
+  if (!second) throw new Error(`model ${m.spec.name}: re-rank model ${r.model} is not loaded`);
+  const indices = out[r.indices]!;
+  const k = indices.dims[1] ?? 0;
+  const candidates = m.residents.get(r.candidates)!;
+  const matrix = candidates.data as Float32Array;
+  const width = candidates.dims[1]!;
+  const queries = inputs[m.spec.inputs.findIndex((t) => t.name === r.queries)]! as Float32Array;
+  const at = indices.data as BigInt64Array;
+  const pairs = items * k;
+  if (pairs === 0) return { type: 'float32', data: new Float32Array(0), dims: [items, k] };
+  const query = new Float32Array(pairs * width);
+  const candidate = new Float32Array(pairs * width);
+  for (let q = 0; q < items; q++) {
+    const row = queries.subarray(q * width, (q + 1) * width);
+    for (let j = 0; j < k; j++) {
+      const p = (q * k + j) * width;
+      const c = Number(at[q * k + j]!);
+      query.set(row, p);
+      candidate.set(matrix.subarray(c * width, (c + 1) * width), p);
+    }
+  }
+  const byName: Record<string, Float32Array> = { [r.queryInput]: query, [r.candidateInput]: candidate };
+  const scored = (await second.session.run(feeds(second, pairs, second.spec.inputs.map((t) => byName[t.name]!)), [r.score]))[r.score]!;
+  if (scored.type !== 'float32') throw new Error(`model ${r.model}: output ${r.score} is ${scored.type}, re-rank needs float32`);
+  return { type: 'float32', data: scored.data, dims: [items, k] };
+}
+
 /**
  * One run on a single all-zero item: allocates the session's buffers before real traffic, and
  * proves the provider executes. Returns each output's item shape as the graph really gives it.
  */
 async function warmUp(m: LoadedModel): Promise<Record<string, number[]>> {
-  const out = await m.session.run(feeds(m, 1, m.spec.inputs.map((t) => zeros(t.type, rowLength(t)))), m.outputNames as string[]);
+  const out = await execute(m, 1, m.spec.inputs.map((t) => zeros(t.type, rowLength(t))));
   m.warmed = true;
-  return Object.fromEntries(m.outputNames.map((name) => [name, [...(out[name]?.dims ?? [])].slice(1)]));
+  return Object.fromEntries(m.spec.outputs.map(({ name }) => [name, [...(out[name]?.dims ?? [])].slice(1)]));
 }
 
 /** The spec must name what the graph has; a typo would otherwise fail every batch at run time. */
 function checkNames(spec: ModelSpec, session: ort.InferenceSession): void {
   const missingIn = [...spec.inputs.map((t) => t.name), ...(spec.residentInputs ?? []).map((r) => r.name)].filter((n) => !session.inputNames.includes(n));
-  const missingOut = spec.outputs.map((t) => t.name).filter((n) => !session.outputNames.includes(n));
+  const missingOut = graphOutputs(spec).filter((n) => !session.outputNames.includes(n));
   if (missingIn.length > 0 || missingOut.length > 0) {
     throw new Error(`model ${spec.name}: graph has inputs [${session.inputNames}] and outputs [${session.outputNames}], spec names missing inputs [${missingIn}] outputs [${missingOut}]`);
   }
@@ -137,7 +186,7 @@ async function load(spec: ModelSpec, init: WorkerInit): Promise<{ model: LoadedM
         graphOptimizationLevel: 'all',
       });
       checkNames(spec, session);
-      const model: LoadedModel = { spec, session, outputNames: spec.outputs.map((t) => t.name), residents: new Map(), warmed: false };
+      const model: LoadedModel = { spec, session, graphOutputs: graphOutputs(spec), residents: new Map(), warmed: false };
       // A provider may create a session yet fail to execute; warming up here lets the next one take over.
       if (!residentsComplete(model)) return { model, ready: { provider, failures } };
       const outputItemShapes = await warmUp(model);
@@ -159,7 +208,7 @@ async function run(msg: Extract<ToWorker, { type: 'run' }>): Promise<void> {
   // Tensors over the received buffers: ORT reads them in place.
   const inputs = m.spec.inputs.map((t, i) => view(t.type, msg.inputs[i]!));
   const started = performance.now();
-  const out = await m.session.run(feeds(m, msg.items, inputs), m.outputNames as string[]);
+  const out = await execute(m, msg.items, inputs);
   const computeMs = performance.now() - started;
 
   const outputs: { buffer: ArrayBuffer; dims: number[] }[] = [];

@@ -45,14 +45,35 @@ export interface TensorSpec {
 export interface BatcherSettings {
   /** Items per batch at most (Triton's max_batch_size). */
   readonly maxBatchSize: number;
-  /** How long the oldest queued item may wait for a fuller batch (Triton's max_queue_delay). */
+  /** How long a partial batch is held for more requests though a worker is free (Triton's max_queue_delay); 0: sent at once (see batch-policy.ts). */
   readonly maxQueueDelayMs: number;
   /** Items queued at most; beyond it requests are refused (QUEUE_FULL) and pressure is signalled. */
   readonly maxQueueItems: number;
 }
 
+/**
+ * A second model run inside the same request, on this model's top-k (one trip to the workers
+ * instead of two; Triton calls such a chain an ensemble). For every item row q and each of its k
+ * candidates j, the second model gets input `queryInput` = row q of this model's batched input
+ * `queries`, and input `candidateInput` = row indices[q, j] of this model's resident input
+ * `candidates`; its output `score` ([batch, 1]) comes back as this model's output `output`,
+ * [batch, k]. The second model keeps its own spec (it is loaded, warmed and checked like any).
+ */
+export interface RerankSpec {
+  readonly model: string;
+  readonly queries: string;
+  readonly candidates: string;
+  /** This model's int64 output [batch, k] of candidate rows. */
+  readonly indices: string;
+  readonly queryInput: string;
+  readonly candidateInput: string;
+  readonly score: string;
+  /** Listed among this model's outputs (float32), though its graph does not have it. */
+  readonly output: string;
+}
+
 export interface ModelSpec {
-  /** Key the processor uses: 'image', 'text', 'click', 'fusion', 'scorer', ... */
+  /** Key the processor uses: 'image', 'text', 'click', 'scorer', ... */
   readonly name: string;
   /** Path of the .onnx file. */
   readonly path: string;
@@ -62,6 +83,8 @@ export interface ModelSpec {
   readonly outputs: readonly TensorSpec[];
   /** Inputs that are not batched but set once and reused by every batch (e.g. the ad matrix). */
   readonly residentInputs?: readonly { readonly name: string; readonly type: TensorType }[];
+  /** The scorer's CTR re-rank in the same trip (see RerankSpec). */
+  readonly rerank?: RerankSpec;
   readonly batcher: BatcherSettings;
 }
 

@@ -7,20 +7,18 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MODALITIES } from '../domain/modalities.js';
 import { writeFileAtomic } from '../util/files.js';
 import type { BatcherSettings, ModelSpec, TensorDecl, TensorType } from '../inference/types.js';
-import { ENCODER_TENSORS, FUSION_TENSORS, SCORER_TENSORS } from './graphs/tensors.js';
+import { ENCODER_TENSORS, SCORER_TENSORS } from './graphs/tensors.js';
 import { buildClickEncoder } from './graphs/click-encoder.js';
 import { CATEGORY_BUCKET_SEED, ITEM_BUCKET_SEED } from '../preprocess/buckets.js';
-import { buildConcatFusion, buildWeightedFusion } from './graphs/fusion.js';
 import { buildImageEncoder, IMAGE_MEAN, IMAGE_STD } from './graphs/image-encoder.js';
 import { buildScorer } from './graphs/scorer.js';
 import { buildTextEncoder } from './graphs/text-encoder.js';
 import { TEXT_TOKENIZER } from '../preprocess/token-ids.js';
 
 export interface DefaultModelOptions {
-  /** Embedding dimension of every encoder, the fusion output and the scorer. */
+  /** Embedding dimension of every encoder and the scorer. */
   readonly dim: number;
   /** Image encoder input height = width. */
   readonly imageSize: number;
@@ -47,13 +45,17 @@ export const DEFAULT_MODEL_OPTIONS: DefaultModelOptions = {
 
 const DEFAULT_TOP_K = 10;
 
-/** Bump when the generated graphs change for the same options (new weights, new ops...). */
+/**
+ * Bump when the generated graphs change for the same options (new weights, new ops...). Not bumped
+ * when the fusion graphs left the card (fusion runs in-process since): the encoders' bytes are the
+ * same, and the version names the vector space of every stored user state (PreparedModels.space).
+ */
 const GENERATOR_REVISION = 'default-v1';
 
 export const MODEL_CARD_FILE = 'model-card.json';
 
-export type DefaultModelName = 'image' | 'text' | 'click' | 'fusion-weighted' | 'fusion-concat' | 'scorer';
-export const DEFAULT_MODEL_NAMES: readonly DefaultModelName[] = ['image', 'text', 'click', 'fusion-weighted', 'fusion-concat', 'scorer'];
+export type DefaultModelName = 'image' | 'text' | 'click' | 'scorer';
+export const DEFAULT_MODEL_NAMES: readonly DefaultModelName[] = ['image', 'text', 'click', 'scorer'];
 
 /** A dimension in the card: a size, or a symbolic name ('batch', 'num_ads', 'k'). */
 export type CardDim = number | string;
@@ -99,8 +101,6 @@ export interface CardModel {
   /** Width of the model's vector output. */
   readonly embeddingDim: number;
   readonly preprocessing?: ImagePreprocessing | TextPreprocessing | ClickPreprocessing;
-  /** Fusion graphs: what each row of `modalities` holds. */
-  readonly modalities?: readonly string[];
   /** Scorer: the k its outputs are described with. */
   readonly topK?: number;
 }
@@ -113,8 +113,6 @@ export interface ModelCard {
     readonly image: CardModel & { readonly preprocessing: ImagePreprocessing };
     readonly text: CardModel & { readonly preprocessing: TextPreprocessing };
     readonly click: CardModel & { readonly preprocessing: ClickPreprocessing };
-    readonly 'fusion-weighted': CardModel;
-    readonly 'fusion-concat': CardModel;
     readonly scorer: CardModel & { readonly topK: number };
   };
 }
@@ -144,10 +142,7 @@ interface Built {
 
 function buildAll(o: Required<DefaultModelOptions>): Record<DefaultModelName, Built> {
   const { dim } = o;
-  const m = MODALITIES.length;
   const { image, text, click } = ENCODER_TENSORS;
-  const fusionInputs = [t(FUSION_TENSORS.inputs.modalities, ['batch', m, dim]), t(FUSION_TENSORS.inputs.weights, ['batch', m])];
-  const fused = [t(FUSION_TENSORS.outputs.fused, ['batch', dim])];
   return {
     image: {
       bytes: buildImageEncoder({ size: o.imageSize, dim }),
@@ -181,15 +176,6 @@ function buildAll(o: Required<DefaultModelOptions>): Record<DefaultModelName, Bu
         embeddingDim: dim,
         preprocessing: { itemBuckets: o.itemBuckets, categoryBuckets: o.categoryBuckets, itemSeed: ITEM_BUCKET_SEED, categorySeed: CATEGORY_BUCKET_SEED },
       },
-    },
-    'fusion-weighted': {
-      bytes: buildWeightedFusion({ modalities: m, dim }),
-      entry: { file: 'fusion-weighted.onnx', inputs: fusionInputs, outputs: fused, residentInputs: [], embeddingDim: dim, modalities: [...MODALITIES] },
-    },
-    'fusion-concat': {
-      // Same width as the encoders, so fused users and ads live in one space with the scorer.
-      bytes: buildConcatFusion({ modalities: m, dim, outDim: dim }),
-      entry: { file: 'fusion-concat.onnx', inputs: fusionInputs, outputs: fused, residentInputs: [], embeddingDim: dim, modalities: [...MODALITIES] },
     },
     scorer: {
       bytes: buildScorer({ dim }),
@@ -251,12 +237,13 @@ export async function writeDefaultModels(dir: string, opts: DefaultModelOptions 
 }
 
 /**
- * Engine ModelSpecs for the card's models (names as in the card: image, text, click,
- * fusion-weighted, fusion-concat, scorer). itemShape is the card shape without its first (batch)
- * dimension; the scorer's symbolic 'k' becomes the card's topK.
+ * Engine ModelSpecs for the card's models (names as in the card: image, text, click, scorer).
+ * itemShape is the card shape without its first (batch) dimension; the scorer's symbolic 'k'
+ * becomes the card's topK. A card written before fusion left it may still list fusion entries:
+ * they are not models any more, and are skipped.
  */
 export function modelSpecsFromCard(card: ModelCard, dir: string, batcher: (name: string) => BatcherSettings): ModelSpec[] {
-  return (Object.keys(card.models) as DefaultModelName[]).map((name) => {
+  return DEFAULT_MODEL_NAMES.map((name) => {
     const m: CardModel = card.models[name];
     const itemShape = (tensor: CardTensor): number[] =>
       tensor.shape.slice(1).map((d) => {

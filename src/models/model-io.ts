@@ -6,7 +6,7 @@
  */
 import type { PerModality } from '../domain/modalities.js';
 import type { ModelIo, ModelTensors } from '../inference/types.js';
-import type { CTR_TENSORS, ENCODER_TENSORS, FUSION_TENSORS, SCORER_TENSORS } from './graphs/tensors.js';
+import type { CTR_TENSORS, ENCODER_TENSORS, RANKED_TENSORS } from './graphs/tensors.js';
 import type { ImagePreprocessing } from '../preprocess/image-decoder.js';
 
 type IoOf<T extends ModelTensors> = ModelIo<T['inputs'], T['outputs']>;
@@ -21,21 +21,18 @@ export interface EncoderSettings {
 export const FUSION_STRATEGIES = ['concat', 'average', 'weighted'] as const;
 export type FusionStrategy = (typeof FUSION_STRATEGIES)[number];
 
+/** How the fuser (src/pipeline/fuse.ts, in-process: fusion is no engine model) combines the modalities. */
 export interface FusionSettings {
-  /** The engine's model name. */
-  readonly model: string;
   readonly strategy: FusionStrategy;
-  /** Width of each row of the graph's `modalities` input: the widest encoder's. */
+  /** Width of each modality's block (narrower encoders count as zero-padded to it): the widest encoder's. */
   readonly inputDim: number;
   /** Width F of the fused space. */
   readonly dim: number;
-  /** Per modality [image, text, click], as the graph and the event weights get them: all 1 for average, WEIGHT_* otherwise. */
+  /** Per modality [image, text, click], for fusion and the event weights: all 1 for average, WEIGHT_* otherwise. */
   readonly weights: Readonly<PerModality<number>>;
 }
 
-/** The fusion model as the fuser calls it. */
-export type FusionIo = IoOf<typeof FUSION_TENSORS>;
-/** The scorer as retrieval calls it (its resident inputs are SCORER_TENSORS.resident). */
-export type ScorerIo = IoOf<typeof SCORER_TENSORS>;
+/** The scorer as retrieval calls it, with the CTR re-rank (its resident inputs are SCORER_TENSORS.resident). */
+export type ScorerIo = IoOf<typeof RANKED_TENSORS>;
 /** The CTR model: inputs user [batch, F] and ad [batch, F], output ctr [batch, 1]. */
 export type CtrSettings = IoOf<typeof CTR_TENSORS>;

@@ -3,9 +3,9 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../domain/errors.js';
 import { expandHome } from '../util/files.js';
-import { MODALITY_COUNT, perModality, type PerModality } from '../domain/modalities.js';
+import { perModality, type PerModality } from '../domain/modalities.js';
 import type { ImagePreprocessing } from '../preprocess/image-decoder.js';
-import { CTR_TENSORS, ENCODER_TENSORS, FUSION_TENSORS, SCORER_TENSORS } from './graphs/tensors.js';
+import { CTR_TENSORS, ENCODER_TENSORS, RANKED_TENSORS, SCORER_TENSORS } from './graphs/tensors.js';
 import type { CtrSettings, EncoderSettings, FusionSettings, FusionStrategy, ScorerIo } from './model-io.js';
 import type { BatcherSettings, ModelSpec, TensorDecl, TensorSpec, TensorType } from '../inference/types.js';
 import { writeFusedModels } from './fused-models.js';
@@ -39,8 +39,11 @@ export interface ModelSetupOptions extends BatcherSettings {
 export interface PreparedModels {
   readonly specs: readonly ModelSpec[];
   readonly encoders: EncoderSettings;
+  /** Fusion runs in-process (src/pipeline/fuse.ts): no spec. */
   readonly fusion: FusionSettings;
+  /** The scorer, with the CTR model run in the same request (its spec's rerank). */
   readonly scorer: ScorerIo;
+  /** The CTR model's own tensors (the default's, or the user's output name). */
   readonly ctr: CtrSettings;
   /** Names the models in every scored output, so consumers can tell scores of different models apart. */
   readonly version: string;
@@ -64,8 +67,9 @@ interface Chosen {
 /**
  * Writes the default models (once per version) and applies the user's model card, if any: any of
  * the image, text and click encoders can be replaced by an ONNX file with its own input size,
- * normalisation and embedding size, and the CTR model by one with the same inputs. The fusion,
- * scorer and default CTR models are then built for the resulting widths.
+ * normalisation and embedding size, and the CTR model by one with the same inputs. The scorer and
+ * default CTR models are then built for the resulting fused width; the scorer's spec runs the CTR
+ * model on its top-k in the same request (one trip to the workers).
  */
 export async function prepareModels(config: ModelSetupOptions): Promise<PreparedModels> {
   const root = expandHome(config.modelDir);
@@ -101,7 +105,7 @@ export async function prepareModels(config: ModelSetupOptions): Promise<Prepared
   const inputDim = Math.max(...perModality((m) => encoders[m].dim));
   const strategy = config.fusion;
   const F = strategy === 'concat' ? config.fusedDim : inputDim;
-  const files = await writeFusedModels(root, { strategy, inputDim, dim: F, defaultCtr: !userCtr });
+  const files = await writeFusedModels(root, { dim: F, defaultCtr: !userCtr });
   const weightOf = { image: config.weightImage, text: config.weightText, click: config.weightClick };
   const weights: PerModality<number> = perModality((m) => (strategy === 'average' ? 1 : weightOf[m]));
 
@@ -109,23 +113,21 @@ export async function prepareModels(config: ModelSetupOptions): Promise<Prepared
   const spec = (name: string, path: string, e: Pick<CardModel, 'inputs' | 'outputs'>): ModelSpec => ({
     name, path, batcher, inputs: e.inputs.map(tensor), outputs: e.outputs.map(tensor),
   });
-  const fusion: FusionSettings = { model: 'fusion', strategy, inputDim, dim: F, weights };
-  const scorer: ScorerIo = { model: 'scorer', inputs: SCORER_TENSORS.inputs, outputs: SCORER_TENSORS.outputs };
+  const fusion: FusionSettings = { strategy, inputDim, dim: F, weights };
+  const scorer: ScorerIo = { model: 'scorer', ...RANKED_TENSORS };
   const ctr: CtrSettings = userCtr ? userCtrSettings(userCtr.entry as UserModel, F) : { model: 'ctr', ...CTR_TENSORS };
-  const { modalities, weights: weightsInput } = FUSION_TENSORS.inputs;
   const specs: ModelSpec[] = [
     ...ENCODERS.map((n) => spec(n, chosen[n].path, chosen[n].entry)),
-    {
-      name: fusion.model, path: files.fusion, batcher,
-      inputs: [shaped(modalities, [MODALITY_COUNT, inputDim]), shaped(weightsInput, [MODALITY_COUNT])],
-      outputs: [shaped(FUSION_TENSORS.outputs.fused, [F])],
-    },
     {
       name: scorer.model, path: files.scorer, batcher,
       inputs: [shaped(scorer.inputs.users, [F])],
       // k is resident and varies with the catalog; the engine reads each output's real width.
-      outputs: [shaped(scorer.outputs.scores, [config.topK]), shaped(scorer.outputs.indices, [config.topK])],
+      outputs: [shaped(scorer.outputs.scores, [config.topK]), shaped(scorer.outputs.indices, [config.topK]), shaped(scorer.outputs.ctr, [config.topK])],
       residentInputs: [SCORER_TENSORS.resident.ads, SCORER_TENSORS.resident.k],
+      rerank: {
+        model: ctr.model, queries: scorer.inputs.users.name, candidates: SCORER_TENSORS.resident.ads.name, indices: scorer.outputs.indices.name,
+        queryInput: ctr.inputs.user.name, candidateInput: ctr.inputs.ad.name, score: ctr.outputs.ctr.name, output: scorer.outputs.ctr.name,
+      },
     },
     userCtr
       ? spec(ctr.model, userCtr.path, userCtr.entry)

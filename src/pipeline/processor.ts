@@ -20,9 +20,9 @@ export interface ProcessorOptions {
   readonly appliedUpTo?: (topic: string, partition: number) => bigint | undefined;
   readonly decoder: EventDecoder;
   readonly embedder: MultimodalEmbedder;
-  /** Events -> fused vectors; its weights per modality also weigh the events. */
+  /** Events -> fused vectors (in-process); its weights per modality also weigh the events. */
   readonly fuser: Fuser;
-  /** Interests -> ranked candidates (retrieval, then CTR). */
+  /** Interests -> ranked candidates (retrieval and CTR: one engine request). */
   readonly ranker: { rank(queries: readonly RankQuery[]): Promise<Candidate[][]> };
   /** Category centroids of the current catalog, for segment names. */
   readonly centroids: { current(): Centroids };
@@ -45,7 +45,7 @@ export interface ProcessorOptions {
 export interface StageTimings {
   readonly decode: number;
   readonly features: number;
-  /** Fusion model and the interest update. */
+  /** Fusion (in-process) and the interest update. */
   readonly fusion: number;
   readonly scoring: number;
 }
@@ -70,7 +70,11 @@ export interface ChunkResult extends ProcessResult {
  * output, or (when the user's outputs are rate-limited) inside the pendingEventIds of its user's
  * state change; the pending ones go out with a later output (process() or flushDue()).
  *
- * Between the fusion result and the ranking request everything runs synchronously: the states
+ * A chunk makes at most two sequential trips to the inference workers: the encoders (one request
+ * per modality, in parallel), then ranking (the scorer with the CTR model in the same request);
+ * fusion, the fold and the emit policy run in-process between them.
+ *
+ * Between the embeddings and the ranking request everything runs synchronously: the states
  * are read and changed, and everything the outputs need is copied out of them, with no await in
  * between (see UserStateStore on why).
  *
@@ -173,10 +177,10 @@ export class Processor {
     t0 = performance.now();
     const features = (t0 - t1) / 1000;
 
-    // 3. Fuse: one request for every event that embedded.
+    // 3. Fuse every event that embedded (in-process, no engine trip).
     const fused: number[] = [];
     for (let i = 0; i < events.length; i++) if (!embedded.failures.has(i)) fused.push(i);
-    const vectors = await this.o.fuser.fuseEvents(embedded, fused);
+    const vectors = this.o.fuser.fuseEvents(embedded, fused);
 
     // From the fold on, the users' state has changed: a failure must say so (StateChangedError), so
     // that the transport restores the state before the records are handed again.

@@ -4,16 +4,15 @@
  * 1. The scorer runs every interest of every user (one row each) against the catalog.
  * 2. Per user, an ad's similarity is its best match over the user's interests; the top
  *    (topK + slack) by similarity go on.
- * 3. The CTR model scores each (matching interest, ad) pair; the candidate's score is that CTR
+ * 3. The CTR model's prediction for each (matching interest, ad) pair came with the scorer's
+ *    answer (one request, see EngineScorer); the candidate's score is that CTR
  *    times the interest's share of the user's strength: the chance the user is in that interest
  *    now, times the chance of a click given it. The share is what lets a fresh interest outrank
  *    one that has decayed, since every interest is a unit vector to the scorer and the CTR model.
  */
 import type { Candidate } from '../domain/outputs.js';
-import { inferTyped, type Inference } from '../inference/types.js';
-import type { CtrSettings } from '../models/model-io.js';
 import { totalStrength, type Interest } from '../domain/user-state.js';
-import { normalizeInto, rowOf } from '../util/vectors.js';
+import { normalizeInto } from '../util/vectors.js';
 import type { Match } from './retrieve.js';
 
 /** One user's interests, ready to score. */
@@ -30,9 +29,8 @@ export interface Retrieval {
 
 export interface CandidateRankerOptions {
   readonly topK: number;
-  /** Candidates beyond topK that go to the CTR model. */
+  /** Candidates beyond topK whose CTR competes for the topK places. */
   readonly slack: number;
-  readonly ctr: CtrSettings;
 }
 
 /** A user's interests as a RankQuery (zero interests: no rows). Copies: the state may change later. */
@@ -49,14 +47,12 @@ export function rankQuery(interests: readonly Interest[], dim: number): RankQuer
 
 interface Pair {
   readonly match: Match;
-  readonly user: number;
   /** Row of the matching interest within the user's query. */
   readonly row: number;
 }
 
 export class CandidateRanker {
   constructor(
-    private readonly engine: Inference,
     private readonly retrieval: Retrieval,
     private readonly dim: number,
     private readonly o: CandidateRankerOptions,
@@ -77,45 +73,24 @@ export class CandidateRanker {
     // Per user: best match per ad over the user's interests, the best (topK + slack) of them.
     const pairs: Pair[][] = [];
     at = 0;
-    queries.forEach((q, user) => {
+    for (const q of queries) {
       const best = new Map<string, Pair>();
       for (let row = 0; row < q.shares.length; row++) {
         for (const match of matches[at + row] ?? []) {
           const seen = best.get(match.ad.adId);
-          if (!seen || match.similarity > seen.match.similarity) best.set(match.ad.adId, { match, user, row });
+          if (!seen || match.similarity > seen.match.similarity) best.set(match.ad.adId, { match, row });
         }
       }
       at += q.shares.length;
       pairs.push([...best.values()].sort((a, b) => b.match.similarity - a.match.similarity).slice(0, this.o.topK + this.o.slack));
-    });
+    }
 
-    const ctr = await this.predict(queries, pairs);
-    let p = 0;
     return pairs.map((list, user) =>
       list
-        .map((pair) => ({ pair, score: ctr[p++]! * queries[user]!.shares[pair.row]! }))
+        .map((pair) => ({ pair, score: pair.match.ctr * queries[user]!.shares[pair.row]! }))
         .sort((a, b) => b.score - a.score || b.pair.match.similarity - a.pair.match.similarity)
         .slice(0, this.o.topK)
         .map(({ pair, score }) => ({ adId: pair.match.ad.adId, score, categoryId: pair.match.ad.categoryId })),
     );
-  }
-
-  /** One CTR request for every pair of every user (the batcher merges it with other chunks'). */
-  private async predict(queries: readonly RankQuery[], pairs: readonly Pair[][]): Promise<Float32Array> {
-    const n = pairs.reduce((k, l) => k + l.length, 0);
-    if (n === 0) return new Float32Array(0);
-    const dim = this.dim;
-    const user = new Float32Array(n * dim);
-    const ad = new Float32Array(n * dim);
-    let i = 0;
-    for (const list of pairs) {
-      for (const pair of list) {
-        const q = queries[pair.user]!;
-        user.set(rowOf(q.interests, pair.row, dim), i * dim);
-        ad.set(pair.match.vector, i * dim);
-        i++;
-      }
-    }
-    return (await inferTyped(this.engine, this.o.ctr, { items: n, inputs: { user, ad } })).ctr;
   }
 }

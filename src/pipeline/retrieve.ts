@@ -11,7 +11,8 @@ export interface ResidentInputs {
 }
 
 export interface EngineScorerOptions {
-  readonly model: string;
+  /** The scorer and its CTR re-rank, as one request (PreparedModels.scorer). */
+  readonly io: ScorerIo;
   /**
    * Ads asked for per query row: what the caller keeps plus slack, which also replaces ads
    * deactivated since the last upload.
@@ -26,6 +27,8 @@ export interface Match {
   readonly ad: Ad;
   /** Inner product with the query (a cosine for unit vectors). */
   readonly similarity: number;
+  /** The CTR model's prediction for this (query row, ad) pair, from the same request. */
+  readonly ctr: number;
   /** The ad's vector as scored: a view into the uploaded snapshot, never changed afterwards. */
   readonly vector: Float32Array;
 }
@@ -41,7 +44,8 @@ interface Snapshot {
 }
 
 /**
- * Top-k ads per query row through the scorer model: the ad matrix lives on the inference workers as a
+ * Top-k ads per query row through the scorer model, each with its CTR prediction for that row (the
+ * scorer's spec runs the CTR model on its top-k in the worker: one trip). The ad matrix lives on the inference workers as a
  * resident input, re-uploaded when the catalog changed. Uploads and scoring exclude each other (a
  * batch must never pair the new matrix with the old row-to-ad mapping), and ads that became
  * inactive since the last upload are filtered out here, so none is ever emitted.
@@ -51,15 +55,11 @@ export class EngineScorer {
   private inFlight = 0;
   private drained: (() => void) | undefined;
   private uploading: Promise<void> | undefined;
-  private readonly io: ScorerIo;
-
   constructor(
     private readonly engine: Inference & ResidentInputs,
     private readonly catalog: AdCatalog,
     private readonly o: EngineScorerOptions,
-  ) {
-    this.io = { model: o.model, inputs: SCORER_TENSORS.inputs, outputs: SCORER_TENSORS.outputs };
-  }
+  ) {}
 
   /** The best active ads per query row (queries: n rows of the catalog's dimension), best first. */
   async score(queries: Float32Array, n: number): Promise<Match[][]> {
@@ -67,7 +67,7 @@ export class EngineScorer {
     const snap = await this.acquire();
     try {
       if (snap.k === 0) return Array.from({ length: n }, () => []);
-      const { scores, indices } = await inferTyped(this.engine, this.io, { items: n, inputs: { users: queries } });
+      const { scores, indices, ctr } = await inferTyped(this.engine, this.o.io, { items: n, inputs: { users: queries } });
       const dim = this.catalog.dim;
       const out: Match[][] = [];
       for (let q = 0; q < n; q++) {
@@ -76,7 +76,7 @@ export class EngineScorer {
           const row = Number(indices[q * snap.k + j]);
           const ad = snap.rows[row]!;
           if (!this.catalog.get(ad.adId)?.active) continue; // changed since the upload
-          list.push({ ad, similarity: scores[q * snap.k + j]!, vector: rowOf(snap.matrix, row, dim) });
+          list.push({ ad, similarity: scores[q * snap.k + j]!, ctr: ctr[q * snap.k + j]!, vector: rowOf(snap.matrix, row, dim) });
         }
         out.push(list);
       }
@@ -111,8 +111,8 @@ export class EngineScorer {
     const matrix = this.catalog.embeddings().slice();
     if (rows.length > 0) {
       const { ads, k: kInput } = SCORER_TENSORS.resident;
-      await this.engine.setResident(this.o.model, ads.name, matrix, [rows.length, this.catalog.dim]);
-      await this.engine.setResident(this.o.model, kInput.name, BigInt64Array.of(BigInt(k)), [1]);
+      await this.engine.setResident(this.o.io.model, ads.name, matrix, [rows.length, this.catalog.dim]);
+      await this.engine.setResident(this.o.io.model, kInput.name, BigInt64Array.of(BigInt(k)), [1]);
     }
     this.snapshot = { version, rows, matrix, k, at: Date.now() };
   }

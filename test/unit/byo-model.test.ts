@@ -17,6 +17,7 @@ import { ConfigError } from '../../src/domain/errors.js';
 import type { InputRecord } from '../../src/domain/events.js';
 import { prepareModels } from '../../src/models/model-setup.js';
 import { buildImageEncoder } from '../../src/models/graphs/image-encoder.js';
+import { GraphBuilder } from '../../src/models/graphs/graph-builder.js';
 import { silentLogger } from '../../src/util/log.js';
 
 const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
@@ -75,9 +76,8 @@ describe('Bring your own model (MODEL_CARD)', () => {
     const imageSpec = models.specs.find((s) => s.name === 'image')!;
     expect(imageSpec.path).toBe(join(cardDir, 'my-image.onnx'));
     expect(imageSpec.inputs).toEqual([{ name: 'pixels', type: 'float32', itemShape: [3, 96, 96] }]);
-    const fusion = models.specs.find((s) => s.name === 'fusion')!;
-    expect(basename(fusion.path)).toBe('fusion-concat-d64-o128.onnx');
-    expect(fusion.inputs).toEqual([{ name: 'modalities', type: 'float32', itemShape: [3, 64] }, { name: 'weights', type: 'float32', itemShape: [3] }]);
+    // Fusion runs in-process: no model of its own.
+    expect(models.specs.map((s) => s.name)).toEqual(['image', 'text', 'click', 'scorer', 'ctr']);
     const scorer = models.specs.find((s) => s.name === 'scorer')!;
     expect(basename(scorer.path)).toBe('scorer-d128.onnx');
     expect(existsSync(scorer.path)).toBe(true);
@@ -138,6 +138,38 @@ describe('Bring your own model (MODEL_CARD)', () => {
       for (let i = 32; i < 64; i++) expect(fused[i]).toBe(0);
     } finally {
       await avg.close();
+    }
+  }, SLOW);
+
+  it("runs a user CTR model (its own output name) inside the scorer's request, on each candidate of the top k", async () => {
+    // sigmoid(u . a): above 0.5 for every ad closer than orthogonal, where the default CTR model stays under 13 %.
+    const g = new GraphBuilder('user_ctr');
+    const u = g.input('user', 'float32', ['batch', 128]);
+    const a = g.input('ad', 'float32', ['batch', 128]);
+    const dot = g.op1('ReduceSum', [g.op1('Mul', [u, a]), g.int64s('axes', [1])], { keepdims: 1 });
+    g.op1('Sigmoid', [dot], {}, 'p_click');
+    g.output('p_click', 'float32', ['batch', 1]);
+    writeFileSync(join(cardDir, 'my-ctr.onnx'), g.build());
+    const ctrEntry = { file: 'my-ctr.onnx', inputs: [{ name: 'user', type: 'float32', shape: ['batch', 128] }, { name: 'ad', type: 'float32', shape: ['batch', 128] }], outputs: [{ name: 'p_click', type: 'float32', shape: ['batch', 1] }] };
+    const config = loadConfig({ env: {}, overrides: { modelDir, stateDir: join(stateDir, 'ctr'), modelCard: writeCard('ctr.json', { models: { ctr: ctrEntry } }), inferenceWorkers: 1, catalogUploadIntervalMs: 0 } });
+    const models = await prepareModels(config);
+    expect(models.specs.find((s) => s.name === 'scorer')!.rerank).toMatchObject({ model: 'ctr', score: 'p_click', output: 'ctr' });
+    const withCtr = await startCore(config, { logger: silentLogger, clock: () => NOW });
+    try {
+      let offset = 0;
+      const raw = (topic: string, key: string, value: Buffer): InputRecord => ({ topic, partition: 0, offset: String(offset++), key: Buffer.from(key), value, timestamp: NOW });
+      const ads = await syntheticAds(5);
+      expect(await withCtr.catalogUpdater.apply(ads.map((ad) => raw(config.topicAds, ad.adId, encodeAd(withCtr.codec, ad, NOW))))).toEqual([]);
+      const click = withCtr.codec.encode('dev.adstream.events.ClickEvent', { eventId: 'c-1', userId: 'clicker', itemId: 'item-garden-1', categoryId: 'garden', action: 'CLICK', eventTime: NOW, sessionId: null });
+      const { scored, deadLetters } = await withCtr.processor.process([raw(config.topicClicks, 'clicker', click)]);
+      expect(deadLetters).toEqual([]);
+      expect(scored).toHaveLength(1);
+      expect(withCtr.processor.modelVersion).toMatch(/\/byo:my-ctr\.onnx@[0-9a-f]{12}$/);
+      // One interest (share 1): the top candidates' scores are the user model's sigmoid of a positive cosine.
+      expect(scored[0]!.candidates[0]!.categoryId).toBe('garden');
+      expect(scored[0]!.candidates[0]!.score).toBeGreaterThan(0.5);
+    } finally {
+      await withCtr.close();
     }
   }, SLOW);
 

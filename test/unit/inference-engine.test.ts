@@ -6,6 +6,7 @@ import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, silentLogger } from '../../src/util/log.js';
 import { decideBatch, type PolicyInput } from '../../src/inference/batch-policy.js';
+import { INFERENCE_SETTINGS } from '../../src/inference/settings.js';
 import { InferenceEngine } from '../../src/inference/inference-engine.js';
 import { WorkerPool } from '../../src/inference/worker-pool.js';
 import { inferTyped, InferenceError, type Inference, type InferenceErrorCode, type InferenceReporter, type InferenceRequest, type InferenceResult, type ModelSpec } from '../../src/inference/types.js';
@@ -115,11 +116,25 @@ describe('batch policy', () => {
     expect(decideBatch(q([4, 4], { oldestEnqueuedAt: 100 }))).toEqual({ action: 'send', requests: 2 });
   });
 
-  it('waits the remaining delay with a partial batch', () => {
+  it('by default (MAX_QUEUE_DELAY_MS 0) gives a free worker a partial batch at once, however young', () => {
+    const shipped = INFERENCE_SETTINGS.maxQueueDelayMs.default;
+    expect(shipped).toBe(0);
+    expect(decideBatch(q([3, 2], { now: 95, maxQueueDelayMs: shipped }))).toEqual({ action: 'send', requests: 2 });
+    expect(decideBatch(q([1], { now: 95, maxQueueDelayMs: shipped }))).toEqual({ action: 'send', requests: 1 });
+  });
+
+  it('while every worker is busy sends nothing and arms no timer: the queue grows into the next free worker\'s batch', () => {
+    expect(decideBatch(q([1], { now: 95, maxQueueDelayMs: 0, workerFree: false }))).toEqual({ action: 'idle' });
+    expect(decideBatch(q([1, 2, 3], { now: 95, maxQueueDelayMs: 0, workerFree: false }))).toEqual({ action: 'idle' });
+    // The worker frees up: it takes everything that queued meanwhile (up to maxBatchSize).
+    expect(decideBatch(q([1, 2, 3], { now: 95, maxQueueDelayMs: 0 }))).toEqual({ action: 'send', requests: 3 });
+  });
+
+  it('with an opt-in hold (maxQueueDelayMs > 0) waits the remaining delay with a partial batch', () => {
     expect(decideBatch(q([3, 2]))).toEqual({ action: 'wait', ms: 15 });
   });
 
-  it('sends the partial batch once the oldest has waited maxQueueDelayMs', () => {
+  it('with an opt-in hold sends the partial batch once the oldest has waited maxQueueDelayMs', () => {
     expect(decideBatch(q([3, 2], { now: 115 }))).toEqual({ action: 'send', requests: 2 });
     expect(decideBatch(q([3, 2], { now: 200 }))).toEqual({ action: 'send', requests: 2 });
   });
@@ -511,6 +526,22 @@ describe('InferenceEngine start and close', () => {
     await expect(start({ maxBatchSize: 0, maxQueueDelayMs: 1, maxQueueItems: 8 })).rejects.toThrow(/models\[0\]\.batcher\.maxBatchSize/);
     await expect(start({ maxBatchSize: 16, maxQueueDelayMs: 1, maxQueueItems: 8 })).rejects.toThrow(/maxQueueItems/);
     await expect(start({ maxBatchSize: 8, maxQueueDelayMs: 1, maxQueueItems: 8 }, 0)).rejects.toThrow(/inference\.workers/);
+  });
+
+  it('refuses a re-rank whose tensors or second model do not fit, naming the setting', async () => {
+    const batcher = { maxBatchSize: 8, maxQueueDelayMs: 0, maxQueueItems: 64 };
+    const first: ModelSpec = {
+      ...doubleSpec('first', batcher),
+      outputs: [{ name: 'y', type: 'float32', itemShape: [4] }, { name: 'rows', type: 'int64', itemShape: [2] }, { name: 'score', type: 'float32', itemShape: [2] }],
+      residentInputs: [{ name: 'table', type: 'float32' }],
+    };
+    const rerank = { model: 'second', queries: 'x', candidates: 'table', indices: 'rows', queryInput: 'q', candidateInput: 'c', score: 'p', output: 'score' };
+    const second: ModelSpec = { ...doubleSpec('second', batcher), inputs: [{ name: 'q', type: 'float32', itemShape: [4] }, { name: 'c', type: 'float32', itemShape: [4] }] };
+    const start = (models: ModelSpec[]): Promise<InferenceEngine> => InferenceEngine.start({ models, workers: 1, executionProviders: ['cpu'], intraOpNumThreads: 1, logger: silentLogger });
+    await expect(start([{ ...first, rerank }])).rejects.toThrow(/models\[0\]\.rerank\.model: must name another model/);
+    await expect(start([{ ...first, rerank: { ...rerank, candidates: 'x' } }, second])).rejects.toThrow(/rerank\.candidates/);
+    await expect(start([{ ...first, rerank: { ...rerank, indices: 'y' } }, second])).rejects.toThrow(/rerank\.output/);
+    await expect(start([{ ...first, rerank: { ...rerank, queryInput: 'user' } }, second])).rejects.toThrow(/exactly the float32 inputs user and c/);
   });
 
   it('transfers outputs from the worker without copying them', async () => {

@@ -389,15 +389,15 @@ describe('rate-limited emission (EMIT_INTERVAL_MS)', () => {
 describe('model files of the fused space', () => {
   it('are built deterministically for the shapes in use, and rewritten when their bytes differ', async () => {
     const root = mkdtempSync(join(tmpdir(), 'adstream-fused-'));
-    const files = await writeFusedModels(root, { strategy: 'concat', inputDim: 64, dim: 96, defaultCtr: true });
-    expect([files.fusion, files.scorer, files.ctr].map((f) => f!.slice(root.length + 1))).toEqual(['fusion-concat-d64-o96.onnx', 'scorer-d96.onnx', 'ctr-d96.onnx']);
+    const files = await writeFusedModels(root, { dim: 96, defaultCtr: true });
+    expect([files.scorer, files.ctr].map((f) => f!.slice(root.length + 1))).toEqual(['scorer-d96.onnx', 'ctr-d96.onnx']);
     expect(readFileSync(files.ctr!).equals(Buffer.from(buildCtrModel({ dim: 96 })))).toBe(true);
     writeFileSync(files.ctr!, 'stale');
-    await writeFusedModels(root, { strategy: 'concat', inputDim: 64, dim: 96, defaultCtr: true });
+    await writeFusedModels(root, { dim: 96, defaultCtr: true });
     expect(readFileSync(files.ctr!).equals(Buffer.from(buildCtrModel({ dim: 96 })))).toBe(true);
-    const avg = await writeFusedModels(root, { strategy: 'average', inputDim: 64, dim: 64, defaultCtr: false });
-    expect(avg.fusion.endsWith('fusion-average-d64.onnx')).toBe(true);
-    expect(avg.ctr).toBeNull();
+    const byoCtr = await writeFusedModels(root, { dim: 64, defaultCtr: false });
+    expect(byoCtr.scorer.endsWith('scorer-d64.onnx')).toBe(true);
+    expect(byoCtr.ctr).toBeNull();
   });
 });
 

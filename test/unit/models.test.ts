@@ -19,7 +19,6 @@ import {
   writeDefaultModels,
   type CardTensor,
 } from '../../src/models/default-models.js';
-import { buildConcatFusion, buildWeightedFusion } from '../../src/models/graphs/fusion.js';
 import { buildImageEncoder, IMAGE_MEAN, IMAGE_STD } from '../../src/models/graphs/image-encoder.js';
 import { buildScorer } from '../../src/models/graphs/scorer.js';
 import { buildTextEncoder } from '../../src/models/graphs/text-encoder.js';
@@ -361,87 +360,6 @@ describe('click encoder', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('fusion', () => {
-  const M = 3;
-  const D = 64;
-
-  function randomModalities(batch: number, seed: number): Float32Array {
-    const g = gaussian(seededRandom(seed));
-    return Float32Array.from({ length: batch * M * D }, () => g());
-  }
-
-  it('weighted: weights [1,0,0] give the first modality (normalised); equal weights the normalised mean', async () => {
-    const s = await session(buildWeightedFusion({ modalities: M, dim: D }));
-    const batch = 4;
-    const x = randomModalities(batch, 21);
-    const w = new Float32Array(batch * M);
-    for (let b = 0; b < batch; b++) {
-      if (b % 2 === 0) w.set([1, 0, 0], b * M);
-      else w.set([1 / 3, 1 / 3, 1 / 3], b * M);
-    }
-    const out = await s.run({ modalities: new ort.Tensor('float32', x, [batch, M, D]), weights: new ort.Tensor('float32', w, [batch, M]) });
-    expect(out.fused!.dims).toEqual([batch, D]);
-    const f = out.fused!.data as Float32Array;
-    expectUnitRows(f, batch, D);
-    for (let b = 0; b < batch; b++) {
-      const want = new Float64Array(D);
-      for (let m = 0; m < (b % 2 === 0 ? 1 : M); m++) for (let d = 0; d < D; d++) want[d]! += x[(b * M + m) * D + d]!;
-      const expected = normalized(want);
-      for (let d = 0; d < D; d++) expect(f[b * D + d]).toBeCloseTo(expected[d]!, 5);
-    }
-  });
-
-  it('weighted: arbitrary weights give the normalised weighted sum', async () => {
-    const s = await session(buildWeightedFusion({ modalities: M, dim: D }));
-    const x = randomModalities(1, 22);
-    const w = Float32Array.of(0.2, 1.5, 0.7);
-    const out = await s.run({ modalities: new ort.Tensor('float32', x, [1, M, D]), weights: new ort.Tensor('float32', w, [1, M]) });
-    const want = new Float64Array(D);
-    for (let m = 0; m < M; m++) for (let d = 0; d < D; d++) want[d]! += w[m]! * x[m * D + d]!;
-    const expected = normalized(want);
-    const f = out.fused!.data as Float32Array;
-    for (let d = 0; d < D; d++) expect(f[d]).toBeCloseTo(expected[d]!, 5);
-  });
-
-  it('concat: runs, unit norm, deterministic per seed, and preserves the ranking of inner products', async () => {
-    const outDim = 128;
-    const bytes = buildConcatFusion({ modalities: M, dim: D, outDim });
-    expect(sha256(buildConcatFusion({ modalities: M, dim: D, outDim }))).toBe(sha256(bytes));
-    expect(sha256(buildConcatFusion({ modalities: M, dim: D, outDim, seed: 5 }))).not.toBe(sha256(bytes));
-    const s = await session(bytes);
-    // A query and items whose (weighted, concatenated) similarity to it spans -1..1.
-    const rand = seededRandom(31);
-    const g = gaussian(rand);
-    const items = 200;
-    const batch = items + 1;
-    const x = new Float32Array(batch * M * D);
-    const w = new Float32Array(batch * M);
-    const q = Float32Array.from({ length: M * D }, () => g() / Math.sqrt(D));
-    x.set(q, 0);
-    w.set([1, 1, 1], 0);
-    for (let i = 1; i < batch; i++) {
-      const alpha = rand() * 2 - 1;
-      const beta = Math.sqrt(1 - alpha * alpha);
-      for (let j = 0; j < M * D; j++) x[i * M * D + j] = alpha * q[j]! + (beta * g()) / Math.sqrt(D);
-      for (let m = 0; m < M; m++) w[i * M + m] = 0.5 + rand();
-    }
-    const out = await s.run({ modalities: new ort.Tensor('float32', x, [batch, M, D]), weights: new ort.Tensor('float32', w, [batch, M]) });
-    expect(out.fused!.dims).toEqual([batch, outDim]);
-    const f = out.fused!.data as Float32Array;
-    expectUnitRows(f, batch, outDim);
-    const scaled = (i: number): number[] => Array.from({ length: M * D }, (_, j) => x[i * M * D + j]! * w[i * M + Math.floor(j / D)]!);
-    const qv = normalized(scaled(0));
-    const exact: number[] = [];
-    const fused: number[] = [];
-    for (let i = 1; i < batch; i++) {
-      const v = normalized(scaled(i));
-      exact.push(v.reduce((s, y, j) => s + y * qv[j]!, 0));
-      fused.push(dot(row(f, 0, outDim), row(f, i, outDim)));
-    }
-    expect(spearman(exact, fused)).toBeGreaterThan(0.8);
-  });
-});
-
 // ---------------------------------------------------------------------------------------------
 
 describe('scorer', () => {
@@ -506,7 +424,7 @@ describe('writeDefaultModels', () => {
       expect(card.version).toMatch(/^default-v1-[0-9a-f]{12}$/);
       expect(Object.keys(card.models).sort()).toEqual([...DEFAULT_MODEL_NAMES].sort());
       const files = Object.values(card.models).map((m) => m.file);
-      expect(files.sort()).toEqual(['click.onnx', 'fusion-concat.onnx', 'fusion-weighted.onnx', 'image.onnx', 'scorer.onnx', 'text.onnx']);
+      expect(files.sort()).toEqual(['click.onnx', 'image.onnx', 'scorer.onnx', 'text.onnx']);
       expect(card.models.image.preprocessing).toEqual({ size: 64, layout: 'NCHW', mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], colorSpace: 'srgb' });
       expect(card.models.text.preprocessing).toMatchObject({ vocabSize: 65536, maxTokens: 32, tokenizer: expect.stringContaining('adstream-v1') });
       expect(card.models.click.preprocessing).toMatchObject({ itemBuckets: 65536, categoryBuckets: 4096 });
@@ -532,7 +450,7 @@ describe('writeDefaultModels', () => {
       expect(await mtimes()).toEqual(before);
 
       const specs = modelSpecsFromCard(card, dir, batcher);
-      expect(specs.map((s) => s.name)).toEqual(['image', 'text', 'click', 'fusion-weighted', 'fusion-concat', 'scorer']);
+      expect(specs.map((s) => s.name)).toEqual(['image', 'text', 'click', 'scorer']);
       const spec = (name: string) => specs.find((s) => s.name === name)!;
       expect(spec('image').inputs).toEqual([{ name: 'pixels', type: 'float32', itemShape: [3, 64, 64] }]);
       expect(spec('image').outputs).toEqual([{ name: 'embedding', type: 'float32', itemShape: [64] }]);
@@ -542,7 +460,6 @@ describe('writeDefaultModels', () => {
         { name: 'item_ids', type: 'int64', itemShape: [] },
         { name: 'category_ids', type: 'int64', itemShape: [] },
       ]);
-      expect(spec('fusion-concat').inputs.map((i) => i.itemShape)).toEqual([[3, 64], [3]]);
       expect(spec('scorer').inputs).toEqual([{ name: 'users', type: 'float32', itemShape: [64] }]);
       expect(spec('scorer').outputs.map((o) => o.itemShape)).toEqual([[10], [10]]);
       expect(spec('scorer').residentInputs).toEqual([

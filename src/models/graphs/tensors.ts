@@ -21,18 +21,21 @@ export const ENCODER_TENSORS = {
   click: { inputs: { itemIds: int64('item_ids'), categoryIds: int64('category_ids') }, outputs: { embedding: float32('embedding') } },
 } as const satisfies Record<Modality, ModelTensors>;
 
-/** The fusion graphs: modalities [batch, M, D] and weights [batch, M] -> fused [batch, F]. */
-export const FUSION_TENSORS = {
-  inputs: { modalities: float32('modalities'), weights: float32('weights') },
-  outputs: { fused: float32('fused') },
-} as const satisfies ModelTensors;
-
 /** The scorer: users [batch, F] against the resident ads [num_ads, F], k [1] -> the top k scores and ad rows [batch, k]. */
 export const SCORER_TENSORS = {
   inputs: { users: float32('users') },
   outputs: { scores: float32('scores'), indices: int64('indices') },
   resident: { ads: float32('ads'), k: int64('k') },
 } as const satisfies ModelTensors & { resident: Record<string, TensorDecl> };
+
+/**
+ * A scorer request as retrieval makes it: the scorer's tensors, plus the CTR model's prediction for
+ * each of the top k (run in the same trip to the workers: ModelSpec.rerank), ctr [batch, k].
+ */
+export const RANKED_TENSORS = {
+  inputs: SCORER_TENSORS.inputs,
+  outputs: { ...SCORER_TENSORS.outputs, ctr: float32('ctr') },
+} as const satisfies ModelTensors;
 
 /** The CTR model: user [batch, F] and ad [batch, F] -> ctr [batch, 1]. A user's CTR model keeps the input names; its output may have another. */
 export const CTR_TENSORS = {

@@ -1,0 +1,84 @@
+/**
+ * In-process fusion (src/pipeline/fuse.ts) against the ONNX fusion graphs it replaced: the
+ * reference outputs were computed once by those graphs on main (see the fixture's computedWith),
+ * for events (one modality) and ads (all modalities), concat / weighted / average, with a narrower
+ * BYO encoder zero-padded.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { PerModality } from '../../src/domain/modalities.js';
+import { concatProjection } from '../../src/models/fusion-projection.js';
+import type { FusionStrategy } from '../../src/models/model-io.js';
+import type { EmbeddedEvents, ModalityBlocks } from '../../src/pipeline/embed.js';
+import { Fuser } from '../../src/pipeline/fuse.js';
+
+interface Case {
+  readonly name: string;
+  readonly strategy: FusionStrategy;
+  readonly dims: PerModality<number>;
+  readonly outDim: number;
+  readonly weights: PerModality<number>;
+  /** Per modality, two rows of its width. */
+  readonly rows: number[][][];
+  /** Events (m set: that modality alone) then ads (every modality's row r). */
+  readonly items: { m?: number; r: number }[];
+  readonly fused: number[];
+}
+const reference = JSON.parse(readFileSync(new URL('./fixtures/fusion-reference.json', import.meta.url), 'utf8')) as { cases: Case[] };
+
+/** Float rounding of a 128-term float32 sum, with room: a wrong block, weight or norm is off by far more. */
+const TOLERANCE = 2e-6;
+
+function fuserOf(c: Case): Fuser {
+  const inputDim = Math.max(...c.dims);
+  return new Fuser({ strategy: c.strategy, inputDim, dim: c.strategy === 'concat' ? c.outDim : inputDim, weights: c.weights }, c.dims);
+}
+
+function blocksOf(c: Case): ModalityBlocks {
+  return c.rows.map((rs) => Float32Array.from(rs.flat())) as unknown as ModalityBlocks;
+}
+
+describe('in-process fusion', () => {
+  for (const c of reference.cases) {
+    it(`${c.name}: events and ads equal the former ONNX graph's outputs to float rounding`, async () => {
+      const fuser = fuserOf(c);
+      const F = fuser.dim;
+      const blocks = blocksOf(c);
+      const events = c.items.filter((it) => it.m !== undefined);
+      const embedded: EmbeddedEvents = { modality: Uint8Array.from(events, (e) => e.m!), row: Int32Array.from(events, (e) => e.r), blocks, failures: new Map() };
+      const got = new Float32Array(c.items.length * F);
+      got.set(fuser.fuseEvents(embedded, events.map((_, i) => i)), 0);
+      got.set(await fuser.fuseAds(blocks, 2), events.length * F);
+      expect(got.length).toBe(c.fused.length);
+      let worst = 0;
+      for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i]! - c.fused[i]!));
+      expect(worst).toBeLessThan(TOLERANCE);
+    });
+  }
+
+  it('a modality weighted 0 fuses to a zero vector, not NaN', () => {
+    const c = reference.cases.find((x) => x.weights.includes(0))!;
+    const m = c.weights.indexOf(0);
+    const embedded: EmbeddedEvents = { modality: Uint8Array.of(m), row: Int32Array.of(0), blocks: blocksOf(c), failures: new Map() };
+    expect(Array.from(fuserOf(c).fuseEvents(embedded, [0])).every((v) => v === 0)).toBe(true);
+  });
+
+  it('reuses nothing across items: fusing an item alone or among others gives the same bits', async () => {
+    const c = reference.cases[0]!;
+    const fuser = fuserOf(c);
+    const blocks = blocksOf(c);
+    const both = await fuser.fuseAds(blocks, 2);
+    const firstAlone = await fuser.fuseAds(blocks, 1);
+    expect(Array.from(firstAlone)).toEqual(Array.from(both.subarray(0, fuser.dim)));
+  });
+
+  it('the concat projection is deterministic per seed', () => {
+    const a = concatProjection(3, 8, 16);
+    expect(Array.from(concatProjection(3, 8, 16))).toEqual(Array.from(a));
+    expect(Array.from(concatProjection(3, 8, 16, 5))).not.toEqual(Array.from(a));
+    // Entries ~ N(0, 1/F).
+    const variance = a.reduce((s, v) => s + v * v, 0) / a.length;
+    expect(variance).toBeGreaterThan(0.5 / 16);
+    expect(variance).toBeLessThan(2 / 16);
+  });
+});
