@@ -48,7 +48,8 @@ export function categoryOf(functionName: string, url: string): Category {
   if (functionName === '(garbage collector)') return 'gc';
   if (functionName === '(idle)') return 'idle';
   // Worker messaging (postMessage, its structured clone) is the inference engine's: nothing else here uses worker threads.
-  if (url.startsWith('node:internal/worker')) return 'inference I/O';
+  // (MessagePort.postMessage itself is native: no url.)
+  if (url.startsWith('node:internal/worker') || (functionName === 'postMessage' && url === '')) return 'inference I/O';
   const lib = url.lastIndexOf('/node_modules/');
   if (lib >= 0) {
     const below = url.slice(lib + '/node_modules/'.length);

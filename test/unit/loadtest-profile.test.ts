@@ -70,6 +70,7 @@ describe('CPU profile summary', () => {
     expect(categoryOf('x', 'file:///r/dist/pipeline/emit-policy.js')).toBe('pipeline other');
     expect(categoryOf('x', 'file:///r/dist/inference/worker-pool.js')).toBe('inference I/O');
     expect(categoryOf('postMessage', 'node:internal/worker/io')).toBe('inference I/O');
+    expect(categoryOf('postMessage', '')).toBe('inference I/O'); // the native call, where the structured clone runs
     expect(categoryOf('x', 'file:///a/node_modules/onnxruntime-node/dist/backend.js')).toBe('inference compute');
     expect(categoryOf('x', 'file:///r/dist/adapters/kafka/sink.js')).toBe('project other');
     expect(categoryOf('x', 'file:///a/node_modules/prom-client/lib/x.js')).toBe('node internals and other');
