@@ -30,7 +30,7 @@ export const FORGET_BELOW = 2 ** -24;
  * Folds one event into a user's interests: fused unit vector x = vec[offset..offset+F), weight w, event
  * time t. Every interest is first decayed to T = max(t, their time); a late event (t < T) is
  * weighted by its own age instead of rewinding them. The event then joins the interest of its
- * category (`route`: the nearest catalog-category centroid) or, without a catalog, the interest
+ * category (`route(v, at)`: the catalog-category centroid nearest to v[at, at + F)) or, without a catalog, the interest
  * nearest by cosine; else it starts a new one (dropping the weakest when K are held). Returns the index of the interest it landed in (-1 when w or x is zero: nothing changes).
  */
 export function applyEvent(
@@ -41,7 +41,7 @@ export function applyEvent(
   t: number,
   p: InterestParams,
   mem: VectorAllocator,
-  route?: (v: Float32Array) => number,
+  route?: (v: Float32Array, at: number) => number,
 ): number {
   const interests = user.interests;
   let T = t;
@@ -61,10 +61,10 @@ export function applyEvent(
   // With a catalog, route by category: the default encoders are not aligned across modalities, so
   // a click and an image view of shoes have a cosine near 0 in the fused space (different blocks),
   // yet both are nearest to the shoes ads' centroid. Without one, the nearest interest by cosine.
-  const category = route && p.maxInterests > 1 ? route(vec.subarray(offset, offset + mem.dim)) : -1;
+  const category = route && p.maxInterests > 1 ? route(vec, offset) : -1;
   if (category >= 0) {
     for (let k = 0; k < interests.length; k++) {
-      if (route!(interests[k]!.vector) === category && interests[k]!.strength > bestCos) {
+      if (route!(interests[k]!.vector, 0) === category && interests[k]!.strength > bestCos) {
         bestCos = interests[k]!.strength;
         best = k;
       }
