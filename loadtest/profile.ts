@@ -6,6 +6,7 @@
  * raw profiles under DIR/cpuprofiles (open them in Chrome DevTools), and prints one JSON line last.
  *
  *   npm run profile -- [--out DIR] [--rate 10000] [--seconds 30] [--warmup 5] [--world FILE]
+ *   npm run profile -- --summarise DIR     (summarise DIR's profiles again, e.g. after changing the categories)
  *
  * Starts a local broker unless KAFKA_BROKERS is set. Needs `npm run build` (the script runs it).
  */
@@ -32,9 +33,10 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '10000' },
     seconds: { type: 'string', default: '30' },
     warmup: { type: 'string', default: '5' },
+    summarise: { type: 'string' },
   },
 });
-const OUT = resolve(args.out!);
+const OUT = resolve(args.summarise ?? args.out!);
 const PROFILES = join(OUT, 'cpuprofiles');
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MAIN = join(ROOT, 'dist/app/cli.js');
@@ -98,13 +100,7 @@ async function main(): Promise<void> {
   const code = await proc.exited;
   if (code !== 0) throw new Error(`the processor exited with ${code} (its profiles may be missing):\n${proc.output()}`);
 
-  const files = readdirSync(PROFILES).filter((f) => threadOfProfileFile(f) !== undefined);
-  const main = files.filter((f) => threadOfProfileFile(f) === 0);
-  const workers = files.filter((f) => threadOfProfileFile(f)! > 0);
-  if (main.length !== 1) throw new Error(`expected one main-thread profile in ${PROFILES}, found ${main.length} (files: ${files.join(', ') || 'none'})`);
-  const read = (f: string): CpuProfile => JSON.parse(readFileSync(join(PROFILES, f), 'utf8')) as CpuProfile;
-  const opts = { fromUs: window.fromUs, toUs: window.toUs, root: ROOT };
-  const summary = { main: summariseProfiles(main.map(read), opts), workers: summariseProfiles(workers.map(read), opts) };
+  const { summary, counts } = summariseDir(PROFILES, window);
   const results = {
     machine,
     command: `npm run profile -- --rate ${rate} --seconds ${seconds} --warmup ${warmup}`,
@@ -113,21 +109,39 @@ async function main(): Promise<void> {
     achieved_events_per_s: Math.round(window.accounted / ((window.toUs - window.fromUs) / 1e6)),
     generator_max_slip_ms: window.slipMs,
     processor_cpu_percent: window.cpuPercent,
-    profiles: { main: main.length, workers: workers.length },
+    window_us: { from: window.fromUs, to: window.toUs },
+    profiles: counts,
     ...summary,
   };
+  write(results, summary);
+}
+
+type Results = { machine: string; command: string; offered_events_per_s: number; achieved_events_per_s: number; processor_cpu_percent: number; window_seconds: number };
+
+/** The main thread's profile and the workers', each summarised over the window. */
+function summariseDir(dir: string, window: { fromUs?: number; toUs?: number }): { summary: { main: ThreadSummary; workers: ThreadSummary }; counts: { main: number; workers: number } } {
+  const files = readdirSync(dir).filter((f) => threadOfProfileFile(f) !== undefined);
+  const main = files.filter((f) => threadOfProfileFile(f) === 0);
+  const workers = files.filter((f) => threadOfProfileFile(f)! > 0);
+  if (main.length !== 1) throw new Error(`expected one main-thread profile in ${dir}, found ${main.length} (files: ${files.join(', ') || 'none'})`);
+  const read = (f: string): CpuProfile => JSON.parse(readFileSync(join(dir, f), 'utf8')) as CpuProfile;
+  const opts = { ...window, root: ROOT };
+  return { summary: { main: summariseProfiles(main.map(read), opts), workers: summariseProfiles(workers.map(read), opts) }, counts: { main: main.length, workers: workers.length } };
+}
+
+function write(results: Results, summary: { main: ThreadSummary; workers: ThreadSummary }): void {
   mkdirSync(OUT, { recursive: true });
   writeFileSync(join(OUT, 'profile.json'), JSON.stringify(results, null, 2) + '\n');
   const md = report(results, summary);
   writeFileSync(join(OUT, 'profile.md'), md);
   say(md);
   console.log(JSON.stringify({
-    achieved_events_per_s: results.achieved_events_per_s, offered_events_per_s: rate, processor_cpu_percent: results.processor_cpu_percent,
-    main_busy_percent: summary.main.busyPercent, main_categories: summary.main.categories, workers_busy_percent: summary.workers.busyPercent, machine,
+    achieved_events_per_s: results.achieved_events_per_s, offered_events_per_s: results.offered_events_per_s, processor_cpu_percent: results.processor_cpu_percent,
+    main_busy_percent: summary.main.busyPercent, main_categories: summary.main.categories, workers_busy_percent: summary.workers.busyPercent, machine: results.machine,
   }));
 }
 
-function report(r: { machine: string; command: string; offered_events_per_s: number; achieved_events_per_s: number; processor_cpu_percent: number; window_seconds: number }, s: { main: ThreadSummary; workers: ThreadSummary }): string {
+function report(r: Results, s: { main: ThreadSummary; workers: ThreadSummary }): string {
   return [
     '### CPU profile',
     '',
@@ -138,4 +152,14 @@ function report(r: { machine: string; command: string; offered_events_per_s: num
   ].join('\n');
 }
 
-await main();
+/** --summarise DIR: the profiles under DIR/cpuprofiles again, over the window its profile.json names (else all of them). */
+function summariseAgain(): void {
+  const before = JSON.parse(readFileSync(join(OUT, 'profile.json'), 'utf8')) as Results & { window_us?: { from: number; to: number } };
+  const w = before.window_us;
+  const { summary, counts } = summariseDir(PROFILES, w ? { fromUs: w.from, toUs: w.to } : {});
+  if (!w) say('profile.json names no window: the whole profiles are summarised (start-up and shutdown included)');
+  write({ ...before, profiles: counts, ...summary } as Results, summary);
+}
+
+if (args.summarise !== undefined) summariseAgain();
+else await main();
