@@ -46,11 +46,6 @@ export function newUserState(userId: string, partition: number): UserState {
   return { userId, partition, interests: [], latestEventTime: 0, pendingEventIds: NONE, lastEmittedAt: 0, updatedAt: 0, lastSegments: NONE };
 }
 
-/** A copy that later changes to the user cannot reach (for outputs delivered asynchronously). */
-export function snapshotState(s: UserState): UserState {
-  return { ...s, interests: s.interests.map((i) => ({ ...i, vector: i.vector.slice() })) };
-}
-
 /** Sum of the interests' strengths. */
 export function totalStrength(s: { readonly interests: readonly Interest[] }): number {
   let total = 0;

@@ -25,22 +25,15 @@ export class OutputEncoder {
   scored(o: ScoredOutput): OutgoingRecord {
     return {
       key: Buffer.from(o.userId, 'utf8'),
-      value: this.codec.encode(RecordNames.scored, {
-        outputId: o.outputId,
-        userId: o.userId,
-        candidates: o.candidates,
-        modelVersion: o.modelVersion,
-        triggerEventTime: o.triggerEventTime,
-        processingTime: o.processingTime,
-        eventIds: o.eventIds,
-      }),
+      // The output is the record as it is (its fields are the schema's): no copy of it.
+      value: this.codec.encode(RecordNames.scored, o),
     };
   }
 
   segments(o: SegmentsOutput): OutgoingRecord {
     return {
       key: Buffer.from(o.userId, 'utf8'),
-      value: this.codec.encode(RecordNames.segments, { userId: o.userId, segments: o.segments.map((g) => ({ name: g.name, weight: g.weight })), updatedAt: o.updatedAt }),
+      value: this.codec.encode(RecordNames.segments, o),
     };
   }
 

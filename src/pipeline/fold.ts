@@ -88,7 +88,7 @@ export class InterestFolder {
     const { users, interests, dim: F, modalityWeights, appliedUpTo } = this.o;
     const touched = new Map<string, { state: UserState; eventIds: string[] }>();
     const centroids = this.o.centroids.current();
-    const route = centroids.names.length > 0 ? (v: Float32Array) => nearestCentroid(v, centroids) : undefined;
+    const route = centroids.names.length > 0 ? (v: Float32Array, at: number) => nearestCentroid(v, centroids, at) : undefined;
     fused.forEach((i, r) => {
       const e = events[i]!;
       const src = sources[i]!;

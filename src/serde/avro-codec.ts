@@ -5,6 +5,8 @@ import { projectSchemas, type SchemaTable, type SchemaEntry } from './schema-tab
 /** Confluent wire format: magic byte 0, a big-endian 4-byte schema id, then the Avro body. */
 const MAGIC = 0;
 const HEADER_BYTES = 5;
+/** Encodings are written into a scratch buffer kept at up to this size (one larger is not kept). */
+const SCRATCH_KEPT_BYTES = 1 << 20;
 
 export interface Decoded<T> {
   readonly value: T;
@@ -19,6 +21,8 @@ export interface Decoded<T> {
 export class AvroCodec {
   /** Per writer id: a resolver into the newest version, or the reason none can exist. */
   private readonly resolvers = new Map<number, avro.Resolver | string>();
+  /** Where encode writes before copying out the exact bytes: one allocation per record. */
+  private scratch = Buffer.allocUnsafe(16 * 1024);
 
   constructor(private readonly table: SchemaTable = projectSchemas()) {}
 
@@ -29,11 +33,18 @@ export class AvroCodec {
     if (!entry.type.isValid(value, { errorHook: (path) => bad.push(path.join('.') || '(root)') })) {
       throw new Error(`value does not match ${schemaName}: bad field(s) ${bad.join(', ')}`);
     }
-    const body = entry.type.toBuffer(value);
-    const out = Buffer.allocUnsafe(HEADER_BYTES + body.length);
-    out[0] = MAGIC;
-    out.writeUInt32BE(entry.id, 1);
-    body.copy(out, HEADER_BYTES);
+    let buf = this.scratch;
+    let end = entry.type.encode(value, buf, HEADER_BYTES);
+    if (end < 0) {
+      // Too small: avsc says by how many bytes.
+      buf = Buffer.allocUnsafe(Math.max(2 * buf.length, buf.length - end));
+      end = entry.type.encode(value, buf, HEADER_BYTES);
+      if (buf.length <= SCRATCH_KEPT_BYTES) this.scratch = buf;
+    }
+    buf[0] = MAGIC;
+    buf.writeUInt32BE(entry.id, 1);
+    const out = Buffer.allocUnsafe(end);
+    buf.copy(out, 0, 0, end);
     return out;
   }
 

@@ -19,12 +19,12 @@ export const TOP_NAMES = 3;
 /** So is a weight that moved more than this since the last emission. */
 export const WEIGHT_CHANGE = 0.1;
 
-/** Index of the centroid nearest to v (by cosine: the centroids are unit norm); -1 if none. */
-export function nearestCentroid(v: Float32Array, c: Centroids): number {
+/** Index of the centroid nearest to v[at, at + dim) (by cosine: the centroids are unit norm); -1 if none. */
+export function nearestCentroid(v: Float32Array, c: Centroids, at = 0): number {
   let best = -1;
   let bestDot = Number.NEGATIVE_INFINITY;
   for (let k = 0; k < c.names.length; k++) {
-    const d = dot(v, 0, c.vectors, k * c.dim, c.dim);
+    const d = dot(v, at, c.vectors, k * c.dim, c.dim);
     if (d > bestDot) {
       bestDot = d;
       best = k;
@@ -33,16 +33,27 @@ export function nearestCentroid(v: Float32Array, c: Centroids): number {
   return best;
 }
 
+/** Per interest, its nearest centroid (scratch of userSegments, reused: it runs for every user a chunk touches). */
+let categoryOf = new Int32Array(8);
+
 /** Category name -> share of total strength (interests of one category merged), strongest first, at most MAX_SEGMENTS. */
 export function userSegments(interests: readonly Interest[], c: Centroids): readonly Segment[] {
   const total = totalStrength({ interests });
   if (!(total > 0) || c.names.length === 0) return [];
+  if (categoryOf.length < interests.length) categoryOf = new Int32Array(interests.length);
+  let one = true;
+  for (let k = 0; k < interests.length; k++) {
+    categoryOf[k] = nearestCentroid(interests[k]!.vector, c);
+    one &&= categoryOf[k] === categoryOf[0];
+  }
+  // The commonest case, every interest of one category (its share is then exactly 1), needs no
+  // Map and no list: the shared whole-category one.
+  if (one) return categoryOf[0]! >= 0 ? whole(c.names[categoryOf[0]!]!) : [];
   const byName = new Map<string, number>();
-  for (const i of interests) {
-    const k = nearestCentroid(i.vector, c);
-    if (k < 0) continue;
-    const name = c.names[k]!;
-    byName.set(name, (byName.get(name) ?? 0) + i.strength);
+  for (let k = 0; k < interests.length; k++) {
+    if (categoryOf[k]! < 0) continue; // no nearest (a vector of NaNs): named nothing
+    const name = c.names[categoryOf[k]!]!;
+    byName.set(name, (byName.get(name) ?? 0) + interests[k]!.strength);
   }
   const list = [...byName]
     .map(([name, s]) => ({ name, weight: Math.round((s / total) * 1e4) / 1e4 }))
@@ -53,6 +64,7 @@ export function userSegments(interests: readonly Interest[], c: Centroids): read
 
 /** True when the strongest names changed, or a weight moved more than WEIGHT_CHANGE. */
 export function segmentsChanged(last: readonly Segment[], next: readonly Segment[]): boolean {
+  if (last === next) return false; // the same shared list (see whole)
   const top = (l: readonly Segment[]) => l.slice(0, TOP_NAMES).map((g) => g.name).sort().join('\u0000');
   if (top(last) !== top(next)) return true;
   const before = new Map(last.map((g) => [g.name, g.weight]));

@@ -30,7 +30,7 @@ export const FORGET_BELOW = 2 ** -24;
  * Folds one event into a user's interests: fused unit vector x = vec[offset..offset+F), weight w, event
  * time t. Every interest is first decayed to T = max(t, their time); a late event (t < T) is
  * weighted by its own age instead of rewinding them. The event then joins the interest of its
- * category (`route`: the nearest catalog-category centroid) or, without a catalog, the interest
+ * category (`route(v, at)`: the catalog-category centroid nearest to v[at, at + F)) or, without a catalog, the interest
  * nearest by cosine; else it starts a new one (dropping the weakest when K are held). Returns the index of the interest it landed in (-1 when w or x is zero: nothing changes).
  */
 export function applyEvent(
@@ -41,7 +41,7 @@ export function applyEvent(
   t: number,
   p: InterestParams,
   mem: VectorAllocator,
-  route?: (v: Float32Array) => number,
+  route?: (v: Float32Array, at: number) => number,
 ): number {
   const interests = user.interests;
   let T = t;
@@ -61,14 +61,9 @@ export function applyEvent(
   // With a catalog, route by category: the default encoders are not aligned across modalities, so
   // a click and an image view of shoes have a cosine near 0 in the fused space (different blocks),
   // yet both are nearest to the shoes ads' centroid. Without one, the nearest interest by cosine.
-  const category = route && p.maxInterests > 1 ? route(vec.subarray(offset, offset + mem.dim)) : -1;
+  const category = route && p.maxInterests > 1 ? route(vec, offset) : -1;
   if (category >= 0) {
-    for (let k = 0; k < interests.length; k++) {
-      if (route!(interests[k]!.vector) === category && interests[k]!.strength > bestCos) {
-        bestCos = interests[k]!.strength;
-        best = k;
-      }
-    }
+    best = strongestOfCategory(interests, category, route!);
     if (best >= 0) bestCos = Number.POSITIVE_INFINITY; // same category: join it
   } else {
     for (let k = 0; k < interests.length; k++) {
@@ -91,6 +86,43 @@ export function applyEvent(
   // concat allocates the exact size; push() or a spread would reserve room for ~16 more (~130 bytes per user).
   user.interests = interests.concat(fresh);
   return interests.length;
+}
+
+/** Interests tried strongest first by a bit mask: up to this many (INTERESTS_PER_USER's bound). */
+const MASKED_INTERESTS = 32;
+
+/**
+ * Index of the strongest interest routed to `category` (the first of equal strengths), or -1.
+ * Routing an interest is the costly part (a dot product per catalog centroid), so interests are
+ * tried strongest first and the first that matches is the answer: the same one a scan of all of
+ * them finds, usually after one or two routings instead of one per interest.
+ */
+export function strongestOfCategory(interests: readonly Interest[], category: number, route: (v: Float32Array, at: number) => number): number {
+  if (interests.length > MASKED_INTERESTS) {
+    let best = -1;
+    let strongest = Number.NEGATIVE_INFINITY;
+    for (let k = 0; k < interests.length; k++) {
+      if (route(interests[k]!.vector, 0) === category && interests[k]!.strength > strongest) {
+        strongest = interests[k]!.strength;
+        best = k;
+      }
+    }
+    return best;
+  }
+  let tried = 0;
+  for (;;) {
+    let next = -1;
+    let strongest = Number.NEGATIVE_INFINITY;
+    for (let k = 0; k < interests.length; k++) {
+      if ((tried & (1 << k)) === 0 && interests[k]!.strength > strongest) {
+        strongest = interests[k]!.strength;
+        next = k;
+      }
+    }
+    if (next < 0) return -1; // every interest tried (or none with a comparable strength)
+    if (route(interests[next]!.vector, 0) === category) return next;
+    tried |= 1 << next;
+  }
 }
 
 export function decayFactor(ageMs: number, halfLifeMs: number): number {

@@ -46,10 +46,10 @@ interface UserStateRecord {
   space: string;
   interests: InterestRecord[];
   latestEventTime: number;
-  pendingEventIds: string[];
+  pendingEventIds: readonly string[];
   lastEmittedAt: number;
   updatedAt: number;
-  lastSegments: Segment[];
+  lastSegments: readonly Segment[];
 }
 
 export interface UserStateCodecOptions {
@@ -69,18 +69,22 @@ export class UserStateCodec {
     private readonly o: UserStateCodecOptions,
   ) {}
 
-  /** The changelog value; the key is the user id. Interests go strongest first. */
+  /**
+   * The changelog value; the key is the user id. Interests go strongest first. The record reads
+   * the state's arrays and vectors in place (Avro copies them into the value): nothing is copied
+   * that the encoding does not keep.
+   */
   encode(s: UserState): Buffer {
     const record: UserStateRecord = {
       userId: s.userId,
       partition: s.partition,
       space: this.o.space,
-      interests: [...s.interests].sort((a, b) => b.strength - a.strength).map((i) => ({ vector: floatsToBytes(i.vector), strength: i.strength, asOf: i.asOf, events: i.events })),
+      interests: s.interests.map((i) => ({ vector: floatBytes(i.vector), strength: i.strength, asOf: i.asOf, events: i.events })).sort((a, b) => b.strength - a.strength),
       latestEventTime: s.latestEventTime,
-      pendingEventIds: [...s.pendingEventIds],
+      pendingEventIds: s.pendingEventIds,
       lastEmittedAt: s.lastEmittedAt,
       updatedAt: s.updatedAt,
-      lastSegments: s.lastSegments.map((g) => ({ name: g.name, weight: g.weight })),
+      lastSegments: s.lastSegments,
     };
     return this.avro.encode(USER_STATE_SCHEMA, record);
   }
@@ -148,9 +152,12 @@ export class UserStateCodec {
 /** On a little-endian platform (x86, ARM as Node runs them) float32 bytes are copied as they are. */
 const LITTLE_ENDIAN = new Uint8Array(Float32Array.of(1).buffer)[3] === 0x3f;
 
-/** float32 little-endian, whatever the platform's byte order. */
-export function floatsToBytes(v: Float32Array): Buffer {
-  if (LITTLE_ENDIAN) return Buffer.from(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+/**
+ * v as float32 little-endian bytes, whatever the platform's byte order. On a little-endian
+ * platform a view of v's own memory, not a copy: read it before v changes.
+ */
+export function floatBytes(v: Float32Array): Buffer {
+  if (LITTLE_ENDIAN) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   const out = Buffer.allocUnsafe(v.length * 4);
   for (let j = 0; j < v.length; j++) out.writeFloatLE(v[j]!, j * 4);
   return out;

@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
-import { NONE, newUserState, snapshotState, type UserState } from '../domain/user-state.js';
+import { NONE, newUserState, type UserState } from '../domain/user-state.js';
 import type { StateSettings } from './settings.js';
+import { SnapshotArena } from './snapshot-arena.js';
 import { VectorPool, type VectorAllocator } from './vector-pool.js';
 
 /** The cache's bounds as USER_CACHE_MAX_ENTRIES, USER_CACHE_MAX_BYTES and USER_TTL_S set them. */
@@ -79,6 +80,8 @@ export function stateBytes(s: UserState): number {
 export class UserStateStore {
   private readonly cache: LRUCache<string, UserState>;
   private readonly pool: VectorPool;
+  /** Where snapshots' vectors are copied to. */
+  private readonly snapshots = new SnapshotArena();
   /** Users with events not yet in a scored output (for flushes on a timer). */
   private readonly pending = new Set<string>();
   /** Evicted with pending events, until they are out: not counted in the bounds (see the class comment). */
@@ -170,7 +173,7 @@ export class UserStateStore {
    * backing store reads it back until it is acknowledged (the user may leave memory before that).
    */
   snapshot(state: UserState): UserState {
-    const snap = snapshotState(state);
+    const snap: UserState = { ...state, interests: state.interests.map((i) => ({ ...i, vector: this.snapshots.copy(i.vector) })) };
     this.backing?.changed(snap);
     return snap;
   }

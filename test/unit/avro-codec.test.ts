@@ -428,6 +428,22 @@ describe('AvroCodec round trip', () => {
     const view = big.subarray(3, 3 + buf.length);
     expect(codec.decode(view, new Set([CLICK])).value).toEqual(clickValue);
   });
+
+  it('each encoding owns its bytes (the codec writes through one scratch buffer), larger ones included', () => {
+    const own = new AvroCodec();
+    const first = own.encode(CLICK, clickValue);
+    const copy = Buffer.from(first);
+    // Larger than the scratch buffer (16 KiB): it grows, then a small one again.
+    const ids = Array.from({ length: 3000 }, (_, i) => `event-${i}`);
+    const scored = { outputId: 'o', userId: 'u', candidates: [], modelVersion: 'm', triggerEventTime: 1, processingTime: 2, eventIds: ids };
+    const large = own.encode(RecordNames.scored, scored);
+    expect(large.length).toBeGreaterThan(16 * 1024);
+    const second = own.encode(CLICK, { ...clickValue, eventId: 'another-event' });
+    expect(first.equals(copy)).toBe(true);
+    expect(first.buffer === second.buffer && first.byteOffset === second.byteOffset).toBe(false);
+    expect(own.decode<{ eventIds: string[] }>(large, new Set([RecordNames.scored])).value.eventIds).toEqual(ids);
+    expect(own.decode(second, new Set([CLICK])).value).toEqual({ ...clickValue, eventId: 'another-event' });
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

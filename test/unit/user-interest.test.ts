@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/util/random.js';
-import { applyEvent, FORGET_BELOW, type InterestParams } from '../../src/state/user-interest.js';
+import { applyEvent, FORGET_BELOW, strongestOfCategory, type InterestParams } from '../../src/state/user-interest.js';
 import type { Interest } from '../../src/domain/user-state.js';
 import { heapAllocator, VectorPool } from '../../src/state/vector-pool.js';
 
@@ -247,6 +247,37 @@ describe('applyEvent with several interests', () => {
     expect(apply(u, phones, 0, T0 + H, THREE)).toBe(-1);
     expect(u.interests).toHaveLength(1);
     expect(u.interests[0]!.strength).toBe(1);
+  });
+});
+
+describe('routing by catalog category', () => {
+  /** An interest whose vector's first value is its category (the route below reads it). */
+  const of = (category: number, strength: number): Interest => ({ vector: Float32Array.of(category, 0), strength, asOf: T0, events: 1 });
+  const routeOf = (routed: number[]) => (v: Float32Array, at: number): number => {
+    routed.push(v[at]!);
+    return v[at]!;
+  };
+
+  it('joins the strongest interest of the category, the first of equals, routing strongest first', () => {
+    const interests = [of(1, 2), of(2, 5), of(1, 3), of(1, 3), of(3, 9)];
+    const routed: number[] = [];
+    expect(strongestOfCategory(interests, 1, routeOf(routed))).toBe(2);
+    expect(routed).toEqual([3, 2, 1]); // strengths 9 (category 3), 5 (category 2), then the first 3: a match
+    expect(strongestOfCategory(interests, 4, routeOf([]))).toBe(-1);
+    expect(strongestOfCategory([of(1, Number.NaN), of(1, 1)], 1, routeOf([]))).toBe(1); // NaN never wins
+    expect(strongestOfCategory([of(1, Number.NaN)], 1, routeOf([]))).toBe(-1);
+  });
+
+  it('finds what a scan of every interest finds, for any strengths and categories', () => {
+    const rand = seededRandom(4242);
+    for (let trial = 0; trial < 2000; trial++) {
+      const n = 1 + Math.floor(rand() * 40); // above 32 too (the scan without a bit mask)
+      const interests = Array.from({ length: n }, () => of(Math.floor(rand() * 4), Math.floor(rand() * 6) / 2));
+      const category = Math.floor(rand() * 4);
+      let scan = -1;
+      for (let k = 0; k < n; k++) if (interests[k]!.vector[0] === category && interests[k]!.strength > (scan < 0 ? Number.NEGATIVE_INFINITY : interests[scan]!.strength)) scan = k;
+      expect(strongestOfCategory(interests, category, routeOf([])), `trial ${trial}`).toBe(scan);
+    }
   });
 });
 

@@ -224,6 +224,30 @@ describe('UserStateStore', () => {
     s.commit(a);
     expect([...s.pendingUsers()].map((u) => u.userId)).toEqual(['b']);
   });
+
+  it('a snapshot (a changelog state change) stays as it was taken when the user changes, leaves, and its memory goes to others', async () => {
+    const codec = new UserStateCodec(new AvroCodec(), { space: 's', dim: 4, maxInterests: 3 });
+    const s = store({ maxEntries: 2 });
+    const a = userWith(s, 'a', 2, 0, 7);
+    const snap = s.snapshot(a);
+    const vectors = snap.interests.map((i) => Array.from(i.vector));
+    const value = codec.encode(snap);
+    // The user changes: its vectors move and it gets a third interest.
+    const rand = seededRandom(99);
+    for (let k = 0; k < 5; k++) applyEvent(a, unitVector(rand, 4), 0, 2, T0 + k * H, params, s.vectors);
+    s.commit(a);
+    const later = s.snapshot(a); // a second snapshot, next to the first in memory
+    expect(later.interests.map((i) => Array.from(i.vector))).not.toEqual(vectors);
+    // It leaves memory; after the current run its pool slots go to new users, whose events fill them.
+    userWith(s, 'b', 3, 0, 8);
+    userWith(s, 'c', 3, 0, 9);
+    expect(s.get('a')).toBeUndefined();
+    await Promise.resolve();
+    userWith(s, 'd', 3, 0, 10);
+    userWith(s, 'e', 3, 0, 11);
+    expect(snap.interests.map((i) => Array.from(i.vector))).toEqual(vectors);
+    expect(codec.encode(snap).equals(value)).toBe(true);
+  });
 });
 
 describe('UserStateCodec', () => {
