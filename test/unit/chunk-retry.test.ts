@@ -290,6 +290,38 @@ describe('a chunk that fails after its state change is retried without counting 
     expectEachEventOnce(r);
   });
 
+  it('pipelined: chunks processed on the state of a chunk whose delivery is then refused are dropped unsent; after the reset each event is counted once', async () => {
+    driver.applied = new AppliedOffsets();
+    const config = testConfig({ chunkMaxRecords: 1 });
+    const { core, rec } = await driver.coreWithCatalog(config);
+    const kafka = new ScriptedKafka(1, config.topicChangelog);
+    let sends = 0;
+    let processedMeanwhile = 0;
+    let twoMore!: () => void;
+    const twoProcessed = new Promise<void>((r) => (twoMore = r));
+    const process = core.processor.process.bind(core.processor);
+    vi.spyOn(core.processor, 'process').mockImplementation(async (records) => {
+      const result = await process(records);
+      if (sends === 2 && ++processedMeanwhile === 2) twoMore();
+      return result;
+    });
+    // The second chunk's send (user-b's first click) waits until two more chunks were processed (on
+    // its state), then is refused; user-b is in none of those two, so sending them anyway would
+    // put their marker on the changelog past user-b's lost click.
+    kafka.onSend = async () => {
+      if (++sends !== 2) return 'append';
+      await Promise.race([twoProcessed, sleep(20_000)]); // without pipelining they never are
+      return 'before';
+    };
+    const adapter = await startOnScripted(core, config, kafka);
+    const eventIds = produceClicks(kafka, rec, config);
+    await kafka.drained();
+    await adapter.stop();
+    expect(processedMeanwhile).toBeGreaterThanOrEqual(2); // pipelined: two more chunks ran before the refusal
+    expect(kafka.refused).toBe(1);
+    expectEachEventOnce({ core, kafka, eventIds, config });
+  });
+
   it('scoring that fails once after the fold (a worker error while ranking): each event counted once after the retry', async () => {
     const rank = CandidateRanker.prototype.rank;
     let failures = 0;
