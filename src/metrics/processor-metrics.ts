@@ -24,6 +24,8 @@ export class ProcessorMetrics {
   readonly usersInMemory: Gauge;
   readonly ready: Gauge;
   readonly consumerLag: Gauge<'topic' | 'partition'>;
+  readonly taskInboxRecords: Gauge<'partition'>;
+  readonly taskChunksUnacknowledged: Gauge<'partition'>;
   readonly restoredUsers: Counter;
   readonly restoreSeconds: Histogram;
   readonly restoreRecords: Counter;
@@ -51,6 +53,8 @@ export class ProcessorMetrics {
     this.restoreRecords = new Counter({ name: 'adstream_state_restore_records_total', help: 'State changelog records read into the local stores on partition assignment (only the tail after a surviving store\'s checkpoint).', registers });
     this.restoreSeconds = new Histogram({ name: 'adstream_state_restore_seconds', help: 'Time to restore the users of newly assigned partitions (their events wait meanwhile).', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120], registers });
     this.consumerLag = new Gauge({ name: 'adstream_consumer_lag_records', help: 'Records behind the high watermark, per input partition, after the last chunk handled.', labelNames: ['topic', 'partition'], registers });
+    this.taskInboxRecords = new Gauge({ name: 'adstream_task_inbox_records', help: 'Records fetched and waiting in a partition task\'s inbox for its next chunk.', labelNames: ['partition'], registers });
+    this.taskChunksUnacknowledged = new Gauge({ name: 'adstream_task_chunks_unacknowledged', help: 'Chunks (and rate-limited flushes) of a partition task processed or processing whose outputs Kafka has not acknowledged yet: the pipeline depth in use.', labelNames: ['partition'], registers });
     // The default metrics report the event-loop lag as summary-like gauges; this one is the p99 of
     // the last scrape interval, which is what an SLO on "inference never blocks the loop" reads.
     const loop = monitorEventLoopDelay({ resolution: 10 });

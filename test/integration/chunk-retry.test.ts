@@ -1,11 +1,12 @@
 /**
- * A chunk whose delivery the real broker refuses is handed again by kafkajs in the same process,
- * after the fold already changed its users' state: each event must still be counted once. The
+ * A chunk whose delivery the real broker refuses is processed again in the same process (its
+ * partition's task resets the state and rewinds the consumer to the chunk), after the fold already
+ * changed its users' state: each event must still be counted once. The
  * fault is real: the scored-candidates topic is deleted under the running processor, so every
  * delivery carrying a scored output fails (the broker does not host the partition; the processor
  * never creates topics while running), then the topic is created again. The processor's client
  * gives up after 2 retries instead of 10, so that a send fails in about a second rather than half
- * a minute; kafkajs then restarts the consumer, which hands the chunk again.
+ * a minute; the task then fetches the chunk's records again.
  */
 import { createKafkaClient } from '../../src/adapters/kafka/client.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -66,8 +67,9 @@ describe('a chunk refused by the broker after its state change', () => {
     }
     await producer.send([{ topic: config.topicClicks, records }]);
 
-    // A delivery failed and kafkajs restarted the consumer (it logs both); a retry or two more, then the fault ends.
-    const refused = await eventually(() => lines.some((l) => l.includes('Restarting the consumer')), 60_000);
+    // A delivery failed and the partition's task reset its state and rewound the consumer (it logs
+    // both); a retry or two more, then the fault ends.
+    const refused = await eventually(() => lines.some((l) => l.includes('a chunk failed: resetting the partition')), 60_000);
     if (!refused) console.log(lines.map((l) => l.slice(0, 400)).join('\n'));
     expect(refused).toBe(true);
     await sleep(1500);

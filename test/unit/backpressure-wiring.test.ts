@@ -23,6 +23,7 @@ function setUp() {
     run: async () => undefined,
     pause: (topics) => void calls.push(`pause ${topics.join(',')}`),
     resume: (topics) => void calls.push(`resume ${topics.join(',')}`),
+    seek: () => undefined,
     disconnect: async () => undefined,
   };
   const client = {
@@ -45,7 +46,6 @@ function setUp() {
       delivery: {} as Delivery,
       partitions: 3,
       partitionState: { restoring: () => null } as unknown as PartitionState,
-      exclusive: (_partition, fn) => fn(),
       fail: () => undefined,
     });
   return { start, calls, listeners, logged, options: () => options };

@@ -1,7 +1,8 @@
 /**
  * The Kafka adapter's own logic over fakes of the port (no broker, no client library): offsets are
- * marked done only after the chunk's outputs were acknowledged, chunks stop when the fetch is no
- * longer owned, restores hold events back, and a read from the beginning knows when it caught up.
+ * marked done only after the chunk's outputs were acknowledged, a failed chunk rewinds its
+ * partition, an inactive fetch is not taken, restores hold events back, and a read from the
+ * beginning knows when it caught up (the task itself: partition-task.test.ts).
  */
 import { describe, expect, it } from 'vitest';
 import type { InputRecord } from '../../src/domain/events.js';
@@ -32,14 +33,23 @@ function fakeConsumer(fetched: FetchedRecords, active: () => boolean = () => tru
     run: async (handle) => {
       run = handle(fetched, control);
     },
+    seek: (topic, partition, offset) => void log.push(`seek ${topic}/${partition} ${offset}`),
     pause: () => undefined,
     resume: () => undefined,
     disconnect: async () => undefined,
   };
-  return { consumer, log, finished: () => run! };
+  return { consumer, log, handled: () => run! };
 }
 
-describe('runEventSource over the port', () => {
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until `cond` holds (the task works after the handler returned). */
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 400 && !cond(); i++) await sleep(5);
+  expect(cond()).toBe(true);
+}
+
+describe('runEventSource over the port (a task per partition, one handler per chunk: the pass-through)', () => {
   it('hands chunks of at most chunkMaxRecords and marks each done only after its handler resolved', async () => {
     const records = Array.from({ length: 5 }, (_, i) => rec(0, 10 + i));
     const f = fakeConsumer({ topic: 't', partition: 0, records, highWatermark: 20n });
@@ -48,38 +58,35 @@ describe('runEventSource over the port', () => {
       consumer: f.consumer,
       chunkMaxRecords: 2,
       handle: async (chunk) => {
-        await new Promise((r) => setTimeout(r, 5));
+        f.log.push(`handling ${chunk.map((r) => r.offset).join(',')}`);
+        await sleep(5);
         f.log.push(`handled ${chunk.map((r) => r.offset).join(',')}`);
       },
       onLag: (_t, _p, lag) => lags.push(lag),
     });
-    await f.finished();
-    expect(f.log).toEqual(['handled 10,11', 'done 11', 'heartbeat', 'handled 12,13', 'done 13', 'heartbeat', 'handled 14', 'done 14', 'heartbeat']);
+    await f.handled();
+    await until(() => f.log.includes('done 14'));
+    expect(f.log).toEqual(['handling 10,11', 'handled 10,11', 'done 11', 'handling 12,13', 'handled 12,13', 'done 13', 'handling 14', 'handled 14', 'done 14']);
     expect(lags).toEqual([8, 6, 5]);
   });
 
-  it('marks nothing done when the handler rejects', async () => {
-    const f = fakeConsumer({ topic: 't', partition: 0, records: [rec(0, 1), rec(0, 2)], highWatermark: 3n });
-    await runEventSource({ consumer: f.consumer, chunkMaxRecords: 1, handle: () => Promise.reject(new Error('broker down')) });
-    await expect(f.finished()).rejects.toThrow('broker down');
-    expect(f.log).toEqual([]);
+  it('a rejected handler marks nothing done and has the partition fetched again from the chunk', async () => {
+    const f = fakeConsumer({ topic: 't', partition: 3, records: [rec(3, 1), rec(3, 2)], highWatermark: 3n });
+    const failures: number[] = [];
+    await runEventSource({ consumer: f.consumer, chunkMaxRecords: 1, handle: () => Promise.reject(new Error('broker down')), onFailure: (_e, p) => void failures.push(p) });
+    await f.handled();
+    await until(() => failures.length > 0);
+    expect(f.log).toEqual(['seek t/3 1']);
   });
 
-  it('stops between chunks once the fetch is no longer active (rebalance, shutdown)', async () => {
-    let active = true;
-    const f = fakeConsumer({ topic: 't', partition: 0, records: [rec(0, 1), rec(0, 2), rec(0, 3)], highWatermark: 4n }, () => active);
+  it('takes nothing from a fetch that is no longer active (rebalance, shutdown, a pending seek)', async () => {
+    const f = fakeConsumer({ topic: 't', partition: 0, records: [rec(0, 1), rec(0, 2), rec(0, 3)], highWatermark: 4n }, () => false);
     const handled: string[] = [];
-    await runEventSource({
-      consumer: f.consumer,
-      chunkMaxRecords: 1,
-      handle: async (chunk) => {
-        handled.push(chunk[0]!.offset);
-        active = false; // revoked while the first chunk was in flight
-      },
-    });
-    await f.finished();
-    expect(handled).toEqual(['1']);
-    expect(f.log).toEqual(['done 1', 'heartbeat']);
+    await runEventSource({ consumer: f.consumer, chunkMaxRecords: 1, handle: async (chunk) => void handled.push(chunk[0]!.offset) });
+    await f.handled();
+    await sleep(20);
+    expect(handled).toEqual([]);
+    expect(f.log).toEqual([]);
   });
 
   it('holds a fetch back while its partition is being restored, heartbeating', async () => {
@@ -88,12 +95,13 @@ describe('runEventSource over the port', () => {
     const f = fakeConsumer({ topic: 't', partition: 2, records: [rec(2, 7)], highWatermark: 8n });
     const handled: string[] = [];
     await runEventSource({ consumer: f.consumer, chunkMaxRecords: 10, handle: async (c) => void handled.push(c[0]!.offset), restoring: () => restoring });
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(1100); // the handler heartbeats every second while its task waits
     expect(handled).toEqual([]);
+    expect(f.log).toContain('heartbeat');
     release();
-    await f.finished();
+    await f.handled();
+    await until(() => f.log.includes('done 7'));
     expect(handled).toEqual(['7']);
-    expect(f.log).toEqual(['heartbeat', 'done 7', 'heartbeat']);
   });
 });
 

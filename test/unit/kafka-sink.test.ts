@@ -83,7 +83,7 @@ describe('KafkaSink size policy', () => {
     const { sink, tooLarge } = sinkOn(limits, broker);
     // 8 x 512 floats: 16 KB fits; a user with K = 16 (a record written before K was lowered, say) does not.
     const inputs = [input('small', 1), input('big', 2), input('big', 3), input('small', 4)];
-    const delivered = await sink.deliverFor(inputs, { stateChanges: [state('small', 8), state('big', 10)], scored: [scored('small', ['e1', 'e4']), scored('big', ['e2', 'e3'])] }, { key: '\u0000applied/clicks', value: Buffer.from('4'), partition: 0 });
+    const delivered = await sink.deliverFor(inputs, { stateChanges: [state('small', 8), state('big', 10)], scored: [scored('small', ['e1', 'e4']), scored('big', ['e2', 'e3'])] }, [{ key: '\u0000applied/clicks', value: Buffer.from('4'), partition: 0 }]);
     const changelog = broker.records('state').map((r) => r.key!.toString());
     expect(changelog).toEqual(['small', '\u0000applied/clicks']);
     expect(broker.records('scored').map((r) => r.key!.toString())).toEqual(['small', 'big']);
@@ -148,7 +148,7 @@ describe('KafkaSink size policy', () => {
     const { sink } = sinkOn(limits, broker);
     brokerLimit = 20_000; // lowered after the start: the sink still believes 1 MB
     const inputs = [input('a', 1), input('b', 2), input('c', 3)];
-    const delivered = await sink.deliverFor(inputs, { stateChanges: [state('a', 4), state('b', 10), state('c', 4)] }, { key: '\u0000applied/clicks', value: Buffer.from('3'), partition: 0 });
+    const delivered = await sink.deliverFor(inputs, { stateChanges: [state('a', 4), state('b', 10), state('c', 4)] }, [{ key: '\u0000applied/clicks', value: Buffer.from('3'), partition: 0 }]);
     expect(broker.records('state').map((r) => r.key!.toString())).toEqual(['a', 'c', '\u0000applied/clicks']);
     expect(deadLetters(broker).map((d) => [d.sourceOffset, d.reason])).toEqual([[2, 'OUTPUT_TOO_LARGE']]);
     expect(delivered.deadLetters).toHaveLength(1);
@@ -184,10 +184,11 @@ describe('KafkaSink size policy', () => {
     await sink.deliverFor([], {
       stateChanges: states,
       deletions: [{ userId: 'u0', partition: 0, requestId: 'r', requestedAt: 1, deletedAt: 1, source, held: true, discardedEventIds: [] }],
-    }, { key: '\u0000applied/clicks', value: Buffer.from('99'), partition: 0 });
+    }, [{ key: '\u0000applied/clicks', value: Buffer.from('99'), partition: 0 }, { key: '\u0000applied/image-views', value: Buffer.from('7'), partition: 0 }]);
     expect(acksOf(broker).length).toBeGreaterThan(2);
     const p0 = broker.records('state').filter((r) => r.partition === 0).map((r) => `${r.key!.toString()}${r.value === null ? '(tombstone)' : ''}`);
-    expect(p0).toEqual(['u0', 'u2', 'u4', 'u6', 'u8', 'u10', 'u0(tombstone)', '\u0000applied/clicks']);
+    // A chunk of several input topics: one marker per topic, after every state and tombstone.
+    expect(p0).toEqual(['u0', 'u2', 'u4', 'u6', 'u8', 'u10', 'u0(tombstone)', '\u0000applied/clicks', '\u0000applied/image-views']);
   });
 });
 

@@ -187,3 +187,37 @@ describe('OutputFlusher', () => {
     await fast.flusher.stop();
   });
 });
+
+describe('OutputFlusher with partition tasks', () => {
+  it('hands each owned partition its scoring as task work, and the task nothing when nothing is due or scoring failed', async () => {
+    const asked: number[] = [];
+    const handed: (string | null)[] = [];
+    const logged: string[] = [];
+    let attempt = 0;
+    const flusher = new OutputFlusher({
+      processor: {
+        flushDue: async (_now, partition) => {
+          asked.push(partition!);
+          if (partition === 2 && attempt++ === 0) throw new Error('worker died');
+          return partition === 1 ? { ...result('x', []), scored: [], stateChanges: [] } : result(`user-of-${partition}`, ['e']);
+        },
+      },
+      sink: { deliver: async () => expect.unreachable('the task sends, not the flusher') },
+      emitIntervalMs: 100,
+      delivered: () => undefined,
+      log: createLogger('error', {}, (line) => void logged.push(line)),
+      fail: () => expect.unreachable('a task failure resets the partition; the processor keeps running'),
+      partitions: () => [0, 1, 2],
+      inTask: async (_partition, score) => {
+        const r = await score();
+        handed.push(r ? r.scored.map((o) => o.userId).join(',') : null);
+      },
+    });
+    await flusher.flush();
+    expect(asked.sort()).toEqual([0, 1, 2]);
+    expect(handed.sort()).toEqual(['user-of-0', null, null].sort());
+    expect(logged.join('')).toContain('scoring rate-limited outputs failed');
+    await flusher.flush();
+    expect(handed).toContain('user-of-2');
+  });
+});

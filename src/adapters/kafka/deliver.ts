@@ -19,19 +19,25 @@ export class Delivery {
   constructor(private readonly o: DeliveryDeps) {}
 
   /**
-   * A chunk's result with its applied-offset marker; resolves once acknowledged, and only then may
-   * the chunk's offsets be committed. Outputs too large for their topic go out as dead letters of
-   * the chunk's records that produced them (see KafkaSink).
+   * A chunk's result with the applied-offset marker of each input topic it holds records of (its
+   * last offset there); resolves once acknowledged, and only then may the chunk's offsets be
+   * committed. `ends`: per topic, the chunk's last offset. Outputs too large for their topic go out
+   * as dead letters of the chunk's records that produced them (see KafkaSink).
    */
-  async chunk(records: readonly InputRecord[], result: ProcessResult): Promise<void> {
+  async chunk(records: readonly InputRecord[], result: ProcessResult, ends: readonly { readonly topic: string; readonly last: string }[]): Promise<void> {
     const { sink, partitionState, metrics } = this.o;
     const p0 = performance.now();
-    const { topic, partition } = records[0]!;
-    const last = records[records.length - 1]!.offset;
-    const delivered = await sink.deliverFor(records, result, partitionState.appliedMarker(topic, partition, last));
-    partitionState.markApplied(topic, partition, last);
+    const { partition } = records[0]!;
+    const delivered = await sink.deliverFor(records, result, ends.map((e) => partitionState.appliedMarker(e.topic, partition, e.last)));
+    for (const e of ends) partitionState.markApplied(e.topic, partition, e.last);
     metrics.stageDuration.observe({ stage: 'produce' }, (performance.now() - p0) / 1000);
     this.delivered(delivered);
+  }
+
+  /** A rate-limited flush's result (no inputs, no marker); resolves once acknowledged. */
+  async flush(result: ProcessResult): Promise<void> {
+    await this.o.sink.deliver(result);
+    this.delivered(result);
   }
 
   /** Ads the catalog could not use, as dead letters. */

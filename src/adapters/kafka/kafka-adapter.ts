@@ -1,13 +1,14 @@
 import type { ProcessorMetrics } from '../../metrics/processor-metrics.js';
 import type { Core } from '../../pipeline/core.js';
+import type { ProcessResult } from '../../domain/outputs.js';
 import type { Logger } from '../../util/log.js';
 import { restoreChangelog } from './changelog-restorer.js';
 import { teeChangelog } from './changelog-tee.js';
 import { consumeEvents, loadCatalog } from './consume.js';
 import { Delivery } from './deliver.js';
 import { OutputFlusher } from './output-flusher.js';
-import { PartitionGate } from './partition-gate.js';
 import { PartitionState } from './partition-state.js';
+import type { PartitionTasks } from './partition-tasks.js';
 import { checkLargestRecords, largestRecords } from './record-bounds.js';
 import type { GroupConsumer, PartitionRead } from './port.js';
 import { KafkaSink, type Deliverable } from './sink.js';
@@ -28,7 +29,7 @@ export interface KafkaAdapter {
   readyDetail(): { partitionsAssigned: boolean; partitions: number[]; restoring: boolean };
   /** Rejects if consumption stops for good (the caller should exit non-zero). */
   readonly failed: Promise<never>;
-  /** Finishes the chunk in flight, commits what was delivered, and disconnects; the core is its owner's to close. */
+  /** Finishes the chunks in flight, sends what they made, commits what was delivered, and disconnects; the core is its owner's to close. */
   stop(): Promise<void>;
 }
 
@@ -63,18 +64,14 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
     fail,
   });
   const delivery = new Delivery({ sink, partitionState, metrics, usersInMemory: () => core.users.size, ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}) });
-  // The work of one partition number (chunks of every input topic, rate-limited flushes) runs one
-  // at a time, each once the partition's users are restored (see consume.ts).
-  const gate = new PartitionGate();
-  const exclusive = <T>(partition: number, fn: () => Promise<T>): Promise<T> =>
-    gate.exclusive(partition, async () => {
-      await partitionState.restoring(partition);
-      return fn();
-    });
+  // The work of one partition number (chunks of every input topic, rate-limited flushes) is its
+  // task's (see PartitionTask, made in consume.ts); the flusher hands flushes to them.
+  let tasks: PartitionTasks<ProcessResult> | undefined;
   // Rate-limited outputs (EMIT_INTERVAL_MS): a timer, started once processing runs, delivers them when due.
   const flusher = new OutputFlusher({
     processor: core.processor, sink, emitIntervalMs: settings.emitIntervalMs, delivered: delivery.delivered, log, fail,
-    partitions: () => partitionState.ownedPartitions(), exclusive,
+    partitions: () => partitionState.ownedPartitions(),
+    inTask: (partition, score) => tasks?.flush(partition, score) ?? Promise.resolve(),
   });
 
   const consume = { settings, client, core, metrics, log, delivery };
@@ -85,7 +82,7 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
     checkLargestRecords(kafka.limits, largestRecords({ stateCodec: core.stateCodec, encoder: core.encoder, modelVersion: core.processor.modelVersion, topics, settings }));
     // The catalog first: scoring before it is loaded would rank against a partial catalog.
     catalog = await loadCatalog(consume);
-    consumer = await consumeEvents({ ...consume, partitions: kafka.partitions, partitionState, exclusive, fail });
+    ({ consumer, tasks } = await consumeEvents({ ...consume, partitions: kafka.partitions, partitionState, fail }));
   } catch (err) {
     await catalog?.stop().catch(() => undefined);
     await kafka.disconnect().catch(() => undefined);
@@ -97,7 +94,7 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
   const isReady = (): boolean => partitionState.isReady() && !stopping;
   const readyGauge = setInterval(() => metrics.ready.set(isReady() ? 1 : 0), 1000);
   readyGauge.unref();
-  const running: RunningParts = { consumer, flusher, catalog, kafka, readyGauge, metrics };
+  const running: RunningParts = { consumer, tasks, flusher, catalog, kafka, readyGauge, metrics };
   return {
     isReady,
     readyDetail: () => partitionState.readyDetail(),
@@ -108,6 +105,7 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
 
 interface RunningParts {
   readonly consumer: GroupConsumer;
+  readonly tasks: PartitionTasks<ProcessResult>;
   readonly flusher: OutputFlusher;
   readonly catalog: PartitionRead;
   readonly kafka: KafkaWiring;
@@ -119,9 +117,12 @@ interface RunningParts {
 async function stopKafkaAdapter(p: RunningParts): Promise<void> {
   clearInterval(p.readyGauge);
   p.metrics.ready.set(0);
-  // Consumer first: it lets the chunk in flight finish and commits what was delivered.
+  // Rate-limited outputs still owed go out through the tasks (their state is in the changelog either
+  // way); then the tasks take no more records and send what they processed; the consumer commits
+  // what was marked done while still a member, then leaves the group.
+  await p.flusher.stop();
+  await p.tasks.close();
   await p.consumer.disconnect();
-  await p.flusher.stop(); // rate-limited outputs still owed; their state is in the changelog either way
   await p.catalog.stop();
   await p.kafka.disconnect();
 }

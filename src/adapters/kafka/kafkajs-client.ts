@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, Partitioners, type Admin, type ConfigResourceTypes, type Consumer, type EachBatchPayload, type KafkaMessage, type LogEntry, type Message, type Producer } from 'kafkajs';
 import type { InputRecord } from '../../domain/events.js';
+import type { Logger } from '../../util/log.js';
 import { CatchUp } from './catch-up.js';
 import { CoPartitionedAssigner } from './co-partitioned-assigner.js';
 import type {
@@ -74,10 +75,12 @@ async function connected<T extends { connect(): Promise<void>; disconnect(): Pro
 class KafkajsClient implements KafkaClient {
   readonly brokers: readonly string[];
   private readonly kafka: Kafka;
+  private readonly log: Logger;
 
   constructor(settings: KafkaClientSettings) {
     this.brokers = [...settings.brokers];
     this.kafka = createKafka(settings);
+    this.log = settings.logger.child({ component: 'kafkajs' });
   }
 
   async admin(): Promise<KafkaAdmin> {
@@ -101,12 +104,16 @@ class KafkajsClient implements KafkaClient {
       ...(o.fetchMaxWaitMs !== undefined ? { maxWaitTimeInMs: o.fetchMaxWaitMs } : {}),
       rebalanceTimeout: REBALANCE_TIMEOUT_MS,
     });
-    // Listeners before connecting, so the first generation is not missed.
+    const group = new KafkajsGroupConsumer(consumer, o, this.log);
+    // Listeners before connecting, so the first generation is not missed; ours first (it decides
+    // which partitions done() still commits).
+    consumer.on(consumer.events.GROUP_JOIN, (e) => group.assigned(e.payload.memberAssignment));
     const ev = o.events;
     if (ev?.assigned) consumer.on(consumer.events.GROUP_JOIN, (e) => ev.assigned!(e.payload.memberAssignment));
     if (ev?.rebalancing) consumer.on(consumer.events.REBALANCING, () => ev.rebalancing!());
     if (ev?.crashed) consumer.on(consumer.events.CRASH, (e) => ev.crashed!(e.payload.error, e.payload.restart));
-    return new KafkajsGroupConsumer(await connected(consumer), o);
+    await connected(consumer);
+    return group;
   }
 
   /** kafkajs has no manual assignment: a throwaway consumer group reads the topic, keeping the wanted partitions. */
@@ -248,30 +255,49 @@ class KafkajsProducer implements KafkaProducer {
   }
 }
 
+/** Commits done offsets at most this often: one request covers every partition's latest. */
+const COMMIT_INTERVAL_MS = 100;
+/** A failed commit (a rebalance under way, the coordinator moving) is tried again after this. */
+const COMMIT_RETRY_MS = 1000;
+
+/**
+ * The consumer-group member. Offsets are ours to commit (kafkajs's autoCommit is off): kafkajs's
+ * "resolved" offset is its fetch position, resolved past each fetch once the handler returns, so
+ * a pipelined handler can take a fetch and mark it done later; done() offsets are committed here,
+ * coalesced, one commit request at a time, only for partitions still assigned.
+ */
 class KafkajsGroupConsumer implements GroupConsumer {
+  /** `topic/partition` of the current assignment: done() of any other is dropped. */
+  private owned = new Set<string>();
+  private readonly toCommit = new Map<string, { topic: string; partition: number; offset: string }>();
+  private committing: Promise<void> | null = null;
+  private closing = false;
+
   constructor(
     private readonly consumer: Consumer,
     private readonly o: GroupConsumerOptions,
+    private readonly log: Logger,
   ) {}
+
+  /** A new generation: offsets of revoked partitions are no longer ours to commit. */
+  assigned(assignment: Readonly<Record<string, readonly number[]>>): void {
+    this.owned = new Set(Object.entries(assignment).flatMap(([topic, parts]) => parts.map((p) => `${topic}/${p}`)));
+    for (const key of this.toCommit.keys()) if (!this.owned.has(key)) this.toCommit.delete(key);
+  }
 
   async run(handle: (fetched: FetchedRecords, control: FetchControl) => Promise<void>): Promise<void> {
     await this.consumer.subscribe({ topics: [...this.o.topics], fromBeginning: true });
-    if (this.o.commits === 'none') {
-      // kafkajs resolves each batch once the handler returns: the next fetch continues after it.
-      await this.consumer.run({ autoCommit: false, partitionsConsumedConcurrently: this.o.partitionsConcurrently ?? 1, eachBatch: (p) => handle(fetchedOf(p), controlOf(p, false)) });
-      return;
-    }
-    // kafkajs fetches a partition again from its last resolved offset: a batch left unfinished is
-    // fetched again from the first record not done.
+    const commits = this.o.commits !== 'none';
+    // kafkajs resolves each fetch once the handler returns: the next fetch continues after it.
     await this.consumer.run({
-      autoCommit: true,
-      // Besides the commit kafkajs makes after each batch, commit resolved offsets at least once a
-      // second inside long batches, to keep the replay window after a crash short.
-      autoCommitInterval: 1000,
-      eachBatchAutoResolve: false,
+      autoCommit: false,
       partitionsConsumedConcurrently: this.o.partitionsConcurrently ?? 1,
-      eachBatch: (p) => handle(fetchedOf(p), controlOf(p, true)),
+      eachBatch: (p) => handle(fetchedOf(p), this.controlOf(p, commits)),
     });
+  }
+
+  seek(topic: string, partition: number, offset: bigint): void {
+    if (this.owned.has(`${topic}/${partition}`)) this.consumer.seek({ topic, partition, offset: String(offset) });
   }
 
   pause(topics: readonly string[]): void {
@@ -282,25 +308,56 @@ class KafkajsGroupConsumer implements GroupConsumer {
     this.consumer.resume(topics.map((topic) => ({ topic })));
   }
 
-  disconnect(): Promise<void> {
-    return this.consumer.disconnect();
+  async disconnect(): Promise<void> {
+    // What was marked done before leaving is committed while still a member.
+    this.closing = true;
+    while (this.committing) await this.committing;
+    if (this.toCommit.size > 0) await this.commit(false);
+    await this.consumer.disconnect();
+  }
+
+  private controlOf(p: EachBatchPayload, commits: boolean): FetchControl {
+    const { topic, partition } = p.batch;
+    const key = `${topic}/${partition}`;
+    return {
+      // Stale: a seek is pending for the partition, this fetch is from before it.
+      isActive: () => p.isRunning() && !p.isStale(),
+      heartbeat: () => p.heartbeat(),
+      done: async (offset) => {
+        if (!commits || !this.owned.has(key)) return;
+        // Kafka commits the next offset to read.
+        this.toCommit.set(key, { topic, partition, offset: String(BigInt(offset) + 1n) });
+        this.committing ??= this.commit(true).finally(() => (this.committing = null));
+      },
+    };
+  }
+
+  /** Commits what is marked done, until nothing is left; `paced`: at most every COMMIT_INTERVAL_MS. */
+  private async commit(paced: boolean): Promise<void> {
+    while (this.toCommit.size > 0) {
+      if (paced) await sleep(COMMIT_INTERVAL_MS);
+      const offsets = [...this.toCommit.values()];
+      this.toCommit.clear();
+      try {
+        await this.consumer.commitOffsets(offsets);
+      } catch (err) {
+        // Kept for the next try unless a newer offset or a revocation came meanwhile.
+        for (const c of offsets) {
+          const key = `${c.topic}/${c.partition}`;
+          if (this.owned.has(key) && !this.toCommit.has(key)) this.toCommit.set(key, c);
+        }
+        this.log.debug('committing offsets failed; trying again', { err });
+        if (!paced || this.closing) return; // leaving: the next owner reads on from the last commit
+        await sleep(COMMIT_RETRY_MS);
+      }
+    }
   }
 }
 
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
+
 function fetchedOf({ batch }: EachBatchPayload): FetchedRecords {
   return { topic: batch.topic, partition: batch.partition, records: batch.messages.map((m) => toInputRecord(batch.topic, batch.partition, m)), highWatermark: BigInt(batch.highWatermark) };
-}
-
-function controlOf(p: EachBatchPayload, commits: boolean): FetchControl {
-  return {
-    isActive: () => p.isRunning() && !p.isStale(),
-    heartbeat: () => p.heartbeat(),
-    done: async (offset) => {
-      if (!commits) return;
-      p.resolveOffset(offset);
-      await p.commitOffsetsIfNecessary();
-    },
-  };
 }
 
 const TOO_LARGE = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);

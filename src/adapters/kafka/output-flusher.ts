@@ -14,19 +14,20 @@ export interface OutputFlusherDeps {
   readonly log: Logger;
   /** Stops the processor for good. */
   readonly fail: (err: Error) => void;
-  /** Partitions whose users this instance holds; absent (with `exclusive`): one flush over every user. */
+  /** Partitions whose users this instance holds; absent (with `inTask`): one flush over every user. */
   readonly partitions?: () => readonly number[];
   /**
-   * Runs a partition's flush alone among its chunks (see PartitionGate): a flush during a chunk
-   * would write that chunk's state changes to the changelog before the chunk's applied-offset marker.
+   * Runs a partition's flush as work of its task (PartitionTask.flush): `score` between two chunks
+   * (a flush during a chunk would write that chunk's state changes to the changelog before the
+   * chunk's applied-offset marker), its result sent by the task after the chunks before it (a
+   * failed send resets the partition like a failed chunk). Resolves once sent.
    */
-  readonly exclusive?: <T>(partition: number, fn: () => Promise<T>) => Promise<T>;
+  readonly inTask?: (partition: number, score: () => Promise<ProcessResult | null>) => Promise<void>;
 }
 
 /**
  * Users whose output is rate-limited (EMIT_INTERVAL_MS) get it from here once their time comes: a
- * timer flushes what is due, one flush at a time (per partition, each in its turn with the
- * partition's chunks).
+ * timer flushes what is due, one flush at a time (per partition, as work of the partition's task).
  */
 export class OutputFlusher {
   private flushing: Promise<void> | null = null;
@@ -59,9 +60,20 @@ export class OutputFlusher {
   }
 
   private async flushAll(): Promise<void> {
-    const { partitions, exclusive } = this.o;
-    if (!partitions || !exclusive) return this.flushDue(undefined);
-    await Promise.all(partitions().map((p) => exclusive(p, () => this.flushDue(p))));
+    const { partitions, inTask } = this.o;
+    if (!partitions || !inTask) return this.flushDue(undefined);
+    await Promise.all(partitions().map((p) => inTask(p, () => this.score(p))));
+  }
+
+  /** What is due on the partition, or null (nothing due, or scoring failed: the users stay pending for the next tick). */
+  private score(partition: number): Promise<ProcessResult | null> {
+    return this.o.processor.flushDue(undefined, partition).then(
+      (result) => (result.scored.length + result.stateChanges.length + result.segments.length + result.deletions.length + result.deadLetters.length > 0 ? result : null),
+      (err: unknown) => {
+        this.o.log.error('scoring rate-limited outputs failed; retried on the next tick', { err });
+        return null;
+      },
+    );
   }
 
   /** Never rejects: a failure is logged, and a failed delivery stops the processor. */

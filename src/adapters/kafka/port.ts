@@ -139,9 +139,12 @@ export interface GroupConsumerOptions {
   readonly groupId: string;
   readonly topics: readonly string[];
   /**
-   * 'done' (the default): only offsets the handler marked done are committed, and a fetch it left
-   * unfinished is fetched again from its first record not done. 'none': every record handed over
-   * counts as read and nothing is committed (an observer in a throwaway group); done() does nothing.
+   * 'done' (the default): only offsets marked done are committed. Once the handler resolves, the
+   * partition's next fetch continues after the last record handed over, done or not (the handler
+   * took them: a pipelined consumer marks them done later, see FetchControl.done); seek() moves it
+   * back. After a rejected handler, a restart or a rebalance, fetching continues from the committed
+   * offset. 'none': every record handed over counts as read and nothing is committed (an observer
+   * in a throwaway group); done() does nothing.
    */
   readonly commits?: 'done' | 'none';
   /**
@@ -183,7 +186,12 @@ export interface FetchControl {
   isActive(): boolean;
   /** Tells the group this member is alive during long work (a restore wait, a slow chunk). */
   heartbeat(): Promise<void>;
-  /** `offset` and all before it on this topic-partition are handled: they are committed soon (within a second, and on disconnect). */
+  /**
+   * `offset` and all before it on this topic-partition are handled: they are committed soon (within
+   * a second, and on disconnect). Callable after the handler returned, while the partition stays
+   * assigned to this member; once it is revoked, done() does nothing (its next owner reads on from
+   * the last commit).
+   */
   done(offset: string): Promise<void>;
 }
 
@@ -194,10 +202,17 @@ export interface GroupConsumer {
    * no committed offset for a partition reads it from the beginning (nothing is skipped).
    */
   run(handle: (fetched: FetchedRecords, control: FetchControl) => Promise<void>): Promise<void>;
+  /**
+   * The topic-partition's next fetch starts at `offset`: a rewind to the first record not
+   * acknowledged, after a failed delivery of records already handed over. Fetches of it handed
+   * over from the call until the rewound fetch report isActive() false. Ignored when the partition
+   * is not assigned to this member.
+   */
+  seek(topic: string, partition: number, offset: bigint): void;
   /** Stops fetching these topics (backpressure); fetches in flight still arrive. */
   pause(topics: readonly string[]): void;
   resume(topics: readonly string[]): void;
-  /** Lets the fetch in flight finish, commits what was marked done, and leaves the group. */
+  /** Lets the fetch in flight finish, commits what was marked done (also done() calls made before, still being committed), and leaves the group. */
   disconnect(): Promise<void>;
 }
 

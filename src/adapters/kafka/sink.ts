@@ -2,6 +2,7 @@ import type { InputRecord } from '../../domain/events.js';
 import type { DeadLetterOutput, ProcessResult, UserState } from '../../domain/outputs.js';
 import type { OutputEncoder } from '../../pipeline/encode.js';
 import type { Logger } from '../../util/log.js';
+import type { ChangelogMarker } from './partition-state.js';
 import { ProduceTooLargeError, type KafkaProducer, type OutboundRecord, type TopicRecords } from './port.js';
 import { recordBytes, type ProduceLimits } from './produce-limits.js';
 
@@ -86,18 +87,19 @@ export class KafkaSink {
     this.clock = o.clock ?? Date.now;
   }
 
-  /** `marker`: an extra changelog record (the applied-offset marker) delivered with the rest. */
-  async deliver(result: Deliverable, marker?: { key: string; value: Buffer; partition: number }): Promise<void> {
-    await this.deliverFor([], result, marker);
+  /** `markers`: extra changelog records (the applied-offset markers) delivered with the rest. */
+  async deliver(result: Deliverable, markers: readonly ChangelogMarker[] = []): Promise<void> {
+    await this.deliverFor([], result, markers);
   }
 
   /**
    * Delivers a chunk's result; `inputs`, the chunk's records, are dead-lettered in place of
-   * outputs too large to send. Resolves with what was delivered.
+   * outputs too large to send. `markers`: one per input topic of the chunk. Resolves with what was
+   * delivered.
    */
-  async deliverFor(inputs: readonly InputRecord[], result: Deliverable, marker?: { key: string; value: Buffer; partition: number }): Promise<Deliverable> {
+  async deliverFor(inputs: readonly InputRecord[], result: Deliverable, markers: readonly ChangelogMarker[] = []): Promise<Deliverable> {
     const policy: SizePolicy = { dropped: new Map(), added: [], lost: new Set(), deadLettered: new Set((result.deadLetters ?? []).map((d) => positionOf(d.source))) };
-    let outgoing = this.encode(result, marker);
+    let outgoing = this.encode(result, markers);
     for (let refreshes = 0; ; refreshes++) {
       const checkedUnder = this.o.limits.version;
       const sendable = this.admit(outgoing, inputs, policy);
@@ -119,7 +121,7 @@ export class KafkaSink {
   }
 
   /** Every record, in the order the topics need (see the comments); none checked yet. */
-  private encode(result: Deliverable, marker?: { key: string; value: Buffer; partition: number }): Outgoing[] {
+  private encode(result: Deliverable, markers: readonly ChangelogMarker[]): Outgoing[] {
     const { topics, encoder } = this.o;
     const out: Outgoing[] = [];
     const other: Owner = { kind: 'other' };
@@ -136,8 +138,8 @@ export class KafkaSink {
       partition: d.partition,
     }));
     for (const t of tombstones) out.push({ topic: topics.changelog, record: { ...t.record, partition: t.partition }, owner: other });
-    // The marker last on its partition: it says the states before it are delivered.
-    if (marker) out.push({ topic: topics.changelog, record: { key: utf8(marker.key), value: marker.value, partition: marker.partition }, owner: other });
+    // The markers last on their partition: they say the states before them are delivered.
+    for (const m of markers) out.push({ topic: topics.changelog, record: { key: utf8(m.key), value: m.value, partition: m.partition }, owner: other });
     for (const o of result.scored ?? []) out.push({ topic: topics.scored, record: encoder.scored(o), owner: { kind: 'user', userId: o.userId, output: 'scored' } });
     // Same key, same default partitioner as the segments records: the tombstone lands on their partition.
     for (const o of result.segments ?? []) out.push({ topic: topics.segments, record: encoder.segments(o), owner: { kind: 'user', userId: o.userId, output: 'segments' } });
