@@ -86,10 +86,10 @@ describe('loadConfig defaults', () => {
 
   it('does not read process.env when an env is given', () => {
     const saved = process.env.TOP_K;
-    process.env.TOP_K = '77';
+    process.env.TOP_K = '17';
     try {
       expect(loadConfig({ env: {} }).topK).toBe(10);
-      expect(loadConfig().topK).toBe(77);
+      expect(loadConfig().topK).toBe(17);
     } finally {
       if (saved === undefined) delete process.env.TOP_K;
       else process.env.TOP_K = saved;
@@ -99,7 +99,8 @@ describe('loadConfig defaults', () => {
 
 describe('loadConfig parses env values', () => {
   it('integers and numbers, with surrounding spaces', () => {
-    const config = loadConfig({ env: { TOPIC_PARTITIONS: ' 12 ', TOP_K: '1000', HTTP_PORT: '0', INTEREST_HALF_LIFE_S: '1.5', MAX_CLOCK_SKEW_S: '0' } });
+    // TOP_K at its max makes a chunk's CTR request 500 x 2000 items: the queue must hold it.
+    const config = loadConfig({ env: { TOPIC_PARTITIONS: ' 12 ', TOP_K: '1000', MAX_QUEUE_ITEMS: '1000000', HTTP_PORT: '0', INTEREST_HALF_LIFE_S: '1.5', MAX_CLOCK_SKEW_S: '0' } });
     expect(config.topicPartitions).toBe(12);
     expect(config.topK).toBe(1000); // max is inclusive
     expect(config.httpPort).toBe(0); // min is inclusive
@@ -219,9 +220,16 @@ describe('loadConfig rejects invalid env values with a ConfigError naming the va
       expect(err.message).toContain(`between ${min} and ${max}`);
       expect(err.message).toContain(String(bad));
     }
-    // The bounds themselves are accepted.
-    expect(loadConfig({ env: { [s.env]: String(min) } })[name]).toBe(min);
-    expect(loadConfig({ env: { [s.env]: String(max) } })[name]).toBe(max);
+    // The bounds themselves are accepted, the rule between the queue and a chunk given room (the
+    // largest queue, the smallest chunk: see "rules between settings" below).
+    const room = { MAX_QUEUE_ITEMS: '10000000', CHUNK_MAX_RECORDS: '1', TOP_K: '1', INTERESTS_PER_USER: '1' };
+    if (name === 'maxQueueItems') {
+      // Its own minimum (1) is below the smallest chunk's CTR request (1 user x 2 x TOP_K=1): refused by the rule.
+      expect(configError(() => loadConfig({ env: { ...room, [s.env]: String(min) } })).message).toContain('largest inference request a chunk can make, 2 items');
+    } else {
+      expect(loadConfig({ env: { ...room, [s.env]: String(min) } })[name]).toBe(min);
+    }
+    expect(loadConfig({ env: { ...room, [s.env]: String(max) } })[name]).toBe(max);
   });
 
   it('bad enum value lists the allowed values', () => {
@@ -257,6 +265,35 @@ describe('loadConfig rejects invalid env values with a ConfigError naming the va
     const err = configError(() => loadConfig({ env: { GROUP_ID: '   ' } }));
     expect(err.setting).toBe('GROUP_ID');
     expect(err.message).toMatch(/must not be empty/);
+  });
+});
+
+describe('loadConfig applies the rules between settings', () => {
+  // The bounds stated here, not computed with setting-rules.ts: a wrong formula there fails these.
+  it('MAX_QUEUE_ITEMS below a chunk\'s CTR request (users x 2 x TOP_K) is refused, naming the bound; at the bound it loads', () => {
+    const env = { CHUNK_MAX_RECORDS: '50', TOP_K: '10', INTERESTS_PER_USER: '3' }; // CTR 50 x 20 = 1000 > scorer 50 x 3
+    const err = configError(() => loadConfig({ env: { ...env, MAX_QUEUE_ITEMS: '999' } }));
+    expect(err.setting).toBe('MAX_QUEUE_ITEMS');
+    expect(err.message).toContain('MAX_QUEUE_ITEMS: 999 is below the largest inference request a chunk can make, 1000 items');
+    expect(err.message).toContain('CHUNK_MAX_RECORDS=50 users x 2 x TOP_K=10 candidates');
+    expect(err.message).toContain('at least 1000');
+    expect(loadConfig({ env: { ...env, MAX_QUEUE_ITEMS: '1000' } }).maxQueueItems).toBe(1000);
+  });
+
+  it('MAX_QUEUE_ITEMS below a chunk\'s scorer request (users x INTERESTS_PER_USER) is refused, naming the bound; at the bound it loads', () => {
+    const env = { CHUNK_MAX_RECORDS: '50', TOP_K: '5', INTERESTS_PER_USER: '32' }; // scorer 50 x 32 = 1600 > CTR 50 x 10
+    const err = configError(() => loadConfig({ env: { ...env, MAX_QUEUE_ITEMS: '1599' } }));
+    expect(err.setting).toBe('MAX_QUEUE_ITEMS');
+    expect(err.message).toContain('1600 items');
+    expect(err.message).toContain('CHUNK_MAX_RECORDS=50 users x INTERESTS_PER_USER=32 interests');
+    expect(loadConfig({ env: { ...env, MAX_QUEUE_ITEMS: '1600' } }).maxQueueItems).toBe(1600);
+  });
+
+  it('the rule holds whichever source sets the values: a chunk raised by a file or an override is checked too', () => {
+    const file = configFile({ chunkMaxRecords: 5000 }); // 5000 x 2 x TOP_K=10 = 100000 > the default queue (50000)
+    expect(configError(() => loadConfig({ env: {}, file })).message).toContain('100000 items');
+    expect(configError(() => loadConfig({ env: {}, overrides: { topK: 100 } })).message).toContain('500 users x 2 x TOP_K=100 candidates');
+    expect(loadConfig({ env: { MAX_QUEUE_ITEMS: '100000' }, file }).chunkMaxRecords).toBe(5000);
   });
 });
 
