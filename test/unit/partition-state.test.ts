@@ -469,6 +469,36 @@ describe('PartitionState across generations: restores, revocations and resets of
     await local.closeAll();
   });
 
+  it('a partition revoked while the restore writes its store is closed after the write, not under it', async () => {
+    const changelog = new ScriptedChangelog();
+    changelog.user(state('alice', 0, 1));
+    changelog.user(state('bob', 1, 2));
+    const { ps, local, failures, settled } = setUp(changelog);
+    // Partition 1's first write waits until the revocation came.
+    let release!: () => void;
+    const revoked = new Promise<void>((r) => (release = r));
+    const write = local.write.bind(local);
+    let writing = false;
+    local.write = async (partition, entries, next) => {
+      if (partition === 1 && !writing) {
+        writing = true;
+        await revoked;
+      }
+      return write(partition, entries, next);
+    };
+    ps.onAssignment([0, 1], { clicks: [0, 1] });
+    while (!writing) await settles(Promise.resolve());
+    ps.onRebalancing();
+    ps.onAssignment([0], { clicks: [0] });
+    await settles(Promise.resolve()); // a close not waiting for the restore would run now
+    release();
+    await settled();
+    await settles(Promise.resolve());
+    expect(failures).toEqual([]);
+    expect(local.openPartitions()).toEqual([0]);
+    await local.closeAll();
+  });
+
   it('readiness counts the partitions owned: a revoked partition\'s restore in flight does not hold back one restored since', async () => {
     const changelog = new ScriptedChangelog();
     changelog.user(state('alice', 0, 1));
@@ -487,6 +517,25 @@ describe('PartitionState across generations: restores, revocations and resets of
     await settled();
     await settles(Promise.resolve());
     expect(local.openPartitions()).toEqual([1]);
+    await local.closeAll();
+  });
+
+  it('a reset waits for the partition\'s restore in flight, and does nothing once the partition is revoked before it began', async () => {
+    const changelog = new ScriptedChangelog();
+    changelog.user(state('alice', 0, 1));
+    const release = changelog.holdNextRead();
+    const { ps, local, failures, settled } = setUp(changelog);
+    ps.onAssignment([0], { clicks: [0] });
+    ps.reset(0); // waits for the restore held
+    expect(await settles(ps.restoring(0)!)).toBe(false);
+    ps.onRebalancing();
+    ps.onAssignment([], { clicks: [] });
+    release();
+    await settled();
+    await settles(Promise.resolve());
+    expect(changelog.reads).toEqual([[0]]); // the next owner restores it
+    expect(local.openPartitions()).toEqual([]);
+    expect(failures).toEqual([]);
     await local.closeAll();
   });
 
