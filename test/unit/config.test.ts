@@ -86,10 +86,10 @@ describe('loadConfig defaults', () => {
 
   it('does not read process.env when an env is given', () => {
     const saved = process.env.TOP_K;
-    process.env.TOP_K = '77';
+    process.env.TOP_K = '17';
     try {
       expect(loadConfig({ env: {} }).topK).toBe(10);
-      expect(loadConfig().topK).toBe(77);
+      expect(loadConfig().topK).toBe(17);
     } finally {
       if (saved === undefined) delete process.env.TOP_K;
       else process.env.TOP_K = saved;
@@ -219,9 +219,16 @@ describe('loadConfig rejects invalid env values with a ConfigError naming the va
       expect(err.message).toContain(`between ${min} and ${max}`);
       expect(err.message).toContain(String(bad));
     }
-    // The bounds themselves are accepted.
-    expect(loadConfig({ env: { [s.env]: String(min) } })[name]).toBe(min);
-    expect(loadConfig({ env: { [s.env]: String(max) } })[name]).toBe(max);
+    // The bounds themselves are accepted, the rule between the queue and a chunk given room (the
+    // largest queue, the smallest chunk: see "rules between settings" below).
+    const room = { MAX_QUEUE_ITEMS: '10000000', CHUNK_MAX_RECORDS: '1', TOP_K: '1', INTERESTS_PER_USER: '1' };
+    if (name === 'maxQueueItems') {
+      // Its own minimum (1) fits the smallest chunk's request (1 user x INTERESTS_PER_USER=1).
+      expect(loadConfig({ env: { ...room, [s.env]: String(min) } })[name]).toBe(min);
+    } else {
+      expect(loadConfig({ env: { ...room, [s.env]: String(min) } })[name]).toBe(min);
+    }
+    expect(loadConfig({ env: { ...room, [s.env]: String(max) } })[name]).toBe(max);
   });
 
   it('bad enum value lists the allowed values', () => {
@@ -257,6 +264,27 @@ describe('loadConfig rejects invalid env values with a ConfigError naming the va
     const err = configError(() => loadConfig({ env: { GROUP_ID: '   ' } }));
     expect(err.setting).toBe('GROUP_ID');
     expect(err.message).toMatch(/must not be empty/);
+  });
+});
+
+describe('loadConfig applies the rules between settings', () => {
+  // The bounds stated here, not computed with setting-rules.ts: a wrong formula there fails these.
+  it('MAX_QUEUE_ITEMS below a chunk\'s scorer request (users x INTERESTS_PER_USER) is refused, naming the bound; at the bound it loads', () => {
+    // TOP_K large: the CTR model's rows ride inside the scorer's request and are not queued items.
+    const env = { CHUNK_MAX_RECORDS: '50', TOP_K: '500', INTERESTS_PER_USER: '32' };
+    const err = configError(() => loadConfig({ env: { ...env, MAX_QUEUE_ITEMS: '1599' } }));
+    expect(err.setting).toBe('MAX_QUEUE_ITEMS');
+    expect(err.message).toContain('MAX_QUEUE_ITEMS: 1599 is below the largest inference request a chunk can make, 1600 items');
+    expect(err.message).toContain('CHUNK_MAX_RECORDS=50 users x INTERESTS_PER_USER=32 interests');
+    expect(err.message).toContain('at least 1600');
+    expect(loadConfig({ env: { ...env, MAX_QUEUE_ITEMS: '1600' } }).maxQueueItems).toBe(1600);
+  });
+
+  it('the rule holds whichever source sets the values: a chunk raised by a file or an override is checked too', () => {
+    const file = configFile({ chunkMaxRecords: 20000 }); // 20000 x INTERESTS_PER_USER=3 = 60000 > the default queue (50000)
+    expect(configError(() => loadConfig({ env: {}, file })).message).toContain('60000 items');
+    expect(configError(() => loadConfig({ env: {}, overrides: { interestsPerUser: 32, chunkMaxRecords: 2000 } })).message).toContain('2000 users x INTERESTS_PER_USER=32 interests');
+    expect(loadConfig({ env: { MAX_QUEUE_ITEMS: '60000' }, file }).chunkMaxRecords).toBe(20000);
   });
 });
 

@@ -4,7 +4,12 @@
  * checked: newly assigned partitions' users and applied-offset markers come back (latest record per
  * key wins, tombstones delete and are remembered), revoked partitions' users and markers go, only
  * the added partitions are read, events wait (restoring(), isReady()) until the restore finished,
- * and a failed restore stops the processor.
+ * and a failed restore stops the processor. Across generations: a partition revoked and assigned
+ * again while its restore runs gets one restore at a time (no older record lands over a newer one,
+ * no marker of the first restore lands after the chunk that followed the second), a partition
+ * revoked while restoring takes none of its markers or deleted users and its store is closed after
+ * the restore, readiness counts owned partitions only, and a reset after a failed chunk restores
+ * that partition alone.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -53,8 +58,19 @@ class ScriptedChangelog {
   /** The partitions each read asked for. */
   readonly reads: number[][] = [];
   handedOver = 0;
-  hold: Promise<void> | null = null;
+  /** Reads running now, and the most that ever ran at once. */
+  private reading = 0;
+  mostReadsAtOnce = 0;
+  /** Holds for the next reads, one each, in call order (see holdNextRead). */
+  private readonly holds: Promise<void>[] = [];
   failWith: Error | null = null;
+
+  /** Holds the next read (after it took its end offsets) until the returned function is called. */
+  holdNextRead(): () => void {
+    let release!: () => void;
+    this.holds.push(new Promise<void>((r) => (release = r)));
+    return release;
+  }
 
   append(partition: number, key: string, value: Buffer | null): void {
     const records = this.log.get(partition) ?? [];
@@ -70,15 +86,22 @@ class ScriptedChangelog {
     readFromBeginning: async (o: PartitionReadOptions) => {
       const parts = [...(o.partitions ?? this.log.keys())];
       this.reads.push(parts);
-      const hold = this.hold;
+      const hold = this.holds.shift();
       const fail = this.failWith;
+      // Up to the end at the time of the call, as a read with follow: false does.
+      const ends = new Map(parts.map((p) => [p, (this.log.get(p) ?? []).length]));
+      this.mostReadsAtOnce = Math.max(this.mostReadsAtOnce, ++this.reading);
       const caughtUp = (async () => {
-        if (hold) await hold;
-        if (fail) throw fail;
-        for (const p of parts) {
-          const records = (this.log.get(p) ?? []).filter((r) => BigInt(r.offset) >= (o.from?.get(p) ?? 0n));
-          this.handedOver += records.length;
-          await o.onRecords(records);
+        try {
+          if (hold) await hold;
+          if (fail) throw fail;
+          for (const p of parts) {
+            const records = (this.log.get(p) ?? []).slice(0, ends.get(p)).filter((r) => BigInt(r.offset) >= (o.from?.get(p) ?? 0n));
+            this.handedOver += records.length;
+            await o.onRecords(records);
+          }
+        } finally {
+          this.reading--;
         }
       })();
       return { caughtUp, stop: async () => undefined };
@@ -164,8 +187,7 @@ describe('PartitionState', () => {
   it('holds events back while restoring: not ready and restoring() pending until the read finished', async () => {
     const changelog = new ScriptedChangelog();
     changelog.user(state('alice', 0, 3));
-    let release!: () => void;
-    changelog.hold = new Promise<void>((r) => (release = r));
+    const release = changelog.holdNextRead();
     const { ps, users } = setUp(changelog);
     expect(ps.isReady()).toBe(false); // nothing assigned yet
 
@@ -361,5 +383,185 @@ describe('PartitionState over the local store', () => {
     expect(changelog.handedOver).toBe(1);
     expect(eventsOf(a.users, 'bob')).toBe(5);
     await a.local.closeAll();
+  });
+});
+
+/** Whether `p` settles within a few turns of the event loop (a read held stays pending). */
+async function settles(p: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  void p.then(() => (done = true));
+  await new Promise((r) => setTimeout(r, 20));
+  return done;
+}
+
+const eventsOnDisk = (local: LocalStateStore, userId: string, partition: number): number | undefined => local.load(userId, partition)?.interests[0]?.events;
+
+describe('PartitionState across generations: restores, revocations and resets of one partition', () => {
+  it('a partition assigned again while its first restore is held waits for it: one restore of a store at a time, no older record landing after a newer', async () => {
+    const changelog = new ScriptedChangelog();
+    changelog.user(state('alice', 0, 1));
+    const release = changelog.holdNextRead(); // the first read ends at alice's first record
+    const { ps, local, settled } = setUp(changelog);
+    ps.onAssignment([0], { clicks: [0] });
+    while (changelog.reads.length === 0) await settles(Promise.resolve()); // its read has taken its end
+    ps.onRebalancing();
+    ps.onAssignment([], { clicks: [] }); // revoked while restoring
+    changelog.user(state('alice', 0, 5)); // the next owner's change
+    ps.onRebalancing();
+    ps.onAssignment([0], { clicks: [0] }); // and back
+
+    const second = ps.restoring(0);
+    expect(second).not.toBeNull();
+    expect(await settles(second!)).toBe(false); // its events wait for both restores
+    release();
+    await settled();
+    await settles(Promise.resolve()); // anything still in flight lands
+    expect(changelog.mostReadsAtOnce).toBe(1);
+    expect(eventsOnDisk(local, 'alice', 0)).toBe(5);
+    expect(ps.isReady()).toBe(true);
+    await local.closeAll();
+  });
+
+  it('the first restore\'s markers do not land after the partition\'s next restore: a chunk\'s marker set after it stays', async () => {
+    const changelog = new ScriptedChangelog();
+    changelog.append(0, '\u0000applied/clicks', Buffer.from('41'));
+    const release = changelog.holdNextRead();
+    const { ps, applied, local, settled } = setUp(changelog);
+    ps.onAssignment([0], { clicks: [0] });
+    ps.onRebalancing();
+    ps.onAssignment([], { clicks: [] });
+    ps.onRebalancing();
+    ps.onAssignment([0], { clicks: [0] });
+    // The partition's first chunk runs once its restore settled and leaves its marker.
+    void ps.restoring(0)!.then(() => ps.markApplied('clicks', 0, '100'));
+    await settles(ps.restoring(0)!);
+    release();
+    await settled();
+    await settles(Promise.resolve());
+    expect(applied.upTo('clicks', 0)).toBe(100n);
+    await local.closeAll();
+  });
+
+  it('a partition revoked while restoring: its markers and deleted users are not taken, and its store is closed once the restore settled', async () => {
+    const changelog = new ScriptedChangelog();
+    changelog.user(state('alice', 0, 1));
+    changelog.user(state('bob', 1, 2));
+    changelog.user(state('carol', 1, 1));
+    changelog.append(1, 'carol', null);
+    changelog.append(1, '\u0000applied/clicks', Buffer.from('7'));
+    const { ps, applied, deleted, local, assign, settled } = setUp(changelog);
+    await assign([0, 1]); // partition 1's folder now holds bob, carol's deletion and the marker
+    await assign([0]);
+    deleted.length = 0;
+
+    const release = changelog.holdNextRead();
+    ps.onAssignment([0, 1], { clicks: [0, 1] });
+    ps.onRebalancing();
+    ps.onAssignment([0], { clicks: [0] }); // revoked again while its restore is held
+    release();
+    await settled();
+    await settles(Promise.resolve()); // the close that waited for the restore
+
+    expect(applied.upTo('clicks', 1)).toBeUndefined();
+    expect(deleted).toEqual([]);
+    expect(local.openPartitions()).toEqual([0]);
+    expect(ps.ownedPartitions()).toEqual([0]);
+    await local.closeAll();
+  });
+
+  it('a partition revoked while the restore writes its store is closed after the write, not under it', async () => {
+    const changelog = new ScriptedChangelog();
+    changelog.user(state('alice', 0, 1));
+    changelog.user(state('bob', 1, 2));
+    const { ps, local, failures, settled } = setUp(changelog);
+    // Partition 1's first write waits until the revocation came.
+    let release!: () => void;
+    const revoked = new Promise<void>((r) => (release = r));
+    const write = local.write.bind(local);
+    let writing = false;
+    local.write = async (partition, entries, next) => {
+      if (partition === 1 && !writing) {
+        writing = true;
+        await revoked;
+      }
+      return write(partition, entries, next);
+    };
+    ps.onAssignment([0, 1], { clicks: [0, 1] });
+    while (!writing) await settles(Promise.resolve());
+    ps.onRebalancing();
+    ps.onAssignment([0], { clicks: [0] });
+    await settles(Promise.resolve()); // a close not waiting for the restore would run now
+    release();
+    await settled();
+    await settles(Promise.resolve());
+    expect(failures).toEqual([]);
+    expect(local.openPartitions()).toEqual([0]);
+    await local.closeAll();
+  });
+
+  it('readiness counts the partitions owned: a revoked partition\'s restore in flight does not hold back one restored since', async () => {
+    const changelog = new ScriptedChangelog();
+    changelog.user(state('alice', 0, 1));
+    changelog.user(state('bob', 1, 2));
+    const release = changelog.holdNextRead();
+    const { ps, users, local, settled } = setUp(changelog);
+    ps.onAssignment([0], { clicks: [0] });
+    while (changelog.reads.length === 0) await settles(Promise.resolve()); // the held read is partition 0's
+    ps.onRebalancing();
+    ps.onAssignment([1], { clicks: [1] });
+    await ps.restoring(1);
+    expect(eventsOf(users, 'bob')).toBe(2);
+    expect(ps.isReady()).toBe(true);
+    expect(ps.readyDetail()).toEqual({ partitionsAssigned: true, partitions: [1], restoring: false });
+    release();
+    await settled();
+    await settles(Promise.resolve());
+    expect(local.openPartitions()).toEqual([1]);
+    await local.closeAll();
+  });
+
+  it('a reset waits for the partition\'s restore in flight, and does nothing once the partition is revoked before it began', async () => {
+    const changelog = new ScriptedChangelog();
+    changelog.user(state('alice', 0, 1));
+    const release = changelog.holdNextRead();
+    const { ps, local, failures, settled } = setUp(changelog);
+    ps.onAssignment([0], { clicks: [0] });
+    ps.reset(0); // waits for the restore held
+    expect(await settles(ps.restoring(0)!)).toBe(false);
+    ps.onRebalancing();
+    ps.onAssignment([], { clicks: [] });
+    release();
+    await settled();
+    await settles(Promise.resolve());
+    expect(changelog.reads).toEqual([[0]]); // the next owner restores it
+    expect(local.openPartitions()).toEqual([]);
+    expect(failures).toEqual([]);
+    await local.closeAll();
+  });
+
+  it('reset after a failed chunk: the partition\'s users and unacknowledged changes go, it is read again from its checkpoint; the other partition keeps its users', async () => {
+    const changelog = new ScriptedChangelog();
+    changelog.user(state('alice', 0, 3));
+    changelog.user(state('bob', 1, 2));
+    const { ps, users, local, settled, assign } = setUp(changelog);
+    await assign([0, 1]);
+    // A chunk changed alice and bob in memory, then failed before its delivery was acknowledged.
+    users.getOrCreate('alice', 0).interests[0]!.events = 99;
+    local.changed(users.get('alice')!);
+    const bob = users.getOrCreate('bob', 1);
+    expect(users.size).toBe(2);
+    changelog.handedOver = 0;
+
+    ps.reset(0);
+    expect(ps.restoring(0)).not.toBeNull();
+    expect(ps.restoring(1)).toBeNull();
+    expect(users.size).toBe(1);
+    expect(users.get('bob')).toBe(bob); // still the one in memory
+    await settled();
+    expect(changelog.reads.at(-1)).toEqual([0]);
+    expect(changelog.handedOver).toBe(0); // the store was level with the changelog: nothing to read
+    expect(eventsOf(users, 'alice')).toBe(3); // the acknowledged state, not the failed chunk's
+    expect(ps.isReady()).toBe(true);
+    await local.closeAll();
   });
 });

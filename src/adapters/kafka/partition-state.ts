@@ -32,12 +32,22 @@ export interface PartitionStateDeps {
  * it owns, the restore of newly assigned ones from the changelog, the reset of one whose chunk
  * failed after changing state, and per input topic-partition the last offset whose effect is in
  * the changelog.
+ *
+ * A partition's local store has one task at a time (a restore, or its closing at revocation), each
+ * starting once the one before settled: a partition revoked and assigned again while its restore
+ * runs would otherwise have two restores writing its store at once, the older one's records landing
+ * over the newer one's. And a restore only takes effect (records written, markers and deleted
+ * users taken) for partitions still owned by the assignment it restores for.
  */
 export class PartitionState {
   private assigned = false;
-  // Partitions whose users this instance holds, and the restores in flight (per partition).
-  private owned = new Set<number>();
+  private generation = 0;
+  /** Partitions whose users this instance holds, each with the generation that assigned it. */
+  private readonly owned = new Map<number, number>();
+  /** Per partition, the restore its events wait for (in flight). */
   private readonly restores = new Map<number, Promise<void>>();
+  /** Per partition, the last task on its local store (never rejects); the next one waits for it. */
+  private readonly storeTasks = new Map<number, Promise<void>>();
 
   constructor(private readonly o: PartitionStateDeps) {}
 
@@ -48,18 +58,22 @@ export class PartitionState {
    */
   onAssignment(partitions: readonly number[], assignment: Readonly<Record<string, readonly number[]>>): void {
     this.assigned = true;
+    const generation = ++this.generation;
     const now = new Set<number>(partitions);
     const dropped = this.o.core.users.dropPartitions(now);
     this.o.core.applied.retainPartitions(now);
-    for (const p of this.owned) {
-      if (!now.has(p)) this.o.core.local.close(p).catch((err: unknown) => this.o.log.warn('closing a revoked partition\'s local store failed', { err, partition: p }));
+    for (const p of [...this.owned.keys()]) {
+      if (now.has(p)) continue;
+      this.owned.delete(p);
+      // After the partition's restore in flight, if any: it may still be reading into the store.
+      this.afterStoreTasks([p], () => this.o.core.local.close(p)).catch((err: unknown) => this.o.log.warn('closing a revoked partition\'s local store failed', { err, partition: p }));
     }
     const added = [...now].filter((p) => !this.owned.has(p));
-    this.owned = now;
+    for (const p of added) this.owned.set(p, generation);
     this.o.log.info('joined consumer group', { assignment, droppedUsers: dropped, restoring: added });
     if (added.length === 0) return;
     // Set before any batch of the new generation is handled: their events wait for it.
-    this.track(added, this.restoreUsers(added));
+    this.restore(added);
   }
 
   /**
@@ -74,12 +88,11 @@ export class PartitionState {
   reset(partition: number): void {
     if (!this.owned.has(partition)) return; // revoked meanwhile: the next owner restores it
     const { core, log } = this.o;
-    const keep = new Set([...this.owned].filter((p) => p !== partition));
+    const keep = new Set([...this.owned.keys()].filter((p) => p !== partition));
     const dropped = core.users.dropPartitions(keep);
     core.applied.retainPartitions(keep);
     log.warn('restoring a partition from the changelog after a failed chunk', { partition, droppedUsers: dropped });
-    const before = this.restores.get(partition) ?? Promise.resolve();
-    this.track([partition], before.then(() => this.restoreUsers([partition])));
+    this.restore([partition]);
   }
 
   /** The group is rebalancing: no assignment until the next one. */
@@ -92,13 +105,15 @@ export class PartitionState {
     return this.restores.get(partition) ?? null;
   }
 
+  /** Whether an owned partition is restoring (a revoked one's restore winding down does not count). */
   get isRestoring(): boolean {
-    return this.restores.size > 0;
+    for (const p of this.restores.keys()) if (this.owned.has(p)) return true;
+    return false;
   }
 
   /** Partitions assigned and their users restored. */
   isReady(): boolean {
-    return this.assigned && this.restores.size === 0;
+    return this.assigned && !this.isRestoring;
   }
 
   /** Records that the effect of `offset` (and of those before it) of the input partition is in the changelog. */
@@ -124,17 +139,22 @@ export class PartitionState {
 
   /** Partitions whose users this instance holds. */
   ownedPartitions(): number[] {
-    return [...this.owned];
+    return [...this.owned.keys()];
   }
 
   /** What /readyz shows of the assignment. */
   readyDetail(): { partitionsAssigned: boolean; partitions: number[]; restoring: boolean } {
-    return { partitionsAssigned: this.assigned, partitions: [...this.owned].sort((a, b) => a - b), restoring: this.isRestoring };
+    return { partitionsAssigned: this.assigned, partitions: [...this.owned.keys()].sort((a, b) => a - b), restoring: this.isRestoring };
   }
 
-  /** Marks the partitions restoring until `restore` settles; a failed restore stops the processor. */
-  private track(parts: readonly number[], restore: Promise<void>): void {
-    const done = restore.then(
+  /**
+   * Restores the owned partitions `parts` for the generation that owns them now, after their
+   * stores' tasks in flight; they are restoring (their events wait) until it settles. A failed
+   * restore stops the processor.
+   */
+  private restore(parts: readonly number[]): void {
+    const claim = new Map(parts.map((p) => [p, this.owned.get(p)!]));
+    const done = this.afterStoreTasks(parts, () => this.restoreUsers(claim)).then(
       () => undefined,
       (err: unknown) => {
         // Without its state a partition cannot be processed correctly: stop and let a restart retry.
@@ -148,15 +168,37 @@ export class PartitionState {
     });
   }
 
+  /** Runs `task` on the partitions' stores once their tasks before it settled; the next ones wait for it. */
+  private afterStoreTasks(parts: readonly number[], task: () => Promise<void>): Promise<void> {
+    const run = Promise.all(parts.map((p) => this.storeTasks.get(p))).then(task);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    for (const p of parts) this.storeTasks.set(p, settled);
+    void settled.then(() => {
+      for (const p of parts) if (this.storeTasks.get(p) === settled) this.storeTasks.delete(p);
+    });
+    return run;
+  }
+
+  /** Whether the partition is still owned by the generation `claim` restores it for. */
+  private stillOwned(claim: ReadonlyMap<number, number>, p: number): boolean {
+    return this.owned.get(p) === claim.get(p);
+  }
+
   /**
    * Brings the partitions' local stores level with the changelog: a store that survived (a restart
    * with its volume, a partition coming back) reads only the records after its checkpoint, an
    * empty one the whole changelog; users are read from disk as their events come (the cache fills
    * on demand). Then the applied-offset markers and the deleted users come back from the store.
+   * Partitions revoked since `claim` was made are left alone (the next owner restores them).
    */
-  private async restoreUsers(parts: number[]): Promise<void> {
+  private async restoreUsers(claim: ReadonlyMap<number, number>): Promise<void> {
     const { core, metrics, log } = this.o;
     const { local } = core;
+    const parts = [...claim.keys()].filter((p) => this.stillOwned(claim, p));
+    if (parts.length === 0) return;
     const from = new Map<number, bigint>();
     const rebuilt: Record<number, string> = {};
     for (const p of parts) {
@@ -179,7 +221,7 @@ export class PartitionState {
       // The changelog holds every change until compaction: written in log order, the last record of a user wins.
       apply: async (records: ChangelogRecord[]) => {
         for (const [p, run] of byPartition(records)) {
-          if (!this.owned.has(p)) continue; // revoked while restoring: its store is the next owner's business
+          if (!this.stillOwned(claim, p)) continue; // revoked while restoring: its store is the next owner's business
           const before = writing.get(p);
           const write = local.write(p, run, run[run.length - 1]!.offset + 1n);
           write.catch(() => undefined); // awaited below
@@ -192,6 +234,7 @@ export class PartitionState {
     let users = 0;
     let deleted = 0;
     for (const p of parts) {
+      if (!this.stillOwned(claim, p)) continue; // revoked meanwhile: its markers and deleted users went with it
       for (const [key, value] of local.markers(p)) {
         if (key.startsWith(APPLIED_MARKER)) core.applied.mark(key.slice(APPLIED_MARKER.length), p, BigInt(value.toString('utf8')));
       }

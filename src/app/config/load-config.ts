@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../../domain/errors.js';
 import { coerceSetting, type RawSetting, type SettingSpec } from '../../util/settings.js';
+import { checkSettingRules } from './setting-rules.js';
 import { SETTINGS, type Config, type SettingName } from './settings.js';
 
 type Raw = RawSetting;
@@ -8,7 +9,7 @@ type Raw = RawSetting;
 /**
  * Builds the configuration from, in rising precedence: defaults, a JSON config file (camelCase keys),
  * environment variables, and explicit overrides (CLI flags, tests). Every value is validated and an
- * error names the setting and what it allows.
+ * error names the setting and what it allows; then the rules between settings (setting-rules.ts).
  */
 export function loadConfig(opts: {
   env?: NodeJS.ProcessEnv;
@@ -39,7 +40,9 @@ export function loadConfig(opts: {
     }
     out[name] = coerceSetting(source === 'default' ? spec.env : source, spec, raw);
   }
-  return Object.freeze(out) as Config;
+  const config = Object.freeze(out) as Config;
+  checkSettingRules(config);
+  return config;
 }
 
 function readConfigFile(path: string): Record<string, unknown> {
