@@ -4,6 +4,7 @@
  * them, and the error causes a library wraps. No library is imported here.
  */
 import type { InputRecord } from '../../domain/events.js';
+import type { OutboundRecord, TopicRecords } from './port.js';
 
 /** Library log lines about errors every fresh cluster shows and the library retries: only debug for us. */
 export const TRANSIENT_KAFKA_ERROR = /coordinator is not available|not the correct coordinator|coordinator load in progress|leader is not available|group is rebalancing/i;
@@ -50,4 +51,21 @@ export function assignmentByTopic(partitions: readonly { readonly topic: string;
 export function hasCause(err: unknown, matches: (e: Error) => boolean, depth = 5): boolean {
   for (let e = err, d = 0; e instanceof Error && d < depth; e = e.cause, d++) if (matches(e)) return true;
   return false;
+}
+
+/** A record to send as both libraries take it (headers copied: a library may rewrite them). */
+export interface LibraryMessage {
+  key: Buffer | null;
+  value: Buffer | null;
+  partition?: number;
+  headers?: Record<string, string>;
+}
+
+/** One send's records per topic, empty topics left out. */
+export function topicMessagesOf(batches: readonly TopicRecords[]): { topic: string; messages: LibraryMessage[] }[] {
+  return batches.filter((b) => b.records.length > 0).map((b) => ({ topic: b.topic, messages: b.records.map(toLibraryMessage) }));
+}
+
+function toLibraryMessage(r: OutboundRecord): LibraryMessage {
+  return { key: r.key, value: r.value, ...(r.partition !== undefined ? { partition: r.partition } : {}), ...(r.headers ? { headers: { ...r.headers } } : {}) };
 }

@@ -16,8 +16,8 @@ import { randomUUID } from 'node:crypto';
 import { ConfigError } from '../../domain/errors.js';
 import type { InputRecord } from '../../domain/events.js';
 import type { Logger } from '../../util/log.js';
-import { CatchUp } from './catch-up.js';
-import { assignmentByTopic, connected, hasCause, toInputRecord, TRANSIENT_KAFKA_ERROR, type FetchedMessage } from './client-common.js';
+import { catchUpOf } from './catch-up.js';
+import { assignmentByTopic, connected, hasCause, toInputRecord, topicMessagesOf, TRANSIENT_KAFKA_ERROR, type FetchedMessage, type LibraryMessage } from './client-common.js';
 import { createKafkajsClient } from './kafkajs-client.js';
 import type {
   Appended,
@@ -30,7 +30,6 @@ import type {
   KafkaClientFactory,
   KafkaClientSettings,
   KafkaProducer,
-  OutboundRecord,
   PartitionOffsets,
   PartitionRead,
   PartitionReadOptions,
@@ -61,12 +60,6 @@ interface LibraryAdmin extends LibraryClient {
 }
 interface LibraryProducer extends LibraryClient {
   sendBatch(o: { topicMessages: { topic: string; messages: LibraryMessage[] }[] }): Promise<{ topicName: string; partition: number; baseOffset?: string; offset?: string }[]>;
-}
-interface LibraryMessage {
-  key: Buffer | null;
-  value: Buffer | null;
-  partition?: number;
-  headers?: Record<string, string>;
 }
 interface LibraryBatchPayload {
   batch: { topic: string; partition: number; highWatermark: string; messages: FetchedMessage[]; lastOffset(): string };
@@ -238,10 +231,6 @@ export function isTooLarge(err: unknown): boolean {
   return hasCause(err, (e) => TOO_LARGE_CODES.has((e as Error & { code?: unknown }).code as number));
 }
 
-function toMessage(r: OutboundRecord): LibraryMessage {
-  return { key: r.key, value: r.value, ...(r.partition !== undefined ? { partition: r.partition } : {}), ...(r.headers ? { headers: { ...r.headers } } : {}) };
-}
-
 // --- the port ---
 
 class ConfluentClient implements KafkaClient {
@@ -275,19 +264,8 @@ class ConfluentClient implements KafkaClient {
 
   /** A throwaway consumer group reads the topic, keeping the wanted partitions (the KafkaJS API has no manual assignment). */
   async readFromBeginning(o: PartitionReadOptions): Promise<PartitionRead> {
-    const admin = await this.admin();
-    let ends: PartitionOffsets[];
-    try {
-      ends = await admin.partitionOffsets(o.topic);
-    } finally {
-      await admin.disconnect();
-    }
-    // A partition read from an offset of its own is caught up once it reaches its end from there.
+    const catchUp = await catchUpOf(await this.admin(), o);
     const from = o.from ?? new Map<number, bigint>();
-    const catchUp = new CatchUp(
-      ends.map((e) => ({ ...e, low: from.has(e.partition) ? from.get(e.partition)! : e.low })),
-      o.partitions,
-    );
     if (!o.follow && catchUp.done) return { caughtUp: Promise.resolve(), stop: async () => undefined };
 
     const consumer = await connected((await this.library()).consumer(partitionReadConfig(o)));
@@ -427,7 +405,7 @@ class ConfluentProducer implements KafkaProducer {
   constructor(private readonly producer: LibraryProducer) {}
 
   async send(batches: readonly TopicRecords[]): Promise<Appended[]> {
-    const topicMessages = batches.filter((b) => b.records.length > 0).map((b) => ({ topic: b.topic, messages: b.records.map(toMessage) }));
+    const topicMessages = topicMessagesOf(batches);
     if (topicMessages.length === 0) return [];
     let meta;
     try {
