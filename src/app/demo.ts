@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { loadConfig } from './config/load-config.js';
 import { startKafkaProcessor } from './processor.js';
 import { startHttpServer } from '../adapters/http/server.js';
-import { createKafkaClient } from '../adapters/kafka/client.js';
+import { kafkaClientFactory } from '../adapters/kafka/client.js';
 import type { KafkaProducer, OutboundRecord } from '../adapters/kafka/port.js';
 import { boundedProducerOf } from '../adapters/kafka/produce-limits.js';
 import { ensureTopics } from '../adapters/kafka/topics.js';
@@ -68,7 +68,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   if (ownStateDir) env.STATE_DIR = ownStateDir;
   const config = loadConfig({ env });
   const codec = new AvroCodec();
-  const kafka = createKafkaClient({ brokers: config.kafkaBrokers!, clientId: 'adstream-demo', logger: o.logger });
+  const kafka = kafkaClientFactory(config.kafkaClient)({ brokers: config.kafkaBrokers!, clientId: 'adstream-demo', logger: o.logger });
   let producer: KafkaProducer | undefined;
   let processor: Awaited<ReturnType<typeof startKafkaProcessor>> | undefined;
   let http: Awaited<ReturnType<typeof startHttpServer>> | undefined;

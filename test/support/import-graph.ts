@@ -31,7 +31,8 @@ export interface ImportEdge {
   readonly spec: string;
 }
 
-const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+// `import('pkg' as string)`: a lazily loaded optional package, which the type checker must not resolve.
+const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"](?:\s+as\s+string)?\s*\)/g;
 
 export function sourceFiles(dir: string): string[] {
   const out: string[] = [];

@@ -21,6 +21,9 @@ describe('source layout', () => {
     // Inside it, only the kafkajs implementation of the port (and its kafkajs-only assigner).
     const importers = [...new Set(edges.filter((e) => /^kafkajs(\/|$)/.test(e.spec)).map((e) => e.from))].sort();
     expect(importers).toEqual(['adapters/kafka/co-partitioned-assigner.ts', 'adapters/kafka/kafkajs-client.ts']);
+    // And only the Confluent implementation loads the Confluent package (lazily: it is optional).
+    const confluent = [...new Set(edges.filter((e) => /^@confluentinc\/kafka-javascript(\/|$)/.test(e.spec)).map((e) => e.from))].sort();
+    expect(confluent).toEqual(['adapters/kafka/confluent-client.ts']);
   });
 
   it('catches an upward and a sideways import (the check itself can fail)', () => {

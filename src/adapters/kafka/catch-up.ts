@@ -1,4 +1,4 @@
-import type { PartitionOffsets } from './port.js';
+import type { KafkaAdmin, PartitionOffsets, PartitionReadOptions } from './port.js';
 
 /**
  * When a read from the beginning has caught up: per partition, the end it had when the read began.
@@ -37,4 +37,22 @@ export class CatchUp {
     this.pending.delete(partition);
     if (this.pending.size === 0) this.resolve();
   }
+}
+
+/**
+ * The catch-up of a read from the beginning (KafkaClient.readFromBeginning), from each partition's
+ * end now: a partition read from an offset of its own (`from`) is caught up once it reaches its end from there.
+ */
+export async function catchUpOf(admin: KafkaAdmin, o: Pick<PartitionReadOptions, 'topic' | 'partitions' | 'from'>): Promise<CatchUp> {
+  let ends: PartitionOffsets[];
+  try {
+    ends = await admin.partitionOffsets(o.topic);
+  } finally {
+    await admin.disconnect();
+  }
+  const from = o.from ?? new Map<number, bigint>();
+  return new CatchUp(
+    ends.map((e) => ({ ...e, low: from.has(e.partition) ? from.get(e.partition)! : e.low })),
+    o.partitions,
+  );
 }

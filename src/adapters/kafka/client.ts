@@ -1,8 +1,19 @@
 /**
- * The client library behind the port (./port.ts) that everything uses unless told otherwise: the
- * one line to change, or to make a setting, when another implementation is added.
+ * The client libraries behind the port (./port.ts), chosen by KAFKA_CLIENT. kafkajs is the default
+ * (and what tools without a Config use); the Confluent client loads its optional package only when
+ * it is first used, so a missing install fails only where it is selected.
  */
+import { createConfluentClient } from './confluent-client.js';
 import { createKafkajsClient } from './kafkajs-client.js';
 import type { KafkaClientFactory } from './port.js';
+
+export const KAFKA_CLIENTS = ['kafkajs', 'confluent'] as const;
+export type KafkaClientKind = (typeof KAFKA_CLIENTS)[number];
+
+const FACTORIES: Readonly<Record<KafkaClientKind, KafkaClientFactory>> = { kafkajs: createKafkajsClient, confluent: createConfluentClient };
+
+export function kafkaClientFactory(kind: KafkaClientKind): KafkaClientFactory {
+  return FACTORIES[kind];
+}
 
 export const createKafkaClient: KafkaClientFactory = createKafkajsClient;

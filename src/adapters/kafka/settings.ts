@@ -7,6 +7,7 @@ import type { SettingTable, SettingValues } from '../../util/settings.js';
 /** The Kafka adapter's settings: the cluster, the consumer group, topic creation and chunking. */
 export const KAFKA_SETTINGS = {
   kafkaBrokers: { env: 'KAFKA_BROKERS', kind: 'list', default: null, doc: 'Kafka bootstrap servers, comma-separated. Unset: `demo` starts a local broker; `run` refuses to start.' },
+  kafkaClient: { env: 'KAFKA_CLIENT', kind: 'enum', default: 'kafkajs', values: ['kafkajs', 'confluent'], doc: 'Kafka client library: kafkajs, or confluent (@confluentinc/kafka-javascript over librdkafka: lower latency, higher throughput; an optional package, installed by `CKJS_LINKING=dynamic npm ci`).' },
   kafkaClientId: { env: 'KAFKA_CLIENT_ID', kind: 'string', default: 'adstream', doc: 'Client id sent to Kafka (shows in broker logs and quotas).' },
   groupId: { env: 'GROUP_ID', kind: 'string', default: 'adstream-processor', doc: 'Consumer group of the event consumers; instances with the same group share partitions.' },
   createTopics: { env: 'CREATE_TOPICS', kind: 'boolean', default: true, doc: 'Create missing topics at start (event topics with TOPIC_PARTITIONS partitions, the catalog and segments compacted).' },

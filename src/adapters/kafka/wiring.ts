@@ -1,5 +1,5 @@
 import type { Logger } from '../../util/log.js';
-import { createKafkaClient } from './client.js';
+import { kafkaClientFactory } from './client.js';
 import type { KafkaAdmin, KafkaClient, KafkaClientFactory, KafkaProducer } from './port.js';
 import { BoundedProducer, ProduceLimits } from './produce-limits.js';
 import { brokersOf, outputTopicsOf, type KafkaSettings } from './settings.js';
@@ -25,7 +25,7 @@ export interface KafkaWiring {
  * the output topics' size limits. Done before the models load, so bad settings fail fast with a
  * ConfigError naming the variable.
  */
-export async function connectKafka(settings: KafkaSettings, logger: Logger, createClient: KafkaClientFactory = createKafkaClient): Promise<KafkaWiring> {
+export async function connectKafka(settings: KafkaSettings, logger: Logger, createClient: KafkaClientFactory = kafkaClientFactory(settings.kafkaClient)): Promise<KafkaWiring> {
   const brokers = brokersOf(settings);
   const log = logger.child({ component: 'processor' });
   const client = createClient({ brokers, clientId: settings.kafkaClientId, logger });
