@@ -18,13 +18,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { boundedProducerOf } from '../src/adapters/kafka/produce-limits.js';
 import { loadConfig } from '../src/app/config/load-config.js';
-import { startLocalBroker, type LocalBroker } from '../src/devtools/local-broker.js';
 import { encodeAd } from '../src/devtools/traffic.js';
 import { AvroCodec } from '../src/serde/avro-codec.js';
 import { compareAtLoads, floorSeries, floorTable, halfLoadFloor, kafkaClientName, type FloorRow } from './floor-comparison.js';
 import { eventsPerSecondCeiling, inferenceCeiling } from './inference-ceiling.js';
 import { drainRate, metricSum, preload, procStats, runOpenLoop, scrape, ScoredObserver, sleep, type EventTopics } from './load-generator.js';
-import { createTopicsFor, isolatedEnv, kafkaClient, spawnPassThrough, spawnProcessor, type Spawned } from './spawn.js';
+import { benchBrokers, createTopicsFor, isolatedEnv, kafkaClient, spawnPassThrough, spawnProcessor, type Spawned } from './spawn.js';
 import { latencyChart } from './svg-chart.js';
 import { World, type WorldTraffic } from './world.js';
 
@@ -98,13 +97,7 @@ function slope(samples: { t: number; y: number }[]): number {
 
 async function main(): Promise<void> {
   const t0 = Date.now();
-  let broker: LocalBroker | undefined;
-  let brokers = process.env.KAFKA_BROKERS;
-  if (!brokers) {
-    say('starting a local Apache Kafka broker (KAFKA_BROKERS is not set)...');
-    broker = await startLocalBroker();
-    brokers = broker.bootstrap;
-  }
+  const { brokers, broker } = await benchBrokers(say);
   // Both spawned processes inherit our environment; --client sets KAFKA_CLIENT for both.
   const clientEnv: Record<string, string> = args.client ? { KAFKA_CLIENT: args.client } : {};
   const spawnedProcs: Spawned[] = [];

@@ -16,13 +16,12 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { boundedProducerOf } from '../src/adapters/kafka/produce-limits.js';
-import { startLocalBroker, type LocalBroker } from '../src/devtools/local-broker.js';
 import { encodeAd } from '../src/devtools/traffic.js';
 import { AvroCodec } from '../src/serde/avro-codec.js';
 import { summariseProfiles, summaryMarkdown, threadOfProfileFile, type CpuProfile, type ThreadSummary } from './cpu-profile.js';
 import { procStats, runOpenLoop, ScoredObserver } from './load-generator.js';
 import { spawnNode } from './spawn-processor.js';
-import { createTopicsFor, isolatedEnv, kafkaClient } from './spawn.js';
+import { benchBrokers, createTopicsFor, isolatedEnv, kafkaClient } from './spawn.js';
 import { World } from './world.js';
 
 const { values: args } = parseArgs({
@@ -50,13 +49,7 @@ async function main(): Promise<void> {
   const seconds = Number(args.seconds);
   const warmup = Number(args.warmup);
   if (!(rate > 0) || !(seconds > 0) || !(warmup >= 0)) throw new Error('--rate and --seconds must be positive, --warmup at least 0');
-  let broker: LocalBroker | undefined;
-  let brokers = process.env.KAFKA_BROKERS;
-  if (!brokers) {
-    say('starting a local Apache Kafka broker (KAFKA_BROKERS is not set)...');
-    broker = await startLocalBroker();
-    brokers = broker.bootstrap;
-  }
+  const { brokers, broker } = await benchBrokers(say);
   rmSync(PROFILES, { recursive: true, force: true });
   mkdirSync(PROFILES, { recursive: true });
   const kafka = kafkaClient(brokers);

@@ -2,6 +2,7 @@
 import { fileURLToPath } from 'node:url';
 import { createKafkaClient } from '../src/adapters/kafka/client.js';
 import type { KafkaClient } from '../src/adapters/kafka/port.js';
+import { startLocalBroker, type LocalBroker } from '../src/devtools/local-broker.js';
 import { silentLogger } from '../src/util/log.js';
 import { spawnNode, spawnProcessor as spawnProcessorWith, type Spawned, type SpawnOptions } from './spawn-processor.js';
 
@@ -24,4 +25,13 @@ export function spawnProcessor(env: Record<string, string>): Promise<Spawned> {
 /** The Kafka pass-through (loadtest/passthrough.ts), through tsx's loader. */
 export function spawnPassThrough(env: Record<string, string>): Promise<Spawned> {
   return spawnNode(['--import', 'tsx', PASSTHROUGH], env, { ...BENCH, name: 'pass-through' });
+}
+
+/** The cluster a load test runs on: KAFKA_BROKERS when set, else a local broker started for it (stop it after). */
+export async function benchBrokers(say: (s: string) => void): Promise<{ brokers: string; broker?: LocalBroker }> {
+  const set = process.env.KAFKA_BROKERS;
+  if (set) return { brokers: set };
+  say('starting a local Apache Kafka broker (KAFKA_BROKERS is not set)...');
+  const broker = await startLocalBroker();
+  return { brokers: broker.bootstrap, broker };
 }

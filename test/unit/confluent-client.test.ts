@@ -27,10 +27,10 @@ describe('Confluent client: option mapping', () => {
     expect(producerConfig({})['kafkaJS']).not.toHaveProperty('retry');
   });
 
-  it('consumes a co-partitioned group with the range assignor, from the beginning, committing what is done', () => {
+  it('consumes a co-partitioned group with the range assignor, from the beginning, leaving commits to us (DoneOffsets)', () => {
     const onRebalance = () => undefined;
     const c = groupConsumerConfig({ groupId: 'g', topics: ['clicks', 'reviews'], coPartitioned: true, sessionTimeoutMs: 6000, fetchMaxWaitMs: 20 }, onRebalance);
-    expect(c['kafkaJS']).toMatchObject({ groupId: 'g', fromBeginning: true, autoCommit: true, autoCommitInterval: 1000, partitionAssigners: ['range'], sessionTimeout: 6000, heartbeatInterval: 600 });
+    expect(c['kafkaJS']).toMatchObject({ groupId: 'g', fromBeginning: true, autoCommit: false, partitionAssigners: ['range'], sessionTimeout: 6000, heartbeatInterval: 600 });
     expect(c['fetch.wait.max.ms']).toBe(20);
     expect(c['rebalance_cb']).toBe(onRebalance);
   });

@@ -16,6 +16,7 @@ import { randomUUID } from 'node:crypto';
 import { ConfigError } from '../../domain/errors.js';
 import type { InputRecord } from '../../domain/events.js';
 import type { Logger } from '../../util/log.js';
+import { DoneOffsets } from './done-offsets.js';
 import { catchUpOf } from './catch-up.js';
 import { assignmentByTopic, connected, hasCause, toInputRecord, topicMessagesOf, TRANSIENT_KAFKA_ERROR, type FetchedMessage, type LibraryMessage } from './client-common.js';
 import { createKafkajsClient } from './kafkajs-client.js';
@@ -73,6 +74,7 @@ interface LibraryConsumer extends LibraryClient {
   subscribe(o: { topics: string[] }): Promise<void>;
   run(o: { eachBatch: (p: LibraryBatchPayload) => Promise<void>; eachBatchAutoResolve?: boolean; partitionsConsumedConcurrently?: number }): Promise<void>;
   seek(o: { topic: string; partition: number; offset: string }): void;
+  commitOffsets(offsets: { topic: string; partition: number; offset: string }[]): Promise<void>;
   pause(topics: { topic: string; partitions?: number[] }[]): void;
   resume(topics: { topic: string; partitions?: number[] }[]): void;
 }
@@ -192,7 +194,6 @@ export function producerConfig(o: ProducerOptions): LibraryConfig {
 }
 
 export function groupConsumerConfig(o: GroupConsumerOptions, onRebalance: (event: RebalanceEvent, assignment: { topic: string; partition: number }[]) => void): LibraryConfig {
-  const commits = o.commits !== 'none';
   return {
     'fetch.wait.max.ms': o.fetchMaxWaitMs ?? FETCH_WAIT_MS,
     'js.consumer.max.batch.size': MAX_BATCH_RECORDS,
@@ -202,9 +203,9 @@ export function groupConsumerConfig(o: GroupConsumerOptions, onRebalance: (event
       // A partition without a committed offset is read from its first record: nothing is skipped.
       fromBeginning: true,
       allowAutoTopicCreation: false,
-      // librdkafka commits the offsets stored by done() every second and on disconnect.
-      autoCommit: commits,
-      ...(commits ? { autoCommitInterval: 1000 } : {}),
+      // Offsets are ours to commit (DoneOffsets): the package's would follow the fetch position,
+      // which runs ahead of what is acknowledged.
+      autoCommit: false,
       ...(o.coPartitioned ? { partitionAssigners: ['range'] } : {}),
       ...(o.sessionTimeoutMs !== undefined ? { sessionTimeout: o.sessionTimeoutMs, heartbeatInterval: Math.floor(o.sessionTimeoutMs / 10) } : {}),
       rebalanceTimeout: REBALANCE_TIMEOUT_MS,
@@ -255,9 +256,11 @@ class ConfluentClient implements KafkaClient {
   }
 
   async groupConsumer(o: GroupConsumerOptions): Promise<GroupConsumer> {
-    const membership = new Membership(o);
-    const consumer = (await this.library()).consumer(groupConsumerConfig(o, (event, assignment) => membership.rebalanced(event, assignment)));
-    const group = new ConfluentGroupConsumer(await connected(consumer), o, membership);
+    let consumer!: LibraryConsumer;
+    const doneOffsets = new DoneOffsets((offsets) => consumer.commitOffsets(offsets), this.settings.logger.child({ component: 'confluent-kafka' }));
+    const membership = new Membership(o, doneOffsets);
+    consumer = (await this.library()).consumer(groupConsumerConfig(o, (event, assignment) => membership.rebalanced(event, assignment)));
+    const group = new ConfluentGroupConsumer(await connected(consumer), o, membership, doneOffsets);
     membership.consumer = group;
     return group;
   }
@@ -431,16 +434,22 @@ class Membership {
   generation = 0;
   consumer: ConfluentGroupConsumer | null = null;
 
-  constructor(private readonly o: GroupConsumerOptions) {}
+  constructor(
+    private readonly o: GroupConsumerOptions,
+    private readonly doneOffsets: DoneOffsets,
+  ) {}
 
   rebalanced(event: RebalanceEvent, assignment: { topic: string; partition: number }[]): void {
     if (event.code === ERR_ASSIGN_PARTITIONS) {
+      // Ours first: it decides which partitions done() still commits.
+      this.doneOffsets.assigned(assignmentByTopic(assignment));
       this.o.events?.assigned?.(assignmentByTopic(assignment));
       // A pause holds for the topics' partitions assigned from now on too (kafkajs's behaviour).
       if (this.consumer) setImmediate(() => this.consumer?.pauseAssigned(assignment));
       return;
     }
     this.generation++;
+    this.doneOffsets.assigned({}); // revoked (the range assignor is eager: everything goes)
     this.o.events?.rebalancing?.();
   }
 }
@@ -454,15 +463,16 @@ class ConfluentGroupConsumer implements GroupConsumer {
     private readonly consumer: LibraryConsumer,
     private readonly o: GroupConsumerOptions,
     private readonly membership: Membership,
+    private readonly doneOffsets: DoneOffsets,
   ) {}
 
   async run(handle: (fetched: FetchedRecords, control: FetchControl) => Promise<void>): Promise<void> {
     await this.consumer.subscribe({ topics: [...this.o.topics] });
     const commits = this.o.commits !== 'none';
-    // With commits, only offsets resolved by done() are stored; the package fetches a partition again
-    // from the first record not done when the handler returns early or fails.
+    // The package resolves each fetch once the handler returns: the next fetch continues after it
+    // (a failed handler's records are fetched again).
     await this.consumer.run({
-      eachBatchAutoResolve: !commits,
+      eachBatchAutoResolve: true,
       partitionsConsumedConcurrently: this.o.partitionsConcurrently ?? 1,
       eachBatch: async (p) => {
         const key = `${p.batch.topic}:${p.batch.partition}`;
@@ -480,15 +490,20 @@ class ConfluentGroupConsumer implements GroupConsumer {
     });
   }
 
+  seek(topic: string, partition: number, offset: bigint): void {
+    if (this.doneOffsets.isOwned(topic, partition)) this.call(() => this.consumer.seek({ topic, partition, offset: String(offset) }));
+  }
+
   private controlOf(p: LibraryBatchPayload, commits: boolean): FetchControl {
     const generation = this.membership.generation;
+    const { topic, partition } = p.batch;
     return {
+      // Stale: a seek is pending for the partition, or it was revoked since (the package marks
+      // neither a revoke nor our generation).
       isActive: () => !this.stopped && p.isRunning() && !p.isStale() && generation === this.membership.generation,
       heartbeat: () => p.heartbeat(), // librdkafka heartbeats by itself
       done: async (offset) => {
-        if (!commits) return;
-        p.resolveOffset(offset);
-        await p.commitOffsetsIfNecessary();
+        if (commits) this.doneOffsets.done(topic, partition, offset);
       },
     };
   }
@@ -516,9 +531,11 @@ class ConfluentGroupConsumer implements GroupConsumer {
     fn();
   }
 
-  disconnect(): Promise<void> {
+  async disconnect(): Promise<void> {
+    // What was marked done before leaving is committed while still a member.
+    await this.doneOffsets.flush();
     this.stopped = true;
-    return this.consumer.disconnect();
+    await this.consumer.disconnect();
   }
 }
 

@@ -3,11 +3,13 @@
  * import the library: another client (e.g. librdkafka-based) is one more file like this one.
  */
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel, Partitioners, type Admin, type ConfigResourceTypes, type Consumer, type EachBatchPayload, type KafkaMessage, type LogEntry, type Message, type Producer } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Admin, type ConfigResourceTypes, type Consumer, type EachBatchPayload, type LogEntry, type Producer } from 'kafkajs';
 import type { InputRecord } from '../../domain/events.js';
 import type { Logger } from '../../util/log.js';
-import { CatchUp } from './catch-up.js';
+import { catchUpOf } from './catch-up.js';
+import { connected, hasCause, toInputRecord, topicMessagesOf, TRANSIENT_KAFKA_ERROR } from './client-common.js';
 import { CoPartitionedAssigner } from './co-partitioned-assigner.js';
+import { DoneOffsets } from './done-offsets.js';
 import type {
   Appended,
   FetchControl,
@@ -19,7 +21,6 @@ import type {
   KafkaClientFactory,
   KafkaClientSettings,
   KafkaProducer,
-  OutboundRecord,
   PartitionOffsets,
   PartitionRead,
   PartitionReadOptions,
@@ -29,7 +30,6 @@ import type {
 } from './port.js';
 import { ProduceTooLargeError } from './port.js';
 
-const TRANSIENT = /coordinator is not available|not the correct coordinator|leader is not available|group is rebalancing/i;
 /** A bounded read (the changelog restore) is a bulk load: large fetches. */
 const BULK_FETCH_BYTES = 8 << 20;
 const REBALANCE_TIMEOUT_MS = 60_000;
@@ -46,7 +46,7 @@ function createKafka(s: KafkaClientSettings): Kafka {
   const logCreator = () => (entry: LogEntry) => {
     const { message, ...rest } = entry.log;
     const fields = { namespace: entry.namespace, ...rest };
-    if (typeof rest.error === 'string' && TRANSIENT.test(rest.error)) log.debug(message, fields);
+    if (typeof rest.error === 'string' && TRANSIENT_KAFKA_ERROR.test(rest.error)) log.debug(message, fields);
     else if (entry.level === logLevel.ERROR || entry.level === logLevel.WARN) log.warn(message, fields);
     else if (entry.level === logLevel.INFO) log.debug(message, fields);
   };
@@ -59,17 +59,6 @@ function createKafka(s: KafkaClientSettings): Kafka {
     ...(s.connectionTimeoutMs !== undefined ? { connectionTimeout: s.connectionTimeoutMs } : {}),
     ...(s.requestTimeoutMs !== undefined ? { requestTimeout: s.requestTimeoutMs } : {}),
   });
-}
-
-/** Connects, or cleans up and rethrows: a failed connect must not leave sockets or timers behind. */
-async function connected<T extends { connect(): Promise<void>; disconnect(): Promise<void> }>(x: T): Promise<T> {
-  try {
-    await x.connect();
-    return x;
-  } catch (err) {
-    await x.disconnect().catch(() => undefined);
-    throw err;
-  }
 }
 
 class KafkajsClient implements KafkaClient {
@@ -118,19 +107,8 @@ class KafkajsClient implements KafkaClient {
 
   /** kafkajs has no manual assignment: a throwaway consumer group reads the topic, keeping the wanted partitions. */
   async readFromBeginning(o: PartitionReadOptions): Promise<PartitionRead> {
-    const admin = await this.admin();
-    let ends: PartitionOffsets[];
-    try {
-      ends = await admin.partitionOffsets(o.topic);
-    } finally {
-      await admin.disconnect();
-    }
-    // A partition read from an offset of its own is caught up once it reaches its end from there.
+    const catchUp = await catchUpOf(await this.admin(), o);
     const from = o.from ?? new Map<number, bigint>();
-    const catchUp = new CatchUp(
-      ends.map((e) => ({ ...e, low: from.has(e.partition) ? from.get(e.partition)! : e.low })),
-      o.partitions,
-    );
     if (!o.follow && catchUp.done) return { caughtUp: Promise.resolve(), stop: async () => undefined };
 
     const consumer = await connected(this.kafka.consumer({ groupId: `${o.label}.${randomUUID()}`, ...(o.follow ? {} : { maxBytesPerPartition: BULK_FETCH_BYTES }) }));
@@ -238,7 +216,7 @@ class KafkajsProducer implements KafkaProducer {
   constructor(private readonly producer: Producer) {}
 
   async send(batches: readonly TopicRecords[]): Promise<Appended[]> {
-    const topicMessages = batches.filter((b) => b.records.length > 0).map((b) => ({ topic: b.topic, messages: b.records.map(toMessage) }));
+    const topicMessages = topicMessagesOf(batches);
     if (topicMessages.length === 0) return [];
     let meta;
     try {
@@ -255,34 +233,25 @@ class KafkajsProducer implements KafkaProducer {
   }
 }
 
-/** Commits done offsets at most this often: one request covers every partition's latest. */
-const COMMIT_INTERVAL_MS = 100;
-/** A failed commit (a rebalance under way, the coordinator moving) is tried again after this. */
-const COMMIT_RETRY_MS = 1000;
-
 /**
  * The consumer-group member. Offsets are ours to commit (kafkajs's autoCommit is off): kafkajs's
  * "resolved" offset is its fetch position, resolved past each fetch once the handler returns, so
- * a pipelined handler can take a fetch and mark it done later; done() offsets are committed here,
- * coalesced, one commit request at a time, only for partitions still assigned.
+ * a pipelined handler can take a fetch and mark it done later (see DoneOffsets).
  */
 class KafkajsGroupConsumer implements GroupConsumer {
-  /** `topic/partition` of the current assignment: done() of any other is dropped. */
-  private owned = new Set<string>();
-  private readonly toCommit = new Map<string, { topic: string; partition: number; offset: string }>();
-  private committing: Promise<void> | null = null;
-  private closing = false;
+  private readonly doneOffsets: DoneOffsets;
 
   constructor(
     private readonly consumer: Consumer,
     private readonly o: GroupConsumerOptions,
-    private readonly log: Logger,
-  ) {}
+    log: Logger,
+  ) {
+    this.doneOffsets = new DoneOffsets((offsets) => this.consumer.commitOffsets(offsets), log);
+  }
 
   /** A new generation: offsets of revoked partitions are no longer ours to commit. */
   assigned(assignment: Readonly<Record<string, readonly number[]>>): void {
-    this.owned = new Set(Object.entries(assignment).flatMap(([topic, parts]) => parts.map((p) => `${topic}/${p}`)));
-    for (const key of this.toCommit.keys()) if (!this.owned.has(key)) this.toCommit.delete(key);
+    this.doneOffsets.assigned(assignment);
   }
 
   async run(handle: (fetched: FetchedRecords, control: FetchControl) => Promise<void>): Promise<void> {
@@ -297,7 +266,7 @@ class KafkajsGroupConsumer implements GroupConsumer {
   }
 
   seek(topic: string, partition: number, offset: bigint): void {
-    if (this.owned.has(`${topic}/${partition}`)) this.consumer.seek({ topic, partition, offset: String(offset) });
+    if (this.doneOffsets.isOwned(topic, partition)) this.consumer.seek({ topic, partition, offset: String(offset) });
   }
 
   pause(topics: readonly string[]): void {
@@ -310,51 +279,22 @@ class KafkajsGroupConsumer implements GroupConsumer {
 
   async disconnect(): Promise<void> {
     // What was marked done before leaving is committed while still a member.
-    this.closing = true;
-    while (this.committing) await this.committing;
-    if (this.toCommit.size > 0) await this.commit(false);
+    await this.doneOffsets.flush();
     await this.consumer.disconnect();
   }
 
   private controlOf(p: EachBatchPayload, commits: boolean): FetchControl {
     const { topic, partition } = p.batch;
-    const key = `${topic}/${partition}`;
     return {
       // Stale: a seek is pending for the partition, this fetch is from before it.
       isActive: () => p.isRunning() && !p.isStale(),
       heartbeat: () => p.heartbeat(),
       done: async (offset) => {
-        if (!commits || !this.owned.has(key)) return;
-        // Kafka commits the next offset to read.
-        this.toCommit.set(key, { topic, partition, offset: String(BigInt(offset) + 1n) });
-        this.committing ??= this.commit(true).finally(() => (this.committing = null));
+        if (commits) this.doneOffsets.done(topic, partition, offset);
       },
     };
   }
-
-  /** Commits what is marked done, until nothing is left; `paced`: at most every COMMIT_INTERVAL_MS. */
-  private async commit(paced: boolean): Promise<void> {
-    while (this.toCommit.size > 0) {
-      if (paced) await sleep(COMMIT_INTERVAL_MS);
-      const offsets = [...this.toCommit.values()];
-      this.toCommit.clear();
-      try {
-        await this.consumer.commitOffsets(offsets);
-      } catch (err) {
-        // Kept for the next try unless a newer offset or a revocation came meanwhile.
-        for (const c of offsets) {
-          const key = `${c.topic}/${c.partition}`;
-          if (this.owned.has(key) && !this.toCommit.has(key)) this.toCommit.set(key, c);
-        }
-        this.log.debug('committing offsets failed; trying again', { err });
-        if (!paced || this.closing) return; // leaving: the next owner reads on from the last commit
-        await sleep(COMMIT_RETRY_MS);
-      }
-    }
-  }
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
 function fetchedOf({ batch }: EachBatchPayload): FetchedRecords {
   return { topic: batch.topic, partition: batch.partition, records: batch.messages.map((m) => toInputRecord(batch.topic, batch.partition, m)), highWatermark: BigInt(batch.highWatermark) };
@@ -362,25 +302,5 @@ function fetchedOf({ batch }: EachBatchPayload): FetchedRecords {
 
 const TOO_LARGE = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
 
-/** kafkajs wraps the broker's error (KafkaJSProtocolError, with its type) in the retrier's: look through the causes. */
-function isTooLarge(err: unknown): boolean {
-  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (TOO_LARGE.has((e as Error & { type?: string }).type ?? '')) return true;
-  }
-  return false;
-}
-
-function toMessage(r: OutboundRecord): Message {
-  return { key: r.key, value: r.value, ...(r.partition !== undefined ? { partition: r.partition } : {}), ...(r.headers ? { headers: { ...r.headers } } : {}) };
-}
-
-/** A fetched Kafka message as the transport-agnostic InputRecord the core takes. */
-function toInputRecord(topic: string, partition: number, m: KafkaMessage): InputRecord {
-  return { topic, partition, offset: m.offset, key: asBuffer(m.key), value: asBuffer(m.value), timestamp: Number(m.timestamp) };
-}
-
-/** Kafka keys and values come as Buffer | string | null; the core wants bytes. */
-function asBuffer(v: Buffer | string | null | undefined): Buffer | null {
-  if (v === null || v === undefined) return null;
-  return typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
-}
+/** kafkajs wraps the broker's error (KafkaJSProtocolError, with its type) in the retrier's. */
+const isTooLarge = (err: unknown): boolean => hasCause(err, (e) => TOO_LARGE.has((e as Error & { type?: string }).type ?? ''));
