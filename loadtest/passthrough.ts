@@ -51,11 +51,12 @@ export async function runPassThrough(config: Config): Promise<{ stop(): Promise<
   const consumer = await kafka.client.groupConsumer(processorConsumerOptions(config, kafka.partitions));
 
   const handle = async (records: InputRecord[]): Promise<void> => {
-    const kind = kinds.get(records[0]!.topic);
-    if (kind === undefined) return;
+    // A chunk holds the records of every input topic of its partition number (the task's inbox).
     const now = Date.now();
     const byUser = new Map<string, { eventIds: string[]; latest: number }>();
     for (const r of records) {
+      const kind = kinds.get(r.topic);
+      if (kind === undefined) continue;
       try {
         const e = decoder.decodeEvent(kind, r, now);
         const u = byUser.get(e.userId) ?? { eventIds: [], latest: 0 };
