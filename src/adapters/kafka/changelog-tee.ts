@@ -10,8 +10,9 @@ export interface ChangelogWriter {
  * The producer, with every changelog record the broker acknowledged also written to the local
  * state store, in the order sent, with the changelog offset it reflects: the store is the
  * acknowledged changelog, never ahead of it. The write is part of the send: a chunk's offsets are
- * committed, and the next chunk of its partition starts (PartitionGate), only once its states are
- * readable from disk, so a user read back after leaving memory is never older than memory had.
+ * committed only once its states are readable from disk. Until then (the task processes the next
+ * chunks meanwhile) the store's unacknowledged changes stand in for the disk, so a user read back
+ * after leaving memory is never older than memory had.
  *
  * A send that fails writes nothing (its records may or may not be on the changelog), except what a
  * send split into requests says was acknowledged before a refusal (ProduceTooLargeError.unsent):

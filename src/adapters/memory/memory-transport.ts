@@ -57,7 +57,8 @@ export interface AcknowledgedState {
 
 /**
  * Feeds one poll's chunks to the core as the Kafka adapter does: one chunk of a partition number
- * at a time, whichever topic it comes from (src/adapters/kafka/partition-gate.ts), the topics'
+ * at a time, whichever topic it comes from (the Kafka adapter's task per partition number,
+ * src/adapters/kafka/partition-task.ts, also mixes the topics in one chunk), the topics'
  * chunks taken in turn; partition numbers `concurrency` at a time (as kafkajs's
  * partitionsConsumedConcurrently). `deliver` gets each result, and `store` (the local state store)
  * has it written, before that partition number's next chunk is processed: the adapter waits for the
