@@ -227,7 +227,8 @@ async function main(): Promise<void> {
     const items1 = await scrape(proc.port);
     const perEvent: Record<string, number> = {};
     const events = obs.accounted - accounted0;
-    for (const m of ['image', 'text', 'click', 'fusion', 'scorer', 'ctr']) {
+    // The engine's queued models: fusion runs in-process, and the CTR model inside the scorer's requests.
+    for (const m of ['image', 'text', 'click', 'scorer']) {
       const f = (l: string): boolean => l.includes(`model="${m}"`);
       perEvent[m] = events > 0 ? (metricSum(items1, 'adstream_inference_items_total', f) - metricSum(items0, 'adstream_inference_items_total', f)) / events : 0;
     }
