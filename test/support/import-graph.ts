@@ -18,6 +18,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['models', 'state'],
   ['catalog'],
   ['pipeline'],
+  ['training'],
   ['metrics'],
   ['adapters/kafka', 'adapters/http', 'adapters/memory'],
   ['devtools'],
