@@ -15,7 +15,7 @@ type IoOf<T extends ModelTensors> = ModelIo<T['inputs'], T['outputs']>;
 export interface EncoderSettings {
   readonly image: IoOf<typeof ENCODER_TENSORS.image> & { readonly dim: number; readonly prep: ImagePreprocessing };
   readonly text: IoOf<typeof ENCODER_TENSORS.text> & { readonly dim: number; readonly vocabSize: number; readonly maxTokens: number };
-  readonly click: IoOf<typeof ENCODER_TENSORS.click> & { readonly dim: number; readonly itemBuckets: number; readonly categoryBuckets: number; readonly itemSeed: number; readonly categorySeed: number };
+  readonly click: IoOf<typeof ENCODER_TENSORS.click> & { readonly dim: number; readonly itemBuckets: number; readonly categoryBuckets: number; readonly itemSeed: number; readonly categorySeed: number; readonly adItems: boolean };
 }
 
 export const FUSION_STRATEGIES = ['concat', 'average', 'weighted'] as const;

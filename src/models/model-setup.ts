@@ -182,7 +182,7 @@ function encoderSettings(chosen: Record<EncoderName, Chosen>): EncoderSettings {
   const click = chosen.click.entry;
   const imagePrep = imagePreprocessing(image.preprocessing as Record<string, unknown> | undefined, chosen.image.source);
   const textPrep = text.preprocessing as { vocabSize?: number; maxTokens?: number } | undefined;
-  const clickPrep = click.preprocessing as { itemBuckets?: number; categoryBuckets?: number; itemSeed?: number; categorySeed?: number } | undefined;
+  const clickPrep = click.preprocessing as { itemBuckets?: number; categoryBuckets?: number; itemSeed?: number; categorySeed?: number; adItems?: boolean } | undefined;
   // The image and text encoders' tensors may have any names (the card's first input and output); the click encoder's inputs are told apart by name.
   const T = ENCODER_TENSORS;
   return {
@@ -202,6 +202,8 @@ function encoderSettings(chosen: Record<EncoderName, Chosen>): EncoderSettings {
       dim: click.embeddingDim!,
       itemBuckets: positive(clickPrep?.itemBuckets, 'click preprocessing.itemBuckets'), categoryBuckets: positive(clickPrep?.categoryBuckets, 'click preprocessing.categoryBuckets'),
       itemSeed: clickPrep?.itemSeed ?? ITEM_BUCKET_SEED, categorySeed: clickPrep?.categorySeed ?? CATEGORY_BUCKET_SEED,
+      // A learned item table knows the promoted items: an ad is then looked up as the item of its ad id.
+      adItems: clickPrep?.adItems === true,
     },
   };
 }

