@@ -5,6 +5,7 @@ import { ConfigError, EnvironmentError, errorMessage } from '../domain/errors.js
 import { startHttpServer } from '../adapters/http/server.js';
 import { createLogger, type LogLevel } from '../util/log.js';
 import { startKafkaProcessor } from './processor.js';
+import { trainItemsCommand } from './train-items-command.js';
 
 const HELP = `adstream: real-time multimodal ad-targeting stream processor
 
@@ -15,6 +16,9 @@ Usage:
                                       synthetic catalog, drive synthetic traffic through the
                                       processor, print a summary and a JSON line
   adstream broker                     start a local single-node Kafka broker and wait (Ctrl-C stops)
+  adstream train items --clicks FILE --out DIR
+                                      learn item embeddings from a click log into a click encoder
+                                      and its MODEL_CARD (adstream train items --help)
   adstream --help                     this text
 
 Settings (environment variables; a JSON config file given by --config or CONFIG_FILE uses the
@@ -23,6 +27,7 @@ ${describeSettings()}
 `;
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'train' && argv[1] === 'items') return trainItemsCommand(argv.slice(2));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
