@@ -15,6 +15,7 @@ import type { Config } from '../../src/app/config/settings.js';
 import { feed, MemoryTopics } from '../../src/adapters/memory/memory-transport.js';
 import { rankQuery, type RankQuery } from '../../src/pipeline/rank.js';
 import { silentLogger } from '../../src/util/log.js';
+import { dot } from '../../src/util/vectors.js';
 import type { MovieLens } from './datasets.js';
 import type { ScoreUser, Split, Timeline } from './ncf-protocol.js';
 
@@ -142,11 +143,7 @@ export async function replayMovieLens(data: IndexedMovieLens, clicks: readonly T
       const rows = q.shares.length;
       for (let j = 0; j < out.length; j++) {
         let best = -Infinity;
-        for (let r = 0; r < rows; r++) {
-          let s = 0;
-          for (let d = 0; d < F; d++) s += q.interests[r * F + d]! * ads2[j * F + d]!;
-          if (s > best) best = s;
-        }
+        for (let r = 0; r < rows; r++) best = Math.max(best, dot(q.interests, r * F, ads2, j * F, F));
         out[j] = best;
       }
     };

@@ -6,6 +6,7 @@
  * Plain SGD on typed arrays, one seeded generator: the same input and seed give the same table.
  */
 import { seededRandom } from '../../util/random.js';
+import { dot } from '../../util/vectors.js';
 
 export interface Item2VecOptions {
   readonly dim: number;
@@ -101,8 +102,7 @@ export function trainItem2Vec(sequences: readonly Int32Array[], items: number, o
             const target = n === 0 ? s[p]! : table[Math.floor(rand() * table.length)]!;
             if (n > 0 && target === s[p]) continue;
             const at = target * dim;
-            let f = 0;
-            for (let d = 0; d < dim; d++) f += input[centre + d]! * output[at + d]!;
+            const f = dot(input, centre, output, at, dim);
             const sig = 1 / (1 + Math.exp(-f));
             const label = n === 0 ? 1 : 0;
             loss -= Math.log(Math.max(1e-12, label === 1 ? sig : 1 - sig));

@@ -18,6 +18,7 @@ import { embeddingTable, l2Normalize } from '../../models/graphs/graph-ops.js';
 import { ENCODER_TENSORS } from '../../models/graphs/tensors.js';
 import type { UserModel } from '../../models/model-card.js';
 import { bucketOf, CATEGORY_BUCKET_SEED, ITEM_BUCKET_SEED } from '../../preprocess/buckets.js';
+import { normalizeInto } from '../../util/vectors.js';
 
 export interface LearnedItems {
   readonly itemIds: readonly string[];
@@ -46,13 +47,7 @@ export interface ClickTables {
 }
 
 function normalizeRows(m: Float32Array, dim: number): void {
-  for (let r = 0; r < m.length / dim; r++) {
-    let s = 0;
-    for (let d = 0; d < dim; d++) s += m[r * dim + d]! ** 2;
-    if (s === 0) continue;
-    const inv = 1 / Math.sqrt(s);
-    for (let d = 0; d < dim; d++) m[r * dim + d]! *= inv;
-  }
+  for (let at = 0; at < m.length; at += dim) normalizeInto(m, at, dim, m, at);
 }
 
 /** The three tables of the graph, by bucket. */

@@ -5,6 +5,7 @@
  * sequence for item2vec; the table and its MODEL_CARD go to the output folder.
  */
 import { createReadStream } from 'node:fs';
+import { squaredNorm } from '../../util/vectors.js';
 import { createInterface } from 'node:readline';
 import { DEFAULT_ITEM2VEC, trainItem2Vec, type EpochReport, type Item2VecOptions } from './item2vec.js';
 import { DEFAULT_CLICK_TABLE, writeLearnedClickEncoder, type ClickTableOptions, type LearnedItems } from './learned-click-encoder.js';
@@ -87,11 +88,11 @@ export function withPopularity(vectors: Float32Array, sequences: readonly Int32A
   const learned = dim - 1;
   const clicks = new Float64Array(items);
   for (const s of sequences) for (const it of s) clicks[it]!++;
-  const most = Math.max(1, ...clicks);
+  let most = 1;
+  for (const c of clicks) most = Math.max(most, c); // no spread: a catalog can have millions of items
   const out = new Float32Array(items * dim);
   for (let i = 0; i < items; i++) {
-    let n = 0;
-    for (let d = 0; d < learned; d++) n += vectors[i * learned + d]! ** 2;
+    const n = squaredNorm(vectors, i * learned, learned);
     const p = (weight * Math.log1p(clicks[i]!)) / Math.log1p(most);
     const scale = n > 0 ? Math.sqrt(1 - p * p) / Math.sqrt(n) : 0;
     for (let d = 0; d < learned; d++) out[i * dim + d] = vectors[i * learned + d]! * scale;
