@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/app/config/load-config.js';
 import type { SettingName } from '../src/app/config/settings.js';
 import { DEFAULT_TRAIN_ITEMS, epochLine, trainItems, type LoggedClick, type TrainItemsOptions } from '../src/training/items/train-items.js';
-import { itemKnn, itemPop, randomScores } from './real/baselines.js';
+import { bprMf, itemKnn, itemPop, randomScores } from './real/baselines.js';
 import { loadRealData, type MovieLens, type Review } from './real/datasets.js';
 import { textYardstick } from './real/text-yardstick.js';
 import { indexMovieLens, replayMovieLens, trainClicks } from './real/movielens-replay.js';
@@ -92,6 +92,7 @@ async function movieLensTable(movieLens: MovieLens, only: string | undefined, ma
   add('random (baseline)', evaluateRanking(split, randomScores()));
   add('ItemPop (baseline)', evaluateRanking(split, itemPop(split)));
   add('item-kNN cosine (baseline)', evaluateRanking(split, itemKnn(split)));
+  add('BPR-MF, 32 factors (baseline)', evaluateRanking(split, bprMf(split)));
   const runs = only ? ADSTREAM_RUNS.filter((r) => r.name.includes(only)) : ADSTREAM_RUNS;
   const trainDir = mkdtempSync(join(tmpdir(), 'adstream-items-'));
   let card: string | undefined;

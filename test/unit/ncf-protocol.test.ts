@@ -3,7 +3,7 @@
  * (loadtest/real/baselines.ts) against values computed by hand.
  */
 import { describe, expect, it } from 'vitest';
-import { itemCosine, itemKnn, itemPop } from '../../loadtest/real/baselines.js';
+import { bprMf, itemCosine, itemKnn, itemPop } from '../../loadtest/real/baselines.js';
 import { evaluateRanking, hitAt, leaveOneOut, ndcgAt, rankAmong, rankInCatalog, type Split, type Timeline } from '../../loadtest/real/ncf-protocol.js';
 
 const tl = (items: number[], positive: number[]): Timeline => ({ items: Int32Array.from(items), positive: Uint8Array.from(positive) });
@@ -103,5 +103,18 @@ describe('baselines', () => {
     const out = new Float64Array(4);
     itemKnn(split)(2, out); // user 2 clicked item 2
     expect([...out].map((x) => Math.round(x * 1e6) / 1e6)).toEqual([0.5, 0.5, 0, 0]);
+  });
+
+  it('BPR-MF ranks the unclicked items of a user\u2019s own taste above the other taste\u2019s', () => {
+    // 20 users, items 0..5 and 6..11; even users click 5 of 0..5 (never item u % 6), odd ones 5 of 6..11.
+    const train = Array.from({ length: 20 }, (_, u) => Int32Array.from([0, 1, 2, 3, 4, 5].filter((i) => i !== u % 6), (i) => (u % 2) * 6 + i));
+    const tiny: Split = { users: 20, items: 12, train, heldOut: new Int32Array(20).fill(-1), seen: train, negatives: train.map(() => Int32Array.of()) };
+    const score = bprMf(tiny, { factors: 4, epochs: 200, learningRate: 0.05, regularization: 0.01, seed: 1 });
+    const out = new Float64Array(12);
+    for (const u of [0, 1, 2, 3]) {
+      score(u, out);
+      const own = (u % 2) * 6 + (u % 6);
+      for (let other = 0; other < 12; other++) if (Math.floor(other / 6) !== u % 2) expect(out[own]).toBeGreaterThan(out[other]!);
+    }
   });
 });
