@@ -84,7 +84,8 @@ export class MultimodalEmbedder {
   /**
    * Ads, one packed block per modality: [creative image, title and description, category], each
    * row unit-norm, or zero when the ad has no usable image or text (the ad still scores on the
-   * rest). The fuser turns the three rows into the ad's vector.
+   * rest). The fuser turns the three rows into the ad's vector. With a click encoder whose card sets
+   * adItems (a learned item table), the click row is that of the item named by the ad id.
    */
   async embedAds(ads: readonly Ad[]): Promise<ModalityBlocks> {
     const n = ads.length;
