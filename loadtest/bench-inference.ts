@@ -20,7 +20,7 @@ import { InferenceEngine } from '../src/inference/inference-engine.js';
 import type { InferenceReporter, ModelSpec, TensorData } from '../src/inference/types.js';
 import { prepareModels } from '../src/models/model-setup.js';
 import { bucketOf } from '../src/preprocess/buckets.js';
-import { textToTokenIds } from '../src/preprocess/token-ids.js';
+import { tokenRows } from '../src/preprocess/text-tokenizer.js';
 import { createLogger } from '../src/util/log.js';
 import { gaussian } from '../src/util/random.js';
 
@@ -59,12 +59,15 @@ async function sampleInputs(): Promise<Record<string, Record<string, TensorData>
   const img = await productImage(CATEGORIES[0]!, rand, 256, 'jpeg');
   const pixels = new Float32Array(3 * image.prep.size * image.prep.size);
   rgbToTensor(await decodeRgb(img, image.prep.size, 1e8), image.prep, pixels, 0);
-  const ids = new BigInt64Array(text.maxTokens);
-  textToTokenIds(reviewText(CATEGORIES[1]!, rand, false), text.vocabSize, text.maxTokens, ids, 0);
+  const rows = tokenRows(1, text.maxTokens);
+  text.tokenizer.encodeInto(reviewText(CATEGORIES[1]!, rand, false), rows, 0);
+  const textInputs: Record<string, TensorData> = { [text.inputs.inputIds.name]: rows.inputIds };
+  if (text.inputs.attentionMask) textInputs[text.inputs.attentionMask.name] = rows.attentionMask;
+  if (text.inputs.tokenTypeIds) textInputs[text.inputs.tokenTypeIds.name] = rows.tokenTypeIds;
   const users = Float32Array.from({ length: models.fusion.dim }, normal);
   return {
     image: { [image.inputs.pixels.name]: pixels },
-    text: { [text.inputs.tokenIds.name]: ids },
+    text: textInputs,
     click: { [click.inputs.itemIds.name]: BigInt64Array.of(bucketOf('item-1', click.itemBuckets, click.itemSeed)), [click.inputs.categoryIds.name]: BigInt64Array.of(bucketOf('shoes', click.categoryBuckets, click.categorySeed)) },
     scorer: { users },
   };
