@@ -5,6 +5,8 @@ import { ConfigError, EnvironmentError, errorMessage } from '../domain/errors.js
 import { startHttpServer } from '../adapters/http/server.js';
 import { createLogger, type LogLevel } from '../util/log.js';
 import { startKafkaProcessor } from './processor.js';
+import { modelsCommand } from './models-command.js';
+import { MODEL_PACKS } from '../models/packs/model-packs.js';
 
 const HELP = `adstream: real-time multimodal ad-targeting stream processor
 
@@ -14,6 +16,9 @@ Usage:
                                       start a local broker (unless KAFKA_BROKERS is set), load a
                                       synthetic catalog, drive synthetic traffic through the
                                       processor, print a summary and a JSON line
+  adstream models fetch PACK...       download (once, pinned by sha256) and convert pretrained model
+                                      packs (${Object.keys(MODEL_PACKS).join(', ')}) into MODEL_PACK_DIR;
+                                      MODEL_PACKS then uses them offline. \`models list\` lists them
   adstream broker                     start a local single-node Kafka broker and wait (Ctrl-C stops)
   adstream --help                     this text
 
@@ -46,6 +51,8 @@ async function main(argv: string[]): Promise<number> {
       return demo(values);
     case 'broker':
       return broker();
+    case 'models':
+      return modelsCommand(positionals.slice(1), loadConfig({ file: values.config }).modelPackDir);
     default:
       process.stderr.write(`unknown command "${command}"; see --help\n`);
       return 2;

