@@ -80,6 +80,15 @@ interface Chosen {
  * model on its top-k in the same request (one trip to the workers).
  */
 export async function prepareModels(config: ModelSetupOptions): Promise<PreparedModels> {
+  // Packs are checked before anything is written: an unknown or unfetched pack stops the start at once.
+  const packs = (config.modelPacks ? config.modelPacks.split(',').map((p) => p.trim()).filter((p) => p.length > 0) : []).map((name) => {
+    const pack = MODEL_PACKS[name];
+    if (!pack) throw new ConfigError('MODEL_PACKS', `unknown model pack "${name}"; packs: ${Object.keys(MODEL_PACKS).join(', ')}`);
+    const cardPath = join(packDir(expandHome(config.modelPackDir), pack), MODEL_PACK_CARD);
+    // Offline by design: the processor never downloads; the fetch is a separate, explicit step.
+    if (!existsSync(cardPath)) throw new ConfigError('MODEL_PACKS', `model pack ${name} is not fetched into ${config.modelPackDir}: run \`adstream models fetch ${name}\` (or \`npm run models -- ${name}\`) first`);
+    return { name, pack, cardPath };
+  });
   const root = expandHome(config.modelDir);
   const options = { ...DEFAULT_MODEL_OPTIONS, dim: config.embeddingDim };
   const dir = join(root, defaultModelsVersion(options));
@@ -112,12 +121,7 @@ export async function prepareModels(config: ModelSetupOptions): Promise<Prepared
       else chosen[name as EncoderName] = c;
     }
   };
-  for (const name of config.modelPacks ? config.modelPacks.split(',').map((p) => p.trim()).filter((p) => p.length > 0) : []) {
-    const pack = MODEL_PACKS[name];
-    if (!pack) throw new ConfigError('MODEL_PACKS', `unknown model pack "${name}"; packs: ${Object.keys(MODEL_PACKS).join(', ')}`);
-    const cardPath = join(packDir(expandHome(config.modelPackDir), pack), MODEL_PACK_CARD);
-    // Offline by design: the processor never downloads; the fetch is a separate, explicit step.
-    if (!existsSync(cardPath)) throw new ConfigError('MODEL_PACKS', `model pack ${name} is not fetched into ${config.modelPackDir}: run \`adstream models fetch ${name}\` (or \`npm run models -- ${name}\`) first`);
+  for (const { name, pack, cardPath } of packs) {
     apply(cardPath, (modality, entry, digest, cardDir) => `pack:${name}-${pack.revision}@${digest}${modality === 'text' ? tokenizerSource(entry, cardDir) : ''}`);
   }
   // The user's card wins over packs: it is the more specific choice.

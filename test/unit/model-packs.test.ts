@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -60,13 +60,15 @@ describe('model packs', () => {
     expect(requests).toBe(before + 1);
   });
 
-  it('MODEL_PACKS refuses an unknown pack and one not fetched yet, saying how to fetch it', async () => {
+  it('MODEL_PACKS refuses an unknown pack and one not fetched yet, saying how to fetch it, before writing any model', async () => {
     const base = { modelDir: mkdtempSync(join(tmpdir(), 'adstream-models-')), modelPackDir: mkdtempSync(join(tmpdir(), 'adstream-packs-')) };
     const refusal = (modelPacks: string) => prepareModels(loadConfig({ env: {}, overrides: { ...base, modelPacks } })).then(() => undefined, (e: unknown) => e);
     const unknown = await refusal('resnet-9000');
     expect(unknown).toBeInstanceOf(ConfigError);
     expect((unknown as Error).message).toMatch(/^MODEL_PACKS: unknown model pack "resnet-9000"; packs: efficientnet-lite0/);
     expect((await refusal('efficientnet-lite0') as Error).message).toMatch(/^MODEL_PACKS: model pack efficientnet-lite0 is not fetched .*run `adstream models fetch efficientnet-lite0`/);
+    // Refused up front: not after minutes of writing the default models.
+    expect(readdirSync(base.modelDir)).toEqual([]);
   });
 
   it('center-crop keeps the middle of a wide image; fill squeezes all of it in', async () => {
