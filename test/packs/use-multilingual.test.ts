@@ -13,6 +13,7 @@ import { loadConfig } from '../../src/app/config/load-config.js';
 import { startCore } from '../../src/app/assemble.js';
 import type { Core } from '../../src/pipeline/core.js';
 import type { InputRecord, ReviewEvent } from '../../src/domain/events.js';
+import { searchAds } from '../../src/pipeline/ad-search.js';
 import { silentLogger } from '../../src/util/log.js';
 
 const golden = JSON.parse(readFileSync(new URL('goldens/use-multilingual.json', import.meta.url), 'utf8')) as { sentences: string[]; embedding: number[][] };
@@ -72,7 +73,7 @@ describe('use-multilingual pack', () => {
     }
   });
 
-  it('scores the English ad of a product first for a Chinese review of it', async () => {
+  it('scores the English ad of a product first for a Chinese review of it, and finds it by a Chinese search', async () => {
     let offset = 0;
     const raw = (topic: string, key: string, value: Buffer): InputRecord => ({ topic, partition: 0, offset: String(offset++), key: Buffer.from(key), value, timestamp: NOW });
     // One category for all: only the text tells the ads apart.
@@ -82,5 +83,7 @@ describe('use-multilingual pack', () => {
     const { scored, deadLetters } = await core.processor.process(reviews);
     expect(deadLetters).toEqual([]);
     expect(scored.map((s) => [s.userId, s.candidates[0]!.adId])).toEqual(PAIRS.map((_, i) => [`buyer-${i}`, `ad-${i}`]));
+    // POST /search's query path: a Chinese query finds the English ad.
+    for (let i = 0; i < PAIRS.length; i++) expect((await searchAds(core, { kind: 'text', text: PAIRS[i]![1] }, 1)).hits[0]!.adId).toBe(`ad-${i}`);
   });
 });
