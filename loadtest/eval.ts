@@ -6,7 +6,10 @@
  * mixture weight) and Precision@10. One row per modality alone and per fusion strategy with K = 1
  * and K = 3 interests. Prints a table and, last, one JSON line.
  *
- *   npm run eval -- --world loadtest/worlds/default.json [--window 2000]
+ * `--models packs` runs the fetched model packs (efficientnet-lite0, use-multilingual) in place of
+ * the default image and text encoders (or `--models <pack,...>` for some of them).
+ *
+ *   npm run eval -- --world loadtest/worlds/default.json [--window 2000] [--models default|packs|<pack,...>]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
@@ -150,9 +153,14 @@ export function randomBaseline(world: World, seed = 5): Quality {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { world: { type: 'string', default: 'loadtest/worlds/default.json' }, window: { type: 'string', default: '2000' }, only: { type: 'string' } } });
+  const { values } = parseArgs({ options: { world: { type: 'string', default: 'loadtest/worlds/default.json' }, window: { type: 'string', default: '2000' }, only: { type: 'string' }, models: { type: 'string', default: 'default' } } });
   const world = await World.fromFile(values.world!);
-  const base = process.env.MODEL_DIR ? { modelDir: process.env.MODEL_DIR } : {};
+  const packs = values.models === 'default' ? null : values.models === 'packs' ? 'efficientnet-lite0,use-multilingual' : values.models!;
+  const base = {
+    ...(process.env.MODEL_DIR ? { modelDir: process.env.MODEL_DIR } : {}),
+    ...(process.env.MODEL_PACK_DIR ? { modelPackDir: process.env.MODEL_PACK_DIR } : {}),
+    ...(packs ? { modelPacks: packs } : {}),
+  };
   const rows: [string, Quality][] = [['random ads (baseline)', randomBaseline(world)]];
   const runs = values.only ? EVAL_RUNS.filter((r) => r.name.includes(values.only!)) : EVAL_RUNS;
   const t0 = performance.now();
@@ -163,13 +171,13 @@ async function main(): Promise<void> {
   }
   const s = world.spec;
   const machine = `${availableParallelism()} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`;
-  console.log(`targeting quality: world ${values.world} (seed ${s.seed}, ${world.categories.length} categories, ${world.ads.length} ads, ${s.users} users x ${s.eval.eventsPerUser} events, last ${s.eval.holdoutShare * 100} % of each timeline held out); ${machine}`);
+  console.log(`targeting quality, models ${values.models}: world ${values.world} (seed ${s.seed}, ${world.categories.length} categories, ${world.ads.length} ads, ${s.users} users x ${s.eval.eventsPerUser} events, last ${s.eval.holdoutShare * 100} % of each timeline held out); ${machine}`);
   console.log('');
   console.log('| Run | Events fed | HitRate@10 | NDCG@10 | Precision@10 |');
   console.log('| --- | --- | --- | --- | --- |');
   for (const [name, q] of rows) console.log(`| ${name} | ${q.eventsFed.toLocaleString('en-US')} | ${q.hitRateAt10.toFixed(3)} | ${q.ndcgAt10.toFixed(3)} | ${q.precisionAt10.toFixed(3)} |`);
   console.log('');
-  const json: Record<string, unknown> = { world: values.world, seed: s.seed, users: s.users, machine, seconds: Math.round((performance.now() - t0) / 100) / 10 };
+  const json: Record<string, unknown> = { world: values.world, models: values.models, seed: s.seed, users: s.users, machine, seconds: Math.round((performance.now() - t0) / 100) / 10 };
   json.runs = Object.fromEntries(rows.map(([name, q]) => [name, { hit_rate_at_10: round3(q.hitRateAt10), ndcg_at_10: round3(q.ndcgAt10), precision_at_10: round3(q.precisionAt10), events_fed: q.eventsFed, users_scored: q.usersScored }]));
   console.log(JSON.stringify(json));
 }

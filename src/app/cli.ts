@@ -6,15 +6,23 @@ import { startHttpServer } from '../adapters/http/server.js';
 import { createLogger, type LogLevel } from '../util/log.js';
 import { startKafkaProcessor } from './processor.js';
 import { trainItemsCommand } from './train-items-command.js';
+import { modelsCommand } from './models-command.js';
+import { searchAds } from '../pipeline/ad-search.js';
+import { MODEL_PACKS } from '../models/packs/model-packs.js';
 
 const HELP = `adstream: real-time multimodal ad-targeting stream processor
 
 Usage:
   adstream run [--config FILE]        consume the event topics and emit scored ad candidates
-  adstream demo [--seconds N] [--rate R] [--users U]
+  adstream demo [--seconds N] [--rate R] [--users U] [--models default|packs]
                                       start a local broker (unless KAFKA_BROKERS is set), load a
                                       synthetic catalog, drive synthetic traffic through the
-                                      processor, print a summary and a JSON line
+                                      processor, print a summary and a JSON line; --models packs
+                                      runs the fetched model packs (MODEL_PACKS=efficientnet-lite0,
+                                      use-multilingual) instead of the default encoders
+  adstream models fetch PACK...       download (once, pinned by sha256) and convert pretrained model
+                                      packs (${Object.keys(MODEL_PACKS).join(', ')}) into MODEL_PACK_DIR;
+                                      MODEL_PACKS then uses them offline. \`models list\` lists them
   adstream broker                     start a local single-node Kafka broker and wait (Ctrl-C stops)
   adstream train items --clicks FILE --out DIR
                                       learn item embeddings from a click log into a click encoder
@@ -37,6 +45,7 @@ async function main(argv: string[]): Promise<number> {
       seconds: { type: 'string' },
       rate: { type: 'string' },
       users: { type: 'string' },
+      models: { type: 'string' },
     },
   });
   const command = positionals[0] ?? 'run';
@@ -51,6 +60,8 @@ async function main(argv: string[]): Promise<number> {
       return demo(values);
     case 'broker':
       return broker();
+    case 'models':
+      return modelsCommand(positionals.slice(1), loadConfig({ file: values.config }).modelPackDir);
     default:
       process.stderr.write(`unknown command "${command}"; see --help\n`);
       return 2;
@@ -61,7 +72,10 @@ async function run(configFile: string | undefined): Promise<number> {
   const config = loadConfig({ file: configFile });
   const logger = createLogger(config.logLevel as LogLevel);
   const processor = await startKafkaProcessor(config, logger);
-  const http = await startHttpServer({ host: config.httpHost, port: config.httpPort, registry: processor.metrics.registry, isReady: processor.isReady, readyDetail: processor.readyDetail, views: processor.views, token: config.httpToken });
+  const http = await startHttpServer({
+    host: config.httpHost, port: config.httpPort, registry: processor.metrics.registry, isReady: processor.isReady, readyDetail: processor.readyDetail, views: processor.views, token: config.httpToken,
+    search: (query, k) => searchAds(processor.core, query, k), searchMaxBytes: config.imageMaxBytes,
+  });
   logger.info('http listening', { host: config.httpHost, port: http.port });
   return new Promise<number>((resolve) => {
     let exiting = false;
@@ -89,7 +103,7 @@ async function run(configFile: string | undefined): Promise<number> {
   });
 }
 
-async function demo(values: { seconds?: string | undefined; rate?: string | undefined; users?: string | undefined }): Promise<number> {
+async function demo(values: { seconds?: string | undefined; rate?: string | undefined; users?: string | undefined; models?: string | undefined }): Promise<number> {
   const { runDemo } = await import('./demo.js');
   const num = (name: string, v: string | undefined, def: number, min: number, max: number): number => {
     if (v === undefined) return def;
@@ -98,7 +112,9 @@ async function demo(values: { seconds?: string | undefined; rate?: string | unde
     return n;
   };
   const logLevel = (process.env.LOG_LEVEL ?? 'warn') as LogLevel;
+  if (values.models !== undefined && values.models !== 'default' && values.models !== 'packs') throw new ConfigError('--models', `must be default or packs, got "${values.models}"`);
   const result = await runDemo({
+    models: values.models === 'packs' ? 'packs' : 'default',
     seconds: num('seconds', values.seconds, 30, 1, 86400),
     rate: num('rate', values.rate, 1000, 1, 1_000_000),
     users: num('users', values.users, 500, 1, 10_000_000),

@@ -26,7 +26,12 @@ export interface DemoOptions {
   readonly logger: Logger;
   /** Where the human-readable summary goes; the JSON line goes to stdout last. */
   readonly say: (line: string) => void;
+  /** packs: the pretrained model packs (fetched first with `adstream models fetch`) instead of the default encoders. */
+  readonly models?: 'default' | 'packs';
 }
+
+/** What `--models packs` runs: every image and text pack. */
+export const DEMO_PACKS = 'efficientnet-lite0,use-multilingual';
 
 export interface DemoResult {
   events_in: number;
@@ -66,6 +71,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   // And a local state store of its own, gone after the run (unless STATE_DIR says where to keep it).
   const ownStateDir = env.STATE_DIR ? undefined : mkdtempSync(join(tmpdir(), 'adstream-demo-state-'));
   if (ownStateDir) env.STATE_DIR = ownStateDir;
+  if (o.models === 'packs') env.MODEL_PACKS ??= DEMO_PACKS;
   const config = loadConfig({ env });
   const codec = new AvroCodec();
   const kafka = kafkaClientFactory(config.kafkaClient)({ brokers: config.kafkaBrokers!, clientId: 'adstream-demo', logger: o.logger });
@@ -157,6 +163,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     o.say(`stage means       ${await stageMeans(processor)}`);
     const sample = stats.sample;
     if (sample) o.say(`sample output     ${sample.userId}: ${sample.candidates.slice(0, 5).map((c) => `${c.adId} (${c.score.toFixed(3)})`).join(', ')}`);
+    if (sample) o.say(`model version     ${sample.modelVersion}`);
     return result;
   } finally {
     await observer.stop().catch(() => undefined);

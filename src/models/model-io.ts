@@ -5,17 +5,36 @@
  * and the user's model card.
  */
 import type { PerModality } from '../domain/modalities.js';
-import type { ModelIo, ModelTensors } from '../inference/types.js';
+import type { ModelIo, ModelTensors, TensorDecl } from '../inference/types.js';
 import type { CTR_TENSORS, ENCODER_TENSORS, RANKED_TENSORS } from './graphs/tensors.js';
 import type { ImagePreprocessing } from '../preprocess/image-decoder.js';
+import type { TextTokenizer } from '../preprocess/text-tokenizer.js';
+import type { TextPooling } from './text-pooling.js';
 
 type IoOf<T extends ModelTensors> = ModelIo<T['inputs'], T['outputs']>;
 
 /** Each encoder: the engine's model name, its tensors, embedding size and preprocessing. */
 export interface EncoderSettings {
   readonly image: IoOf<typeof ENCODER_TENSORS.image> & { readonly dim: number; readonly prep: ImagePreprocessing };
-  readonly text: IoOf<typeof ENCODER_TENSORS.text> & { readonly dim: number; readonly vocabSize: number; readonly maxTokens: number };
+  readonly text: TextEncoderSettings;
   readonly click: IoOf<typeof ENCODER_TENSORS.click> & { readonly dim: number; readonly itemBuckets: number; readonly categoryBuckets: number; readonly itemSeed: number; readonly categorySeed: number; readonly adItems: boolean };
+}
+
+/**
+ * The text encoder: its tokenizer writes maxTokens-wide int64 rows per text, fed to the inputs the
+ * model takes (ids always; the attention mask and token types only if it declares them); its
+ * output is pooled into a dim-wide vector (text-pooling.ts).
+ */
+export interface TextEncoderSettings {
+  readonly model: string;
+  readonly inputs: { readonly inputIds: TensorDecl<'int64'>; readonly attentionMask?: TensorDecl<'int64'>; readonly tokenTypeIds?: TensorDecl<'int64'> };
+  /** [batch, dim] for pooling 'output', [batch, maxTokens, dim] (token states) for mean and cls. */
+  readonly outputs: { readonly states: TensorDecl<'float32'> };
+  readonly dim: number;
+  readonly maxTokens: number;
+  readonly tokenizer: TextTokenizer;
+  readonly pooling: TextPooling;
+  readonly normalize: boolean;
 }
 
 export const FUSION_STRATEGIES = ['concat', 'average', 'weighted'] as const;

@@ -1,17 +1,20 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../domain/errors.js';
 import { expandHome } from '../util/files.js';
 import { perModality, type PerModality } from '../domain/modalities.js';
-import type { ImagePreprocessing } from '../preprocess/image-decoder.js';
+import { IMAGE_RESIZES, type ImagePreprocessing, type ImageResize } from '../preprocess/image-decoder.js';
 import { CTR_TENSORS, ENCODER_TENSORS, RANKED_TENSORS, SCORER_TENSORS } from './graphs/tensors.js';
-import type { CtrSettings, EncoderSettings, FusionSettings, FusionStrategy, ScorerIo } from './model-io.js';
+import type { CtrSettings, EncoderSettings, FusionSettings, FusionStrategy, ScorerIo, TextEncoderSettings } from './model-io.js';
+import { hashedTokenizer, tokenizerJson, type TextTokenizer } from '../preprocess/text-tokenizer.js';
+import { TEXT_POOLINGS, type TextPooling } from './text-pooling.js';
 import type { BatcherSettings, ModelSpec, TensorDecl, TensorSpec, TensorType } from '../inference/types.js';
 import { writeFusedModels } from './fused-models.js';
 import { CATEGORY_BUCKET_SEED, ITEM_BUCKET_SEED } from '../preprocess/buckets.js';
 import { CTR_REVISION } from './graphs/ctr.js';
 import { DEFAULT_MODEL_OPTIONS, defaultModelsVersion, writeDefaultModels, type CardModel, type CardTensor } from './default-models.js';
+import { MODEL_PACK_CARD, MODEL_PACKS, packDir } from './packs/model-packs.js';
 import { ENCODERS, readUserCard, type EncoderName, type UserModel } from './model-card.js';
 
 /**
@@ -25,6 +28,9 @@ export interface ModelSetupOptions extends BatcherSettings {
   readonly embeddingDim: number;
   /** A user's model card; null: the defaults only. */
   readonly modelCard: string | null;
+  /** Comma-separated model packs (packs/model-packs.ts), fetched into modelPackDir; null: none. */
+  readonly modelPacks: string | null;
+  readonly modelPackDir: string;
   readonly fusion: FusionStrategy;
   /** F with concat fusion. */
   readonly fusedDim: number;
@@ -62,6 +68,8 @@ interface Chosen {
   readonly path: string;
   /** Where it comes from, for the version: the default card's version or byo:<file>@<digest>. */
   readonly source: string;
+  /** The user's card's folder (its files are relative to it); absent for the default models. */
+  readonly cardDir?: string;
 }
 
 /**
@@ -72,6 +80,15 @@ interface Chosen {
  * model on its top-k in the same request (one trip to the workers).
  */
 export async function prepareModels(config: ModelSetupOptions): Promise<PreparedModels> {
+  // Packs are checked before anything is written: an unknown or unfetched pack stops the start at once.
+  const packs = (config.modelPacks ? config.modelPacks.split(',').map((p) => p.trim()).filter((p) => p.length > 0) : []).map((name) => {
+    const pack = MODEL_PACKS[name];
+    if (!pack) throw new ConfigError('MODEL_PACKS', `unknown model pack "${name}"; packs: ${Object.keys(MODEL_PACKS).join(', ')}`);
+    const cardPath = join(packDir(expandHome(config.modelPackDir), pack), MODEL_PACK_CARD);
+    // Offline by design: the processor never downloads; the fetch is a separate, explicit step.
+    if (!existsSync(cardPath)) throw new ConfigError('MODEL_PACKS', `model pack ${name} is not fetched into ${config.modelPackDir}: run \`adstream models fetch ${name}\` (or \`npm run models -- ${name}\`) first`);
+    return { name, pack, cardPath };
+  });
   const root = expandHome(config.modelDir);
   const options = { ...DEFAULT_MODEL_OPTIONS, dim: config.embeddingDim };
   const dir = join(root, defaultModelsVersion(options));
@@ -84,22 +101,31 @@ export async function prepareModels(config: ModelSetupOptions): Promise<Prepared
   };
   let userCtr: Chosen | undefined;
   const fromCard: Record<string, string> = {};
-  if (config.modelCard) {
-    for (const [name, entry] of Object.entries(readUserCard(config.modelCard))) {
+  /** Applies the entries of a card in the user-card format; `source` names an entry in the version. */
+  const apply = (cardPath: string, source: (name: string, entry: UserModel, digest: string, cardDir: string) => string): void => {
+    for (const [name, entry] of Object.entries(readUserCard(cardPath))) {
       fromCard[name] = entry.file;
       // The embedder reads rows of embeddingDim values: the declared output must be that wide.
       const out = entry.outputs[0]!;
-      if (name !== 'ctr' && (out.shape.length !== 2 || out.shape[1] !== entry.embeddingDim)) {
+      // A text model pooled on its token states outputs [batch, maxTokens, dim]: textSettings checks it.
+      const pooled = name === 'text' && tokenStatesPooled(entry);
+      if (name !== 'ctr' && !pooled && (out.shape.length !== 2 || out.shape[1] !== entry.embeddingDim)) {
         throw new ConfigError('MODEL_CARD', `models.${name}: output ${out.name} is declared [${out.shape.join(', ')}], but embeddingDim is ${entry.embeddingDim}: it must be [batch, ${entry.embeddingDim}]`);
       }
-      const path = resolve(dirname(config.modelCard), entry.file);
+      const cardDir = dirname(cardPath);
+      const path = resolve(cardDir, entry.file);
       // Named by content, so a model swapped behind the same file name gets a new version.
       const digest = createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 12);
-      const c = { entry, path, source: `byo:${entry.file}@${digest}` };
+      const c = { entry, path, source: source(name, entry, digest, cardDir), cardDir };
       if (name === 'ctr') userCtr = c;
       else chosen[name as EncoderName] = c;
     }
+  };
+  for (const { name, pack, cardPath } of packs) {
+    apply(cardPath, (modality, entry, digest, cardDir) => `pack:${name}-${pack.revision}@${digest}${modality === 'text' ? tokenizerSource(entry, cardDir) : ''}`);
   }
+  // The user's card wins over packs: it is the more specific choice.
+  if (config.modelCard) apply(config.modelCard, (name, entry, digest, cardDir) => `byo:${entry.file}@${digest}${name === 'text' ? tokenizerSource(entry, cardDir) : ''}`);
 
   const encoders = encoderSettings(chosen);
   const inputDim = Math.max(...perModality((m) => encoders[m].dim));
@@ -178,10 +204,8 @@ export function checkOutputShapes(models: PreparedModels, warmUpShapes: (model: 
 
 function encoderSettings(chosen: Record<EncoderName, Chosen>): EncoderSettings {
   const image = chosen.image.entry;
-  const text = chosen.text.entry;
   const click = chosen.click.entry;
   const imagePrep = imagePreprocessing(image.preprocessing as Record<string, unknown> | undefined, chosen.image.source);
-  const textPrep = text.preprocessing as { vocabSize?: number; maxTokens?: number } | undefined;
   const clickPrep = click.preprocessing as { itemBuckets?: number; categoryBuckets?: number; itemSeed?: number; categorySeed?: number; adItems?: boolean } | undefined;
   // The image and text encoders' tensors may have any names (the card's first input and output); the click encoder's inputs are told apart by name.
   const T = ENCODER_TENSORS;
@@ -190,11 +214,7 @@ function encoderSettings(chosen: Record<EncoderName, Chosen>): EncoderSettings {
       model: 'image', inputs: { pixels: typed(image.inputs[0]!, T.image.inputs.pixels, 'image encoder input') }, outputs: { embedding: typed(image.outputs[0]!, T.image.outputs.embedding, 'image encoder output') },
       dim: image.embeddingDim!, prep: imagePrep,
     },
-    text: {
-      model: 'text', inputs: { tokenIds: typed(text.inputs[0]!, T.text.inputs.tokenIds, 'text encoder input') }, outputs: { embedding: typed(text.outputs[0]!, T.text.outputs.embedding, 'text encoder output') },
-      dim: text.embeddingDim!,
-      vocabSize: positive(textPrep?.vocabSize, 'text preprocessing.vocabSize'), maxTokens: positive(textPrep?.maxTokens, 'text preprocessing.maxTokens'),
-    },
+    text: textSettings(chosen.text),
     click: {
       model: 'click',
       inputs: { itemIds: named(click.inputs, T.click.inputs.itemIds, 'click encoder'), categoryIds: named(click.inputs, T.click.inputs.categoryIds, 'click encoder') },
@@ -205,6 +225,88 @@ function encoderSettings(chosen: Record<EncoderName, Chosen>): EncoderSettings {
       // A learned item table knows the promoted items: an ad is then looked up as the item of its ad id.
       adItems: clickPrep?.adItems === true,
     },
+  };
+}
+
+/** What a text card entry's preprocessing may say (model-card.ts documents it). */
+interface TextPrep {
+  readonly vocabSize?: number;
+  readonly maxTokens?: number;
+  /** 'hashed' (default) or the path of a tokenizer.json, relative to the card. */
+  readonly tokenizer?: string;
+  readonly tokenizerConfig?: string;
+  readonly pooling?: string;
+  readonly normalize?: boolean;
+}
+
+const textPrepOf = (e: CardModel | UserModel): TextPrep | undefined => e.preprocessing as TextPrep | undefined;
+const usesTokenizerJson = (p: TextPrep | undefined): boolean => p?.tokenizer !== undefined && p.tokenizer !== 'hashed';
+const tokenStatesPooled = (e: CardModel | UserModel): boolean => usesTokenizerJson(textPrepOf(e)) && (textPrepOf(e)?.pooling ?? 'mean') !== 'output';
+
+/** '+<tokenizer.json>@<digest>' for a text model with a tokenizer file; '' for hashed tokens. */
+function tokenizerSource(e: UserModel, cardDir: string): string {
+  const p = textPrepOf(e);
+  if (!usesTokenizerJson(p)) return '';
+  const path = resolve(cardDir, p!.tokenizer!);
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    throw new ConfigError('MODEL_CARD', `models.text.preprocessing.tokenizer ${p!.tokenizer}: cannot read ${path}: ${(err as Error).message}`);
+  }
+  return `+${p!.tokenizer}@${createHash('sha256').update(bytes).digest('hex').slice(0, 12)}`;
+}
+
+/**
+ * The text encoder's tokenizer, inputs and pooling. Hashed tokens (the default models, and a card
+ * that names no tokenizer): the first input gets the ids, the model's output is the embedding. A
+ * tokenizer.json: inputs named attention_mask and token_type_ids get those rows, the one other
+ * input the ids, all int64 [batch, maxTokens]; pooling mean (default) or cls reads token states
+ * [batch, maxTokens, dim], output reads [batch, dim]; L2 unless normalize is false.
+ */
+function textSettings(c: Chosen): TextEncoderSettings {
+  const e = c.entry;
+  const p = textPrepOf(e);
+  const where = `models.text (${c.source})`;
+  const T = ENCODER_TENSORS.text;
+  const maxTokens = positive(p?.maxTokens, `text preprocessing.maxTokens`);
+  const states = typed(e.outputs[0]!, T.outputs.embedding, 'text encoder output');
+  const dim = e.embeddingDim!;
+  // The default card names its hashed tokenizer in words; only a user's card points at a file.
+  if (c.cardDir === undefined || !usesTokenizerJson(p)) {
+    const vocabSize = positive(p?.vocabSize, 'text preprocessing.vocabSize');
+    return {
+      model: 'text', inputs: { inputIds: typed(e.inputs[0]!, T.inputs.tokenIds, 'text encoder input') }, outputs: { states },
+      dim, maxTokens, tokenizer: hashedTokenizer(vocabSize, maxTokens), pooling: 'output', normalize: false,
+    };
+  }
+  const pooling = (p!.pooling ?? 'mean') as TextPooling;
+  if (!(TEXT_POOLINGS as readonly string[]).includes(pooling)) throw new ConfigError('MODEL_CARD', `${where}: preprocessing.pooling must be one of ${TEXT_POOLINGS.join(', ')}, got ${String(p!.pooling)}`);
+  if (p!.normalize !== undefined && typeof p!.normalize !== 'boolean') throw new ConfigError('MODEL_CARD', `${where}: preprocessing.normalize must be true or false`);
+  const rows = (t: CardTensor): TensorDecl<'int64'> => {
+    if (t.type !== 'int64' || t.shape.length !== 2 || t.shape[1] !== maxTokens) throw new ConfigError('MODEL_CARD', `${where}: input ${t.name} must be int64 [batch, ${maxTokens}] (maxTokens), got ${t.type} [${t.shape.join(', ')}]`);
+    return { name: t.name, type: 'int64' };
+  };
+  const mask = e.inputs.find((t) => t.name === 'attention_mask');
+  const types = e.inputs.find((t) => t.name === 'token_type_ids');
+  const ids = e.inputs.filter((t) => t !== mask && t !== types);
+  if (ids.length !== 1) throw new ConfigError('MODEL_CARD', `${where}: a tokenizer.json model takes one input of token ids (input_ids), and optionally attention_mask and token_type_ids; got ${e.inputs.map((t) => t.name).join(', ')}`);
+  const out = e.outputs[0]!;
+  const want = pooling === 'output' ? ['batch', dim] : ['batch', maxTokens, dim];
+  if (out.shape.length !== want.length || out.shape.some((d, i) => i > 0 && d !== want[i])) {
+    throw new ConfigError('MODEL_CARD', `${where}: with pooling ${pooling} output ${out.name} must be [${want.join(', ')}] (embeddingDim ${dim}), got [${out.shape.join(', ')}]`);
+  }
+  const dir = c.cardDir;
+  let tokenizer: TextTokenizer;
+  try {
+    tokenizer = tokenizerJson(resolve(dir, p!.tokenizer!), maxTokens, p!.tokenizerConfig === undefined ? undefined : resolve(dir, p!.tokenizerConfig));
+  } catch (err) {
+    throw new ConfigError('MODEL_CARD', `${where}: preprocessing.tokenizer ${p!.tokenizer} cannot be used: ${(err as Error).message}`);
+  }
+  return {
+    model: 'text',
+    inputs: { inputIds: rows(ids[0]!), ...(mask ? { attentionMask: rows(mask) } : {}), ...(types ? { tokenTypeIds: rows(types) } : {}) },
+    outputs: { states }, dim, maxTokens, tokenizer, pooling, normalize: p!.normalize ?? true,
   };
 }
 
@@ -254,7 +356,10 @@ function imagePreprocessing(p: Record<string, unknown> | undefined, source: stri
   };
   const std = triple(p?.std, 'std');
   if (std.some((x) => x <= 0)) throw new ConfigError('MODEL_CARD', `${where}.std must be positive`);
-  return { size, layout, mean: triple(p?.mean, 'mean'), std };
+  const resize = (p?.resize ?? 'fill') as ImageResize;
+  if (!(IMAGE_RESIZES as readonly string[]).includes(resize)) throw new ConfigError('MODEL_CARD', `${where}.resize must be ${IMAGE_RESIZES.join(' or ')}, got ${String(p?.resize)}`);
+  // Absent for fill, so a card without it keeps its settings (and tests) as they were.
+  return p?.resize === undefined ? { size, layout, mean: triple(p?.mean, 'mean'), std } : { size, layout, mean: triple(p?.mean, 'mean'), std, resize };
 }
 
 function positive(v: number | undefined, what: string): number {

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { RejectedRecordError } from '../domain/errors.js';
-import { inferTyped, type Inference } from '../inference/types.js';
+import { InferenceError, inferTyped, type Inference, type TensorData } from '../inference/types.js';
 import { bucketOf } from '../preprocess/buckets.js';
-import { textToTokenIds } from '../preprocess/token-ids.js';
+import { tokenRows } from '../preprocess/text-tokenizer.js';
+import { poolText } from '../models/text-pooling.js';
 import type { Ad, ImageSource, UserEvent } from '../domain/events.js';
 import type { EmbeddingCache } from './embedding-cache.js';
 import type { ImageFetcher } from '../preprocess/image-fetcher.js';
-import { decodeRgb, rgbToTensor } from '../preprocess/image-decoder.js';
+import { decodeRgb, rgbToTensor, type ImagePreprocessing } from '../preprocess/image-decoder.js';
 import type { EncoderSettings } from '../models/model-io.js';
 import { rowOf } from '../util/vectors.js';
 import { EVENT_MODALITY, MODALITY_COUNT, MODALITY_INDEX, perModality, type PerModality } from '../domain/modalities.js';
@@ -118,7 +119,7 @@ export class MultimodalEmbedder {
     if (pending.size === 0) return;
     // Decode every distinct image concurrently (sharp works on libuv's pool), then one request.
     const keys = [...pending.keys()];
-    const decoded = await Promise.allSettled(keys.map((k) => this.loadImage(pending.get(k)![0]!.source, prep.size)));
+    const decoded = await Promise.allSettled(keys.map((k) => this.loadImage(pending.get(k)![0]!.source, prep)));
     const ok: number[] = [];
     decoded.forEach((d, j) => {
       if (d.status === 'fulfilled') ok.push(j);
@@ -138,16 +139,24 @@ export class MultimodalEmbedder {
 
   private async embedTexts(items: readonly { text: string; index: number }[], block: Float32Array, row: Int32Array, failures: Map<number, RejectedRecordError>): Promise<void> {
     if (items.length === 0) return;
-    const { dim, vocabSize, maxTokens } = this.settings.text;
-    const ids = new BigInt64Array(items.length * maxTokens);
+    const t = this.settings.text;
+    const { dim, maxTokens } = t;
+    const rows = tokenRows(items.length, maxTokens);
     const usable: number[] = [];
     items.forEach((it, j) => {
-      if (textToTokenIds(it.text, vocabSize, maxTokens, ids, usable.length * maxTokens) > 0) usable.push(j);
+      if (t.tokenizer.encodeInto(it.text, rows, usable.length) > 0) usable.push(j);
       else failures.set(it.index, new RejectedRecordError('INVALID_FIELD', 'text has no words or characters the text encoder can use'));
     });
     if (usable.length === 0) return;
-    const { embedding: emb } = await inferTyped(this.engine, this.settings.text, { items: usable.length, inputs: { tokenIds: ids.subarray(0, usable.length * maxTokens) } });
-    usable.forEach((j, r) => block.set(rowOf(emb, r, dim), row[items[j]!.index]! * dim));
+    const n = usable.length * maxTokens;
+    // Only the inputs the model declares (a hashed-token model takes the ids alone).
+    const inputs: Record<string, TensorData> = { [t.inputs.inputIds.name]: rows.inputIds.subarray(0, n) };
+    if (t.inputs.attentionMask) inputs[t.inputs.attentionMask.name] = rows.attentionMask.subarray(0, n);
+    if (t.inputs.tokenTypeIds) inputs[t.inputs.tokenTypeIds.name] = rows.tokenTypeIds.subarray(0, n);
+    const { outputs } = await this.engine.infer(t.model, { items: usable.length, inputs });
+    const states = outputs[t.outputs.states.name];
+    if (!(states instanceof Float32Array)) throw new InferenceError('MODEL_FAILED', `model ${t.model} gave no float32 output ${t.outputs.states.name}`);
+    usable.forEach((j, r) => poolText(t.pooling, t.normalize, states, rows.attentionMask, r, maxTokens, dim, block, row[items[j]!.index]! * dim));
   }
 
   /** Ids always embed (any string hashes to a bucket), so clicks have no failures. */
@@ -178,9 +187,9 @@ export class MultimodalEmbedder {
     });
   }
 
-  private async loadImage(source: ImageSource, size: number): Promise<Buffer> {
+  private async loadImage(source: ImageSource, prep: ImagePreprocessing): Promise<Buffer> {
     const bytes = source.kind === 'inline' ? source.data : await this.fetcher.fetch(source.uri);
-    return decodeRgb(bytes, size, this.imageMaxPixels);
+    return decodeRgb(bytes, prep.size, this.imageMaxPixels, prep.resize);
   }
 
   /** Fills rows found in the cache; returns the rest grouped by key (each key encoded once). */

@@ -6,9 +6,15 @@
 import sharp from 'sharp';
 import { RejectedRecordError, errorMessage } from '../domain/errors.js';
 
+/** fill: the whole image squeezed to size x size (aspect not kept); center-crop: shorter side to size, then the centre. */
+export const IMAGE_RESIZES = ['fill', 'center-crop'] as const;
+export type ImageResize = (typeof IMAGE_RESIZES)[number];
+
 export interface ImagePreprocessing {
-  /** Square input side the model expects (images are resized to size x size, aspect not kept). */
+  /** Square input side the model expects. */
   readonly size: number;
+  /** How an image becomes size x size; absent: fill. */
+  readonly resize?: ImageResize;
   readonly layout: 'NCHW' | 'NHWC';
   /** Per channel (R, G, B), applied as (x / 255 - mean) / std. */
   readonly mean: readonly [number, number, number];
@@ -30,10 +36,10 @@ export function sniffImageFormat(data: Buffer): ImageFormat | null {
 }
 
 /**
- * Decodes and resizes to size x size sRGB, 8 bits per channel, interleaved RGB. Every failure is a
+ * Decodes and resizes (filling, or centre-cropping) to size x size sRGB, 8 bits per channel, interleaved RGB. Every failure is a
  * RejectedRecordError('IMAGE_UNREADABLE') that says what was wrong.
  */
-export async function decodeRgb(data: Buffer, size: number, maxPixels: number): Promise<Buffer> {
+export async function decodeRgb(data: Buffer, size: number, maxPixels: number, resize: ImageResize = 'fill'): Promise<Buffer> {
   if (data.length === 0) throw new RejectedRecordError('IMAGE_UNREADABLE', 'image is empty (0 bytes)');
   const sniffed = sniffImageFormat(data);
   if (sniffed === null) {
@@ -57,7 +63,8 @@ export async function decodeRgb(data: Buffer, size: number, maxPixels: number): 
     // failOn 'error' also rejects truncated files; limitInputPixels guards the decode itself.
     const { data: px, info } = await sharp(data, { limitInputPixels: maxPixels, failOn: 'error' })
       .autoOrient() // phone photos: encode what people see, not the sensor's orientation
-      .resize(size, size, { fit: 'fill' })
+      // cover + centre: the shorter side becomes size and the longer one is cropped around the middle.
+      .resize(size, size, resize === 'fill' ? { fit: 'fill' } : { fit: 'cover', position: 'centre' })
       .removeAlpha()
       .toColourspace('srgb') // greyscale and CMYK inputs also give 3 sRGB channels
       .raw({ depth: 'uchar' })
