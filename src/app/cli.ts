@@ -15,6 +15,9 @@ Usage:
                                       synthetic catalog, drive synthetic traffic through the
                                       processor, print a summary and a JSON line
   adstream broker                     start a local single-node Kafka broker and wait (Ctrl-C stops)
+  adstream train [ctr] --examples FILE
+                                      train the CTR model on logged examples, write a new version
+                                      under MODEL_DIR/ctr/ (adstream train --help for its options)
   adstream --help                     this text
 
 Settings (environment variables; a JSON config file given by --config or CONFIG_FILE uses the
@@ -23,6 +26,8 @@ ${describeSettings()}
 `;
 
 async function main(argv: string[]): Promise<number> {
+  // train has options of its own: parsed by its module.
+  if (argv[0] === 'train') return (await import('./train.js')).trainCommand(argv.slice(1), (line) => process.stdout.write(line + '\n'));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
