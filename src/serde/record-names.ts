@@ -13,6 +13,7 @@ export const RecordNames = {
   userState: 'dev.adstream.state.UserState',
   userDeletion: 'dev.adstream.privacy.UserDeletion',
   trainingExample: 'dev.adstream.learning.TrainingExample',
+  adFeedback: 'dev.adstream.feedback.AdFeedback',
 } as const;
 
 const one = (name: string): ReadonlySet<string> => new Set([name]);
@@ -31,4 +32,5 @@ export const Accepts = {
   userState: one(RecordNames.userState),
   userDeletion: one(RecordNames.userDeletion),
   trainingExample: one(RecordNames.trainingExample),
+  adFeedback: one(RecordNames.adFeedback),
 } as const;
