@@ -99,6 +99,22 @@ export class InferenceEngine {
     await this.pool.setResident(model, name, data, dims);
   }
 
+  /**
+   * Replaces a running model by a new version (same name, tensors and shapes; another file) in
+   * every worker without stopping: each worker loads and warms it beside the old one and runs
+   * `check` (a held-back sample it must reproduce); only if all pass does the next batch use it.
+   * Otherwise it rejects with MODEL_FAILED, naming the reason, and the old version keeps serving.
+   */
+  async swapModel(spec: ModelSpec, check: { items: number; inputs: TensorData[]; expected: Float32Array; tolerance: number } | null): Promise<void> {
+    if (this.closing) throw new InferenceError('ENGINE_CLOSED', 'inference engine is closed');
+    const old = this.specs.get(spec.name);
+    if (!old) throw new InferenceError('UNKNOWN_MODEL', `no model named ${spec.name}`);
+    const same = (a: readonly { name: string; type: string; itemShape: readonly number[] }[], b: typeof a): boolean => a.length === b.length && a.every((t, i) => t.name === b[i]!.name && t.type === b[i]!.type && t.itemShape.join() === b[i]!.itemShape.join());
+    if (!same(spec.inputs, old.inputs) || !same(spec.outputs, old.outputs)) throw new InferenceError('BAD_REQUEST', `model ${spec.name}: a new version must keep the inputs and outputs of the running one`);
+    await this.pool.swapModel(spec, check);
+    this.specs.set(spec.name, spec);
+  }
+
   /** Model -> execution provider its sessions really run on. */
   providers(): Record<string, string> {
     return { ...this.providerByModel };

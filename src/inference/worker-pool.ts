@@ -9,7 +9,8 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { InferenceError } from './types.js';
-import type { FromWorker, ModelReady, ToWorker, WorkerInit } from './inference-worker.js';
+import type { FromWorker, ModelCheck, ModelReady, ToWorker, WorkerInit } from './inference-worker.js';
+import type { ModelSpec } from './types.js';
 
 export interface RunOutput {
   readonly outputs: readonly { readonly buffer: ArrayBuffer; readonly dims: readonly number[] }[];
@@ -88,11 +89,14 @@ export class WorkerPool {
   private nextId = 1;
   private closing = false;
   private readonly entry: Entry;
+  /** What a (re)started worker loads: the options' init, with swapped models replaced. */
+  private init: WorkerInit;
   /** Set once start() has succeeded: from then on a dying worker is a crash to report and replace. */
   private running = false;
 
   private constructor(private readonly opts: WorkerPoolOptions) {
     this.entry = opts.entry ? entryFor(opts.entry) : defaultEntry();
+    this.init = opts.init;
   }
 
   /** Starts every worker and waits until each has created (and warmed) its sessions; `ready` has one report per worker. */
@@ -166,6 +170,35 @@ export class WorkerPool {
     if (failed) throw new InferenceError('MODEL_FAILED', `setResident ${model}.${name}: ${(failed.reason as Error).message}`);
   }
 
+  /**
+   * Replaces a model in every running worker, all or none: each loads, warms and checks the new
+   * version beside the old (stage); only when all have, each puts it in place (commit), else each
+   * drops it and the old one keeps serving. A replacement worker started later loads the new spec.
+   */
+  async swapModel(spec: ModelSpec, check: { items: number; inputs: (Float32Array | BigInt64Array)[]; expected: Float32Array; tolerance: number } | null): Promise<void> {
+    const live = this.slots.filter((s) => s.state === 'idle' || s.state === 'busy');
+    const staging = live.map((slot) => {
+      const id = this.nextId++;
+      // Each worker needs its own buffers: slice, transfer.
+      const c: ModelCheck | null = check && { items: check.items, inputs: check.inputs.map((a) => a.slice().buffer as ArrayBuffer), expected: check.expected.slice().buffer as ArrayBuffer, tolerance: check.tolerance };
+      return this.request<void>(slot, id, { type: 'stage', id, spec, check: c }, c ? [...c.inputs, c.expected] : []);
+    });
+    const settled = await Promise.allSettled(staging);
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    const finish = async (type: 'commit' | 'discard'): Promise<void> => {
+      await Promise.allSettled(live.map((slot) => {
+        const id = this.nextId++;
+        return this.request<void>(slot, id, { type, id, model: spec.name }, []);
+      }));
+    };
+    if (failed) {
+      await finish('discard');
+      throw new InferenceError('MODEL_FAILED', `model ${spec.name} (${spec.path}) refused: ${(failed.reason as Error).message}`);
+    }
+    this.init = { ...this.init, models: this.init.models.map((m) => (m.name === spec.name ? spec : m)) };
+    await finish('commit');
+  }
+
   /** Stops every worker: asks each to release its sessions, and terminates those that take too long. */
   async close(): Promise<void> {
     this.closing = true;
@@ -215,7 +248,7 @@ export class WorkerPool {
 
   /** Starts worker `index` (first start or replacement); resolves with its model report once ready. */
   private spawn(index: number): Promise<Record<string, ModelReady>> {
-    const worker = new Worker(this.entry.script, { eval: this.entry.eval, workerData: this.opts.init });
+    const worker = new Worker(this.entry.script, { eval: this.entry.eval, workerData: this.init });
     const slot: Slot = { index, worker, state: 'starting', pending: new Map() };
     this.slots[index] = slot;
     this.updateRef(slot);
