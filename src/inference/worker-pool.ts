@@ -29,6 +29,21 @@ export interface WorkerPoolOptions {
   readonly entry?: URL;
 }
 
+/** A held-back sample a new model version must reproduce (see ModelCheck in inference-worker.ts). */
+export interface ModelCheckData {
+  readonly items: number;
+  /** In the order of the spec's inputs. */
+  readonly inputs: readonly (Float32Array | BigInt64Array)[];
+  readonly expected: Float32Array;
+  readonly tolerance: number;
+}
+
+/** A new model version loaded and checked in every worker, not serving yet. */
+export interface StagedModel {
+  commit(): Promise<void>;
+  discard(): Promise<void>;
+}
+
 /** One setResident, remembered so a replacement worker gets the same state as the others. */
 interface Resident {
   readonly model: string;
@@ -171,11 +186,12 @@ export class WorkerPool {
   }
 
   /**
-   * Replaces a model in every running worker, all or none: each loads, warms and checks the new
-   * version beside the old (stage); only when all have, each puts it in place (commit), else each
-   * drops it and the old one keeps serving. A replacement worker started later loads the new spec.
+   * Stages a new version of a model in every running worker: each loads, warms and checks it
+   * beside the old one. All or none: if any refuses, every worker drops it (MODEL_FAILED, the old
+   * one keeps serving); else the handle's commit() puts it in place in every worker (the next
+   * batch uses it) and makes it what a replacement worker loads, or discard() drops it.
    */
-  async swapModel(spec: ModelSpec, check: { items: number; inputs: (Float32Array | BigInt64Array)[]; expected: Float32Array; tolerance: number } | null): Promise<void> {
+  async stageModel(spec: ModelSpec, check: ModelCheckData | null): Promise<StagedModel> {
     const live = this.slots.filter((s) => s.state === 'idle' || s.state === 'busy');
     const staging = live.map((slot) => {
       const id = this.nextId++;
@@ -184,19 +200,26 @@ export class WorkerPool {
       return this.request<void>(slot, id, { type: 'stage', id, spec, check: c }, c ? [...c.inputs, c.expected] : []);
     });
     const settled = await Promise.allSettled(staging);
-    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     const finish = async (type: 'commit' | 'discard'): Promise<void> => {
-      await Promise.allSettled(live.map((slot) => {
+      const done = await Promise.allSettled(live.map((slot) => {
         const id = this.nextId++;
         return this.request<void>(slot, id, { type, id, model: spec.name }, []);
       }));
+      const failed = done.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+      if (failed && type === 'commit') throw new InferenceError('MODEL_FAILED', `model ${spec.name}: commit failed: ${(failed.reason as Error).message}`);
     };
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {
       await finish('discard');
       throw new InferenceError('MODEL_FAILED', `model ${spec.name} (${spec.path}) refused: ${(failed.reason as Error).message}`);
     }
-    this.init = { ...this.init, models: this.init.models.map((m) => (m.name === spec.name ? spec : m)) };
-    await finish('commit');
+    return {
+      commit: async () => {
+        this.init = { ...this.init, models: this.init.models.map((m) => (m.name === spec.name ? spec : m)) };
+        await finish('commit');
+      },
+      discard: () => finish('discard'),
+    };
   }
 
   /** Stops every worker: asks each to release its sessions, and terminates those that take too long. */

@@ -74,7 +74,11 @@ describe('swapping the CTR model while serving', () => {
     expect(Math.min(...before)).toBeLessThan(0.01);
     const path = join(dir, 'ctr-v2.onnx');
     await writeFile(path, writeCtrGraph(constant(0.3), { revision: 'v2' }));
-    await engine.swapModel({ ...ctrSpec, path }, sample(0.3));
+    const staged = await engine.stageModel({ ...ctrSpec, path }, sample(0.3));
+    // Loaded and checked, not serving until committed.
+    expect(await served()).toEqual(before);
+    await staged.commit();
+    expect(engine.spec('ctr')!.path).toBe(path);
     // Every batch after the swap, on either worker, uses v2.
     for (let i = 0; i < 4; i++) for (const p of await served()) expect(p).toBeCloseTo(0.3, 5);
   }, 60_000);
@@ -83,18 +87,51 @@ describe('swapping the CTR model while serving', () => {
     const good = writeCtrGraph(constant(0.6), { revision: 'v3' });
     const path = join(dir, 'ctr-corrupt.onnx');
     await writeFile(path, good.subarray(0, Math.floor(good.length / 2)));
-    await expect(engine.swapModel({ ...ctrSpec, path }, sample(0.6))).rejects.toThrow(/ctr-corrupt\.onnx\) refused/);
+    await expect(engine.stageModel({ ...ctrSpec, path }, sample(0.6))).rejects.toThrow(/ctr-corrupt\.onnx\) refused/);
     for (const p of await served()) expect(p).toBeCloseTo(0.3, 5);
   }, 60_000);
 
   it('refuses a model that does not reproduce its held-back sample', async () => {
     const path = join(dir, 'ctr-wrong.onnx');
     await writeFile(path, writeCtrGraph(constant(0.9), { revision: 'v4' }));
-    await expect(engine.swapModel({ ...ctrSpec, path }, sample(0.6))).rejects.toThrow(/held-back sample expects/);
+    await expect(engine.stageModel({ ...ctrSpec, path }, sample(0.6))).rejects.toThrow(/held-back sample expects/);
     for (const p of await served()) expect(p).toBeCloseTo(0.3, 5);
   }, 60_000);
 
   it('refuses a version with other inputs or outputs before loading it', async () => {
-    await expect(engine.swapModel({ ...ctrSpec, inputs: [{ name: 'user', type: 'float32', itemShape: [F + 1] }, ctrSpec.inputs[1]!] }, null)).rejects.toThrow(/keep the inputs and outputs/);
+    await expect(engine.stageModel({ ...ctrSpec, inputs: [{ name: 'user', type: 'float32', itemShape: [F + 1] }, ctrSpec.inputs[1]!] }, null)).rejects.toThrow(/keep the inputs and outputs/);
+  });
+});
+
+describe('ServingVersion', () => {
+  it('commits a swap only between rankings, and labels each ranking with the version it ran under', async () => {
+    const { ServingVersion } = await import('../../src/pipeline/serving-version.js');
+    const serving = new ServingVersion('v1');
+    const log: string[] = [];
+    let finishFirst!: () => void;
+    const first = serving.rank(() => new Promise<string>((r) => (finishFirst = () => r('a'))));
+    const swap = serving.swap('v2', async () => {
+      log.push('commit');
+    });
+    // Started while the swap waits: runs after it, under v2.
+    const second = serving.rank(async () => {
+      log.push('second');
+      return 'b';
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(log).toEqual([]); // the commit waits for the ranking in flight
+    finishFirst();
+    expect(await first).toEqual({ result: 'a', version: 'v1' });
+    await swap;
+    expect(await second).toEqual({ result: 'b', version: 'v2' });
+    expect(log).toEqual(['commit', 'second']);
+    expect(serving.version).toBe('v2');
+  });
+
+  it('keeps the old version when the commit fails', async () => {
+    const { ServingVersion } = await import('../../src/pipeline/serving-version.js');
+    const serving = new ServingVersion('v1');
+    await expect(serving.swap('v2', () => Promise.reject(new Error('no')))).rejects.toThrow('no');
+    expect((await serving.rank(async () => 1)).version).toBe('v1');
   });
 });
