@@ -18,6 +18,17 @@ import type { UserModel } from '../../models/model-card.js';
 export const TRAINED_CTR_FOLDER = 'ctr';
 export const TRAINED_CTR_FILE = 'ctr.onnx';
 export const TRAINED_CARD_FILE = 'model-card.json';
+export const TRAINED_CHECK_FILE = 'check.json';
+
+/**
+ * Held-back pairs and what the model must predict for them (CtrCheckFile in
+ * src/models/ctr-versions.ts): a processor swapping the version in runs them first.
+ */
+export interface CtrCheckSample {
+  readonly user: Float32Array;
+  readonly ad: Float32Array;
+  readonly expected: Float32Array;
+}
 
 export interface TrainedCtrEntry extends UserModel {
   readonly sha256: string;
@@ -32,6 +43,9 @@ export interface TrainedCtrCard {
   readonly models: { readonly ctr: TrainedCtrEntry };
 }
 
+/** float32 inference on another provider or thread count differs from our forward pass by ~1e-7; a wrong model by far more. */
+const CHECK_TOLERANCE = 1e-4;
+
 export interface PublishedCtr {
   readonly version: string;
   readonly dir: string;
@@ -40,7 +54,7 @@ export interface PublishedCtr {
 }
 
 /** Writes a new version; `details` lands in the card's ctr entry. The version is named by time and content. */
-export async function publishTrainedCtr(modelDir: string, weights: CtrWeights, details: Record<string, unknown>, now = new Date()): Promise<PublishedCtr> {
+export async function publishTrainedCtr(modelDir: string, weights: CtrWeights, check: CtrCheckSample, details: Record<string, unknown>, now = new Date()): Promise<PublishedCtr> {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   // The digest of the weights names the version; the ONNX bytes then carry the version itself.
   const weightDigest = createHash('sha256').update(weights.w1).update(weights.b1).update(weights.w2).update(weights.b2).digest('hex').slice(0, 12);
@@ -50,6 +64,7 @@ export async function publishTrainedCtr(modelDir: string, weights: CtrWeights, d
   const dir = join(modelDir, TRAINED_CTR_FOLDER, version);
   await mkdir(dir, { recursive: true });
   await writeFileAtomic(join(dir, TRAINED_CTR_FILE), bytes);
+  await writeFileAtomic(join(dir, TRAINED_CHECK_FILE), JSON.stringify({ items: check.expected.length, user: Array.from(check.user), ad: Array.from(check.ad), expected: Array.from(check.expected), tolerance: CHECK_TOLERANCE }) + '\n');
   const F = weights.dim;
   const card: TrainedCtrCard = {
     version,
@@ -64,6 +79,7 @@ export async function publishTrainedCtr(modelDir: string, weights: CtrWeights, d
         outputs: [{ name: CTR_TENSORS.outputs.ctr.name, type: 'float32', shape: ['batch', 1] }],
         sha256,
         bytes: bytes.length,
+        check: TRAINED_CHECK_FILE,
         hidden: weights.hidden,
         ...details,
       },

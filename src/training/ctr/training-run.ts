@@ -7,9 +7,10 @@
 import { DEFAULT_CTR_HIDDEN, handSetCtrWeights } from '../../models/graphs/ctr.js';
 import { ctrMetrics, type CtrMetrics } from './ctr-metrics.js';
 import { readExampleFile } from './example-files.js';
-import { packExamples, splitByTime, timeRange, type TrainingExampleRecord } from './examples.js';
+import { packExamples, splitByTime, subset, timeRange, type ExampleSet, type TrainingExampleRecord } from './examples.js';
 import { CtrMlp } from './mlp.js';
-import { publishTrainedCtr } from './publish.js';
+import { publishTrainedCtr, type CtrCheckSample } from './publish.js';
+import type { CtrWeights } from '../../models/graphs/ctr.js';
 import { trainCtr, type CtrTrainingOptions } from './trainer.js';
 
 export interface CtrTrainingRunOptions extends CtrTrainingOptions {
@@ -54,7 +55,7 @@ export async function runCtrTraining(o: CtrTrainingRunOptions): Promise<CtrTrain
   const handSet = evaluate(CtrMlp.fromWeights(handSetCtrWeights({ dim: set.dim, hidden: DEFAULT_CTR_HIDDEN })), validation);
   o.say(metricsTable(trained, handSet));
   const data = { train: { examples: train.size, from: trainRange.from, to: trainRange.to }, validation: { examples: validation.size, from: validationRange.from, to: validationRange.to } };
-  const published = await publishTrainedCtr(o.modelDir, result.weights, {
+  const published = await publishTrainedCtr(o.modelDir, result.weights, checkSample(result.weights, validation), {
     metrics: { validation: { trained, handSet } },
     trainingData: { ...data, fromIso: iso(trainRange.from), toIso: iso(validationRange.to), duplicatesDropped: report.duplicates },
     training: { loss: 'binary cross-entropy', optimiser: 'Adam', hidden: o.hidden, learningRate: o.learningRate, l2: o.l2, batchSize: o.batchSize, bestEpoch: result.bestEpoch, epochs: result.epochs.length, patience: o.patience, seed: o.seed },
@@ -66,6 +67,16 @@ export async function runCtrTraining(o: CtrTrainingRunOptions): Promise<CtrTrain
     bestEpoch: result.bestEpoch, epochs: result.epochs.length, examplesPerSecond: Math.round(result.examplesPerSecond),
     trained, handSet,
   };
+}
+
+/** Rows the processor makes the written model reproduce before it serves: the first validation examples, as our forward pass scores them. */
+const CHECK_ROWS = 32;
+
+function checkSample(weights: CtrWeights, validation: ExampleSet): CtrCheckSample {
+  const rows = subset(validation, Array.from({ length: Math.min(CHECK_ROWS, validation.size) }, (_, i) => i));
+  const p = new Float64Array(rows.size);
+  CtrMlp.fromWeights(weights).predict(rows, p);
+  return { user: rows.interests, ad: rows.ads, expected: Float32Array.from(p) };
 }
 
 function evaluate(mlp: CtrMlp, set: Parameters<CtrMlp['predict']>[0]): CtrMetrics {
