@@ -27,7 +27,11 @@ ${describeSettings()}
 
 async function main(argv: string[]): Promise<number> {
   // train has options of its own: parsed by its module.
-  if (argv[0] === 'train') return (await import('./train.js')).trainCommand(argv.slice(1), (line) => process.stdout.write(line + '\n'));
+  if (argv[0] === 'train') {
+    const stop = new AbortController();
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
+    return (await import('./train.js')).trainCommand(argv.slice(1), (line) => process.stdout.write(line + '\n'), stop.signal);
+  }
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

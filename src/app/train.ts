@@ -20,11 +20,14 @@ export const TRAIN_HELP = `adstream train [ctr] --examples FILE [--examples FILE
   --lr X                 Adam learning rate (${DEFAULT_TRAINING.learningRate})
   --l2 X                 L2 weight decay (${DEFAULT_TRAINING.l2})
   --seed N               initialisation and shuffling seed (${DEFAULT_TRAINING.seed})
+  --watch SECONDS        retrain every SECONDS on the files as they are then (each run a new
+                         version, which running processors swap in); until interrupted
   --config FILE          settings file (MODEL_DIR is read from the settings)
-Prints a line per epoch and the metrics table, then one JSON line.
+Prints a line per epoch and the metrics table, then one JSON line (per run with --watch).
 `;
 
-export async function trainCommand(argv: readonly string[], say: (line: string) => void): Promise<number> {
+/** `stop` ends a --watch loop (the CLI aborts it on SIGINT / SIGTERM). */
+export async function trainCommand(argv: readonly string[], say: (line: string) => void, stop?: AbortSignal): Promise<number> {
   const { values, positionals } = parseArgs({
     args: [...argv],
     allowPositionals: true,
@@ -40,6 +43,7 @@ export async function trainCommand(argv: readonly string[], say: (line: string) 
       l2: { type: 'string' },
       seed: { type: 'string' },
       patience: { type: 'string' },
+      watch: { type: 'string' },
     },
   });
   const what = positionals[0] ?? 'ctr';
@@ -58,7 +62,9 @@ export async function trainCommand(argv: readonly string[], say: (line: string) 
   };
   const config = loadConfig({ file: values.config });
   const d = DEFAULT_TRAINING;
-  const result = await runCtrTraining({
+  const watchS = values.watch === undefined ? 0 : num('watch', values.watch, 0, 1, 7 * 86400, true);
+  // Every option is checked before the first run: a typo must not surface hours into --watch.
+  const options = {
     files,
     validationShare: num('validation-share', values['validation-share'], 0.2, 0.01, 0.99, false),
     maxEpochs: num('epochs', values.epochs, d.maxEpochs, 1, 10_000, true),
@@ -70,7 +76,15 @@ export async function trainCommand(argv: readonly string[], say: (line: string) 
     seed: num('seed', values.seed, d.seed, 0, 2 ** 32 - 1, true),
     modelDir: expandHome(config.modelDir),
     say,
-  });
-  say(JSON.stringify(result));
+  };
+  for (;;) {
+    say(JSON.stringify(await runCtrTraining(options)));
+    if (watchS === 0 || stop?.aborted) break;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, watchS * 1000);
+      stop?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    });
+    if (stop?.aborted) break;
+  }
   return 0;
 }
