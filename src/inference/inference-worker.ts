@@ -329,6 +329,14 @@ async function start(init: WorkerInit): Promise<void> {
   post({ type: 'ready', models: ready });
 }
 
+/** 'ack' when `work` succeeds, else 'failed' with its message. */
+function answer(id: number, work: Promise<void>): void {
+  work.then(
+    () => post({ type: 'ack', id }),
+    (err: unknown) => post({ type: 'failed', id, message: message(err) }),
+  );
+}
+
 // Messages are handled as they come; the pool sends at most one 'run' at a time per worker, and a
 // 'setResident' arriving during a run only swaps the tensor the next run will use.
 port.on('message', (msg: ToWorker) => {
@@ -343,10 +351,7 @@ port.on('message', (msg: ToWorker) => {
         });
       break;
     case 'stage':
-      stage(msg).then(
-        () => post({ type: 'ack', id: msg.id }),
-        (err: unknown) => post({ type: 'failed', id: msg.id, message: message(err) }),
-      );
+      answer(msg.id, stage(msg));
       break;
     case 'commit':
     case 'discard': {
@@ -366,10 +371,7 @@ port.on('message', (msg: ToWorker) => {
       break;
     }
     case 'setResident':
-      setResident(msg).then(
-        () => post({ type: 'ack', id: msg.id }),
-        (err: unknown) => post({ type: 'failed', id: msg.id, message: message(err) }),
-      );
+      answer(msg.id, setResident(msg));
       break;
     case 'close':
       void close();
