@@ -27,6 +27,9 @@ Usage:
   adstream train items --clicks FILE --out DIR
                                       learn item embeddings from a click log into a click encoder
                                       and its MODEL_CARD (adstream train items --help)
+  adstream train [ctr] --examples FILE
+                                      train the CTR model on logged examples, write a new version
+                                      under MODEL_DIR/ctr/ (adstream train --help for its options)
   adstream --help                     this text
 
 Settings (environment variables; a JSON config file given by --config or CONFIG_FILE uses the
@@ -36,6 +39,12 @@ ${describeSettings()}
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'train' && argv[1] === 'items') return trainItemsCommand(argv.slice(2));
+  // train has options of its own: parsed by its module.
+  if (argv[0] === 'train') {
+    const stop = new AbortController();
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
+    return (await import('./train.js')).trainCommand(argv.slice(1), (line) => process.stdout.write(line + '\n'), stop.signal);
+  }
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

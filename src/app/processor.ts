@@ -9,6 +9,8 @@ import { connectKafka } from '../adapters/kafka/wiring.js';
 import { ProcessorMetrics } from '../metrics/processor-metrics.js';
 import type { Core } from '../pipeline/core.js';
 import type { Logger } from '../util/log.js';
+import { expandHome } from '../util/files.js';
+import { watchCtrVersions } from './ctr-watcher.js';
 
 export interface RunningProcessor {
   readonly core: Core;
@@ -60,6 +62,17 @@ export async function startKafkaProcessor(
     await core.close().catch(() => undefined);
     throw err;
   }
+  // New trained CTR versions in MODEL_DIR/ctr/ are swapped in live (the newest at once).
+  const ctrWatcher = config.ctrWatchIntervalS > 0
+    ? watchCtrVersions({
+        modelDir: expandHome(config.modelDir), intervalMs: config.ctrWatchIntervalS * 1000, engine: core.engine, serving: core.processor.serving, logger,
+        onSwap: (result, modelVersion) => {
+          metrics.ctrSwaps.inc({ result });
+          if (result === 'swapped') metrics.modelsLoaded(modelVersion);
+        },
+      })
+    : null;
+  void ctrWatcher?.poll();
   let stopping: Promise<void> | undefined;
   return {
     core,
@@ -70,6 +83,7 @@ export async function startKafkaProcessor(
     failed: adapter.failed,
     stop: () =>
       (stopping ??= (async () => {
+        await ctrWatcher?.stop();
         await adapter.stop();
         await core.close();
         log.info('stopped');

@@ -71,3 +71,17 @@ export interface Ad {
   readonly active: boolean;
   readonly updatedAt: number;
 }
+
+/** What the ad server reports about an offered ad (the AdFeedback schema), from the feedback topic. */
+export type FeedbackKind = 'IMPRESSION' | 'CLICK' | 'CONVERSION';
+
+export interface AdFeedback {
+  readonly feedbackId: string;
+  readonly userId: string;
+  readonly adId: string;
+  /** The scored output that offered the ad, when the ad server kept it. */
+  readonly outputId: string | null;
+  readonly position: number;
+  readonly kind: FeedbackKind;
+  readonly eventTime: number;
+}

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { ConfigError } from '../domain/errors.js';
 import type { Logger } from '../util/log.js';
 import { ModelBatcher } from './model-batcher.js';
-import { WorkerPool } from './worker-pool.js';
+import { WorkerPool, type ModelCheckData, type StagedModel } from './worker-pool.js';
 import type { ModelReady } from './inference-worker.js';
 import { InferenceError, type InferenceReporter, type InferenceRequest, type InferenceResult, type ModelSpec, type TensorData } from './types.js';
 
@@ -97,6 +97,34 @@ export class InferenceEngine {
       throw new InferenceError('BAD_REQUEST', `resident ${model}.${name}: ${data.length} values do not fill dims [${dims}]`);
     }
     await this.pool.setResident(model, name, data, dims);
+  }
+
+  /**
+   * Stages a new version of a running model (same name, tensors and shapes; another file) in
+   * every worker without stopping: each loads and warms it beside the old one and runs `check`
+   * (a held-back sample it must reproduce). Rejects with MODEL_FAILED, naming the reason, if any
+   * worker refuses it: the old version keeps serving. The handle's commit() makes the next batch
+   * use it; the caller picks the moment (between rankings, see ServingVersion).
+   */
+  async stageModel(spec: ModelSpec, check: ModelCheckData | null): Promise<StagedModel> {
+    if (this.closing) throw new InferenceError('ENGINE_CLOSED', 'inference engine is closed');
+    const old = this.specs.get(spec.name);
+    if (!old) throw new InferenceError('UNKNOWN_MODEL', `no model named ${spec.name}`);
+    const same = (x: readonly { name: string; type: string; itemShape: readonly number[] }[], y: typeof x): boolean => x.length === y.length && x.every((t, i) => t.name === y[i]!.name && t.type === y[i]!.type && t.itemShape.join() === y[i]!.itemShape.join());
+    if (!same(spec.inputs, old.inputs) || !same(spec.outputs, old.outputs)) throw new InferenceError('BAD_REQUEST', `model ${spec.name}: a new version must keep the inputs and outputs of the running one`);
+    const staged = await this.pool.stageModel(spec, check);
+    return {
+      commit: async () => {
+        await staged.commit();
+        this.specs.set(spec.name, spec);
+      },
+      discard: () => staged.discard(),
+    };
+  }
+
+  /** The spec a model runs with now. */
+  spec(model: string): ModelSpec | undefined {
+    return this.specs.get(model);
   }
 
   /** Model -> execution provider its sessions really run on. */

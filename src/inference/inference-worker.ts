@@ -37,7 +37,25 @@ export type ToWorker =
   /** `inputs` in the order of spec.inputs, each exactly items * product(itemShape) values. */
   | { readonly type: 'run'; readonly id: number; readonly model: string; readonly items: number; readonly inputs: ArrayBuffer[] }
   | { readonly type: 'setResident'; readonly id: number; readonly model: string; readonly name: string; readonly buffer: ArrayBuffer; readonly dims: number[] }
+  /** Load, warm and check a new version of a model beside the running one (see ModelCheck); answered ack or failed. */
+  | { readonly type: 'stage'; readonly id: number; readonly spec: ModelSpec; readonly check: ModelCheck | null }
+  /** Put the staged version in place of the running one: the next batch uses it. */
+  | { readonly type: 'commit'; readonly id: number; readonly model: string }
+  /** Drop the staged version (another worker refused it). */
+  | { readonly type: 'discard'; readonly id: number; readonly model: string }
   | { readonly type: 'close' };
+
+/**
+ * A held-back sample a new model version must reproduce before it may serve: `inputs` in the
+ * order of spec.inputs (items rows each), and the values its first output must give, to within
+ * `tolerance`. Also refused: any output value that is not finite.
+ */
+export interface ModelCheck {
+  readonly items: number;
+  readonly inputs: ArrayBuffer[];
+  readonly expected: ArrayBuffer;
+  readonly tolerance: number;
+}
 
 export type FromWorker =
   | { readonly type: 'ready'; readonly models: Record<string, ModelReady> }
@@ -62,6 +80,11 @@ interface LoadedModel {
 const port = parentPort;
 if (!port) throw new Error('inference-worker must run in a worker thread');
 const models = new Map<string, LoadedModel>();
+/** New versions loaded and checked, waiting for 'commit'. */
+const staged = new Map<string, LoadedModel>();
+/** Replaced versions, released once no run is in flight (a run holds its model for its whole batch). */
+const retired: LoadedModel[] = [];
+let runsInFlight = 0;
 
 function post(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(msg, transfer);
@@ -254,9 +277,40 @@ async function setResident(msg: Extract<ToWorker, { type: 'setResident' }>): Pro
   }
 }
 
+/** Loads and warms a new version of a model, runs its check, and keeps it staged. */
+async function stage(msg: Extract<ToWorker, { type: 'stage' }>): Promise<void> {
+  const { model } = await load(msg.spec, workerData as WorkerInit);
+  try {
+    if (msg.check) {
+      const c = msg.check;
+      const out = await execute(model, c.items, model.spec.inputs.map((t, i) => view(t.type, c.inputs[i]!)));
+      const first = out[model.spec.outputs[0]!.name];
+      const got = first?.data as Float32Array | undefined;
+      const expected = new Float32Array(c.expected);
+      if (!got || got.length !== expected.length) throw new Error(`check: output ${model.spec.outputs[0]!.name} gave ${got?.length ?? 0} values for ${expected.length} expected`);
+      for (let i = 0; i < got.length; i++) {
+        if (!Number.isFinite(got[i]!)) throw new Error(`check: output value ${i} is ${got[i]}`);
+        if (Math.abs(got[i]! - expected[i]!) > c.tolerance) throw new Error(`check: output value ${i} is ${got[i]}, the held-back sample expects ${expected[i]} (tolerance ${c.tolerance})`);
+      }
+    }
+  } catch (err) {
+    await model.session.release().catch(() => undefined);
+    throw err;
+  }
+  const previous = staged.get(msg.spec.name);
+  if (previous) retired.push(previous);
+  staged.set(msg.spec.name, model);
+}
+
+function releaseRetired(): void {
+  if (runsInFlight > 0) return;
+  for (const m of retired.splice(0)) void m.session.release().catch(() => undefined);
+}
+
 async function close(): Promise<void> {
-  for (const m of models.values()) await m.session.release().catch(() => undefined);
+  for (const m of [...models.values(), ...staged.values(), ...retired]) await m.session.release().catch(() => undefined);
   models.clear();
+  staged.clear();
   port!.close();
 }
 
@@ -275,18 +329,49 @@ async function start(init: WorkerInit): Promise<void> {
   post({ type: 'ready', models: ready });
 }
 
+/** 'ack' when `work` succeeds, else 'failed' with its message. */
+function answer(id: number, work: Promise<void>): void {
+  work.then(
+    () => post({ type: 'ack', id }),
+    (err: unknown) => post({ type: 'failed', id, message: message(err) }),
+  );
+}
+
 // Messages are handled as they come; the pool sends at most one 'run' at a time per worker, and a
 // 'setResident' arriving during a run only swaps the tensor the next run will use.
 port.on('message', (msg: ToWorker) => {
   switch (msg.type) {
     case 'run':
-      run(msg).catch((err: unknown) => post({ type: 'failed', id: msg.id, message: message(err) }));
+      runsInFlight++;
+      run(msg)
+        .catch((err: unknown) => post({ type: 'failed', id: msg.id, message: message(err) }))
+        .finally(() => {
+          runsInFlight--;
+          releaseRetired();
+        });
       break;
+    case 'stage':
+      answer(msg.id, stage(msg));
+      break;
+    case 'commit':
+    case 'discard': {
+      const next = staged.get(msg.model);
+      staged.delete(msg.model);
+      if (!next) {
+        post(msg.type === 'discard' ? { type: 'ack', id: msg.id } : { type: 'failed', id: msg.id, message: `model ${msg.model}: nothing staged to commit` });
+        break;
+      }
+      if (msg.type === 'commit') {
+        const old = models.get(msg.model);
+        models.set(msg.model, next);
+        if (old) retired.push(old);
+      } else retired.push(next);
+      releaseRetired();
+      post({ type: 'ack', id: msg.id });
+      break;
+    }
     case 'setResident':
-      setResident(msg).then(
-        () => post({ type: 'ack', id: msg.id }),
-        (err: unknown) => post({ type: 'failed', id: msg.id, message: message(err) }),
-      );
+      answer(msg.id, setResident(msg));
       break;
     case 'close':
       void close();

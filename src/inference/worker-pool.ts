@@ -9,7 +9,8 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { InferenceError } from './types.js';
-import type { FromWorker, ModelReady, ToWorker, WorkerInit } from './inference-worker.js';
+import type { FromWorker, ModelCheck, ModelReady, ToWorker, WorkerInit } from './inference-worker.js';
+import type { ModelSpec } from './types.js';
 
 export interface RunOutput {
   readonly outputs: readonly { readonly buffer: ArrayBuffer; readonly dims: readonly number[] }[];
@@ -26,6 +27,21 @@ export interface WorkerPoolOptions {
   readonly onCrash?: (e: { worker: number; reason: string; replaced: boolean }) => void;
   /** Worker entry; defaults to inference-worker next to this module. */
   readonly entry?: URL;
+}
+
+/** A held-back sample a new model version must reproduce (see ModelCheck in inference-worker.ts). */
+export interface ModelCheckData {
+  readonly items: number;
+  /** In the order of the spec's inputs. */
+  readonly inputs: readonly (Float32Array | BigInt64Array)[];
+  readonly expected: Float32Array;
+  readonly tolerance: number;
+}
+
+/** A new model version loaded and checked in every worker, not serving yet. */
+export interface StagedModel {
+  commit(): Promise<void>;
+  discard(): Promise<void>;
 }
 
 /** One setResident, remembered so a replacement worker gets the same state as the others. */
@@ -88,11 +104,14 @@ export class WorkerPool {
   private nextId = 1;
   private closing = false;
   private readonly entry: Entry;
+  /** What a (re)started worker loads: the options' init, with swapped models replaced. */
+  private init: WorkerInit;
   /** Set once start() has succeeded: from then on a dying worker is a crash to report and replace. */
   private running = false;
 
   private constructor(private readonly opts: WorkerPoolOptions) {
     this.entry = opts.entry ? entryFor(opts.entry) : defaultEntry();
+    this.init = opts.init;
   }
 
   /** Starts every worker and waits until each has created (and warmed) its sessions; `ready` has one report per worker. */
@@ -166,6 +185,43 @@ export class WorkerPool {
     if (failed) throw new InferenceError('MODEL_FAILED', `setResident ${model}.${name}: ${(failed.reason as Error).message}`);
   }
 
+  /**
+   * Stages a new version of a model in every running worker: each loads, warms and checks it
+   * beside the old one. All or none: if any refuses, every worker drops it (MODEL_FAILED, the old
+   * one keeps serving); else the handle's commit() puts it in place in every worker (the next
+   * batch uses it) and makes it what a replacement worker loads, or discard() drops it.
+   */
+  async stageModel(spec: ModelSpec, check: ModelCheckData | null): Promise<StagedModel> {
+    const live = this.slots.filter((s) => s.state === 'idle' || s.state === 'busy');
+    const staging = live.map((slot) => {
+      const id = this.nextId++;
+      // Each worker needs its own buffers: slice, transfer.
+      const c: ModelCheck | null = check && { items: check.items, inputs: check.inputs.map((a) => a.slice().buffer as ArrayBuffer), expected: check.expected.slice().buffer as ArrayBuffer, tolerance: check.tolerance };
+      return this.request<void>(slot, id, { type: 'stage', id, spec, check: c }, c ? [...c.inputs, c.expected] : []);
+    });
+    const settled = await Promise.allSettled(staging);
+    const finish = async (type: 'commit' | 'discard'): Promise<void> => {
+      const done = await Promise.allSettled(live.map((slot) => {
+        const id = this.nextId++;
+        return this.request<void>(slot, id, { type, id, model: spec.name }, []);
+      }));
+      const failed = done.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+      if (failed && type === 'commit') throw new InferenceError('MODEL_FAILED', `model ${spec.name}: commit failed: ${(failed.reason as Error).message}`);
+    };
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) {
+      await finish('discard');
+      throw new InferenceError('MODEL_FAILED', `model ${spec.name} (${spec.path}) refused: ${(failed.reason as Error).message}`);
+    }
+    return {
+      commit: async () => {
+        this.init = { ...this.init, models: this.init.models.map((m) => (m.name === spec.name ? spec : m)) };
+        await finish('commit');
+      },
+      discard: () => finish('discard'),
+    };
+  }
+
   /** Stops every worker: asks each to release its sessions, and terminates those that take too long. */
   async close(): Promise<void> {
     this.closing = true;
@@ -215,7 +271,7 @@ export class WorkerPool {
 
   /** Starts worker `index` (first start or replacement); resolves with its model report once ready. */
   private spawn(index: number): Promise<Record<string, ModelReady>> {
-    const worker = new Worker(this.entry.script, { eval: this.entry.eval, workerData: this.opts.init });
+    const worker = new Worker(this.entry.script, { eval: this.entry.eval, workerData: this.init });
     const slot: Slot = { index, worker, state: 'starting', pending: new Map() };
     this.slots[index] = slot;
     this.updateRef(slot);

@@ -27,6 +27,8 @@ export class ProcessorMetrics {
   readonly taskInboxRecords: Gauge<'partition'>;
   readonly taskChunksUnacknowledged: Gauge<'partition'>;
   readonly restoredUsers: Counter;
+  /** CTR model versions from MODEL_DIR/ctr swapped in, or refused (load, warm-up or check failed). */
+  readonly ctrSwaps: Counter<'result'>;
   readonly restoreSeconds: Histogram;
   readonly restoreRecords: Counter;
   readonly state: StateMetrics;
@@ -49,6 +51,7 @@ export class ProcessorMetrics {
     this.catalogAds = new Gauge({ name: 'adstream_catalog_active_ads', help: 'Active ads that can be scored.', registers });
     this.usersInMemory = new Gauge({ name: 'adstream_users_in_memory', help: 'Users held in the state cache.', registers });
     this.ready = new Gauge({ name: 'adstream_ready', help: '1 when the processor is ready (catalog loaded, partitions assigned).', registers });
+    this.ctrSwaps = new Counter({ name: 'adstream_ctr_model_swaps_total', help: 'Trained CTR model versions swapped in live (result="swapped"), or refused because they failed to load, warm up or reproduce their held-back sample (result="refused"; the old one keeps serving).', labelNames: ['result'], registers });
     this.restoredUsers = new Counter({ name: 'adstream_state_restored_users_total', help: 'Users in the local stores of newly assigned partitions once restored from the state changelog.', registers });
     this.restoreRecords = new Counter({ name: 'adstream_state_restore_records_total', help: 'State changelog records read into the local stores on partition assignment (only the tail after a surviving store\'s checkpoint).', registers });
     this.restoreSeconds = new Histogram({ name: 'adstream_state_restore_seconds', help: 'Time to restore the users of newly assigned partitions (their events wait meanwhile).', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120], registers });

@@ -13,6 +13,7 @@ export const MODEL_SETTINGS = {
   weightImage: { env: 'WEIGHT_IMAGE', kind: 'number', default: 1, min: 0, max: 1000, doc: 'Weight of the image modality: scales image events in user interests and the image block of ads (FUSION concat or weighted; 0 ignores images).' },
   weightText: { env: 'WEIGHT_TEXT', kind: 'number', default: 1, min: 0, max: 1000, doc: 'Weight of the text modality (reviews, ad copy), as WEIGHT_IMAGE.' },
   weightClick: { env: 'WEIGHT_CLICK', kind: 'number', default: 1, min: 0, max: 1000, doc: 'Weight of the click modality (items, ad categories), as WEIGHT_IMAGE.' },
+  ctrWatchIntervalS: { env: 'CTR_WATCH_INTERVAL_S', kind: 'int', default: 30, min: 0, max: 86400, doc: 'How often the processor looks in MODEL_DIR/ctr/ for a newer trained CTR model version (adstream train writes them) and swaps it in live after a check on its held-back sample; 0: never (the CTR model of the start serves).' },
 } as const satisfies SettingTable;
 
 export type ModelSettings = SettingValues<typeof MODEL_SETTINGS>;

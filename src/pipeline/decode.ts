@@ -1,6 +1,6 @@
 import { RejectedRecordError } from '../domain/errors.js';
 import type { AvroCodec } from '../serde/avro-codec.js';
-import type { Ad, ClickAction, EventKind, ImageSource, InputRecord, UserDeletion, UserEvent } from '../domain/events.js';
+import type { Ad, AdFeedback, ClickAction, EventKind, FeedbackKind, ImageSource, InputRecord, UserDeletion, UserEvent } from '../domain/events.js';
 import { Accepts } from '../serde/record-names.js';
 
 /** Which record name each event kind's topic carries. */
@@ -17,6 +17,9 @@ export interface DecodeLimits {
 export const MAX_ID_CHARS = 128;
 const MAX_ITEM_CHARS = 256;
 const ACTIONS: ReadonlySet<string> = new Set<ClickAction>(['VIEW', 'CLICK', 'ADD_TO_CART', 'PURCHASE']);
+const FEEDBACK_KINDS: ReadonlySet<string> = new Set<FeedbackKind>(['IMPRESSION', 'CLICK', 'CONVERSION']);
+/** The last slot a feedback position may name (0 = first). */
+export const MAX_FEEDBACK_POSITION = 1000;
 
 /** Raw Avro shapes as avsc decodes them (unions of two records come wrapped by their full name). */
 interface RawBase { eventId: string; userId: string; itemId: string; eventTime: number }
@@ -82,6 +85,31 @@ export class EventDecoder {
       throw new RejectedRecordError('KEY_MISMATCH', key === undefined ? 'record has no key; deletions must be keyed by userId' : `record key "${truncate(key)}" differs from userId "${truncate(userId)}"`);
     }
     return { userId, requestedAt: v.requestedAt, requestId: id('requestId', v.requestId, MAX_ID_CHARS) };
+  }
+
+  /**
+   * A report from the ad-feedback topic, checked like an event: ids, event time (skew, age), the
+   * key equal to the user id (attribution joins a user's impressions and clicks in one partition).
+   */
+  decodeFeedback(record: InputRecord, now: number): AdFeedback {
+    this.checkSize(record);
+    const { value: v } = this.codec.decode<Omit<AdFeedback, 'kind'> & { kind: string }>(record.value, Accepts.adFeedback);
+    const userId = id('userId', v.userId, MAX_ID_CHARS);
+    const key = record.key?.toString('utf8');
+    if (key !== userId) {
+      throw new RejectedRecordError('KEY_MISMATCH', key === undefined ? 'record has no key; feedback must be keyed by userId' : `record key "${truncate(key)}" differs from userId "${truncate(userId)}"`);
+    }
+    if (!FEEDBACK_KINDS.has(v.kind)) throw new RejectedRecordError('INVALID_FIELD', `kind ${v.kind} is not IMPRESSION, CLICK or CONVERSION`);
+    if (!Number.isInteger(v.position) || v.position < 0 || v.position > MAX_FEEDBACK_POSITION) throw new RejectedRecordError('INVALID_FIELD', `position must be 0..${MAX_FEEDBACK_POSITION}, got ${v.position}`);
+    return {
+      feedbackId: id('feedbackId', v.feedbackId, MAX_ID_CHARS),
+      userId,
+      adId: id('adId', v.adId, MAX_ID_CHARS),
+      outputId: optionalId('outputId', v.outputId),
+      position: v.position,
+      kind: v.kind as FeedbackKind,
+      eventTime: this.eventTime(v.eventTime, now),
+    };
   }
 
   /** An ad from the catalog topic; null for a tombstone (the caller deletes by key). */

@@ -90,14 +90,14 @@ export class EmitPolicy {
     });
   }
 
-  /** The scored outputs: emissions[u] with candidates[u]. An evicted user set aside for them is let go. */
-  outputs(emissions: readonly Emission[], candidates: readonly Candidate[][], processingTime: number): ScoredOutput[] {
+  /** The scored outputs: emissions[u] with candidates[u], scored by `modelVersion`. An evicted user set aside for them is let go. */
+  outputs(emissions: readonly Emission[], candidates: readonly Candidate[][], processingTime: number, modelVersion = this.o.modelVersion): ScoredOutput[] {
     for (const e of emissions) this.o.users.emitted(e.userId);
     return emissions.map((e, u) => ({
       outputId: outputId(e.userId, e.eventIds),
       userId: e.userId,
       candidates: candidates[u]!,
-      modelVersion: this.o.modelVersion,
+      modelVersion,
       triggerEventTime: e.latestEventTime,
       processingTime,
       eventIds: e.eventIds,

@@ -11,6 +11,7 @@ import { EmitPolicy, type Emission } from './emit-policy.js';
 import { InterestFolder } from './fold.js';
 import type { Fuser } from './fuse.js';
 import type { RankQuery } from './rank.js';
+import { ServingVersion } from './serving-version.js';
 
 export interface ProcessorOptions {
   /**
@@ -86,6 +87,8 @@ export class Processor {
   private readonly folder: InterestFolder;
   private readonly emit: EmitPolicy;
   private readonly deleter: UserDeleter;
+  /** The models' version on outputs; a CTR model swap commits between rankings through it. */
+  readonly serving: ServingVersion;
 
   constructor(private readonly o: ProcessorOptions) {
     this.clock = o.clock ?? Date.now;
@@ -93,11 +96,12 @@ export class Processor {
     const dim = o.fuser.dim;
     this.folder = new InterestFolder({ users: o.users, interests: o.interests, dim, modalityWeights: o.fuser.settings.weights, centroids: o.centroids, appliedUpTo: o.appliedUpTo });
     this.emit = new EmitPolicy({ users: o.users, emitIntervalMs: o.emitIntervalMs, dim, modelVersion: o.modelVersion });
+    this.serving = new ServingVersion(o.modelVersion);
     this.deleter = new UserDeleter({ decoder: o.decoder, users: o.users, deleted: this.folder, clock: this.clock });
   }
 
   get modelVersion(): string {
-    return this.o.modelVersion;
+    return this.serving.version;
   }
 
   /** Replayed events of deleted users that were skipped (see markDeleted). */
@@ -206,13 +210,14 @@ export class Processor {
   private async score(emissions: readonly Emission[]): Promise<ScoredOutput[]> {
     if (emissions.length === 0) return [];
     let candidates: Candidate[][];
+    let version: string;
     try {
-      candidates = await this.o.ranker.rank(emissions.map((e) => e.query));
+      ({ result: candidates, version } = await this.serving.rank(() => this.o.ranker.rank(emissions.map((e) => e.query))));
     } catch (err) {
       this.emit.giveBack(emissions);
       throw err;
     }
-    return this.emit.outputs(emissions, candidates, this.clock());
+    return this.emit.outputs(emissions, candidates, this.clock(), version);
   }
 
   private deadLetter(source: InputRecord, err: unknown): DeadLetterOutput {

@@ -12,6 +12,8 @@ export const RecordNames = {
   deadLetter: 'dev.adstream.outputs.DeadLetter',
   userState: 'dev.adstream.state.UserState',
   userDeletion: 'dev.adstream.privacy.UserDeletion',
+  trainingExample: 'dev.adstream.learning.TrainingExample',
+  adFeedback: 'dev.adstream.feedback.AdFeedback',
 } as const;
 
 const one = (name: string): ReadonlySet<string> => new Set([name]);
@@ -29,4 +31,6 @@ export const Accepts = {
   deadLetter: one(RecordNames.deadLetter),
   userState: one(RecordNames.userState),
   userDeletion: one(RecordNames.userDeletion),
+  trainingExample: one(RecordNames.trainingExample),
+  adFeedback: one(RecordNames.adFeedback),
 } as const;

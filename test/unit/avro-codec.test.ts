@@ -217,6 +217,9 @@ const SAMPLES: Array<[string, string, Record<string, unknown>]> = [
   [STATE, 'user state', stateValue],
   [STATE, 'user state, fresh', stateFresh],
   ['dev.adstream.privacy.UserDeletion', 'user deletion, Unicode id', { userId: '用户-😀-שלום', requestedAt: 1_764_000_000_000, requestId: 'gdpr-2026-0001' }],
+  ['dev.adstream.learning.TrainingExample', 'training example (floats exact in float32)', { exampleId: 'imp-1', userId: 'u1', adId: 'ad-7', outputId: 'out-3', position: 2, servedAt: 1_764_000_000_000, label: 1, modelVersion: 'default-v1/concat-f4/ctr-v1', servedCtr: 0.125, interest: [0.5, -0.5, 0.5, 0.5], ad: [1, 0, 0, -0.25] }],
+  ['dev.adstream.feedback.AdFeedback', 'ad feedback, click with output id', { feedbackId: 'fb-1', userId: 'u1', adId: 'ad-7', outputId: 'out-3', position: 0, kind: 'CLICK', eventTime: 1_764_000_000_000 }],
+  ['dev.adstream.feedback.AdFeedback', 'ad feedback, impression without output id', { feedbackId: 'fb-2', userId: 'u1', adId: 'ad-7', outputId: null, position: 4, kind: 'IMPRESSION', eventTime: 1_764_000_000_000 }],
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -618,7 +621,7 @@ describe('AvroCodec decode errors', () => {
   it('UNKNOWN_SCHEMA for an id missing from index.json', () => {
     const known = new Set(INDEX.schemas.map((s) => s.id));
     const body = codec.encode(CLICK, clickValue).subarray(5);
-    for (const id of [0, 10, 101, 0x01000001, 0xffffffff]) {
+    for (const id of [0, 1000, 101, 0x01000001, 0xffffffff]) {
       expect(known.has(id)).toBe(false);
       const header = Buffer.alloc(5);
       header.writeUInt32BE(id, 1);

@@ -192,6 +192,7 @@ describe('loadConfig rejects invalid env values with a ConfigError naming the va
     weightImage: [0, 1000],
     weightText: [0, 1000],
     weightClick: [0, 1000],
+    ctrWatchIntervalS: [0, 86_400],
     imageMaxPixels: [1, 1_000_000_000],
     imageFetchTimeoutMs: [1, 600_000],
     imageMaxBytes: [1, GiB],
