@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { describeSettings, loadConfig } from './config/load-config.js';
 import { ConfigError, EnvironmentError, errorMessage } from '../domain/errors.js';
+import { SchemaIncompatibleError } from '../serde/schema-registry.js';
 import { startHttpServer } from '../adapters/http/server.js';
 import { createLogger, type LogLevel } from '../util/log.js';
 import { startKafkaProcessor } from './processor.js';
@@ -10,11 +11,13 @@ const HELP = `adstream: real-time multimodal ad-targeting stream processor
 
 Usage:
   adstream run [--config FILE]        consume the event topics and emit scored ad candidates
-  adstream demo [--seconds N] [--rate R] [--users U]
+  adstream demo [--seconds N] [--rate R] [--users U] [--registry]
                                       start a local broker (unless KAFKA_BROKERS is set), load a
                                       synthetic catalog, drive synthetic traffic through the
-                                      processor, print a summary and a JSON line
+                                      processor, print a summary and a JSON line; --registry: with
+                                      a schema registry (a local one unless SCHEMA_REGISTRY_URL is set)
   adstream broker                     start a local single-node Kafka broker and wait (Ctrl-C stops)
+  adstream registry                   start a local schema registry (Apicurio) and wait (Ctrl-C stops)
   adstream --help                     this text
 
 Settings (environment variables; a JSON config file given by --config or CONFIG_FILE uses the
@@ -32,6 +35,7 @@ async function main(argv: string[]): Promise<number> {
       seconds: { type: 'string' },
       rate: { type: 'string' },
       users: { type: 'string' },
+      registry: { type: 'boolean' },
     },
   });
   const command = positionals[0] ?? 'run';
@@ -46,6 +50,8 @@ async function main(argv: string[]): Promise<number> {
       return demo(values);
     case 'broker':
       return broker();
+    case 'registry':
+      return registry();
     default:
       process.stderr.write(`unknown command "${command}"; see --help\n`);
       return 2;
@@ -84,7 +90,7 @@ async function run(configFile: string | undefined): Promise<number> {
   });
 }
 
-async function demo(values: { seconds?: string | undefined; rate?: string | undefined; users?: string | undefined }): Promise<number> {
+async function demo(values: { seconds?: string | undefined; rate?: string | undefined; users?: string | undefined; registry?: boolean | undefined }): Promise<number> {
   const { runDemo } = await import('./demo.js');
   const num = (name: string, v: string | undefined, def: number, min: number, max: number): number => {
     if (v === undefined) return def;
@@ -98,6 +104,7 @@ async function demo(values: { seconds?: string | undefined; rate?: string | unde
     rate: num('rate', values.rate, 1000, 1, 1_000_000),
     users: num('users', values.users, 500, 1, 10_000_000),
     corruptShare: 0.005,
+    registry: values.registry === true,
     logger: createLogger(logLevel),
     say: (line) => process.stdout.write(line + '\n'),
   });
@@ -118,10 +125,22 @@ async function broker(): Promise<number> {
   return 0;
 }
 
+async function registry(): Promise<number> {
+  const { startLocalRegistry } = await import('../devtools/local-registry.js');
+  const r = await startLocalRegistry({ log: (m) => process.stderr.write(m + '\n') });
+  process.stdout.write(`schema registry ready in ${r.startMs} ms (global compatibility BACKWARD); export SCHEMA_REGISTRY_URL=${r.url}\nCtrl-C to stop.\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await r.stop();
+  return 0;
+}
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    const known = err instanceof ConfigError || err instanceof EnvironmentError;
+    const known = err instanceof ConfigError || err instanceof EnvironmentError || err instanceof SchemaIncompatibleError;
     process.stderr.write(`adstream: ${known ? errorMessage(err) : (err as Error)?.stack ?? String(err)}\n`);
     process.exit(known ? 2 : 1);
   },
