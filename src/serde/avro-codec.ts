@@ -37,14 +37,9 @@ export class AvroCodec {
     return this.writers !== undefined;
   }
 
-  /** Fetches the writer schemas of these values that the table lacks; a no-op with fixed ids. */
-  async prepare(values: Iterable<Buffer | null>): Promise<void> {
-    if (this.writers) await this.writers.prepare(values);
-  }
-
-  /** prepare() over records' values. */
-  prepareRecords(records: readonly { readonly value: Buffer | null }[]): Promise<void> {
-    return this.writers ? this.writers.prepare(records.map((r) => r.value)) : Promise.resolve();
+  /** Fetches the writer schemas of these records' values that the table lacks; a no-op with fixed ids. */
+  prepare(records: readonly { readonly value: Buffer | null }[]): Promise<void> {
+    return this.writers ? this.writers.prepare(records) : Promise.resolve();
   }
 
   encode(schemaName: string, value: unknown): Buffer {

@@ -88,8 +88,8 @@ export interface IdFailure {
 
 /** Where the codec finds the writer schemas of ids it does not know yet. */
 export interface WriterSchemaSource {
-  /** Looks up the ids in these values' headers that the table lacks; resolves when each is known or failed. */
-  prepare(values: Iterable<Buffer | null>): Promise<void>;
+  /** Looks up the ids in these records' headers that the table lacks; resolves when each is known or failed. */
+  prepare(records: readonly { readonly value: Buffer | null }[]): Promise<void>;
   /** Why an id is not in the table, when a look-up failed. */
   failure(id: number): IdFailure | undefined;
 }
@@ -127,9 +127,9 @@ export class RegistryWriterSchemas implements WriterSchemaSource {
     this.clock = o.clock ?? Date.now;
   }
 
-  async prepare(values: Iterable<Buffer | null>): Promise<void> {
+  async prepare(records: readonly { readonly value: Buffer | null }[]): Promise<void> {
     let wanted: Promise<void>[] | undefined;
-    for (const v of values) {
+    for (const { value: v } of records) {
       if (!v || v.length < HEADER_BYTES || v[0] !== 0) continue; // the codec rejects these itself
       const id = v.readUInt32BE(1);
       if (this.table.get(id) || this.failedNow(id)) continue;

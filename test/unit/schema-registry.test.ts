@@ -67,6 +67,8 @@ function framed(id: number, schema: avro.Schema, value: unknown): Buffer {
   return Buffer.concat([header, body]);
 }
 
+const recs = (...values: (Buffer | null)[]): { value: Buffer | null }[] => values.map((value) => ({ value }));
+
 async function registryCodec(registry: ScriptedRegistry, o: ConstructorParameters<typeof RegistryWriterSchemas>[2] = {}): Promise<AvroCodec> {
   const table = await registerSchemas(registry, projectSchemas(), TOPICS, 'topic');
   return new AvroCodec(table, new RegistryWriterSchemas(registry, table, { retryDelaysMs: [1, 1], ...o }));
@@ -84,7 +86,7 @@ describe('registerSchemas', () => {
     // What was registered is our schema file, so any client reading by that id gets our record.
     expect(JSON.parse(registry.byId.get(clickId)!.schema)).toEqual(JSON.parse(projectSchemas().latest(CLICK).definition));
     // And it reads back with no look-up: the table already holds the ids it registered.
-    await codec.prepare([written]);
+    await codec.prepare(recs(written));
     expect(codec.decode(written, clicks).value).toEqual(clickValue);
     expect(registry.lookups).toBe(0);
   });
@@ -123,10 +125,10 @@ describe('RegistryWriterSchemas', () => {
     registry.put(7, clickWithoutSession());
     const { sessionId: _absent, ...older } = clickValue;
     const bytes = framed(7, clickWithoutSession(), older);
-    await codec.prepare([bytes, bytes, null]);
+    await codec.prepare(recs(bytes, bytes, null));
     expect(codec.decode(bytes, clicks).value).toEqual({ ...older, sessionId: null });
     // Cached: more records with the id ask nothing more.
-    for (let i = 0; i < 5; i++) await codec.prepare([bytes]);
+    for (let i = 0; i < 5; i++) await codec.prepare(recs(bytes));
     expect(registry.lookups).toBe(1);
   });
 
@@ -135,16 +137,16 @@ describe('RegistryWriterSchemas', () => {
     let now = 0;
     const codec = await registryCodec(registry, { failureTtlMs: 1_000, clock: () => now });
     const bytes = framed(999, clickWithoutSession(), { eventId: 'e', userId: 'u', itemId: 'i', categoryId: 'c', action: 'VIEW', eventTime: 1 });
-    await codec.prepare([bytes]);
+    await codec.prepare(recs(bytes));
     const err = rejection(() => codec.decode(bytes, clicks));
     expect(err.reason).toBe('UNKNOWN_SCHEMA');
     expect(err.message).toMatch(/schema id 999 is not in the schema registry at http:\/\/registry\.test/);
-    await codec.prepare([bytes]);
+    await codec.prepare(recs(bytes));
     expect(registry.lookups).toBe(1);
     // Registered since: found once the failure has expired.
     registry.put(999, clickWithoutSession());
     now = 1_001;
-    await codec.prepare([bytes]);
+    await codec.prepare(recs(bytes));
     expect(registry.lookups).toBe(2);
     expect(codec.decode(bytes, clicks).value).toMatchObject({ eventId: 'e', sessionId: null });
   });
@@ -155,7 +157,7 @@ describe('RegistryWriterSchemas', () => {
     registry.put(8, clickWithoutSession());
     registry.down = true;
     const bytes = framed(8, clickWithoutSession(), { eventId: 'e', userId: 'u', itemId: 'i', categoryId: 'c', action: 'VIEW', eventTime: 1 });
-    await codec.prepare([bytes]);
+    await codec.prepare(recs(bytes));
     expect(registry.lookups).toBe(3); // the first attempt and two retries
     const err = rejection(() => codec.decode(bytes, clicks));
     expect(err.reason).toBe('SCHEMA_UNAVAILABLE');
@@ -172,7 +174,7 @@ describe('RegistryWriterSchemas', () => {
     registry.put(10, 'syntax = "proto3"; message ClickEvent {}', 'PROTOBUF');
     const a = framed(9, noCategory, { eventId: 'e', userId: 'u', itemId: 'i', action: 'VIEW', eventTime: 1 });
     const b = Buffer.from([0, 0, 0, 0, 10, 1, 2]);
-    await codec.prepare([a, b]);
+    await codec.prepare(recs(a, b));
     expect(rejection(() => codec.decode(a, clicks)).reason).toBe('SCHEMA_UNRESOLVABLE');
     const err = rejection(() => codec.decode(b, clicks));
     expect(err.reason).toBe('SCHEMA_UNRESOLVABLE');

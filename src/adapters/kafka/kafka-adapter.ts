@@ -62,7 +62,7 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
     metrics,
     // With a schema registry, changelog records written under older schema ids are looked up first.
     readChangelog: (o) => restoreChangelog({ client, topic: settings.topicChangelog, ...o, apply: async (records) => {
-      await core.codec.prepareRecords(records);
+      await core.codec.prepare(records);
       await o.apply(records);
     } }),
     fail,
