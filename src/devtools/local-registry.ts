@@ -57,6 +57,13 @@ export async function ensureRegistryBuild(log: (msg: string) => void = () => {})
   if (existsSync(join(root, MARKER))) return app;
 
   await checkMaven('Apicurio Registry');
+  const javac = await run('javac', ['-version'], 60_000);
+  if (javac.error) {
+    throw new EnvironmentError(
+      'javac not found on PATH: the first build of the local schema registry compiles one small Java module (deploy/local-registry/config-index-stand-in). ' +
+        'Install a JDK 17+ (Debian/Ubuntu: `apt-get install openjdk-17-jdk-headless`), or run a registry with Docker (`docker compose -f deploy/docker-compose.yml up -d registry`) and set SCHEMA_REGISTRY_URL=http://localhost:8081/apis/ccompat/v7.',
+    );
+  }
   await mkdir(root, { recursive: true });
   // Build in a private copy of deploy/local-registry (the checkout stays clean; concurrent builds
   // do not share a target/), then move the result into place.
