@@ -20,6 +20,7 @@ import { projectSchemas, SchemaTable } from '../../src/serde/schema-table.js';
 import { createLogger } from '../../src/util/log.js';
 import { collect, configOf, connectedProducer, createTopics, eventually, isolatedEnv, kafkaForTests, type ReadRecord } from '../support/harness.js';
 
+const REGISTRY_FIRST_BUILD_MS = 20 * 60_000;
 const HEADERS = { 'content-type': 'application/vnd.schemaregistry.v1+json' };
 
 /** An independent client's registration: POST /subjects/S/versions with fetch. */
@@ -74,7 +75,8 @@ describe('schema registry on a real broker', () => {
     processor = await startKafkaProcessor(config, createLogger('warn'));
     expect(processor.core.catalog.activeCount).toBe(ads.length);
     outputs = await collect(kafka, [config.topicScored, config.topicDeadLetters]);
-  });
+    // A fresh machine builds the registry first (Maven, about 3 min on a loaded 2-core box); cached after.
+  }, REGISTRY_FIRST_BUILD_MS);
 
   afterAll(async () => {
     await outputs?.stop();
