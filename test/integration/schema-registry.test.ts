@@ -75,7 +75,7 @@ describe('schema registry on a real broker', () => {
     processor = await startKafkaProcessor(config, createLogger('warn'));
     expect(processor.core.catalog.activeCount).toBe(ads.length);
     outputs = await collect(kafka, [config.topicScored, config.topicDeadLetters]);
-    // A fresh machine builds the registry first (Maven, about 3 min on a loaded 2-core box); cached after.
+    // A fresh machine builds the registry first (Maven: downloads, then about 50 s on a loaded 2-core box); cached after.
   }, REGISTRY_FIRST_BUILD_MS);
 
   afterAll(async () => {
