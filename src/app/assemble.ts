@@ -11,7 +11,7 @@ import { checkOutputShapes, prepareModels } from '../models/model-setup.js';
 import { EventDecoder } from '../pipeline/decode.js';
 import type { EventKind, InputRecord } from '../domain/events.js';
 import type { Logger } from '../util/log.js';
-import { AvroCodec } from '../serde/avro-codec.js';
+import { codecFor } from '../adapters/registry/registry-codec.js';
 import { AdCatalog } from '../catalog/ad-catalog.js';
 import { CandidateRanker } from '../pipeline/rank.js';
 import { CatalogUpdater } from '../catalog/catalog-updater.js';
@@ -52,6 +52,9 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
   ]);
   if (eventTopics.size !== 3 || eventTopics.has(config.topicUserDeletions)) throw new Error('TOPIC_CLICKS, TOPIC_IMAGE_VIEWS, TOPIC_REVIEWS and TOPIC_USER_DELETIONS must be four different topics');
 
+  // Schemas first: a registry that refuses one stops the start before the models load.
+  const codec = await codecFor(config);
+  if (codec.registered) o.logger.info('schemas registered', { registry: config.schemaRegistryUrl, subjects: config.schemaRegistrySubjectStrategy });
   const models = await prepareModels(config);
   const engine = await InferenceEngine.start({
     models: [...models.specs],
@@ -69,7 +72,6 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
     throw err;
   }
 
-  const codec = new AvroCodec();
   const decoder = new EventDecoder(codec, {
     maxRecordBytes: config.maxRecordBytes,
     maxTextChars: config.maxTextChars,

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { describeSettings, loadConfig } from './config/load-config.js';
 import { ConfigError, EnvironmentError, errorMessage } from '../domain/errors.js';
+import { SchemaIncompatibleError } from '../serde/schema-registry.js';
 import { startHttpServer } from '../adapters/http/server.js';
 import { createLogger, type LogLevel } from '../util/log.js';
 import { startKafkaProcessor } from './processor.js';
@@ -14,16 +15,18 @@ const HELP = `adstream: real-time multimodal ad-targeting stream processor
 
 Usage:
   adstream run [--config FILE]        consume the event topics and emit scored ad candidates
-  adstream demo [--seconds N] [--rate R] [--users U] [--models default|packs]
+  adstream demo [--seconds N] [--rate R] [--users U] [--models default|packs] [--registry]
                                       start a local broker (unless KAFKA_BROKERS is set), load a
                                       synthetic catalog, drive synthetic traffic through the
                                       processor, print a summary and a JSON line; --models packs
                                       runs the fetched model packs (MODEL_PACKS=efficientnet-lite0,
-                                      use-multilingual) instead of the default encoders
+                                      use-multilingual) instead of the default encoders; --registry: with
+                                      a schema registry (a local one unless SCHEMA_REGISTRY_URL is set)
   adstream models fetch PACK...       download (once, pinned by sha256) and convert pretrained model
                                       packs (${Object.keys(MODEL_PACKS).join(', ')}) into MODEL_PACK_DIR;
                                       MODEL_PACKS then uses them offline. \`models list\` lists them
   adstream broker                     start a local single-node Kafka broker and wait (Ctrl-C stops)
+  adstream registry                   start a local schema registry (Apicurio) and wait (Ctrl-C stops)
   adstream train items --clicks FILE --out DIR
                                       learn item embeddings from a click log into a click encoder
                                       and its MODEL_CARD (adstream train items --help)
@@ -55,6 +58,7 @@ async function main(argv: string[]): Promise<number> {
       rate: { type: 'string' },
       users: { type: 'string' },
       models: { type: 'string' },
+      registry: { type: 'boolean' },
     },
   });
   const command = positionals[0] ?? 'run';
@@ -71,6 +75,8 @@ async function main(argv: string[]): Promise<number> {
       return broker();
     case 'models':
       return modelsCommand(positionals.slice(1), loadConfig({ file: values.config }).modelPackDir);
+    case 'registry':
+      return registry();
     default:
       process.stderr.write(`unknown command "${command}"; see --help\n`);
       return 2;
@@ -112,7 +118,7 @@ async function run(configFile: string | undefined): Promise<number> {
   });
 }
 
-async function demo(values: { seconds?: string | undefined; rate?: string | undefined; users?: string | undefined; models?: string | undefined }): Promise<number> {
+async function demo(values: { seconds?: string | undefined; rate?: string | undefined; users?: string | undefined; models?: string | undefined; registry?: boolean | undefined }): Promise<number> {
   const { runDemo } = await import('./demo.js');
   const num = (name: string, v: string | undefined, def: number, min: number, max: number): number => {
     if (v === undefined) return def;
@@ -128,6 +134,7 @@ async function demo(values: { seconds?: string | undefined; rate?: string | unde
     rate: num('rate', values.rate, 1000, 1, 1_000_000),
     users: num('users', values.users, 500, 1, 10_000_000),
     corruptShare: 0.005,
+    registry: values.registry === true,
     logger: createLogger(logLevel),
     say: (line) => process.stdout.write(line + '\n'),
   });
@@ -148,10 +155,22 @@ async function broker(): Promise<number> {
   return 0;
 }
 
+async function registry(): Promise<number> {
+  const { startLocalRegistry } = await import('../devtools/local-registry.js');
+  const r = await startLocalRegistry({ log: (m) => process.stderr.write(m + '\n') });
+  process.stdout.write(`schema registry ready in ${r.startMs} ms (global compatibility BACKWARD); export SCHEMA_REGISTRY_URL=${r.url}\nCtrl-C to stop.\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await r.stop();
+  return 0;
+}
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    const known = err instanceof ConfigError || err instanceof EnvironmentError;
+    const known = err instanceof ConfigError || err instanceof EnvironmentError || err instanceof SchemaIncompatibleError;
     process.stderr.write(`adstream: ${known ? errorMessage(err) : (err as Error)?.stack ?? String(err)}\n`);
     process.exit(known ? 2 : 1);
   },

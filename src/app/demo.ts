@@ -10,8 +10,9 @@ import type { KafkaProducer, OutboundRecord } from '../adapters/kafka/port.js';
 import { boundedProducerOf } from '../adapters/kafka/produce-limits.js';
 import { ensureTopics } from '../adapters/kafka/topics.js';
 import type { Logger } from '../util/log.js';
-import { AvroCodec } from '../serde/avro-codec.js';
+import { codecFor } from '../adapters/registry/registry-codec.js';
 import { startLocalBroker, type LocalBroker } from '../devtools/local-broker.js';
+import { startLocalRegistry, type LocalRegistry } from '../devtools/local-registry.js';
 import { OutputObserver } from '../devtools/output-observer.js';
 import { syntheticAds, syntheticUsers } from '../devtools/synthetic.js';
 import { encodeAd, TrafficFactory } from '../devtools/traffic.js';
@@ -23,6 +24,8 @@ export interface DemoOptions {
   readonly users: number;
   /** Share of records sent as garbage, to show the dead-letter path. */
   readonly corruptShare: number;
+  /** Schemas from a schema registry: a local one unless SCHEMA_REGISTRY_URL is set. */
+  readonly registry?: boolean;
   readonly logger: Logger;
   /** Where the human-readable summary goes; the JSON line goes to stdout last. */
   readonly say: (line: string) => void;
@@ -43,6 +46,8 @@ export interface DemoResult {
   e2e_max_ms: number;
   events_per_s: number;
   broker_start_ms: number | null;
+  /** The local schema registry's start (launch to first answer), when the demo started one. */
+  registry_start_ms: number | null;
   seconds: number;
   offered_rate: number;
 }
@@ -66,6 +71,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     env.KAFKA_BROKERS = broker.bootstrap;
     o.say(`broker ready at ${broker.bootstrap} in ${brokerStartMs} ms`);
   }
+  let registry: LocalRegistry | undefined;
+  if (o.registry && !env.SCHEMA_REGISTRY_URL) {
+    o.say('starting a local schema registry (Apicurio, SCHEMA_REGISTRY_URL is not set)...');
+    registry = await startLocalRegistry({ log: (m) => o.logger.debug(m) });
+    env.SCHEMA_REGISTRY_URL = registry.url;
+    o.say(`schema registry ready at ${registry.url} in ${registry.startMs} ms`);
+  }
   // A fresh consumer group per run, so a demo against a shared cluster starts clean.
   env.GROUP_ID ??= `adstream-demo-${randomUUID().slice(0, 8)}`;
   // And a local state store of its own, gone after the run (unless STATE_DIR says where to keep it).
@@ -73,7 +85,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   if (ownStateDir) env.STATE_DIR = ownStateDir;
   if (o.models === 'packs') env.MODEL_PACKS ??= DEMO_PACKS;
   const config = loadConfig({ env });
-  const codec = new AvroCodec();
+  // With a registry, the demo's producer writes with the ids it assigns (registering is idempotent:
+  // the processor gets the same ones).
+  const codec = await codecFor(config);
+  if (codec.registered) o.say(`schemas registered at ${config.schemaRegistryUrl} (subjects by ${config.schemaRegistrySubjectStrategy} name)`);
   const kafka = kafkaClientFactory(config.kafkaClient)({ brokers: config.kafkaBrokers!, clientId: 'adstream-demo', logger: o.logger });
   let producer: KafkaProducer | undefined;
   let processor: Awaited<ReturnType<typeof startKafkaProcessor>> | undefined;
@@ -150,6 +165,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       e2e_max_ms: round(stats.percentile(1)),
       events_per_s: round(stats.accountedEvents / drainedSeconds),
       broker_start_ms: brokerStartMs,
+      registry_start_ms: registry?.startMs ?? null,
       seconds: o.seconds,
       offered_rate: o.rate,
     };
@@ -171,6 +187,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     await processor?.stop();
     await producer?.disconnect().catch(() => undefined);
     await broker?.stop();
+    await registry?.stop();
     if (ownStateDir) rmSync(ownStateDir, { recursive: true, force: true });
   }
 }

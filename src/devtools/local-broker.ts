@@ -59,14 +59,14 @@ const INSTALL_HINT =
   'Install a Java 17+ runtime and Maven (Debian/Ubuntu: `apt-get install openjdk-17-jre-headless maven`), ' +
   'or run Kafka with Docker instead: `docker compose -f deploy/docker-compose.yml up -d` and set KAFKA_BROKERS=localhost:9092.';
 
-interface RunResult {
+export interface RunResult {
   /** Exit status, or an errno string such as ENOENT when the program could not be started. */
   code: number | string | null;
   output: string;
   error?: ExecFileException;
 }
 
-function run(cmd: string, args: string[], timeoutMs: number): Promise<RunResult> {
+export function run(cmd: string, args: string[], timeoutMs: number): Promise<RunResult> {
   return new Promise((resolve) => {
     execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       const output = `${stdout}${stderr}`;
@@ -80,34 +80,39 @@ function isMissing(r: RunResult): boolean {
   return r.code === 'ENOENT';
 }
 
-function tail(text: string, lines: number): string {
+export function tail(text: string, lines: number): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
-/** Throws EnvironmentError unless `java` is on PATH and is version 17 or later. */
-async function checkJava(): Promise<void> {
+/** Throws EnvironmentError unless `java` is on PATH and is version 17 or later; `what` needs it. */
+export async function checkJava(what = 'the local Kafka broker'): Promise<void> {
   const r = await run('java', ['-version'], 30_000);
-  if (isMissing(r)) throw new EnvironmentError(`java not found on PATH; the local Kafka broker needs Java 17+. ${INSTALL_HINT}`);
+  if (isMissing(r)) throw new EnvironmentError(`java not found on PATH; ${what} needs Java 17+. ${INSTALL_HINT}`);
   if (r.error) throw new EnvironmentError(`\`java -version\` failed: ${tail(r.output, 5)}. ${INSTALL_HINT}`);
   // `openjdk version "17.0.15" 2025-04-15` / `java version "1.8.0_392"`
   const m = /version "(\d+)(?:\.(\d+))?/.exec(r.output);
   const major = m ? (m[1] === '1' ? Number(m[2]) : Number(m[1])) : NaN;
   if (!(major >= 17)) {
     throw new EnvironmentError(
-      `the local Kafka broker needs Java 17+, found: ${r.output.split('\n')[0]?.trim() ?? '?'}. ${INSTALL_HINT}`,
+      `${what} needs Java 17+, found: ${r.output.split('\n')[0]?.trim() ?? '?'}. ${INSTALL_HINT}`,
     );
   }
 }
 
-async function checkMaven(): Promise<void> {
+export async function checkMaven(what = 'the Kafka broker jars'): Promise<void> {
   const r = await run('mvn', ['-v'], 60_000);
-  if (isMissing(r)) throw new EnvironmentError(`mvn (Maven) not found on PATH; it fetches the Kafka broker jars. ${INSTALL_HINT}`);
+  if (isMissing(r)) throw new EnvironmentError(`mvn (Maven) not found on PATH; it fetches ${what}. ${INSTALL_HINT}`);
   if (r.error) throw new EnvironmentError(`\`mvn -v\` failed: ${tail(r.output, 5)}. ${INSTALL_HINT}`);
 }
 
-function cacheRoot(version: string): string {
+/** `${XDG_CACHE_HOME:-~/.cache}/adstream/<name>`: where built or downloaded tools are kept. */
+export function toolCacheDir(name: string): string {
   const base = process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache');
-  return join(base, 'adstream', `kafka-${version}`);
+  return join(base, 'adstream', name);
+}
+
+function cacheRoot(version: string): string {
+  return toolCacheDir(`kafka-${version}`);
 }
 
 /** Kafka 4.0/4.1 were built against log4j 2.24.x, 4.2+ against 2.25.x. */

@@ -7,8 +7,12 @@ export const ReasonCodes = {
   EMPTY_VALUE: 'Record has no value',
   /** Not in the Confluent wire format: missing magic byte 0 or shorter than 5 bytes. */
   BAD_FRAMING: 'Value is not framed as magic byte 0 + 4-byte schema id',
-  /** The schema id in the header is not one we know. */
-  UNKNOWN_SCHEMA: 'Schema id is not in schemas/index.json',
+  /** The schema id in the header is not one we know (schemas/index.json, or the schema registry when one is set). */
+  UNKNOWN_SCHEMA: 'Schema id is not in schemas/index.json or the schema registry',
+  /** The schema registry could not be asked for the record's schema id (after retries). */
+  SCHEMA_UNAVAILABLE: 'Schema registry could not be reached for the schema id',
+  /** The writer's schema cannot be resolved into ours (Avro resolution rules), or is not Avro. */
+  SCHEMA_UNRESOLVABLE: 'Writer schema cannot be read as this processor\'s schema',
   /** The schema is known but is not the kind this topic carries (e.g. a review on the clicks topic). */
   WRONG_SCHEMA: 'Schema does not belong on this topic',
   /** The Avro body could not be decoded with the writer schema (truncated, corrupt, trailing bytes). */

@@ -1,5 +1,6 @@
 import type avro from 'avsc';
 import { RejectedRecordError } from '../domain/errors.js';
+import type { WriterSchemaSource } from './schema-registry.js';
 import { projectSchemas, type SchemaTable, type SchemaEntry } from './schema-table.js';
 
 /** Confluent wire format: magic byte 0, a big-endian 4-byte schema id, then the Avro body. */
@@ -17,6 +18,8 @@ export interface Decoded<T> {
 /**
  * Encodes with the newest version of a schema and decodes any known version into the newest one
  * (Avro schema resolution), so producers and this processor can upgrade at different times.
+ * With a schema registry (`writers`), the table holds the registry's ids and learns writer schemas
+ * by id: callers await prepare() on a batch's values before decoding them.
  */
 export class AvroCodec {
   /** Per writer id: a resolver into the newest version, or the reason none can exist. */
@@ -24,7 +27,20 @@ export class AvroCodec {
   /** Where encode writes before copying out the exact bytes: one allocation per record. */
   private scratch = Buffer.allocUnsafe(16 * 1024);
 
-  constructor(private readonly table: SchemaTable = projectSchemas()) {}
+  constructor(
+    private readonly table: SchemaTable = projectSchemas(),
+    private readonly writers?: WriterSchemaSource,
+  ) {}
+
+  /** Whether ids come from a schema registry (else the fixed ids of schemas/index.json). */
+  get registered(): boolean {
+    return this.writers !== undefined;
+  }
+
+  /** Fetches the writer schemas of these records' values that the table lacks; a no-op with fixed ids. */
+  prepare(records: readonly { readonly value: Buffer | null }[]): Promise<void> {
+    return this.writers ? this.writers.prepare(records) : Promise.resolve();
+  }
 
   encode(schemaName: string, value: unknown): Buffer {
     const entry = this.table.latest(schemaName);
@@ -59,7 +75,11 @@ export class AvroCodec {
     }
     const id = buf.readUInt32BE(1);
     const writer = this.table.get(id);
-    if (!writer) throw new RejectedRecordError('UNKNOWN_SCHEMA', `schema id ${id} is unknown`);
+    if (!writer) {
+      const failure = this.writers?.failure(id);
+      if (failure) throw new RejectedRecordError(failure.reason, failure.message);
+      throw new RejectedRecordError('UNKNOWN_SCHEMA', this.writers ? `schema id ${id} was not looked up in the schema registry` : `schema id ${id} is unknown`);
+    }
     if (!accepted.has(writer.name)) {
       throw new RejectedRecordError('WRONG_SCHEMA', `schema ${writer.name} (id ${id}) is not accepted here; expected ${[...accepted].join(' or ')}`);
     }
@@ -91,7 +111,7 @@ export class AvroCodec {
       }
       this.resolvers.set(writer.id, r);
     }
-    if (typeof r === 'string') throw new RejectedRecordError('DECODE_FAILED', r);
+    if (typeof r === 'string') throw new RejectedRecordError('SCHEMA_UNRESOLVABLE', r);
     return r;
   }
 }

@@ -8,6 +8,8 @@ export interface SchemaEntry {
   readonly id: number;
   readonly name: string;
   readonly type: avro.Type;
+  /** The schema as compact JSON text: what is registered with a schema registry. */
+  readonly definition: string;
 }
 
 interface IndexFile {
@@ -23,15 +25,34 @@ export class SchemaTable {
   private readonly latestByName = new Map<string, SchemaEntry>();
 
   add(id: number, schema: avro.Schema): SchemaEntry {
+    const entry = this.entryOf(id, schema);
+    this.byId.set(id, entry);
+    const prev = this.latestByName.get(entry.name);
+    if (!prev || prev.id < id) this.latestByName.set(entry.name, entry);
+    return entry;
+  }
+
+  /**
+   * Adds a version only to read with (a writer's schema found in a registry): it never becomes
+   * the latest, since registry ids say nothing about which version this processor was built for.
+   */
+  addWriter(id: number, schema: avro.Schema): SchemaEntry {
+    const entry = this.entryOf(id, schema);
+    this.byId.set(id, entry);
+    return entry;
+  }
+
+  /** Every name's latest version, in the order they were first added. */
+  latestEntries(): SchemaEntry[] {
+    return [...this.latestByName.values()];
+  }
+
+  private entryOf(id: number, schema: avro.Schema): SchemaEntry {
     if (this.byId.has(id)) throw new Error(`schema id ${id} is already taken`);
     const type = avro.Type.forSchema(schema);
     const name = type.name;
     if (!name) throw new Error(`schema id ${id} has no name: only named records go on topics`);
-    const entry: SchemaEntry = { id, name, type };
-    this.byId.set(id, entry);
-    const prev = this.latestByName.get(name);
-    if (!prev || prev.id < id) this.latestByName.set(name, entry);
-    return entry;
+    return { id, name, type, definition: JSON.stringify(schema) };
   }
 
   get(id: number): SchemaEntry | undefined {

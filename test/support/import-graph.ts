@@ -20,7 +20,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['pipeline'],
   ['training'],
   ['metrics'],
-  ['adapters/kafka', 'adapters/http', 'adapters/memory'],
+  ['adapters/kafka', 'adapters/http', 'adapters/memory', 'adapters/registry'],
   ['devtools'],
   ['app'],
 ];

@@ -816,7 +816,7 @@ describe('AvroCodec encode errors', () => {
 });
 
 describe('AvroCodec with an incompatible writer version', () => {
-  it('rejects its records as DECODE_FAILED instead of throwing a plain error', () => {
+  it('rejects its records as SCHEMA_UNRESOLVABLE instead of throwing a plain error', () => {
     const record = (fields: object[]) => ({ type: 'record', name: 'dev.test.Thing', fields }) as never;
     const table = new SchemaTable();
     // The newest version adds a field with no default: records of the older one cannot be resolved.
@@ -834,7 +834,7 @@ describe('AvroCodec with an incompatible writer version', () => {
         caught = err;
       }
       expect(caught).toBeInstanceOf(RejectedRecordError);
-      expect((caught as RejectedRecordError).reason).toBe('DECODE_FAILED');
+      expect((caught as RejectedRecordError).reason).toBe('SCHEMA_UNRESOLVABLE');
       expect((caught as Error).message).toMatch(/cannot be read/);
     }
   });

@@ -203,6 +203,7 @@ describe('loadConfig rejects invalid env values with a ConfigError naming the va
     userCacheMaxBytes: [65_536, 1024 * GiB],
     userTtlS: [1, 31_536_000],
     httpPort: [0, 65_535],
+    schemaRegistryTimeoutMs: [100, 120_000],
   };
 
   it('every numeric setting has its documented range listed here', () => {

@@ -33,6 +33,7 @@ export async function loadCatalog(o: ConsumeDeps): Promise<PartitionRead> {
     topic: settings.topicAds,
     label: `${settings.groupId}.catalog`,
     apply: async (records) => {
+      await core.codec.prepare(records);
       await delivery.catalogRejects(await core.catalogUpdater.apply(records));
       metrics.catalogAds.set(core.catalog.activeCount);
     },
@@ -123,6 +124,7 @@ function taskHooks(o: EventConsumeDeps, partition: number, seek: (topic: string,
     process: async (records, ends) => {
       for (const e of ends) metrics.recordsIn.inc({ topic: e.topic }, e.records);
       metrics.chunkRecords.observe(records.length);
+      await core.codec.prepare(records); // writer schemas by id, when a registry is set
       const result = await core.processor.process(records);
       const t = result.timings;
       metrics.stageDuration.observe({ stage: 'decode' }, t.decode);

@@ -60,7 +60,11 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
     core,
     log,
     metrics,
-    readChangelog: (o) => restoreChangelog({ client, topic: settings.topicChangelog, ...o }),
+    // With a schema registry, changelog records written under older schema ids are looked up first.
+    readChangelog: (o) => restoreChangelog({ client, topic: settings.topicChangelog, ...o, apply: async (records) => {
+      await core.codec.prepare(records);
+      await o.apply(records);
+    } }),
     fail,
   });
   const delivery = new Delivery({ sink, partitionState, metrics, usersInMemory: () => core.users.size, ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}) });

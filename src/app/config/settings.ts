@@ -9,6 +9,7 @@ import { INFERENCE_SETTINGS } from '../../inference/settings.js';
 import { MODEL_SETTINGS } from '../../models/settings.js';
 import { PIPELINE_SETTINGS } from '../../pipeline/settings.js';
 import { PREPROCESS_SETTINGS } from '../../preprocess/settings.js';
+import { REGISTRY_SETTINGS } from '../../adapters/registry/settings.js';
 import { STATE_SETTINGS } from '../../state/settings.js';
 import type { SettingTable, SettingValues } from '../../util/settings.js';
 
@@ -27,6 +28,7 @@ export const SETTINGS = {
   ...PREPROCESS_SETTINGS,
   ...STATE_SETTINGS,
   ...HTTP_SETTINGS,
+  ...REGISTRY_SETTINGS,
   ...APP_SETTINGS,
 } as const satisfies SettingTable;
 
