@@ -17,6 +17,9 @@ import { CandidateRanker } from '../pipeline/rank.js';
 import { CatalogUpdater } from '../catalog/catalog-updater.js';
 import { CategoryCentroids } from '../catalog/category-centroids.js';
 import { EngineScorer } from '../pipeline/retrieve.js';
+import { IndexedScorer } from '../pipeline/retrieve-index.js';
+import { ModalRetrieval } from '../pipeline/retrieve-mode.js';
+import { indexModel } from '../models/index-spec.js';
 import { UserStateCodec } from '../state/user-state-codec.js';
 import { cacheBounds, UserStateStore } from '../state/user-state-store.js';
 import { OutputEncoder } from '../pipeline/encode.js';
@@ -53,8 +56,13 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
   if (eventTopics.size !== 3 || eventTopics.has(config.topicUserDeletions)) throw new Error('TOPIC_CLICKS, TOPIC_IMAGE_VIEWS, TOPIC_REVIEWS and TOPIC_USER_DELETIONS must be four different topics');
 
   const models = await prepareModels(config);
+  // Each interest asks for topK + slack ads (each with its CTR, same request): the slack replaces ads deactivated since the last upload and feeds the CTR re-rank.
+  const slack = config.topK;
+  const { annConnectivity: connectivity, annExpansionAdd: expansionAdd, annExpansionSearch: expansionSearch } = config;
+  const batcher = { maxBatchSize: config.maxBatchSize, maxQueueDelayMs: config.maxQueueDelayMs, maxQueueItems: config.maxQueueItems };
+  const index = config.retrieval === 'exact' ? undefined : indexModel({ params: { dim: models.fusion.dim, connectivity, expansionAdd, expansionSearch }, k: config.topK + slack, ctr: models.ctr, batcher });
   const engine = await InferenceEngine.start({
-    models: [...models.specs],
+    models: [...models.specs, ...(index ? [index.spec] : [])],
     workers: config.inferenceWorkers || availableParallelism(),
     executionProviders: [...config.executionProviders],
     intraOpNumThreads: config.intraOpThreads,
@@ -107,9 +115,9 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
     ...(o.stateReporter ? { onLookup: (hit: boolean) => o.stateReporter!.cacheLookup(hit) } : {}),
   });
   const catalog = new AdCatalog(F);
-  // Each interest asks for topK + slack ads (each with its CTR, same request): the slack replaces ads deactivated since the last upload and feeds the CTR re-rank.
-  const slack = config.topK;
-  const scorer = new EngineScorer(engine, catalog, { io: models.scorer, perRow: config.topK + slack, minUploadIntervalMs: config.catalogUploadIntervalMs });
+  const exact = new EngineScorer(engine, catalog, { io: models.scorer, perRow: config.topK + slack, minUploadIntervalMs: config.catalogUploadIntervalMs });
+  const indexed = index && new IndexedScorer(engine, catalog, { io: index.io, minSyncIntervalMs: config.catalogUploadIntervalMs });
+  const scorer = new ModalRetrieval(exact, indexed, catalog, { mode: config.retrieval, exactBelow: config.retrievalExactBelow });
   const ranker = new CandidateRanker(scorer, F, { topK: config.topK, slack });
   const interests = { halfLifeMs: config.interestHalfLifeS * 1000, maxInterests: config.interestsPerUser, newInterestThreshold: config.newInterestThreshold };
   const applied = o.applied ?? new AppliedOffsets();

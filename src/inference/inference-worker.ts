@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
 import type { ModelSpec, RerankSpec, TensorSpec, TensorType } from './types.js';
+import { VectorIndex } from './vector-index.js';
 
 // ---- protocol (type-only imports of it are erased, so the pool never loads this file) ----
 
@@ -37,6 +38,8 @@ export type ToWorker =
   /** `inputs` in the order of spec.inputs, each exactly items * product(itemShape) values. */
   | { readonly type: 'run'; readonly id: number; readonly model: string; readonly items: number; readonly inputs: ArrayBuffer[] }
   | { readonly type: 'setResident'; readonly id: number; readonly model: string; readonly name: string; readonly buffer: ArrayBuffer; readonly dims: number[] }
+  /** An IndexUpdate for an index model: Int32 `removed` and `slots`, Float32 `vectors`. */
+  | { readonly type: 'indexUpdate'; readonly id: number; readonly model: string; readonly removed: ArrayBuffer; readonly slots: ArrayBuffer; readonly vectors: ArrayBuffer }
   | { readonly type: 'close' };
 
 export type FromWorker =
@@ -51,7 +54,9 @@ export type FromWorker =
 
 interface LoadedModel {
   readonly spec: ModelSpec;
-  readonly session: ort.InferenceSession;
+  /** Null for an index model (spec.index), which runs `index` instead. */
+  readonly session: ort.InferenceSession | null;
+  readonly index: VectorIndex | null;
   /** The outputs its graph has: the spec's, but for a re-rank's. */
   readonly graphOutputs: readonly string[];
   readonly residents: Map<string, ort.Tensor>;
@@ -110,10 +115,21 @@ type Outputs = Record<string, { readonly type: string; readonly data: unknown; r
 
 /** The model's graph on one batch, then its re-rank if it has one. */
 async function execute(m: LoadedModel, items: number, inputs: readonly (Float32Array | BigInt64Array)[]): Promise<Outputs> {
-  const out: Outputs = await m.session.run(feeds(m, items, inputs), m.graphOutputs as string[]);
+  const out: Outputs = m.index ? search(m, m.index, items, inputs) : await m.session!.run(feeds(m, items, inputs), m.graphOutputs as string[]);
   const rerank = m.spec.rerank;
   if (!rerank) return out;
   return { ...out, [rerank.output]: await rerankRun(rerank, m, items, inputs, out) };
+}
+
+/** An index model's outputs for one batch: fresh buffers, transferred to the caller as they are. */
+function search(m: LoadedModel, index: VectorIndex, items: number, inputs: readonly (Float32Array | BigInt64Array)[]): Outputs {
+  const spec = m.spec.index!;
+  const out = { scores: new Float32Array(items * spec.k), slots: new BigInt64Array(items * spec.k) };
+  index.search(inputs[0] as Float32Array, items, spec.k, out);
+  return {
+    [spec.scores]: { type: 'float32', data: out.scores, dims: [items, spec.k] },
+    [spec.slots]: { type: 'int64', data: out.slots, dims: [items, spec.k] },
+  };
 }
 
 /**
@@ -125,9 +141,10 @@ async function rerankRun(r: RerankSpec, m: LoadedModel, items: number, inputs: r
   if (!second) throw new Error(`model ${m.spec.name}: re-rank model ${r.model} is not loaded`);
   const indices = out[r.indices]!;
   const k = indices.dims[1] ?? 0;
-  const candidates = m.residents.get(r.candidates)!;
-  const matrix = candidates.data as Float32Array;
-  const width = candidates.dims[1]!;
+  // An index model's candidates are its own vectors by slot; a graph's are a resident matrix by row.
+  const resident = m.index ? undefined : m.residents.get(r.candidates)!;
+  const matrix = m.index ? m.index.store : (resident!.data as Float32Array);
+  const width = m.index ? m.index.params.dim : resident!.dims[1]!;
   const queries = inputs[m.spec.inputs.findIndex((t) => t.name === r.queries)]! as Float32Array;
   const at = indices.data as BigInt64Array;
   const pairs = items * k;
@@ -140,11 +157,12 @@ async function rerankRun(r: RerankSpec, m: LoadedModel, items: number, inputs: r
       const p = (q * k + j) * width;
       const c = Number(at[q * k + j]!);
       query.set(row, p);
-      candidate.set(matrix.subarray(c * width, (c + 1) * width), p);
+      // A slot of -1 (an index that found fewer than k) leaves a zero candidate; its score is dropped.
+      if (c >= 0) candidate.set(matrix.subarray(c * width, (c + 1) * width), p);
     }
   }
   const byName: Record<string, Float32Array> = { [r.queryInput]: query, [r.candidateInput]: candidate };
-  const scored = (await second.session.run(feeds(second, pairs, second.spec.inputs.map((t) => byName[t.name]!)), [r.score]))[r.score]!;
+  const scored = (await second.session!.run(feeds(second, pairs, second.spec.inputs.map((t) => byName[t.name]!)), [r.score]))[r.score]!;
   if (scored.type !== 'float32') throw new Error(`model ${r.model}: output ${r.score} is ${scored.type}, re-rank needs float32`);
   return { type: 'float32', data: scored.data, dims: [items, k] };
 }
@@ -175,6 +193,12 @@ function checkNames(spec: ModelSpec, session: ort.InferenceSession): void {
  */
 async function load(spec: ModelSpec, init: WorkerInit): Promise<{ model: LoadedModel; ready: ModelReady }> {
   const failures: ProviderFailure[] = [];
+  if (spec.index) {
+    // Empty until its first update; nothing to warm: the search allocates per call.
+    const { dim, connectivity, expansionAdd, expansionSearch } = spec.index;
+    const index = new VectorIndex({ dim, connectivity, expansionAdd, expansionSearch });
+    return { model: { spec, session: null, index, graphOutputs: graphOutputs(spec), residents: new Map(), warmed: true }, ready: { provider: 'usearch', failures } };
+  }
   for (const provider of init.executionProviders) {
     let session: ort.InferenceSession | undefined;
     try {
@@ -186,7 +210,7 @@ async function load(spec: ModelSpec, init: WorkerInit): Promise<{ model: LoadedM
         graphOptimizationLevel: 'all',
       });
       checkNames(spec, session);
-      const model: LoadedModel = { spec, session, graphOutputs: graphOutputs(spec), residents: new Map(), warmed: false };
+      const model: LoadedModel = { spec, session, index: null, graphOutputs: graphOutputs(spec), residents: new Map(), warmed: false };
       // A provider may create a session yet fail to execute; warming up here lets the next one take over.
       if (!residentsComplete(model)) return { model, ready: { provider, failures } };
       const outputItemShapes = await warmUp(model);
@@ -254,8 +278,15 @@ async function setResident(msg: Extract<ToWorker, { type: 'setResident' }>): Pro
   }
 }
 
+function indexUpdate(msg: Extract<ToWorker, { type: 'indexUpdate' }>): void {
+  const m = models.get(msg.model);
+  if (!m?.index) throw new Error(`model ${msg.model} is no index`);
+  m.index.remove(new Int32Array(msg.removed));
+  m.index.upsert(new Int32Array(msg.slots), new Float32Array(msg.vectors));
+}
+
 async function close(): Promise<void> {
-  for (const m of models.values()) await m.session.release().catch(() => undefined);
+  for (const m of models.values()) await m.session?.release().catch(() => undefined);
   models.clear();
   port!.close();
 }
@@ -287,6 +318,14 @@ port.on('message', (msg: ToWorker) => {
         () => post({ type: 'ack', id: msg.id }),
         (err: unknown) => post({ type: 'failed', id: msg.id, message: message(err) }),
       );
+      break;
+    case 'indexUpdate':
+      try {
+        indexUpdate(msg);
+        post({ type: 'ack', id: msg.id });
+      } catch (err) {
+        post({ type: 'failed', id: msg.id, message: message(err) });
+      }
       break;
     case 'close':
       void close();
