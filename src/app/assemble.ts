@@ -28,6 +28,7 @@ import { Processor } from '../pipeline/processor.js';
 import { AppliedOffsets } from '../state/applied-offsets.js';
 import { LocalStateStore, type StateStoreReporter } from '../state/local-state-store.js';
 import { expandHome } from '../util/files.js';
+import { CreativeEmbeddings } from '../state/creative-embeddings.js';
 
 export interface CoreOptions {
   readonly logger: Logger;
@@ -77,6 +78,14 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
     throw err;
   }
 
+  // Creatives' embeddings by content hash on disk, beside the user state: a warm restart decodes none.
+  let creatives: CreativeEmbeddings;
+  try {
+    creatives = new CreativeEmbeddings({ dir: join(expandHome(config.stateDir), 'ad-embeddings'), space: models.space, onWriteError: (err) => o.logger.warn('an ad embedding was not persisted', { error: String(err) }) });
+  } catch (err) {
+    await engine.close().catch(() => undefined);
+    throw err;
+  }
   const codec = new AvroCodec();
   const decoder = new EventDecoder(codec, {
     maxRecordBytes: config.maxRecordBytes,
@@ -87,7 +96,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
   const embedder = new MultimodalEmbedder(
     engine,
     models.encoders,
-    { image: new EmbeddingCache('image', config.imageCacheBytes, o.cacheReporter), item: new EmbeddingCache('item', config.itemCacheBytes, o.cacheReporter) },
+    { image: new EmbeddingCache('image', config.imageCacheBytes, o.cacheReporter, creatives), item: new EmbeddingCache('item', config.itemCacheBytes, o.cacheReporter) },
     config.imageMaxPixels,
     new ImageFetcher({
       allowedOrigins: config.imageAllowedOrigins ?? [],
@@ -106,6 +115,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
     local = new LocalStateStore({ dir: o.stateDir ?? join(expandHome(config.stateDir), config.groupId), codec: stateCodec, space: models.space, clock, ...(reporter ? { reporter } : {}) });
   } catch (err) {
     await engine.close().catch(() => undefined);
+    await creatives.close().catch(() => undefined);
     throw err;
   }
   const users = new UserStateStore({
@@ -144,6 +154,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
       await engine.close();
     } finally {
       await local.closeAll();
+      await creatives.close();
     }
   };
   return { processor, applied, catalogUpdater, catalog, embedder, fuser, users, local, stateCodec, space: models.space, engine, codec, encoder, eventTopics, close };

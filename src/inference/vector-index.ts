@@ -86,7 +86,7 @@ export class VectorIndex {
   }
 
   /** Adds or replaces `slots[i]` with row i of `vectors` (unit norm). No rebuild: a replacement is a remove and an add. */
-  upsert(slots: Int32Array, vectors: Float32Array): void {
+  upsert(slots: Int32Array, vectors: Float32Array, threads = 1): void {
     const d = this.params.dim;
     if (vectors.length !== slots.length * d) throw new RangeError(`${slots.length} slots need ${slots.length * d} values, got ${vectors.length}`);
     if (slots.length === 0) return;
@@ -103,8 +103,8 @@ export class VectorIndex {
       this.mark(s, 1);
       keys[i] = BigInt(s);
     });
-    // One thread: parallelism comes from the worker pool, and the bench sets it per run.
-    this.index.add(keys, vectors, 1);
+    // One thread on a worker (parallelism comes from the pool); the bench may build with more.
+    this.index.add(keys, vectors, threads);
     this.live += slots.length;
   }
 

@@ -18,6 +18,8 @@ import { EngineScorer, type Match } from '../../src/pipeline/retrieve.js';
 import { IndexedScorer } from '../../src/pipeline/retrieve-index.js';
 import { ModalRetrieval } from '../../src/pipeline/retrieve-mode.js';
 import { silentLogger } from '../../src/util/log.js';
+import { inferTyped } from '../../src/inference/types.js';
+import type { CtrSettings } from '../../src/models/model-io.js';
 
 const config = loadConfig({ env: {}, overrides: { modelDir: mkdtempSync(join(tmpdir(), 'adstream-models-')) } });
 const ADS = 3000;
@@ -25,6 +27,7 @@ const QUERIES = 100;
 const PER_ROW = 20;
 
 let engine: InferenceEngine;
+let ctrIo: CtrSettings;
 let catalog: AdCatalog;
 let exact: EngineScorer;
 let indexed: IndexedScorer;
@@ -38,6 +41,7 @@ const ids = (lists: Match[][]): string[][] => lists.map((l) => l.map((m) => m.ad
 beforeAll(async () => {
   const models = await prepareModels(config);
   F = models.fusion.dim;
+  ctrIo = models.ctr;
   const index = indexModel({ params: { dim: F, connectivity: 16, expansionAdd: 128, expansionSearch: 64 }, k: PER_ROW, ctr: models.ctr, batcher: { maxBatchSize: 64, maxQueueDelayMs: 1, maxQueueItems: 10_000 } });
   engine = await InferenceEngine.start({ models: [...models.specs, index.spec], workers: 2, executionProviders: ['cpu'], intraOpNumThreads: 1, logger: silentLogger });
   catalog = new AdCatalog(F);
@@ -64,6 +68,16 @@ describe('Indexed retrieval', () => {
       for (const m of got[q]!) if (ctrOf.has(m.ad.adId)) expect(m.ctr).toBeCloseTo(ctrOf.get(m.ad.adId)!, 5);
     }
     expect(hits / (QUERIES * 10)).toBeGreaterThanOrEqual(0.95);
+    // And each CTR is the CTR model's on (query, that ad's vector): the re-rank paired the right rows.
+    const pairs = got.slice(0, 5).flatMap((list, q) => list.map((m) => ({ q, i: Number(m.ad.adId.slice(3)), ctr: m.ctr })));
+    const user = new Float32Array(pairs.length * F);
+    const adVec = new Float32Array(pairs.length * F);
+    pairs.forEach((p, j) => {
+      user.set(queries.subarray(p.q * F, (p.q + 1) * F), j * F);
+      adVec.set(vectors.subarray(p.i * F, (p.i + 1) * F), j * F);
+    });
+    const { ctr } = await inferTyped(engine, ctrIo, { items: pairs.length, inputs: { user, ad: adVec } });
+    pairs.forEach((p, j) => expect(p.ctr).toBeCloseTo(ctr[j]!, 5));
   });
 
   it('drops deactivated and deleted ads at once and from the index at the next sync, and finds a changed vector', async () => {
