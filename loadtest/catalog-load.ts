@@ -25,6 +25,16 @@ export interface CatalogLoad {
 
 const CHUNK = 500;
 
+/**
+ * `base` grown to `count` ads: copies under new ids that share their original's creative (so the
+ * decode stays short) and get one distinct title token each (so their vectors differ, as real ads
+ * of one category do, instead of piling up as duplicates in the index).
+ */
+export function catalogOf<A extends { readonly adId: string; readonly title: string }>(base: readonly A[], count: number): A[] {
+  if (count <= base.length) return base.slice(0, count);
+  return Array.from({ length: count }, (_, i) => (i < base.length ? base[i]! : { ...base[i % base.length]!, adId: `${base[i % base.length]!.adId}-x${i}`, title: `${base[i % base.length]!.title} v${i}` }));
+}
+
 export async function measureCatalogLoad(base: Config, count: number, creatives = Math.min(count, 400)): Promise<CatalogLoad> {
   const perCategory = Math.max(1, Math.ceil(creatives / CATEGORIES.length));
   const pool = await syntheticAds(perCategory, 17);

@@ -126,7 +126,12 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
   });
   const catalog = new AdCatalog(F);
   const exact = new EngineScorer(engine, catalog, { io: models.scorer, perRow: config.topK + slack, minUploadIntervalMs: config.catalogUploadIntervalMs });
-  const indexed = index && new IndexedScorer(engine, catalog, { io: index.io, minSyncIntervalMs: config.catalogUploadIntervalMs });
+  const indexed = index && new IndexedScorer(engine, catalog, {
+    io: index.io,
+    minSyncIntervalMs: config.catalogUploadIntervalMs,
+    backgroundSyncMs: Math.max(100, config.catalogUploadIntervalMs),
+    onSyncError: (err) => o.logger.warn('ad index sync failed; retried with the next one', { error: String(err) }),
+  });
   const scorer = new ModalRetrieval(exact, indexed, catalog, { mode: config.retrieval, exactBelow: config.retrievalExactBelow });
   const ranker = new CandidateRanker(scorer, F, { topK: config.topK, slack });
   const interests = { halfLifeMs: config.interestHalfLifeS * 1000, maxInterests: config.interestsPerUser, newInterestThreshold: config.newInterestThreshold };
@@ -151,6 +156,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
   const encoder = new OutputEncoder(codec, config.deadLetterMaxValueBytes);
   const close = async (): Promise<void> => {
     try {
+      indexed?.stop();
       await engine.close();
     } finally {
       await local.closeAll();

@@ -25,6 +25,13 @@ export interface IndexedScorerOptions {
   readonly minSyncIntervalMs: number;
   /** Slots per update message, so a first sync of a million ads is not one huge copy per worker. */
   readonly maxSlotsPerUpdate?: number;
+  /**
+   * Also sync this often with no query asking (0: only when queried): the index then builds while
+   * the catalog loads, not on the first query, and follows the topic when traffic is idle.
+   */
+  readonly backgroundSyncMs?: number;
+  /** Told when a background sync failed (the changes are sent again with the next one). */
+  readonly onSyncError?: (err: unknown) => void;
 }
 
 const NO_SLOTS = new Int32Array(0);
@@ -40,6 +47,7 @@ export class IndexedScorer {
   private inFlight = 0;
   private drained: (() => void) | undefined;
   private syncing: Promise<void> | undefined;
+  private readonly timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(
     private readonly engine: Inference & IndexUpdates,
@@ -48,6 +56,19 @@ export class IndexedScorer {
   ) {
     catalog.onChange((adId) => this.changed.add(adId));
     for (let r = 0; r < catalog.activeCount; r++) this.changed.add(catalog.adAt(r).adId);
+    if (o.backgroundSyncMs) this.timer = setInterval(() => this.syncInBackground(), o.backgroundSyncMs).unref();
+  }
+
+  /** Stops the background sync (before the engine closes). */
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private syncInBackground(): void {
+    if (this.syncing || this.changed.size === 0) return;
+    this.syncing = this.sync()
+      .catch((err: unknown) => this.o.onSyncError?.(err))
+      .finally(() => (this.syncing = undefined));
   }
 
   /** Ads indexed as of the last sync. */
@@ -112,12 +133,19 @@ export class IndexedScorer {
         removed.push(slot);
       }
     }
+    const touched = [...this.changed];
     this.changed.clear();
     this.syncedAt = Date.now();
     const per = this.o.maxSlotsPerUpdate ?? 65536;
     const whole = (): IndexUpdate => this.updateOf(NO_SLOTS, [...this.slotOf.values()]);
-    await this.engine.updateIndex(this.o.io.model, this.updateOf(Int32Array.from(removed), set.slice(0, per)), whole);
-    for (let at = per; at < set.length; at += per) await this.engine.updateIndex(this.o.io.model, this.updateOf(NO_SLOTS, set.slice(at, at + per)), whole);
+    try {
+      await this.engine.updateIndex(this.o.io.model, this.updateOf(Int32Array.from(removed), set.slice(0, per)), whole);
+      for (let at = per; at < set.length; at += per) await this.engine.updateIndex(this.o.io.model, this.updateOf(NO_SLOTS, set.slice(at, at + per)), whole);
+    } catch (err) {
+      // Sent again next time (an upsert replaces); a removal that did not land is filtered by slotAds.
+      for (const adId of touched) this.changed.add(adId);
+      throw err;
+    }
   }
 
   /** An update setting `slots` to their ads' current vectors. */
