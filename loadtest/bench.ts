@@ -7,7 +7,9 @@
  * inference at the best batch size. Writes DIR/results.json, DIR/report.md and
  * DIR/latency-vs-throughput.svg, and prints one JSON line last.
  *
- *   npm run bench -- --out DIR [--world FILE] [--client kafkajs|confluent] [--step-seconds 8] [--max-rate 32000]
+ *   npm run bench -- --out DIR [--world FILE] [--ads N] [--client kafkajs|confluent] [--step-seconds 8] [--max-rate 32000]
+ *
+ * --ads N grows the world's catalog to N ads (copies sharing the creatives, see catalogOf).
  *
  * Starts a local broker unless KAFKA_BROKERS is set. The Kafka client of the processor and the
  * pass-through: --client, else KAFKA_CLIENT from the environment (passed on to both), else kafkajs.
@@ -25,6 +27,7 @@ import { eventsPerSecondCeiling, inferenceCeiling } from './inference-ceiling.js
 import { drainRate, metricSum, preload, procStats, runOpenLoop, scrape, ScoredObserver, sleep, type EventTopics } from './load-generator.js';
 import { benchBrokers, createTopicsFor, isolatedEnv, kafkaClient, spawnPassThrough, spawnProcessor, type Spawned } from './spawn.js';
 import { latencyChart } from './svg-chart.js';
+import { catalogOf } from './catalog-load.js';
 import { World, type WorldTraffic } from './world.js';
 
 const { values: args } = parseArgs({
@@ -38,6 +41,7 @@ const { values: args } = parseArgs({
     'max-rate': { type: 'string', default: '32000' },
     'refine-steps': { type: 'string', default: '2' },
     'drain-events': { type: 'string', default: '30000' },
+    ads: { type: 'string' },
   },
 });
 const OUT = args.out!;
@@ -161,10 +165,15 @@ async function main(): Promise<void> {
     const kafkaClientUsed = kafkaClientName(config, { ...process.env, ...env });
     say(`Kafka client of the processor and the pass-through: ${kafkaClientUsed}`);
     const now = Date.now();
-    await producer.send([{ topic: config.topicAds, records: world.ads.map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, now) })) }]);
+    const ads = catalogOf(world.ads, Number(args.ads ?? world.ads.length));
+    for (let at = 0; at < ads.length; at += 10_000) {
+      await producer.send([{ topic: config.topicAds, records: ads.slice(at, at + 10_000).map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, now) })) }]);
+    }
+    say(`catalog: ${ads.length} ads produced`);
     const proc = await spawnProcessor(env);
     spawnedProcs.push(proc);
-    await proc.waitReady();
+    // A large catalog is encoded (and indexed) before the processor is ready: minutes at a million.
+    await proc.waitReady(Math.max(60_000, ads.length * 2));
     const obs = new ScoredObserver(kafka, codec, { scored: config.topicScored, deadLetters: config.topicDeadLetters });
     await obs.start();
     const processor: Target = { name: 'processor', pid: proc.proc.pid!, metricsPort: proc.port, observer: obs, traffic: world.traffic(codec, { seed: 202, eventIdPrefix: 'bench' }), topics: topicsOf(env) };
@@ -265,7 +274,7 @@ async function main(): Promise<void> {
 
     // 3. Raw inference at the best batch size, with both stopped (same models and settings).
     say('inference ceiling: every model at batch 32, 128, 256...');
-    const ceilings = await inferenceCeiling(loadConfig({ env: { ...process.env, ...env } }), { ads: world.ads.length });
+    const ceilings = await inferenceCeiling(loadConfig({ env: { ...process.env, ...env } }), { ads: ads.length });
     const inferenceEventsPerS = eventsPerSecondCeiling(ceilings, perEvent);
 
     const floor = compareAtLoads([...steps, half], [...ptSteps, ptHalf]);

@@ -17,6 +17,9 @@ import { CandidateRanker } from '../pipeline/rank.js';
 import { CatalogUpdater } from '../catalog/catalog-updater.js';
 import { CategoryCentroids } from '../catalog/category-centroids.js';
 import { EngineScorer } from '../pipeline/retrieve.js';
+import { IndexedScorer } from '../pipeline/retrieve-index.js';
+import { ModalRetrieval } from '../pipeline/retrieve-mode.js';
+import { indexModel } from '../models/index-spec.js';
 import { UserStateCodec } from '../state/user-state-codec.js';
 import { cacheBounds, UserStateStore } from '../state/user-state-store.js';
 import { OutputEncoder } from '../pipeline/encode.js';
@@ -25,6 +28,7 @@ import { Processor } from '../pipeline/processor.js';
 import { AppliedOffsets } from '../state/applied-offsets.js';
 import { LocalStateStore, type StateStoreReporter } from '../state/local-state-store.js';
 import { expandHome } from '../util/files.js';
+import { CreativeEmbeddings } from '../state/creative-embeddings.js';
 
 export interface CoreOptions {
   readonly logger: Logger;
@@ -56,8 +60,13 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
   const codec = await codecFor(config);
   if (codec.registered) o.logger.info('schemas registered', { registry: config.schemaRegistryUrl, subjects: config.schemaRegistrySubjectStrategy });
   const models = await prepareModels(config);
+  // Each interest asks for topK + slack ads (each with its CTR, same request): the slack replaces ads deactivated since the last upload and feeds the CTR re-rank.
+  const slack = config.topK;
+  const { annConnectivity: connectivity, annExpansionAdd: expansionAdd, annExpansionSearch: expansionSearch } = config;
+  const batcher = { maxBatchSize: config.maxBatchSize, maxQueueDelayMs: config.maxQueueDelayMs, maxQueueItems: config.maxQueueItems };
+  const index = config.retrieval === 'exact' ? undefined : indexModel({ params: { dim: models.fusion.dim, connectivity, expansionAdd, expansionSearch }, k: config.topK + slack, ctr: models.ctr, batcher });
   const engine = await InferenceEngine.start({
-    models: [...models.specs],
+    models: [...models.specs, ...(index ? [index.spec] : [])],
     workers: config.inferenceWorkers || availableParallelism(),
     executionProviders: [...config.executionProviders],
     intraOpNumThreads: config.intraOpThreads,
@@ -72,6 +81,14 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
     throw err;
   }
 
+  // Creatives' embeddings by content hash on disk, beside the user state: a warm restart decodes none.
+  let creatives: CreativeEmbeddings;
+  try {
+    creatives = new CreativeEmbeddings({ dir: join(expandHome(config.stateDir), 'ad-embeddings'), space: models.space, onWriteError: (err) => o.logger.warn('an ad embedding was not persisted', { error: String(err) }) });
+  } catch (err) {
+    await engine.close().catch(() => undefined);
+    throw err;
+  }
   const decoder = new EventDecoder(codec, {
     maxRecordBytes: config.maxRecordBytes,
     maxTextChars: config.maxTextChars,
@@ -81,7 +98,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
   const embedder = new MultimodalEmbedder(
     engine,
     models.encoders,
-    { image: new EmbeddingCache('image', config.imageCacheBytes, o.cacheReporter), item: new EmbeddingCache('item', config.itemCacheBytes, o.cacheReporter) },
+    { image: new EmbeddingCache('image', config.imageCacheBytes, o.cacheReporter, creatives), item: new EmbeddingCache('item', config.itemCacheBytes, o.cacheReporter) },
     config.imageMaxPixels,
     new ImageFetcher({
       allowedOrigins: config.imageAllowedOrigins ?? [],
@@ -100,6 +117,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
     local = new LocalStateStore({ dir: o.stateDir ?? join(expandHome(config.stateDir), config.groupId), codec: stateCodec, space: models.space, clock, ...(reporter ? { reporter } : {}) });
   } catch (err) {
     await engine.close().catch(() => undefined);
+    await creatives.close().catch(() => undefined);
     throw err;
   }
   const users = new UserStateStore({
@@ -109,9 +127,14 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
     ...(o.stateReporter ? { onLookup: (hit: boolean) => o.stateReporter!.cacheLookup(hit) } : {}),
   });
   const catalog = new AdCatalog(F);
-  // Each interest asks for topK + slack ads (each with its CTR, same request): the slack replaces ads deactivated since the last upload and feeds the CTR re-rank.
-  const slack = config.topK;
-  const scorer = new EngineScorer(engine, catalog, { io: models.scorer, perRow: config.topK + slack, minUploadIntervalMs: config.catalogUploadIntervalMs });
+  const exact = new EngineScorer(engine, catalog, { io: models.scorer, perRow: config.topK + slack, minUploadIntervalMs: config.catalogUploadIntervalMs });
+  const indexed = index && new IndexedScorer(engine, catalog, {
+    io: index.io,
+    minSyncIntervalMs: config.catalogUploadIntervalMs,
+    backgroundSyncMs: Math.max(100, config.catalogUploadIntervalMs),
+    onSyncError: (err) => o.logger.warn('ad index sync failed; retried with the next one', { error: String(err) }),
+  });
+  const scorer = new ModalRetrieval(exact, indexed, catalog, { mode: config.retrieval, exactBelow: config.retrievalExactBelow });
   const ranker = new CandidateRanker(scorer, F, { topK: config.topK, slack });
   const interests = { halfLifeMs: config.interestHalfLifeS * 1000, maxInterests: config.interestsPerUser, newInterestThreshold: config.newInterestThreshold };
   const applied = o.applied ?? new AppliedOffsets();
@@ -135,9 +158,11 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
   const encoder = new OutputEncoder(codec, config.deadLetterMaxValueBytes);
   const close = async (): Promise<void> => {
     try {
+      indexed?.stop();
       await engine.close();
     } finally {
       await local.closeAll();
+      await creatives.close();
     }
   };
   return { processor, applied, catalogUpdater, catalog, embedder, fuser, users, local, stateCodec, space: models.space, engine, codec, encoder, eventTopics, close };

@@ -12,6 +12,8 @@ export class AdCatalog {
   private readonly inactive = new Map<string, Ad>();
   /** Bumped on every change, so snapshots (e.g. on inference workers) know when they are stale. */
   version = 0;
+  /** Told the id of every ad upserted or deleted: how an index follows the catalog by id. */
+  private readonly listeners: ((adId: string) => void)[] = [];
 
   constructor(readonly dim: number, initialCapacity = 1024) {
     this.matrix = new Float32Array(dim * initialCapacity);
@@ -20,6 +22,7 @@ export class AdCatalog {
   /** Inserts or replaces an ad; `embedding[offset..offset+dim)` must be unit-norm. */
   upsert(ad: Ad, embedding: Float32Array, offset = 0): void {
     this.version++;
+    for (const l of this.listeners) l(ad.adId);
     if (!ad.active) {
       this.removeRow(ad.adId);
       this.inactive.set(ad.adId, ad);
@@ -40,8 +43,20 @@ export class AdCatalog {
 
   delete(adId: string): void {
     this.version++;
+    for (const l of this.listeners) l(adId);
     this.removeRow(adId);
     this.inactive.delete(adId);
+  }
+
+  /** Calls `listener` with the id of each ad changed from now on. */
+  onChange(listener: (adId: string) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** An active ad's vector (a view into the packed rows: copy it to keep it past the next change). */
+  vectorOf(adId: string): Float32Array | undefined {
+    const row = this.rowOf.get(adId);
+    return row === undefined ? undefined : this.matrix.subarray(row * this.dim, (row + 1) * this.dim);
   }
 
   get(adId: string): Ad | undefined {

@@ -10,7 +10,7 @@ import type { Logger } from '../util/log.js';
 import { ModelBatcher } from './model-batcher.js';
 import { WorkerPool, type ModelCheckData, type StagedModel } from './worker-pool.js';
 import type { ModelReady } from './inference-worker.js';
-import { InferenceError, type InferenceReporter, type InferenceRequest, type InferenceResult, type ModelSpec, type TensorData } from './types.js';
+import { InferenceError, type IndexUpdate, type InferenceReporter, type InferenceRequest, type InferenceResult, type ModelSpec, type TensorData } from './types.js';
 
 export interface InferenceEngineOptions {
   readonly models: readonly ModelSpec[];
@@ -125,6 +125,21 @@ export class InferenceEngine {
   /** The spec a model runs with now. */
   spec(model: string): ModelSpec | undefined {
     return this.specs.get(model);
+  }
+
+  /**
+   * Removes and (re)sets slots of an index model (ModelSpec.index) on every worker; later batches
+   * see the change. `whole` returns the full content, for a worker started as a replacement.
+   */
+  async updateIndex(model: string, update: IndexUpdate, whole: () => IndexUpdate): Promise<void> {
+    if (this.closing) throw new InferenceError('ENGINE_CLOSED', 'inference engine is closed');
+    const spec = this.specs.get(model);
+    if (!spec) throw new InferenceError('UNKNOWN_MODEL', `no model named ${model}`);
+    if (!spec.index) throw new InferenceError('BAD_REQUEST', `model ${model} is no index`);
+    if (update.vectors.length !== update.slots.length * spec.index.dim) {
+      throw new InferenceError('BAD_REQUEST', `index ${model}: ${update.slots.length} slots need ${update.slots.length * spec.index.dim} values, got ${update.vectors.length}`);
+    }
+    await this.pool.updateIndex(model, update, whole);
   }
 
   /** Model -> execution provider its sessions really run on. */
@@ -262,6 +277,12 @@ function validate(opts: InferenceEngineOptions): void {
       if (!t.itemShape.every((d) => Number.isInteger(d) && d >= 1)) throw new ConfigError(`${at}.${t.name}.itemShape`, `dimensions must be integers >= 1, got [${t.itemShape}]`);
     }
     if (m.rerank) validateRerank(m, opts.models, `${at}.rerank`);
+    if (m.index) {
+      const x = m.index;
+      const out = (name: string, type: string): boolean => m.outputs.some((t) => t.name === name && t.type === type);
+      if (m.inputs.length !== 1 || m.inputs[0]!.name !== x.query || m.inputs[0]!.itemShape.join() !== String(x.dim)) throw new ConfigError(`${at}.inputs`, `an index takes one float32 input ${x.query} [${x.dim}]`);
+      if (!out(x.scores, 'float32') || !out(x.slots, 'int64')) throw new ConfigError(`${at}.outputs`, `an index outputs ${x.scores} (float32) and ${x.slots} (int64)`);
+    }
     const b = m.batcher;
     if (!Number.isInteger(b.maxBatchSize) || b.maxBatchSize < 1) throw new ConfigError(`${at}.batcher.maxBatchSize`, `must be an integer >= 1, got ${b.maxBatchSize}`);
     if (!(b.maxQueueDelayMs >= 0) || !Number.isFinite(b.maxQueueDelayMs)) throw new ConfigError(`${at}.batcher.maxQueueDelayMs`, `must be a finite number >= 0, got ${b.maxQueueDelayMs}`);
@@ -278,7 +299,7 @@ function validateRerank(m: ModelSpec, models: readonly ModelSpec[], at: string):
   const has = (list: readonly { name: string; type: string }[] | undefined, name: string, type: string): boolean => list?.some((t) => t.name === name && t.type === type) ?? false;
   if (!second || second.rerank) throw new ConfigError(`${at}.model`, `must name another model without a re-rank of its own, got ${r.model}`);
   if (!has(m.inputs, r.queries, 'float32')) throw new ConfigError(`${at}.queries`, `must be a float32 batched input of ${m.name}, got ${r.queries}`);
-  if (!has(m.residentInputs, r.candidates, 'float32')) throw new ConfigError(`${at}.candidates`, `must be a float32 resident input of ${m.name}, got ${r.candidates}`);
+  if (!m.index && !has(m.residentInputs, r.candidates, 'float32')) throw new ConfigError(`${at}.candidates`, `must be a float32 resident input of ${m.name}, got ${r.candidates}`);
   if (!has(m.outputs, r.indices, 'int64') || !has(m.outputs, r.output, 'float32')) throw new ConfigError(`${at}.output`, `${m.name} must list ${r.indices} (int64) and ${r.output} (float32) among its outputs`);
   const names = second.inputs.map((t) => t.name).sort().join(',');
   if (names !== [r.queryInput, r.candidateInput].sort().join(',') || !second.inputs.every((t) => t.type === 'float32')) {

@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
 import type { ModelSpec, RerankSpec, TensorSpec, TensorType } from './types.js';
+import { VectorIndex } from './vector-index.js';
 
 // ---- protocol (type-only imports of it are erased, so the pool never loads this file) ----
 
@@ -43,6 +44,8 @@ export type ToWorker =
   | { readonly type: 'commit'; readonly id: number; readonly model: string }
   /** Drop the staged version (another worker refused it). */
   | { readonly type: 'discard'; readonly id: number; readonly model: string }
+  /** An IndexUpdate for an index model: Int32 `removed` and `slots`, Float32 `vectors`. */
+  | { readonly type: 'indexUpdate'; readonly id: number; readonly model: string; readonly removed: ArrayBuffer; readonly slots: ArrayBuffer; readonly vectors: ArrayBuffer }
   | { readonly type: 'close' };
 
 /**
@@ -69,7 +72,9 @@ export type FromWorker =
 
 interface LoadedModel {
   readonly spec: ModelSpec;
-  readonly session: ort.InferenceSession;
+  /** Null for an index model (spec.index), which runs `index` instead. */
+  readonly session: ort.InferenceSession | null;
+  readonly index: VectorIndex | null;
   /** The outputs its graph has: the spec's, but for a re-rank's. */
   readonly graphOutputs: readonly string[];
   readonly residents: Map<string, ort.Tensor>;
@@ -133,10 +138,21 @@ type Outputs = Record<string, { readonly type: string; readonly data: unknown; r
 
 /** The model's graph on one batch, then its re-rank if it has one. */
 async function execute(m: LoadedModel, items: number, inputs: readonly (Float32Array | BigInt64Array)[]): Promise<Outputs> {
-  const out: Outputs = await m.session.run(feeds(m, items, inputs), m.graphOutputs as string[]);
+  const out: Outputs = m.index ? search(m, m.index, items, inputs) : await m.session!.run(feeds(m, items, inputs), m.graphOutputs as string[]);
   const rerank = m.spec.rerank;
   if (!rerank) return out;
   return { ...out, [rerank.output]: await rerankRun(rerank, m, items, inputs, out) };
+}
+
+/** An index model's outputs for one batch: fresh buffers, transferred to the caller as they are. */
+function search(m: LoadedModel, index: VectorIndex, items: number, inputs: readonly (Float32Array | BigInt64Array)[]): Outputs {
+  const spec = m.spec.index!;
+  const out = { scores: new Float32Array(items * spec.k), slots: new BigInt64Array(items * spec.k) };
+  index.search(inputs[0] as Float32Array, items, spec.k, out);
+  return {
+    [spec.scores]: { type: 'float32', data: out.scores, dims: [items, spec.k] },
+    [spec.slots]: { type: 'int64', data: out.slots, dims: [items, spec.k] },
+  };
 }
 
 /**
@@ -148,9 +164,10 @@ async function rerankRun(r: RerankSpec, m: LoadedModel, items: number, inputs: r
   if (!second) throw new Error(`model ${m.spec.name}: re-rank model ${r.model} is not loaded`);
   const indices = out[r.indices]!;
   const k = indices.dims[1] ?? 0;
-  const candidates = m.residents.get(r.candidates)!;
-  const matrix = candidates.data as Float32Array;
-  const width = candidates.dims[1]!;
+  // An index model's candidates are its own vectors by slot; a graph's are a resident matrix by row.
+  const resident = m.index ? undefined : m.residents.get(r.candidates)!;
+  const matrix = m.index ? m.index.store : (resident!.data as Float32Array);
+  const width = m.index ? m.index.params.dim : resident!.dims[1]!;
   const queries = inputs[m.spec.inputs.findIndex((t) => t.name === r.queries)]! as Float32Array;
   const at = indices.data as BigInt64Array;
   const pairs = items * k;
@@ -163,11 +180,12 @@ async function rerankRun(r: RerankSpec, m: LoadedModel, items: number, inputs: r
       const p = (q * k + j) * width;
       const c = Number(at[q * k + j]!);
       query.set(row, p);
-      candidate.set(matrix.subarray(c * width, (c + 1) * width), p);
+      // A slot of -1 (an index that found fewer than k) leaves a zero candidate; its score is dropped.
+      if (c >= 0) candidate.set(matrix.subarray(c * width, (c + 1) * width), p);
     }
   }
   const byName: Record<string, Float32Array> = { [r.queryInput]: query, [r.candidateInput]: candidate };
-  const scored = (await second.session.run(feeds(second, pairs, second.spec.inputs.map((t) => byName[t.name]!)), [r.score]))[r.score]!;
+  const scored = (await second.session!.run(feeds(second, pairs, second.spec.inputs.map((t) => byName[t.name]!)), [r.score]))[r.score]!;
   if (scored.type !== 'float32') throw new Error(`model ${r.model}: output ${r.score} is ${scored.type}, re-rank needs float32`);
   return { type: 'float32', data: scored.data, dims: [items, k] };
 }
@@ -198,6 +216,12 @@ function checkNames(spec: ModelSpec, session: ort.InferenceSession): void {
  */
 async function load(spec: ModelSpec, init: WorkerInit): Promise<{ model: LoadedModel; ready: ModelReady }> {
   const failures: ProviderFailure[] = [];
+  if (spec.index) {
+    // Empty until its first update; nothing to warm: the search allocates per call.
+    const { dim, connectivity, expansionAdd, expansionSearch } = spec.index;
+    const index = new VectorIndex({ dim, connectivity, expansionAdd, expansionSearch });
+    return { model: { spec, session: null, index, graphOutputs: graphOutputs(spec), residents: new Map(), warmed: true }, ready: { provider: 'usearch', failures } };
+  }
   for (const provider of init.executionProviders) {
     let session: ort.InferenceSession | undefined;
     try {
@@ -209,7 +233,7 @@ async function load(spec: ModelSpec, init: WorkerInit): Promise<{ model: LoadedM
         graphOptimizationLevel: 'all',
       });
       checkNames(spec, session);
-      const model: LoadedModel = { spec, session, graphOutputs: graphOutputs(spec), residents: new Map(), warmed: false };
+      const model: LoadedModel = { spec, session, index: null, graphOutputs: graphOutputs(spec), residents: new Map(), warmed: false };
       // A provider may create a session yet fail to execute; warming up here lets the next one take over.
       if (!residentsComplete(model)) return { model, ready: { provider, failures } };
       const outputItemShapes = await warmUp(model);
@@ -294,7 +318,7 @@ async function stage(msg: Extract<ToWorker, { type: 'stage' }>): Promise<void> {
       }
     }
   } catch (err) {
-    await model.session.release().catch(() => undefined);
+    await model.session?.release().catch(() => undefined);
     throw err;
   }
   const previous = staged.get(msg.spec.name);
@@ -304,11 +328,18 @@ async function stage(msg: Extract<ToWorker, { type: 'stage' }>): Promise<void> {
 
 function releaseRetired(): void {
   if (runsInFlight > 0) return;
-  for (const m of retired.splice(0)) void m.session.release().catch(() => undefined);
+  for (const m of retired.splice(0)) void m.session?.release().catch(() => undefined);
+}
+
+function indexUpdate(msg: Extract<ToWorker, { type: 'indexUpdate' }>): void {
+  const m = models.get(msg.model);
+  if (!m?.index) throw new Error(`model ${msg.model} is no index`);
+  m.index.remove(new Int32Array(msg.removed));
+  m.index.upsert(new Int32Array(msg.slots), new Float32Array(msg.vectors));
 }
 
 async function close(): Promise<void> {
-  for (const m of [...models.values(), ...staged.values(), ...retired]) await m.session.release().catch(() => undefined);
+  for (const m of [...models.values(), ...staged.values(), ...retired]) await m.session?.release().catch(() => undefined);
   models.clear();
   staged.clear();
   port!.close();
@@ -372,6 +403,14 @@ port.on('message', (msg: ToWorker) => {
     }
     case 'setResident':
       answer(msg.id, setResident(msg));
+      break;
+    case 'indexUpdate':
+      try {
+        indexUpdate(msg);
+        post({ type: 'ack', id: msg.id });
+      } catch (err) {
+        post({ type: 'failed', id: msg.id, message: message(err) });
+      }
       break;
     case 'close':
       void close();

@@ -85,7 +85,35 @@ export interface ModelSpec {
   readonly residentInputs?: readonly { readonly name: string; readonly type: TensorType }[];
   /** The scorer's CTR re-rank in the same trip (see RerankSpec). */
   readonly rerank?: RerankSpec;
+  /**
+   * Set for a model that is no ONNX graph but an approximate nearest-neighbour index (see
+   * IndexSpec): `path` is unused, and the re-rank's candidates are the index's own vectors.
+   */
+  readonly index?: IndexSpec;
   readonly batcher: BatcherSettings;
+}
+
+/**
+ * A vector index run as a model: batched input `query` [batch, dim] -> outputs `scores` [batch, k]
+ * (float32, inner products, descending) and `slots` [batch, k] (int64, -1 past what was found).
+ * Its content arrives by InferenceEngine.updateIndex (add and remove by slot), not as a resident.
+ */
+export interface IndexSpec {
+  readonly dim: number;
+  readonly k: number;
+  readonly connectivity: number;
+  readonly expansionAdd: number;
+  readonly expansionSearch: number;
+  readonly query: string;
+  readonly scores: string;
+  readonly slots: string;
+}
+
+/** One change to an index: slots removed, then slots (re)set to rows of `vectors`. */
+export interface IndexUpdate {
+  readonly removed: Int32Array;
+  readonly slots: Int32Array;
+  readonly vectors: Float32Array;
 }
 
 export interface InferenceRequest {

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { InferenceError } from './types.js';
+import { InferenceError, type IndexUpdate } from './types.js';
 import type { FromWorker, ModelCheck, ModelReady, ToWorker, WorkerInit } from './inference-worker.js';
 import type { ModelSpec } from './types.js';
 
@@ -101,6 +101,8 @@ function defaultEntry(): Entry {
 export class WorkerPool {
   private readonly slots: Slot[] = [];
   private readonly residents = new Map<string, Resident>();
+  /** Per index model, the whole content as one update: what a replacement worker starts from. */
+  private readonly indexSources = new Map<string, () => IndexUpdate>();
   private nextId = 1;
   private closing = false;
   private readonly entry: Entry;
@@ -222,6 +224,25 @@ export class WorkerPool {
     };
   }
 
+  /**
+   * Applies one change to an index model on every running worker (each gets its own copy);
+   * resolves when all acknowledged. `whole` gives the index's full content for a replacement
+   * worker, so the pool keeps no second copy of the catalog.
+   */
+  async updateIndex(model: string, update: IndexUpdate, whole: () => IndexUpdate): Promise<void> {
+    this.indexSources.set(model, whole);
+    const sends = this.slots.filter((s) => s.state === 'idle' || s.state === 'busy').map((slot) => this.sendIndexUpdate(slot, model, update));
+    const settled = await Promise.allSettled(sends);
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) throw new InferenceError('MODEL_FAILED', `updateIndex ${model}: ${(failed.reason as Error).message}`);
+  }
+
+  private sendIndexUpdate(slot: Slot, model: string, u: IndexUpdate): Promise<void> {
+    const [removed, slots, vectors] = [u.removed, u.slots, u.vectors].map((a) => a.slice().buffer as ArrayBuffer) as [ArrayBuffer, ArrayBuffer, ArrayBuffer];
+    const id = this.nextId++;
+    return this.request<void>(slot, id, { type: 'indexUpdate', id, model, removed, slots, vectors }, [removed, slots, vectors]);
+  }
+
   /** Stops every worker: asks each to release its sessions, and terminates those that take too long. */
   async close(): Promise<void> {
     this.closing = true;
@@ -335,6 +356,7 @@ export class WorkerPool {
     // A resident the graph refuses failed the same way on the other workers and was reported to
     // setResident's caller then; it must not keep this worker out of service.
     for (const r of this.residents.values()) await this.sendResident(slot, r).catch(() => undefined);
+    for (const [model, whole] of this.indexSources) await this.sendIndexUpdate(slot, model, whole()).catch(() => undefined);
     if (this.closing || slot.state !== 'starting') return;
     this.setState(slot, 'idle');
     this.opts.onIdle();

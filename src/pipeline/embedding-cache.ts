@@ -6,6 +6,13 @@ export interface CacheReporter {
   size(cache: string, entries: number, bytes: number): void;
 }
 
+/** A second, larger tier behind the memory (e.g. on disk): consulted on a miss, written on every set of a key it persists. */
+export interface EmbeddingTier {
+  persists(key: string): boolean;
+  get(key: string): Float32Array | undefined;
+  set(key: string, embedding: Float32Array): void;
+}
+
 /** Rough per-entry overhead of the LRU's bookkeeping and the key, so the byte bound is honest. */
 const ENTRY_OVERHEAD_BYTES = 96;
 
@@ -20,6 +27,7 @@ export class EmbeddingCache {
     readonly name: string,
     maxBytes: number,
     private readonly reporter?: CacheReporter,
+    private readonly tier?: EmbeddingTier,
   ) {
     this.lru = new LRUCache<string, Float32Array>({
       maxSize: Math.max(1, maxBytes),
@@ -28,7 +36,11 @@ export class EmbeddingCache {
   }
 
   get(key: string): Float32Array | undefined {
-    const v = this.lru.get(key);
+    let v = this.lru.get(key);
+    if (v === undefined && this.tier?.persists(key)) {
+      v = this.tier.get(key);
+      if (v) this.lru.set(key, v); // the tier's answer is already a copy
+    }
     this.reporter?.lookup(this.name, v !== undefined);
     return v;
   }
@@ -36,6 +48,7 @@ export class EmbeddingCache {
   /** Stores a copy, so the caller's (batch output) buffer can be released. */
   set(key: string, embedding: Float32Array): void {
     this.lru.set(key, embedding.slice());
+    if (this.tier?.persists(key)) this.tier.set(key, embedding);
     this.reporter?.size(this.name, this.lru.size, this.lru.calculatedSize);
   }
 

@@ -2,7 +2,6 @@ import type { Ad } from '../domain/events.js';
 import { inferTyped, type Inference, type TensorData } from '../inference/types.js';
 import { SCORER_TENSORS } from '../models/graphs/tensors.js';
 import type { ScorerIo } from '../models/model-io.js';
-import { rowOf } from '../util/vectors.js';
 import type { AdCatalog } from '../catalog/ad-catalog.js';
 
 /** Uploads the ad matrix to the workers; the engine implements it (InferenceEngine.setResident). */
@@ -29,8 +28,6 @@ export interface Match {
   readonly similarity: number;
   /** The CTR model's prediction for this (query row, ad) pair, from the same request. */
   readonly ctr: number;
-  /** The ad's vector as scored: a view into the uploaded snapshot, never changed afterwards. */
-  readonly vector: Float32Array;
 }
 
 interface Snapshot {
@@ -68,7 +65,6 @@ export class EngineScorer {
     try {
       if (snap.k === 0) return Array.from({ length: n }, () => []);
       const { scores, indices, ctr } = await inferTyped(this.engine, this.o.io, { items: n, inputs: { users: queries } });
-      const dim = this.catalog.dim;
       const out: Match[][] = [];
       for (let q = 0; q < n; q++) {
         const list: Match[] = [];
@@ -76,7 +72,7 @@ export class EngineScorer {
           const row = Number(indices[q * snap.k + j]);
           const ad = snap.rows[row]!;
           if (!this.catalog.get(ad.adId)?.active) continue; // changed since the upload
-          list.push({ ad, similarity: scores[q * snap.k + j]!, ctr: ctr[q * snap.k + j]!, vector: rowOf(snap.matrix, row, dim) });
+          list.push({ ad, similarity: scores[q * snap.k + j]!, ctr: ctr[q * snap.k + j]! });
         }
         out.push(list);
       }

@@ -204,6 +204,10 @@ describe('loadConfig rejects invalid env values with a ConfigError naming the va
     userTtlS: [1, 31_536_000],
     httpPort: [0, 65_535],
     schemaRegistryTimeoutMs: [100, 120_000],
+    retrievalExactBelow: [0, 1_000_000_000],
+    annConnectivity: [2, 256],
+    annExpansionAdd: [1, 4096],
+    annExpansionSearch: [1, 4096],
   };
 
   it('every numeric setting has its documented range listed here', () => {

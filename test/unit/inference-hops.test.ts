@@ -110,7 +110,7 @@ async function twoRequestRank(core: Core, scorer: EngineScorer, queries: readonl
   pairs.forEach((list, u) => {
     for (const p of list) {
       user.set(rowOf(queries[u]!.interests, p.row, F), i * F);
-      ad.set(p.m.vector, i * F);
+      ad.set(core.catalog.vectorOf(p.m.ad.adId)!, i * F);
       i++;
     }
   });

@@ -4,6 +4,7 @@
  * list them (a test fails when the README is stale).
  */
 import { HTTP_SETTINGS } from '../../adapters/http/settings.js';
+import { CATALOG_SETTINGS } from '../../catalog/settings.js';
 import { KAFKA_SETTINGS } from '../../adapters/kafka/settings.js';
 import { INFERENCE_SETTINGS } from '../../inference/settings.js';
 import { MODEL_SETTINGS } from '../../models/settings.js';
@@ -23,6 +24,7 @@ export const APP_SETTINGS = {
 export const SETTINGS = {
   ...KAFKA_SETTINGS,
   ...PIPELINE_SETTINGS,
+  ...CATALOG_SETTINGS,
   ...INFERENCE_SETTINGS,
   ...MODEL_SETTINGS,
   ...PREPROCESS_SETTINGS,

@@ -1,0 +1,15 @@
+import type { SettingTable, SettingValues } from '../util/settings.js';
+
+export const RETRIEVAL_MODES = ['exact', 'ann', 'auto'] as const;
+export type RetrievalMode = (typeof RETRIEVAL_MODES)[number];
+
+/** Retrieval over the catalog: exact scan or HNSW index, and the index's parameters. */
+export const CATALOG_SETTINGS = {
+  retrieval: { env: 'RETRIEVAL', kind: 'enum', default: 'auto', values: RETRIEVAL_MODES, doc: 'How candidates are found: exact (scan every active ad: the reference), ann (HNSW index on the inference workers), auto (exact below RETRIEVAL_EXACT_BELOW active ads, ann above).' },
+  retrievalExactBelow: { env: 'RETRIEVAL_EXACT_BELOW', kind: 'int', default: 50000, min: 0, max: 1000000000, doc: 'With RETRIEVAL=auto: catalogs with fewer active ads are scanned exactly (the crossover measured by npm run bench:catalog).' },
+  annConnectivity: { env: 'ANN_CONNECTIVITY', kind: 'int', default: 16, min: 2, max: 256, doc: 'HNSW neighbours per ad (M): memory and recall grow with it.' },
+  annExpansionAdd: { env: 'ANN_EXPANSION_ADD', kind: 'int', default: 128, min: 1, max: 4096, doc: 'HNSW candidates considered when an ad is added (efConstruction).' },
+  annExpansionSearch: { env: 'ANN_EXPANSION_SEARCH', kind: 'int', default: 128, min: 1, max: 4096, doc: 'HNSW candidates considered per query (ef): recall against queries/s.' },
+} as const satisfies SettingTable;
+
+export type CatalogSettings = SettingValues<typeof CATALOG_SETTINGS>;
