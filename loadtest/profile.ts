@@ -6,6 +6,8 @@
  * raw profiles under DIR/cpuprofiles (open them in Chrome DevTools), and prints one JSON line last.
  *
  *   npm run profile -- [--out DIR] [--rate 10000] [--seconds 30] [--warmup 5] [--world FILE]
+ *                      [--main PATH/app/cli.js] [--env KEY=VALUE ...]
+ *   (--main: another build's entry, e.g. a copy of dist/ for an A/B pair; --env: settings of the processor)
  *   npm run profile -- --summarise DIR     (summarise DIR's profiles again, e.g. after changing the categories)
  *
  * Starts a local broker unless KAFKA_BROKERS is set. Needs `npm run build` (the script runs it).
@@ -19,7 +21,7 @@ import { boundedProducerOf } from '../src/adapters/kafka/produce-limits.js';
 import { encodeAd } from '../src/devtools/traffic.js';
 import { AvroCodec } from '../src/serde/avro-codec.js';
 import { summariseProfiles, summaryMarkdown, threadOfProfileFile, type CpuProfile, type ThreadSummary } from './cpu-profile.js';
-import { procStats, runOpenLoop, ScoredObserver } from './load-generator.js';
+import { metricSum, procStats, runOpenLoop, scrape, ScoredObserver } from './load-generator.js';
 import { spawnNode } from './spawn-processor.js';
 import { benchBrokers, createTopicsFor, isolatedEnv, kafkaClient } from './spawn.js';
 import { World } from './world.js';
@@ -33,12 +35,20 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '30' },
     warmup: { type: 'string', default: '5' },
     summarise: { type: 'string' },
+    main: { type: 'string' },
+    env: { type: 'string', multiple: true, default: [] },
   },
 });
 const OUT = resolve(args.summarise ?? args.out!);
 const PROFILES = join(OUT, 'cpuprofiles');
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MAIN = join(ROOT, 'dist/app/cli.js');
+const MAIN = resolve(args.main ?? join(ROOT, 'dist/app/cli.js'));
+/** --env KEY=VALUE: the processor's settings on top of the isolated run's. */
+const EXTRA_ENV = Object.fromEntries(args.env!.map((kv) => {
+  const at = kv.indexOf('=');
+  if (at < 1) throw new Error(`--env wants KEY=VALUE, got ${kv}`);
+  return [kv.slice(0, at), kv.slice(at + 1)];
+}));
 const say = (s: string): void => void process.stderr.write(`${s}\n`);
 const machine = `${availableParallelism()} vCPU ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version.slice(1)}`;
 /** process.hrtime's clock in microseconds: the clock the profiles' timestamps are on (Linux). */
@@ -56,12 +66,12 @@ async function main(): Promise<void> {
   const producer = await boundedProducerOf(kafka, []);
   const codec = new AvroCodec();
   const world = await World.fromFile(args.world!);
-  const env = isolatedEnv(brokers, 'profile');
+  const env = isolatedEnv(brokers, 'profile', EXTRA_ENV);
   const config = await createTopicsFor(kafka, env);
   await producer.send([{ topic: config.topicAds, records: world.ads.map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, Date.now()) })) }]);
   const proc = await spawnNode(['--cpu-prof', '--cpu-prof-dir', PROFILES, MAIN, 'run'], { ...env, STATE_DIR: join(env.STATE_DIR!, 'instance') }, { outputChars: 20_000, readyTimeoutMs: 90_000 });
   const obs = new ScoredObserver(kafka, codec, { scored: config.topicScored, deadLetters: config.topicDeadLetters });
-  let window: { fromUs: number; toUs: number; accounted: number; sent: number; cpuPercent: number; slipMs: number };
+  let window: { fromUs: number; toUs: number; accounted: number; sent: number; cpuPercent: number; slipMs: number; p50Ms: number; p99Ms: number; chunks: number; recordsPerChunk: number; workerBatches: number };
   try {
     await proc.waitReady();
     await obs.start();
@@ -73,16 +83,26 @@ async function main(): Promise<void> {
     }
     say(`profiling window: ${seconds} s at ${rate}/s`);
     const a0 = obs.accounted;
+    const m0 = await scrape(proc.port);
+    obs.resetHistogram();
     const s0 = procStats(proc.proc.pid!);
     const fromUs = nowUs();
     const r = await runOpenLoop({ producer, traffic, topics, observer: obs, rate, seconds });
     const toUs = nowUs();
     const s1 = procStats(proc.proc.pid!);
+    const m1 = await scrape(proc.port);
+    // The window's events that arrive after it still count in its latency.
+    await obs.drained(30_000);
+    const latency = obs.resetHistogram();
+    // Per chunk: how many records a chunk held, how many worker trips (batches) the window made.
+    const delta = (name: string): number => metricSum(m1, name) - metricSum(m0, name);
+    const chunks = delta('adstream_chunk_records_count');
     window = {
       fromUs, toUs, accounted: obs.accounted - a0, sent: r.sent, slipMs: r.maxScheduleSlipMs,
       cpuPercent: s0 && s1 ? Math.round(((s1.cpuSeconds - s0.cpuSeconds) / ((toUs - fromUs) / 1e6)) * 100) : Number.NaN,
+      p50Ms: latency.percentile(0.5), p99Ms: latency.percentile(0.99),
+      chunks, recordsPerChunk: Math.round((delta('adstream_chunk_records_sum') / chunks) * 100) / 100, workerBatches: delta('adstream_inference_batch_size_count'),
     };
-    await obs.drained(30_000);
   } finally {
     await obs.stop().catch(() => undefined);
     // SIGTERM: the processor drains, commits and exits, and each thread writes its profile on the way out.
@@ -100,6 +120,12 @@ async function main(): Promise<void> {
     offered_events_per_s: rate,
     window_seconds: seconds,
     achieved_events_per_s: Math.round(window.accounted / ((window.toUs - window.fromUs) / 1e6)),
+    p50_ms: window.p50Ms,
+    p99_ms: window.p99Ms,
+    chunks: window.chunks,
+    records_per_chunk: window.recordsPerChunk,
+    worker_batches: window.workerBatches,
+    processor_env: EXTRA_ENV,
     generator_max_slip_ms: window.slipMs,
     processor_cpu_percent: window.cpuPercent,
     window_us: { from: window.fromUs, to: window.toUs },
@@ -109,7 +135,7 @@ async function main(): Promise<void> {
   write(results, summary);
 }
 
-type Results = { machine: string; command: string; offered_events_per_s: number; achieved_events_per_s: number; processor_cpu_percent: number; window_seconds: number };
+type Results = { machine: string; command: string; offered_events_per_s: number; achieved_events_per_s: number; processor_cpu_percent: number; window_seconds: number; p50_ms?: number; p99_ms?: number; chunks?: number; records_per_chunk?: number; worker_batches?: number };
 
 /** The main thread's profile and the workers', each summarised over the window. */
 function summariseDir(dir: string, window: { fromUs?: number; toUs?: number }): { summary: { main: ThreadSummary; workers: ThreadSummary }; counts: { main: number; workers: number } } {
@@ -130,6 +156,7 @@ function write(results: Results, summary: { main: ThreadSummary; workers: Thread
   say(md);
   console.log(JSON.stringify({
     achieved_events_per_s: results.achieved_events_per_s, offered_events_per_s: results.offered_events_per_s, processor_cpu_percent: results.processor_cpu_percent,
+    p50_ms: results.p50_ms, p99_ms: results.p99_ms, chunks: results.chunks, records_per_chunk: results.records_per_chunk, worker_batches: results.worker_batches,
     main_busy_percent: summary.main.busyPercent, main_categories: summary.main.categories, workers_busy_percent: summary.workers.busyPercent, machine: results.machine,
   }));
 }
@@ -138,7 +165,7 @@ function report(r: Results, s: { main: ThreadSummary; workers: ThreadSummary }):
   return [
     '### CPU profile',
     '',
-    `Machine: ${r.machine}. \`${r.command}\`: ${r.window_seconds} s window at ${r.offered_events_per_s} events/s offered, ${r.achieved_events_per_s}/s achieved, processor CPU ${r.processor_cpu_percent} % (all threads).`,
+    `Machine: ${r.machine}. \`${r.command}\`: ${r.window_seconds} s window at ${r.offered_events_per_s} events/s offered, ${r.achieved_events_per_s}/s achieved, processor CPU ${r.processor_cpu_percent} % (all threads); latency p50 ${r.p50_ms} ms / p99 ${r.p99_ms} ms; ${r.chunks} chunks of ${r.records_per_chunk} records on average, ${r.worker_batches} inference batches.`,
     '',
     summaryMarkdown('Main thread', s.main),
     summaryMarkdown('Inference workers (merged)', s.workers),

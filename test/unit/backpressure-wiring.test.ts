@@ -47,6 +47,7 @@ function setUp() {
       partitions: 3,
       partitionState: { restoring: () => null } as unknown as PartitionState,
       fail: () => undefined,
+      stored: async () => undefined,
     });
   return { start, calls, listeners, logged, options: () => options };
 }

@@ -1,7 +1,8 @@
 /**
  * The changelog tee (src/adapters/kafka/changelog-tee.ts): what the broker acknowledged of the
  * changelog goes to the local state store, with its checkpoint; a send refused part way writes what
- * was acknowledged before the refusal; a failed send writes nothing.
+ * was acknowledged before the refusal; a failed send writes nothing; a send resolves at the
+ * acknowledgement, and stored(partition) once its write is committed (or rejects if it failed).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -50,6 +51,7 @@ describe('the changelog tee', () => {
       { topic: 'scored', records: [{ key: Buffer.from('bob'), value: Buffer.from('x') }] },
     ]);
     expect(sent).toHaveLength(1);
+    await tee.stored(2);
     local.discardUnacknowledged(2);
     expect(eventsOf(local.load('alice', 2))).toBe(3); // on disk
     expect(local.checkpoint(2)).toBe(11n);
@@ -73,6 +75,35 @@ describe('the changelog tee', () => {
     expect(local.load('bob', 0)).toBeUndefined();
     expect(local.checkpoint(0)).toBeUndefined();
     await local.closeAll();
+  });
+
+  it('a send resolves at the acknowledgement with its write started; stored(partition) waits for every write of the partition so far, and tells a failed one', async () => {
+    const held: { partition: number; release: (err?: Error) => void }[] = [];
+    const writer = {
+      write: (partition: number) => new Promise<void>((resolve, reject) => void held.push({ partition, release: (err) => (err ? reject(err) : resolve()) })),
+    };
+    const tee = teeChangelog(producer([]), CHANGELOG, writer);
+    const record = (partition: number) => [{ topic: CHANGELOG, records: [{ key: Buffer.from(`u${partition}`), value: Buffer.from('s'), partition }] }];
+    let stored = 'pending';
+    await tee.send(record(1)); // resolves though its write is held
+    await tee.send(record(1));
+    await tee.send(record(4));
+    expect(held.map((h) => h.partition)).toEqual([1, 1, 4]);
+    const p1 = tee.stored(1).then(() => (stored = 'stored'));
+    held[1]!.release(); // the later write first: the earlier one still holds it
+    await new Promise((r) => setImmediate(r));
+    expect(stored).toBe('pending');
+    held[0]!.release();
+    await p1;
+    expect(stored).toBe('stored');
+    // A failed write rejects stored() of its partition; writes started after it are waited for afresh.
+    const p4 = tee.stored(4);
+    held[2]!.release(new Error('disk full'));
+    await expect(p4).rejects.toThrow('disk full');
+    await tee.send(record(4));
+    const p4again = tee.stored(4);
+    held[3]!.release();
+    await expect(p4again).resolves.toBeUndefined();
   });
 
   it('a failed send writes nothing: the change stays in memory only', async () => {

@@ -72,6 +72,40 @@ describe('in-process fusion', () => {
     expect(Array.from(firstAlone)).toEqual(Array.from(both.subarray(0, fuser.dim)));
   });
 
+  it('concat: the same bits as the row-major sum (k outside, every j inside), zero inputs skipped, widths not a multiple of 4', async () => {
+    // The fuser sums each coordinate in a register over the transposed projection; the terms and
+    // their order must stay those of the plain loop, so the eval's figures do not move.
+    const dims: PerModality<number> = [6, 5, 3];
+    const inputDim = 6;
+    const F = 7;
+    const weights: PerModality<number> = [1, 0.7, 1.3];
+    const fuser = new Fuser({ strategy: 'concat', inputDim, dim: F, weights }, dims);
+    const P = concatProjection(3, inputDim, F);
+    const blocks = dims.map((w, m) => Float32Array.from({ length: 2 * w }, (_, i) => (i % 4 === 1 ? 0 : Math.sin(1.7 * i + m) / 3))) as unknown as ModalityBlocks;
+    const plain = (rows: readonly { m: number; r: number }[]): Float32Array => {
+      const sum = new Float64Array(F);
+      for (const { m, r } of rows) {
+        for (let k = 0; k < dims[m]!; k++) {
+          const s = Math.fround(weights[m]! * blocks[m]![r * dims[m]! + k]!);
+          if (s === 0) continue;
+          for (let j = 0; j < F; j++) sum[j] += s * P[(m * inputDim + k) * F + j]!;
+        }
+      }
+      let sq = 0;
+      for (let j = 0; j < F; j++) sq += sum[j]! * sum[j]!;
+      const inv = 1 / Math.max(Math.sqrt(sq), Math.fround(1e-12));
+      return Float32Array.from(sum, (v) => v * inv);
+    };
+    const events = [{ m: 0, r: 0 }, { m: 1, r: 1 }, { m: 2, r: 0 }, { m: 0, r: 1 }];
+    const embedded: EmbeddedEvents = { modality: Uint8Array.from(events, (e) => e.m), row: Int32Array.from(events, (e) => e.r), blocks, failures: new Map() };
+    const got = fuser.fuseEvents(embedded, [0, 1, 2, 3]);
+    const want = new Float32Array(events.length * F);
+    events.forEach((e, i) => want.set(plain([e]), i * F));
+    expect(Array.from(got)).toEqual(Array.from(want));
+    const ads = await fuser.fuseAds(blocks, 2);
+    expect(Array.from(ads)).toEqual([0, 1].flatMap((r) => Array.from(plain([0, 1, 2].map((m) => ({ m, r }))))));
+  });
+
   it('the concat projection is deterministic per seed', () => {
     const a = concatProjection(3, 8, 16);
     expect(Array.from(concatProjection(3, 8, 16))).toEqual(Array.from(a));

@@ -41,10 +41,12 @@ const names = (records: readonly InputRecord[]): string => records.map((r) => `$
  * A task whose hooks log what they are asked; processing and delivery resolve at once unless
  * held (each held call waits for its Deferred, in `processing` / `delivering`).
  */
-function setUp(o: { chunkMaxRecords?: number; pipelineDepth?: number; holdProcess?: boolean; holdDeliver?: boolean } = {}) {
+function setUp(o: { chunkMaxRecords?: number; pipelineDepth?: number; holdProcess?: boolean; holdDeliver?: boolean; holdStored?: boolean } = {}) {
   const log: string[] = [];
   const processing: Deferred[] = [];
   const delivering: Deferred[] = [];
+  /** With holdStored: per delivery, its store write (hooks.stored), held until resolved. */
+  const storing: Deferred[] = [];
   const backoffs: number[] = [];
   let restoring: Promise<void> | null = null;
   const hooks: TaskHooks<string> = {
@@ -66,6 +68,15 @@ function setUp(o: { chunkMaxRecords?: number; pipelineDepth?: number; holdProces
       }
       log.push(`acked ${records.length > 0 ? result : `flush ${result}`}`);
     },
+    ...(o.holdStored
+      ? {
+          stored: () => {
+            const d = deferred();
+            storing.push(d);
+            return d.promise;
+          },
+        }
+      : {}),
     restoring: () => restoring,
     reset: () => void log.push('reset'),
     rewind: (topic, offset) => void log.push(`rewind ${topic} ${offset}`),
@@ -83,7 +94,7 @@ function setUp(o: { chunkMaxRecords?: number; pipelineDepth?: number; holdProces
     const fetched: FetchedRecords = { topic, partition: 0, records: records.map(([off, ts]) => rec(topic, off, ts)), highWatermark: 100n };
     return task.offer(fetched, control);
   };
-  return { task, log, processing, delivering, backoffs, offer, setRestoring: (p: Promise<void> | null) => void (restoring = p) };
+  return { task, log, processing, delivering, storing, backoffs, offer, setRestoring: (p: Promise<void> | null) => void (restoring = p) };
 }
 
 describe('PartitionTask: chunks from the inbox', () => {
@@ -169,7 +180,28 @@ describe('PartitionTask: pipelined sends', () => {
     await settle();
     t.delivering[2]!.resolve();
     await settle();
-    expect(t.log.filter((l) => l.startsWith('deliver') || l.startsWith('done'))).toEqual(['deliver c0', 'done clicks 0', 'deliver c1', 'done clicks 1', 'deliver c2', 'done clicks 2']);
+    // The next send may start before the previous one's offsets are marked (their marking waits only for its store write).
+    expect(t.log.filter((l) => l.startsWith('deliver'))).toEqual(['deliver c0', 'deliver c1', 'deliver c2']);
+    expect(t.log.filter((l) => l.startsWith('done'))).toEqual(['done clicks 0', 'done clicks 1', 'done clicks 2']);
+  });
+
+  it('sends the next chunk while the previous one\'s store write commits; marks offsets done only once stored, in order; a failed write resets and rewinds', async () => {
+    const t = setUp({ chunkMaxRecords: 1, pipelineDepth: 3, holdStored: true });
+    void t.offer('clicks', [[0, 1], [1, 2], [2, 3]]);
+    await settle();
+    // All three acknowledged by the broker though no write has committed: the sends did not wait.
+    expect(t.log.filter((l) => l.startsWith('acked'))).toEqual(['acked c0', 'acked c1', 'acked c2']);
+    expect(t.storing).toHaveLength(3);
+    t.storing[1]!.resolve(); // c1's write first: c0's is still open, so nothing is done
+    await settle();
+    expect(t.log.filter((l) => l.startsWith('done'))).toEqual([]);
+    t.storing[0]!.resolve();
+    await settle();
+    expect(t.log.filter((l) => l.startsWith('done'))).toEqual(['done clicks 0', 'done clicks 1']);
+    t.storing[2]!.reject(new Error('disk full'));
+    await settle();
+    expect(t.log.filter((l) => l.startsWith('done'))).toEqual(['done clicks 0', 'done clicks 1']);
+    expect(t.log.filter((l) => l === 'reset' || l.startsWith('rewind'))).toEqual(['reset', 'rewind clicks 2']);
   });
 
   it('waits for the partition restore before processing', async () => {
@@ -196,7 +228,8 @@ describe('PartitionTask: failures, re-fetches, flushes, revocation', () => {
     await settle();
     t.delivering[1]!.reject(new Error('NOT_ENOUGH_REPLICAS')); // c2,c3 refused
     await settle();
-    expect(t.log.filter((l) => !l.startsWith('process'))).toEqual(['deliver c0,c1', 'acked c0,c1', 'done clicks 1', 'deliver c2,c3', 'reset', 'rewind clicks 2', 'rewind views 9']);
+    expect(t.log.filter((l) => !l.startsWith('process') && !l.startsWith('done'))).toEqual(['deliver c0,c1', 'acked c0,c1', 'deliver c2,c3', 'reset', 'rewind clicks 2', 'rewind views 9']);
+    expect(t.log.filter((l) => l.startsWith('done'))).toEqual(['done clicks 1']);
     expect(t.backoffs).toEqual([100]);
     // The consumer fetches again from the rewind points (and an old copy of what was acknowledged).
     void t.offer('clicks', [[0, 1], [1, 2], [2, 3], [3, 4], [4, 5]]);

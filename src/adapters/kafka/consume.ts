@@ -54,6 +54,8 @@ export interface EventConsumeDeps extends ConsumeDeps {
   readonly partitionState: PartitionState;
   /** Stops the processor for good. */
   readonly fail: (err: Error) => void;
+  /** Resolves once the partition's acknowledged changelog records so far are in the local store (ChangelogTee.stored). */
+  readonly stored: (partition: number) => Promise<void>;
 }
 
 /** What consumeEvents starts: the group member and the tasks it feeds. */
@@ -134,6 +136,7 @@ function taskHooks(o: EventConsumeDeps, partition: number, seek: (topic: string,
       return result;
     },
     deliver: (records, result, ends) => (records.length > 0 ? delivery.chunk(records, result, ends) : delivery.flush(result)),
+    stored: () => o.stored(partition),
     restoring: () => partitionState.restoring(partition),
     reset: () => partitionState.reset(partition),
     rewind: seek,

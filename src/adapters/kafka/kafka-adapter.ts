@@ -46,9 +46,11 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
   failed.catch(() => undefined); // observed by the caller; avoid an unhandled rejection if it is not
 
   const topics = { scored: settings.topicScored, deadLetters: settings.topicDeadLetters, segments: settings.topicSegments, changelog: settings.topicChangelog };
+  // What the broker acknowledges of the changelog goes to the local state store too; a task marks
+  // a chunk's offsets done once that write is committed (stored).
+  const changelogTee = teeChangelog(kafka.producer, settings.topicChangelog, core.local);
   const sink = new KafkaSink({
-    // What the broker acknowledges of the changelog goes to the local state store too.
-    producer: teeChangelog(kafka.producer, settings.topicChangelog, core.local),
+    producer: changelogTee,
     topics,
     encoder: core.encoder,
     encodeState: (s) => core.local.encode(s),
@@ -86,7 +88,7 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
     checkLargestRecords(kafka.limits, largestRecords({ stateCodec: core.stateCodec, encoder: core.encoder, modelVersion: core.processor.modelVersion, topics, settings }));
     // The catalog first: scoring before it is loaded would rank against a partial catalog.
     catalog = await loadCatalog(consume);
-    ({ consumer, tasks } = await consumeEvents({ ...consume, partitions: kafka.partitions, partitionState, fail }));
+    ({ consumer, tasks } = await consumeEvents({ ...consume, partitions: kafka.partitions, partitionState, fail, stored: (p) => changelogTee.stored(p) }));
   } catch (err) {
     await catalog?.stop().catch(() => undefined);
     await kafka.disconnect().catch(() => undefined);

@@ -27,6 +27,12 @@ export interface TaskHooks<R> {
    * flush's (no records, no ends). Called one at a time, in the order the results were made.
    */
   deliver(records: readonly InputRecord[], result: R, ends: readonly TopicEnd[]): Promise<void>;
+  /**
+   * Resolves once what the deliveries so far handed to the local state store is written (rejects
+   * if a write failed). Offsets are marked done only after it; the next delivery need not wait.
+   * Absent: a delivery's store write is part of it.
+   */
+  stored?(): Promise<void>;
   /** The partition's restore in flight, if any: nothing is processed before it ends. */
   restoring(): Promise<void> | null;
   /**
@@ -104,6 +110,8 @@ export class PartitionTask<R> {
   private readonly flushes: { readonly make: () => Promise<R | null>; readonly done: () => void }[] = [];
   /** The sends, one after another. */
   private sending: Promise<void>;
+  /** After each send, in the same order: its store write awaited, then its offsets marked done. */
+  private marking: Promise<void> = Promise.resolve();
   private seq = 0;
   /** Work from this sequence number on is dropped unsent (a failure, a revocation). */
   private dropFrom = Number.POSITIVE_INFINITY;
@@ -175,12 +183,12 @@ export class PartitionTask<R> {
     this.releaseInbox();
     for (const f of this.flushes.splice(0)) f.done();
     while (this.running) await this.running;
-    await this.sending;
+    await this.settled();
   }
 
   /** The task's sends, settled (a later task of the partition waits for them). */
   settled(): Promise<void> {
-    return this.sending;
+    return this.sending.then(() => this.marking);
   }
 
   private wake(): void {
@@ -274,24 +282,46 @@ export class PartitionTask<R> {
     return work;
   }
 
-  /** Queues the send of `work`'s result after the sends before it. */
+  /**
+   * Queues the send of `work`'s result after the sends before it. Once the broker acknowledged it
+   * the next send may go; its offsets are marked done after its store write (hooks.stored) and
+   * after everything before it was marked.
+   */
   private send(work: Work, result: R, sent?: () => void): void {
-    this.sending = this.sending.then(async () => {
+    const fail = (err: unknown): void => {
+      // Nothing after it may go out: it was made on the state this one did not get to the changelog.
+      if (work.seq < this.dropFrom) {
+        this.dropFrom = work.seq;
+        this.failure = { seq: work.seq, err };
+      }
+      this.wake();
+    };
+    // The write travels boxed: a promise returned from a then callback would be waited for.
+    const delivered = this.sending.then(async (): Promise<{ readonly stored: Promise<void> | null } | null> => {
+      if (work.seq >= this.dropFrom) return null;
       try {
-        if (work.seq >= this.dropFrom) return;
-        try {
-          await this.hooks.deliver(work.records, result, work.ends);
-        } catch (err) {
-          // Nothing after it may go out: it was made on the state this one did not get to the changelog.
-          if (work.seq < this.dropFrom) {
-            this.dropFrom = work.seq;
-            this.failure = { seq: work.seq, err };
+        await this.hooks.deliver(work.records, result, work.ends);
+      } catch (err) {
+        fail(err);
+        return null;
+      }
+      // Taken now, so that it covers this delivery's write and not later ones' only.
+      return { stored: this.hooks.stored?.() ?? null };
+    });
+    this.sending = delivered.then(() => undefined);
+    this.marking = Promise.all([this.marking, delivered]).then(async ([, outcome]) => {
+      try {
+        if (outcome === null) return;
+        if (outcome.stored) {
+          try {
+            await outcome.stored;
+          } catch (err) {
+            fail(err);
+            return;
           }
-          this.wake();
-          return;
         }
-        if (work.seq >= this.dropFrom) return; // revoked while sending: the next owner has it
-        // Everything before it is acknowledged too (the sends run in order): done up to its ends.
+        if (work.seq >= this.dropFrom) return; // revoked or failed meanwhile: not marked
+        // Everything before it is acknowledged and stored too (both run in order): done up to its ends.
         for (const end of work.ends) {
           this.firstUnacknowledged.set(end.topic, BigInt(end.last) + 1n);
           await end.control.done(end.last);
@@ -318,7 +348,7 @@ export class PartitionTask<R> {
       this.dropFrom = Math.min(this.dropFrom, this.failure.seq);
       err = this.failure.err;
       this.failure = null;
-      await this.sending;
+      await this.settled();
     }
     this.unacknowledged.length = 0;
     this.releaseInbox();
