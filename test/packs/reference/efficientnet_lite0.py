@@ -6,6 +6,8 @@ evaluated in float64 numpy following efficientnet_lite_pytorch 0.1.0 (model.py, 
 step: ZeroPad2d static "SAME" padding, convolution, BatchNorm2d in eval mode (eps 1e-3, not folded),
 ReLU6, skip connections, AdaptiveAvgPool2d, Linear. PyTorch itself is not used: its PyPI wheel
 pulls in >2 GB of CUDA libraries and the CPU-only index is not reachable from our machine.
+The golden it recorded was later checked against PyTorch itself running efficientnet_lite_pytorch's
+network: efficientnet_lite0_torch.py (the golden's "checkedAgainst").
 
 Usage (venv with numpy only):
   python efficientnet_lite0.py WHEEL > ../goldens/efficientnet-lite0.json
