@@ -34,13 +34,16 @@ export function zipMembers(zip: Buffer): ZipMember[] {
   for (let i = 0; i < count; i++) {
     if (zip.readUInt32LE(at) !== CENTRAL_SIGNATURE) throw new Error(`zip central directory entry ${i} is corrupt`);
     const nameLength = zip.readUInt16LE(at + 28);
-    members.push({
+    const member: ZipMember = {
       name: zip.toString('utf8', at + 46, at + 46 + nameLength),
       method: zip.readUInt16LE(at + 10),
       compressedSize: zip.readUInt32LE(at + 20),
       size: zip.readUInt32LE(at + 24),
       localHeaderOffset: zip.readUInt32LE(at + 42),
-    });
+    };
+    // All ones: the real value is in a zip64 extra field, which this reader does not read.
+    if (member.compressedSize === 0xffffffff || member.size === 0xffffffff || member.localHeaderOffset === 0xffffffff) throw new Error(`zip member ${member.name} needs zip64, which is not supported`);
+    members.push(member);
     at += 46 + nameLength + zip.readUInt16LE(at + 30) + zip.readUInt16LE(at + 32);
   }
   return members;

