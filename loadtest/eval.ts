@@ -26,6 +26,8 @@ import { silentLogger } from '../src/util/log.js';
 import { feed, MemoryTopics } from '../src/adapters/memory/memory-transport.js';
 import { AvroCodec } from '../src/serde/avro-codec.js';
 import { seededRandom } from '../src/util/random.js';
+import { DEMO_PACKS } from '../src/app/demo.js';
+import { modelOverrides, selectPacks } from './model-selection.js';
 import { hitAtK, ndcgAtK, precisionAtK } from './ranking-metrics.js';
 import { World, type EventRole } from './world.js';
 
@@ -155,12 +157,7 @@ export function randomBaseline(world: World, seed = 5): Quality {
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { world: { type: 'string', default: 'loadtest/worlds/default.json' }, window: { type: 'string', default: '2000' }, only: { type: 'string' }, models: { type: 'string', default: 'default' } } });
   const world = await World.fromFile(values.world!);
-  const packs = values.models === 'default' ? null : values.models === 'packs' ? 'efficientnet-lite0,use-multilingual' : values.models!;
-  const base = {
-    ...(process.env.MODEL_DIR ? { modelDir: process.env.MODEL_DIR } : {}),
-    ...(process.env.MODEL_PACK_DIR ? { modelPackDir: process.env.MODEL_PACK_DIR } : {}),
-    ...(packs ? { modelPacks: packs } : {}),
-  };
+  const base = modelOverrides(selectPacks(values.models!, DEMO_PACKS.split(',')));
   const rows: [string, Quality][] = [['random ads (baseline)', randomBaseline(world)]];
   const runs = values.only ? EVAL_RUNS.filter((r) => r.name.includes(values.only!)) : EVAL_RUNS;
   const t0 = performance.now();
