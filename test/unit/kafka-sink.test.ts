@@ -19,7 +19,7 @@ import { silentLogger } from '../../src/util/log.js';
 
 const avro = new AvroCodec();
 const DIM = 512;
-const topics = { scored: 'scored', deadLetters: 'dead', segments: 'segments', changelog: 'state' };
+const topics = { scored: 'scored', deadLetters: 'dead', segments: 'segments', changelog: 'state', trainingExamples: 'examples' };
 
 const input = (userId: string, offset: number, bytes = 50): InputRecord => ({ topic: 'clicks', partition: 0, offset: String(offset), key: Buffer.from(userId), value: Buffer.alloc(bytes, 7), timestamp: 1 });
 
