@@ -72,7 +72,9 @@ export interface ChunkResult extends ProcessResult {
  *
  * Every record of a call comes back as a dead letter, inside the eventIds of its user's scored
  * output, or (when the user's outputs are rate-limited) inside the pendingEventIds of its user's
- * state change; the pending ones go out with a later output (process() or flushDue()).
+ * state change; the pending ones go out with a later output (process() or flushDue()). Ad feedback
+ * records (with `feedback`) are taken by its stage: a dead letter, or attributed (an example
+ * when labelled, or a count: see attribution.ts).
  *
  * A chunk makes at most two sequential trips to the inference workers: the encoders (one request
  * per modality, in parallel), then ranking (the scorer with the CTR model in the same request);
@@ -124,7 +126,8 @@ export class Processor {
 
   /**
    * Handles a chunk of input records: events of the three event topics, and deletion requests of
-   * the deletions topic, in record order (runs of each are handled one after the other).
+   * the deletions topic, in record order (runs of each are handled one after the other); then the
+   * chunk's ad feedback, if any.
    */
   async process(records: readonly InputRecord[]): Promise<ChunkResult> {
     const fb = this.o.feedback;
