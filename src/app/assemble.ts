@@ -56,6 +56,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
     [config.topicReviews, 'review'],
   ]);
   if (eventTopics.size !== 3 || eventTopics.has(config.topicUserDeletions)) throw new Error('TOPIC_CLICKS, TOPIC_IMAGE_VIEWS, TOPIC_REVIEWS and TOPIC_USER_DELETIONS must be four different topics');
+  if (eventTopics.has(config.topicAdFeedback) || config.topicAdFeedback === config.topicUserDeletions) throw new Error('TOPIC_AD_FEEDBACK must differ from the event topics and TOPIC_USER_DELETIONS');
 
   // Schemas first: a registry that refuses one stops the start before the models load.
   const codec = await codecFor(config);

@@ -59,16 +59,17 @@ describe('ad feedback into training examples on a real broker', () => {
     const scored = (): ScoredOutput[] => of(config.topicScored).map((r) => codec.decode<ScoredOutput>(r.value, Accepts.scored).value);
     expect(await eventually(() => scored().length >= USERS.length, 30_000)).toBe(true);
 
-    // Per user: the top two shown, the first clicked; then a report 5 s later closes the 1 s windows on the user's partition.
-    const reports = scored().flatMap((o) => {
+    // Per user: the top two shown, the first clicked; after all of them (the watermark is the
+    // partition's), a report 5 s later per user closes the 1 s windows on every partition.
+    const shown = scored().flatMap((o) => {
       const [a, b] = o.candidates;
       return [
         feedback(o.userId, a!.adId, 'IMPRESSION', `${o.userId}-imp-0`, t0 + 100, o.outputId, 0),
         feedback(o.userId, b!.adId, 'IMPRESSION', `${o.userId}-imp-1`, t0 + 100, o.outputId, 1),
         feedback(o.userId, a!.adId, 'CLICK', `${o.userId}-clk-0`, t0 + 400, o.outputId, 0),
-        feedback(o.userId, 'no-such-ad', 'IMPRESSION', `${o.userId}-late`, t0 + 5000),
       ];
     });
+    const reports = [...shown, ...USERS.map((u) => feedback(u, 'no-such-ad', 'IMPRESSION', `${u}-closer`, t0 + 5000))];
     const bad = feedback('fb-ann', 'x', 'IMPRESSION', 'bad', t0);
     await producer.send([{ topic: config.topicAdFeedback, records: [...reports, { key: Buffer.from('mallory'), value: bad.value }] }]);
 
