@@ -47,15 +47,19 @@ export class FeedbackStage {
   captureServed(r: ServedRanking): void {
     const { dim } = this.o;
     const a = this.attributor(r.partition);
+    // One copy per matching interest row, shared by the ads it matched (never changed after).
+    const interests = new Map<number, Float32Array>();
     r.output.candidates.forEach((c, place) => {
       const ad = this.o.adVector(c.adId);
       const row = r.rows[place];
       if (!ad || row === undefined) return; // deactivated since the ranking: its impressions count as unmatched
+      let interest = interests.get(row);
+      if (!interest) interests.set(row, (interest = r.query.interests.slice(row * dim, (row + 1) * dim)));
       a.serve({
         outputId: r.output.outputId, userId: r.output.userId, adId: c.adId, servedAt: r.output.triggerEventTime,
         modelVersion: r.output.modelVersion, servedCtr: r.ctrs[place] ?? 0,
-        // Copies: the query and the catalog's rows are reused or change later.
-        interest: r.query.interests.slice(row * dim, (row + 1) * dim), ad: ad.slice(0, dim),
+        // Copies: the catalog's rows change when an ad is re-embedded.
+        interest, ad: ad.slice(0, dim),
       });
     });
   }

@@ -52,6 +52,28 @@ describe('feedback into training examples in the core', { timeout: 60_000 }, () 
     expect(e.ad).toEqual(adThen);
   });
 
+  it("takes the interest that matched the ad, of a user with several", async () => {
+    const { core, rec } = await driver.coreWithCatalog(testConfig({ attributionWindowS: 60 }));
+    const out = (await core.processor.process([rec.click('eve', 'shoes', { t: NOW }), rec.click('eve', 'phones', { t: NOW })])).scored[0]!;
+    const interests = core.users.get('eve')!.interests.map((it) => unit(it.vector.slice()));
+    expect(interests.length).toBeGreaterThan(1);
+    const dot = (a: Float32Array, b: Float32Array): number => a.reduce((s, x, i) => s + x * b[i]!, 0);
+    const feedback = out.candidates.map((c, i) => rec.feedback('eve', c.adId, 'IMPRESSION', { feedbackId: `imp-${i}`, outputId: out.outputId, position: i, t: NOW + 1 }));
+    const adVectors = out.candidates.map((c) => core.catalog.vectorOf(c.adId)!.slice());
+    await core.processor.process(feedback);
+    const r = await core.processor.process([rec.feedback('eve', 'x', 'IMPRESSION', { t: NOW + 120_000 })]); // closes the windows: all negatives
+    expect(r.examples).toHaveLength(out.candidates.length);
+    const rowsUsed = new Set<number>();
+    for (const e of r.examples!) {
+      const ad = adVectors[e.position]!;
+      // The ranker's rule: an ad's match is the interest most similar to it.
+      const best = interests.reduce((b, v, i) => (dot(v, ad) > dot(interests[b]!, ad) ? i : b), 0);
+      rowsUsed.add(best);
+      for (let i = 0; i < e.interest.length; i++) expect(e.interest[i]).toBeCloseTo(interests[best]![i]!, 5);
+    }
+    expect(rowsUsed.size).toBeGreaterThan(1); // the output offered ads matched by different interests
+  });
+
   it('labels an impression with no click by the end of the window a negative, once event time passes it', async () => {
     const { core, rec } = await driver.coreWithCatalog(testConfig({ attributionWindowS: 60 }));
     const out: ScoredOutput = (await core.processor.process([rec.click('bo', 'phones', { t: NOW })])).scored[0]!;
