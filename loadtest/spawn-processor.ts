@@ -36,6 +36,8 @@ export function isolatedEnv(brokers: string, prefix: string, extra: Record<strin
     TOPIC_DEAD_LETTERS: `dead-letters-${s}`,
     TOPIC_CHANGELOG: `user-state-${s}`,
     TOPIC_USER_DELETIONS: `user-deletions-${s}`,
+    TOPIC_AD_FEEDBACK: `ad-feedback-${s}`,
+    TOPIC_TRAINING_EXAMPLES: `training-examples-${s}`,
     TOPIC_PARTITIONS: '3',
     LOG_LEVEL: 'warn',
     // Local state stores under a folder of the run's own (spawnProcessor gives each process one below it).

@@ -16,6 +16,7 @@ import { AdCatalog } from '../catalog/ad-catalog.js';
 import { CandidateRanker } from '../pipeline/rank.js';
 import { CatalogUpdater } from '../catalog/catalog-updater.js';
 import { CategoryCentroids } from '../catalog/category-centroids.js';
+import { FeedbackStage } from '../pipeline/feedback.js';
 import { EngineScorer } from '../pipeline/retrieve.js';
 import { IndexedScorer } from '../pipeline/retrieve-index.js';
 import { ModalRetrieval } from '../pipeline/retrieve-mode.js';
@@ -55,6 +56,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
     [config.topicReviews, 'review'],
   ]);
   if (eventTopics.size !== 3 || eventTopics.has(config.topicUserDeletions)) throw new Error('TOPIC_CLICKS, TOPIC_IMAGE_VIEWS, TOPIC_REVIEWS and TOPIC_USER_DELETIONS must be four different topics');
+  if (eventTopics.has(config.topicAdFeedback) || config.topicAdFeedback === config.topicUserDeletions) throw new Error('TOPIC_AD_FEEDBACK must differ from the event topics and TOPIC_USER_DELETIONS');
 
   // Schemas first: a registry that refuses one stops the start before the models load.
   const codec = await codecFor(config);
@@ -138,6 +140,13 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
   const ranker = new CandidateRanker(scorer, F, { topK: config.topK, slack });
   const interests = { halfLifeMs: config.interestHalfLifeS * 1000, maxInterests: config.interestsPerUser, newInterestThreshold: config.newInterestThreshold };
   const applied = o.applied ?? new AppliedOffsets();
+  const feedback = new FeedbackStage({
+    decoder,
+    topic: config.topicAdFeedback,
+    limits: { windowMs: config.attributionWindowS * 1000, maxCaptures: config.attributionMaxCaptures, maxPending: config.attributionMaxPending, maxWaitingClicks: config.attributionMaxPending },
+    dim: F,
+    adVector: (adId) => catalog.vectorOf(adId),
+  });
   const processor = new Processor({
     appliedUpTo: (topic, partition) => applied.upTo(topic, partition),
     decoder,
@@ -151,6 +160,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
     modelVersion: models.version,
     topics: eventTopics,
     deletionsTopic: config.topicUserDeletions,
+    feedback,
     clock,
     ...(o.onUnexpected ? { onUnexpected: o.onUnexpected } : {}),
   });
@@ -165,5 +175,5 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
       await creatives.close();
     }
   };
-  return { processor, applied, catalogUpdater, catalog, embedder, fuser, users, local, stateCodec, space: models.space, engine, codec, encoder, eventTopics, close };
+  return { processor, feedback, applied, catalogUpdater, catalog, embedder, fuser, users, local, stateCodec, space: models.space, engine, codec, encoder, eventTopics, close };
 }

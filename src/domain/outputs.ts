@@ -72,6 +72,25 @@ export interface DeletionOutput {
   readonly discardedEventIds: readonly string[];
 }
 
+/** A labelled impression with the features as served (the TrainingExample schema): see pipeline/attribution.ts. */
+export interface TrainingExample {
+  /** The impression's feedbackId. */
+  readonly exampleId: string;
+  readonly userId: string;
+  readonly adId: string;
+  readonly outputId: string | null;
+  readonly position: number;
+  /** The impression's event time. */
+  readonly servedAt: number;
+  readonly label: 0 | 1;
+  readonly modelVersion: string;
+  readonly servedCtr: number;
+  /** The interest that matched the ad when it was scored (a copy). */
+  readonly interest: Float32Array;
+  /** The ad's fused vector when it was scored (a copy). */
+  readonly ad: Float32Array;
+}
+
 /**
  * What one call of the core returns. Every input record is in exactly one of: a scored output's
  * eventIds, a state change's pendingEventIds (its user's output is rate-limited; the changelog
@@ -87,4 +106,9 @@ export interface ProcessResult {
   readonly segments: readonly SegmentsOutput[];
   /** Users deleted, in input order: tombstones for the changelog and the segments topic. */
   readonly deletions: readonly DeletionOutput[];
+  /**
+   * Impressions labelled by this call (ad feedback): for the training-examples topic. The feedback
+   * records themselves are accounted for by the attribution (see pipeline/attribution.ts).
+   */
+  readonly examples?: readonly TrainingExample[];
 }

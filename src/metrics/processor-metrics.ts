@@ -1,5 +1,6 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AttributionMetrics } from './attribution-metrics.js';
 import { CacheMetrics, InferenceMetrics } from './inference-metrics.js';
 import { StateMetrics } from './state-metrics.js';
 
@@ -32,6 +33,8 @@ export class ProcessorMetrics {
   readonly restoreSeconds: Histogram;
   readonly restoreRecords: Counter;
   readonly state: StateMetrics;
+  /** Ad feedback and training examples. */
+  readonly attribution: AttributionMetrics;
   readonly eventLoopDelayP99: Gauge;
   readonly inference: InferenceMetrics;
   readonly caches: CacheMetrics;
@@ -74,6 +77,7 @@ export class ProcessorMetrics {
     this.inference = new InferenceMetrics(this.registry);
     this.caches = new CacheMetrics(this.registry);
     this.state = new StateMetrics(this.registry);
+    this.attribution = new AttributionMetrics(this.registry);
     this.version = opts.version ?? 'dev';
     this.buildInfo = new Gauge({ name: 'adstream_build_info', help: 'Version of the running processor and of its models (1 for the current combination).', labelNames: ['version', 'node', 'models'], registers });
     this.buildInfo.set({ version: this.version, node: process.version, models: 'loading' }, 1);

@@ -23,6 +23,7 @@
  * The whole state snapshots to bytes and back, so it can survive a restart with the offsets.
  */
 import type { AdFeedback } from '../domain/events.js';
+import type { TrainingExample } from '../domain/outputs.js';
 
 export interface ServedFeatures {
   readonly outputId: string;
@@ -38,21 +39,8 @@ export interface ServedFeatures {
   readonly ad: Float32Array;
 }
 
-export interface LabelledExample {
-  /** The impression's feedbackId. */
-  readonly exampleId: string;
-  readonly userId: string;
-  readonly adId: string;
-  readonly outputId: string | null;
-  readonly position: number;
-  /** The impression's event time. */
-  readonly servedAt: number;
-  readonly label: 0 | 1;
-  readonly modelVersion: string;
-  readonly servedCtr: number;
-  readonly interest: Float32Array;
-  readonly ad: Float32Array;
-}
+/** What the attribution finalises: the domain's TrainingExample. */
+export type LabelledExample = TrainingExample;
 
 export interface AttributionLimits {
   readonly windowMs: number;

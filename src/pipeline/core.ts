@@ -9,6 +9,7 @@ import type { UserStateCodec } from '../state/user-state-codec.js';
 import type { UserStateStore } from '../state/user-state-store.js';
 import type { ModalityBlocks, MultimodalEmbedder } from './embed.js';
 import type { OutputEncoder } from './encode.js';
+import type { FeedbackStage } from './feedback.js';
 import type { Fuser } from './fuse.js';
 import type { Processor } from './processor.js';
 
@@ -18,6 +19,8 @@ import type { Processor } from './processor.js';
  */
 export interface Core {
   readonly processor: Processor;
+  /** Ad feedback -> training examples, per partition (the processor's feedback stage). */
+  readonly feedback?: FeedbackStage;
   /** Input offsets already reflected in the user state; the transport marks them as chunks are delivered. */
   readonly applied: AppliedOffsets;
   readonly catalogUpdater: CatalogUpdater<ModalityBlocks>;

@@ -24,6 +24,8 @@ export interface EmitPolicyOptions {
 /** A user about to be scored: what the output will say, taken while the state was consistent. */
 export interface Emission {
   readonly userId: string;
+  /** The user's partition (what was served is attributed there). */
+  readonly partition: number;
   readonly eventIds: readonly string[];
   readonly latestEventTime: number;
   readonly query: RankQuery;
@@ -60,7 +62,7 @@ export class EmitPolicy {
   take(states: readonly UserState[], now: number): Emission[] {
     return states.map((s) => {
       const e: Emission = {
-        userId: s.userId, eventIds: s.pendingEventIds, latestEventTime: s.latestEventTime, query: rankQuery(s.interests, this.o.dim),
+        userId: s.userId, partition: s.partition, eventIds: s.pendingEventIds, latestEventTime: s.latestEventTime, query: rankQuery(s.interests, this.o.dim),
         previousEmittedAt: s.lastEmittedAt, emittedAt: now,
       };
       s.pendingEventIds = NONE;

@@ -1,5 +1,6 @@
 import type { AvroCodec } from '../serde/avro-codec.js';
-import type { DeadLetterOutput, ScoredOutput, SegmentsOutput } from '../domain/outputs.js';
+import type { DeadLetterOutput, ScoredOutput, SegmentsOutput, TrainingExample } from '../domain/outputs.js';
+import { trainingExampleValue } from './attribution.js';
 import { RecordNames } from '../serde/record-names.js';
 import { MAX_SEGMENTS } from '../state/segments.js';
 import { widestText } from '../state/user-state-codec.js';
@@ -28,6 +29,11 @@ export class OutputEncoder {
       // The output is the record as it is (its fields are the schema's): no copy of it.
       value: this.codec.encode(RecordNames.scored, o),
     };
+  }
+
+  /** A labelled impression for the training-examples topic, keyed by user id. */
+  trainingExample(e: TrainingExample): OutgoingRecord {
+    return { key: Buffer.from(e.userId, 'utf8'), value: this.codec.encode(RecordNames.trainingExample, trainingExampleValue(e)) };
   }
 
   segments(o: SegmentsOutput): OutgoingRecord {
@@ -82,5 +88,12 @@ export class OutputEncoder {
   largestSegments(): OutgoingRecord {
     const id = widestText(MAX_ID_CHARS);
     return this.segments({ userId: id, segments: Array.from({ length: MAX_SEGMENTS }, () => ({ name: id, weight: 1 })), updatedAt: LATEST_TIME });
+  }
+
+  /** The largest training example: ids at their longest, two vectors of `dim` floats. */
+  largestTrainingExample(dim: number, modelVersion: string): OutgoingRecord {
+    const id = widestText(MAX_ID_CHARS);
+    const v = new Float32Array(dim).fill(1);
+    return this.trainingExample({ exampleId: id, userId: id, adId: id, outputId: id, position: 0, servedAt: LATEST_TIME, label: 1, modelVersion, servedCtr: 1, interest: v, ad: v });
   }
 }

@@ -9,8 +9,9 @@ import { UserDeleter } from './delete.js';
 import type { MultimodalEmbedder } from './embed.js';
 import { EmitPolicy, type Emission } from './emit-policy.js';
 import { InterestFolder } from './fold.js';
+import type { FeedbackStage } from './feedback.js';
 import type { Fuser } from './fuse.js';
-import type { RankQuery } from './rank.js';
+import type { RankQuery, ServedPair } from './rank.js';
 import { ServingVersion } from './serving-version.js';
 
 export interface ProcessorOptions {
@@ -24,7 +25,7 @@ export interface ProcessorOptions {
   /** Events -> fused vectors (in-process); its weights per modality also weigh the events. */
   readonly fuser: Fuser;
   /** Interests -> ranked candidates (retrieval and CTR: one engine request). */
-  readonly ranker: { rank(queries: readonly RankQuery[]): Promise<Candidate[][]> };
+  readonly ranker: { rank(queries: readonly RankQuery[], served?: ServedPair): Promise<Candidate[][]> };
   /** Category centroids of the current catalog, for segment names. */
   readonly centroids: { current(): Centroids };
   readonly users: UserStateStore;
@@ -37,6 +38,8 @@ export interface ProcessorOptions {
   readonly topics: ReadonlyMap<string, EventKind>;
   /** The topic of deletion requests (UserDeletion records); absent: no such records are expected. */
   readonly deletionsTopic?: string;
+  /** Ad feedback (its topic's records) attributed into training examples, with what was served; absent: no such records are expected. */
+  readonly feedback?: FeedbackStage;
   readonly clock?: () => number;
   /** Told of errors that are not the record's fault (bugs); the record is dead-lettered anyway. */
   readonly onUnexpected?: (err: unknown, source: InputRecord) => void;
@@ -69,7 +72,9 @@ export interface ChunkResult extends ProcessResult {
  *
  * Every record of a call comes back as a dead letter, inside the eventIds of its user's scored
  * output, or (when the user's outputs are rate-limited) inside the pendingEventIds of its user's
- * state change; the pending ones go out with a later output (process() or flushDue()).
+ * state change; the pending ones go out with a later output (process() or flushDue()). Ad feedback
+ * records (with `feedback`) are taken by its stage: a dead letter, or attributed (an example
+ * when labelled, or a count: see attribution.ts).
  *
  * A chunk makes at most two sequential trips to the inference workers: the encoders (one request
  * per modality, in parallel), then ranking (the scorer with the CTR model in the same request);
@@ -121,9 +126,21 @@ export class Processor {
 
   /**
    * Handles a chunk of input records: events of the three event topics, and deletion requests of
-   * the deletions topic, in record order (runs of each are handled one after the other).
+   * the deletions topic, in record order (runs of each are handled one after the other); then the
+   * chunk's ad feedback, if any.
    */
   async process(records: readonly InputRecord[]): Promise<ChunkResult> {
+    const fb = this.o.feedback;
+    if (!fb || !records.some((r) => r.topic === fb.topic)) return this.processInputs(records);
+    // Feedback after the chunk's events: an impression may name an output served in this chunk.
+    const rest = records.filter((r) => r.topic !== fb.topic);
+    const result = rest.length > 0 ? await this.processInputs(rest) : emptyResult();
+    const deadLetters = [...result.deadLetters];
+    const examples = fb.attribute(records.filter((r) => r.topic === fb.topic), this.clock(), (source, err) => void deadLetters.push(this.deadLetter(source, err)));
+    return { ...result, deadLetters, examples };
+  }
+
+  private async processInputs(records: readonly InputRecord[]): Promise<ChunkResult> {
     const del = this.o.deletionsTopic;
     if (del === undefined || !records.some((r) => r.topic === del)) return this.processEvents(records);
     const results: ChunkResult[] = [];
@@ -211,13 +228,25 @@ export class Processor {
     if (emissions.length === 0) return [];
     let candidates: Candidate[][];
     let version: string;
+    const fb = this.o.feedback;
+    // Per user, per candidate place: the matching query row and its CTR (what the feedback stage captures).
+    const rows: number[][] = fb ? emissions.map(() => []) : [];
+    const ctrs: number[][] = fb ? emissions.map(() => []) : [];
+    const served: ServedPair | undefined = fb
+      ? (user, place, row, ctr) => {
+          rows[user]![place] = row;
+          ctrs[user]![place] = ctr;
+        }
+      : undefined;
     try {
-      ({ result: candidates, version } = await this.serving.rank(() => this.o.ranker.rank(emissions.map((e) => e.query))));
+      ({ result: candidates, version } = await this.serving.rank(() => this.o.ranker.rank(emissions.map((e) => e.query), served)));
     } catch (err) {
       this.emit.giveBack(emissions);
       throw err;
     }
-    return this.emit.outputs(emissions, candidates, this.clock(), version);
+    const outputs = this.emit.outputs(emissions, candidates, this.clock(), version);
+    if (fb) outputs.forEach((output, u) => fb.captureServed({ partition: emissions[u]!.partition, output, query: emissions[u]!.query, rows: rows[u]!, ctrs: ctrs[u]! }));
+    return outputs;
   }
 
   private deadLetter(source: InputRecord, err: unknown): DeadLetterOutput {
@@ -225,6 +254,10 @@ export class Processor {
     if (d.reason === 'PROCESSING_FAILED') this.o.onUnexpected?.(err, source);
     return d;
   }
+}
+
+function emptyResult(): ChunkResult {
+  return { scored: [], deadLetters: [], stateChanges: [], segments: [], deletions: [], timings: { decode: 0, features: 0, fusion: 0, scoring: 0 } };
 }
 
 /** One result for a chunk handled in runs: outputs in run order, each stage's time summed. */
@@ -236,6 +269,7 @@ function concatResults(results: readonly ChunkResult[]): ChunkResult {
     stateChanges: results.flatMap((r) => r.stateChanges),
     segments: results.flatMap((r) => r.segments),
     deletions: results.flatMap((r) => r.deletions),
+    examples: results.flatMap((r) => r.examples ?? []),
     timings: { decode: sum('decode'), features: sum('features'), fusion: sum('fusion'), scoring: sum('scoring') },
   };
 }

@@ -45,6 +45,12 @@ export function rankQuery(interests: readonly Interest[], dim: number): RankQuer
   return { interests: rows, shares };
 }
 
+/**
+ * Told, per candidate kept (user index, its place in the user's list), the query row that matched
+ * it and the CTR the model gave that pair: what the attribution captures as served.
+ */
+export type ServedPair = (user: number, place: number, row: number, ctr: number) => void;
+
 interface Pair {
   readonly match: Match;
   /** Row of the matching interest within the user's query. */
@@ -59,7 +65,7 @@ export class CandidateRanker {
   ) {}
 
   /** Ranked candidates per query, best first. */
-  async rank(queries: readonly RankQuery[]): Promise<Candidate[][]> {
+  async rank(queries: readonly RankQuery[], served?: ServedPair): Promise<Candidate[][]> {
     const dim = this.dim;
     const total = queries.reduce((n, q) => n + q.shares.length, 0);
     const rows = new Float32Array(total * dim);
@@ -90,7 +96,10 @@ export class CandidateRanker {
         .map((pair) => ({ pair, score: pair.match.ctr * queries[user]!.shares[pair.row]! }))
         .sort((a, b) => b.score - a.score || b.pair.match.similarity - a.pair.match.similarity)
         .slice(0, this.o.topK)
-        .map(({ pair, score }) => ({ adId: pair.match.ad.adId, score, categoryId: pair.match.ad.categoryId })),
+        .map(({ pair, score }, place) => {
+          served?.(user, place, pair.row, pair.match.ctr);
+          return { adId: pair.match.ad.adId, score, categoryId: pair.match.ad.categoryId };
+        }),
     );
   }
 }

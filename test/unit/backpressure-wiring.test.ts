@@ -16,7 +16,7 @@ import type { Core } from '../../src/pipeline/core.js';
 import { createLogger } from '../../src/util/log.js';
 
 function setUp() {
-  const settings = loadConfig({ env: { TOPIC_CLICKS: 'c', TOPIC_IMAGE_VIEWS: 'i', TOPIC_REVIEWS: 'r', TOPIC_USER_DELETIONS: 'd', SESSION_TIMEOUT_MS: '7000' } });
+  const settings = loadConfig({ env: { TOPIC_CLICKS: 'c', TOPIC_IMAGE_VIEWS: 'i', TOPIC_REVIEWS: 'r', TOPIC_USER_DELETIONS: 'd', TOPIC_AD_FEEDBACK: 'f', SESSION_TIMEOUT_MS: '7000' } });
   const calls: string[] = [];
   let options: GroupConsumerOptions | undefined;
   const consumer: GroupConsumer = {
@@ -53,7 +53,7 @@ function setUp() {
 }
 
 describe('backpressure wiring of the event consumer', () => {
-  it('pauses the event topics (not the deletions) while the inference queues are full, resumes when they drain', async () => {
+  it('pauses the event topics (not the deletions nor the ad feedback) while the inference queues are full, resumes when they drain', async () => {
     const { start, calls, listeners, logged } = setUp();
     await start();
     expect(listeners).toHaveLength(1);
@@ -65,9 +65,9 @@ describe('backpressure wiring of the event consumer', () => {
     expect(logged.join('')).toContain('inference queues drained: resuming consumption');
   });
 
-  it('subscribes one co-partitioned group to the event topics and the deletions', async () => {
+  it('subscribes one co-partitioned group to the event topics, the deletions and the ad feedback', async () => {
     const { start, options } = setUp();
     await start();
-    expect(options()).toMatchObject({ topics: ['c', 'i', 'r', 'd'], coPartitioned: true, sessionTimeoutMs: 7000 });
+    expect(options()).toMatchObject({ topics: ['c', 'i', 'r', 'd', 'f'], coPartitioned: true, sessionTimeoutMs: 7000 });
   });
 });

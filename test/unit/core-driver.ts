@@ -113,6 +113,14 @@ export class RecordMaker {
     return this.raw(this.config.topicUserDeletions, opts.key === undefined ? userId : opts.key, value, opts.offset ?? this.offset++, opts.partition ?? 0);
   }
 
+  /** An ad-feedback report (key = userId unless given). */
+  feedback(userId: string, adId: string, kind: 'IMPRESSION' | 'CLICK' | 'CONVERSION', opts: { feedbackId?: string; outputId?: string | null; position?: number; t?: number; key?: string | null; partition?: number } = {}): InputRecord {
+    const value = this.core.codec.encode('dev.adstream.feedback.AdFeedback', {
+      feedbackId: opts.feedbackId ?? `f-${this.offset}`, userId, adId, outputId: opts.outputId ?? null, position: opts.position ?? 0, kind, eventTime: opts.t ?? this.clock(),
+    });
+    return this.raw(this.config.topicAdFeedback, opts.key === undefined ? userId : opts.key, value, this.offset++, opts.partition ?? 0);
+  }
+
   image(userId: string, data: Buffer | string, opts: { eventId?: string; imageId?: string } = {}): InputRecord {
     const image = typeof data === 'string' ? { 'dev.adstream.events.ImageReference': { uri: data } } : { 'dev.adstream.events.InlineImage': { data, contentType: null } };
     const value = this.core.codec.encode('dev.adstream.events.ImageViewEvent', {

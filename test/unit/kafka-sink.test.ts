@@ -19,7 +19,7 @@ import { silentLogger } from '../../src/util/log.js';
 
 const avro = new AvroCodec();
 const DIM = 512;
-const topics = { scored: 'scored', deadLetters: 'dead', segments: 'segments', changelog: 'state' };
+const topics = { scored: 'scored', deadLetters: 'dead', segments: 'segments', changelog: 'state', trainingExamples: 'examples' };
 
 const input = (userId: string, offset: number, bytes = 50): InputRecord => ({ topic: 'clicks', partition: 0, offset: String(offset), key: Buffer.from(userId), value: Buffer.alloc(bytes, 7), timestamp: 1 });
 
@@ -189,6 +189,26 @@ describe('KafkaSink size policy', () => {
     const p0 = broker.records('state').filter((r) => r.partition === 0).map((r) => `${r.key!.toString()}${r.value === null ? '(tombstone)' : ''}`);
     // A chunk of several input topics: one marker per topic, after every state and tombstone.
     expect(p0).toEqual(['u0', 'u2', 'u4', 'u6', 'u8', 'u10', 'u0(tombstone)', '\u0000applied/clicks', '\u0000applied/image-views']);
+  });
+});
+
+describe('KafkaSink training examples', () => {
+  it("sends a chunk's training examples to their topic, keyed by user, in the same send as its other outputs", async () => {
+    const limits = new ProduceLimits(values(20_000));
+    const broker = fakeBroker(() => 20_000);
+    const sends: TopicRecords[][] = [];
+    const recording: KafkaProducer = { send: (req) => (sends.push([...req]), broker.producer.send(req)), disconnect: async () => undefined };
+    const { sink } = sinkOn(limits, { ...broker, producer: recording });
+    const v = new Float32Array(DIM).fill(0.25);
+    const example = { exampleId: 'imp-1', userId: 'u1', adId: 'a1', outputId: 'o1', position: 2, servedAt: 5, label: 1 as const, modelVersion: 'm', servedCtr: 0.5, interest: v, ad: v };
+    await sink.deliverFor([input('u1', 0)], { scored: [scored('u1', ['e0'])], examples: [example] });
+    expect(sends).toHaveLength(1);
+    expect(sends[0]!.map((t) => t.topic).sort()).toEqual(['examples', 'scored']);
+    const [r] = broker.records('examples');
+    expect(r!.key?.toString()).toBe('u1');
+    const e = avro.decode<{ exampleId: string; label: number; position: number; interest: number[] }>(r!.value, Accepts.trainingExample).value;
+    expect(e).toMatchObject({ exampleId: 'imp-1', label: 1, position: 2 });
+    expect(e.interest).toHaveLength(DIM);
   });
 });
 

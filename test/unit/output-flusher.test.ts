@@ -18,7 +18,7 @@ import { AvroCodec } from '../../src/serde/avro-codec.js';
 import { Accepts } from '../../src/serde/record-names.js';
 import { createLogger } from '../../src/util/log.js';
 
-const TOPICS = { scored: 'scored', deadLetters: 'dead-letters', segments: 'segments', changelog: 'user-state' };
+const TOPICS = { scored: 'scored', deadLetters: 'dead-letters', segments: 'segments', changelog: 'user-state', trainingExamples: 'training-examples' };
 const avro = new AvroCodec();
 
 function scored(userId: string, eventIds: string[]): ScoredOutput {

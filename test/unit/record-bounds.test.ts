@@ -16,7 +16,7 @@ import { MAX_PENDING_EVENT_IDS, UserStateCodec } from '../../src/state/user-stat
 import type { UserStateStore } from '../../src/state/user-state-store.js';
 
 const avro = new AvroCodec();
-const topics = { scored: 'scored', deadLetters: 'dead', segments: 'segments', changelog: 'user-state' };
+const topics = { scored: 'scored', deadLetters: 'dead', segments: 'segments', changelog: 'user-state', trainingExamples: 'training-examples' };
 const limits = (changelog: number, others = 1_048_588) =>
   new ProduceLimits({ topics: new Map([['user-state', changelog], ['scored', others], ['segments', others], ['dead', others]]), otherTopics: others, request: Math.max(changelog, others), source: 'cluster' });
 

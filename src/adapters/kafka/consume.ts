@@ -86,6 +86,7 @@ export async function consumeEvents(o: EventConsumeDeps): Promise<EventConsumpti
       assigned: (assignment) => {
         const partitions = assignment[settings.topicClicks] ?? [];
         tasks.onAssignment(partitions);
+        core.feedback?.retainPartitions(new Set(partitions));
         partitionState.onAssignment(partitions, assignment);
       },
       rebalancing: () => partitionState.onRebalancing(),
@@ -99,8 +100,8 @@ export async function consumeEvents(o: EventConsumeDeps): Promise<EventConsumpti
   // Backpressure: when the inference queues fill up, stop fetching rather than growing memory.
   core.engine.onPressure((saturated) => {
     log.warn(saturated ? 'inference queues full: pausing consumption' : 'inference queues drained: resuming consumption', { queuedItems: core.engine.queuedItems() });
-    // Deletions need no inference: they keep flowing.
-    const topics = inputTopics.filter((t) => t !== settings.topicUserDeletions);
+    // Deletions and feedback need no inference: they keep flowing.
+    const topics = inputTopics.filter((t) => t !== settings.topicUserDeletions && t !== settings.topicAdFeedback);
     if (saturated) member.pause(topics);
     else member.resume(topics);
   });
@@ -128,6 +129,7 @@ function taskHooks(o: EventConsumeDeps, partition: number, seek: (topic: string,
       metrics.chunkRecords.observe(records.length);
       await core.codec.prepare(records); // writer schemas by id, when a registry is set
       const result = await core.processor.process(records);
+      if (core.feedback) metrics.attribution.observe(core.feedback.counts(), core.feedback.sizes());
       const t = result.timings;
       metrics.stageDuration.observe({ stage: 'decode' }, t.decode);
       metrics.stageDuration.observe({ stage: 'features' }, t.features);

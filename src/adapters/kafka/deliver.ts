@@ -53,6 +53,7 @@ export class Delivery {
     const acked = Date.now();
     for (const o of result.scored ?? []) metrics.e2eLatency.observe(Math.max(0, acked - o.triggerEventTime) / 1000);
     metrics.scoredOut.inc(result.scored?.length ?? 0);
+    for (const e of result.examples ?? []) metrics.attribution.examples.inc({ label: String(e.label) });
     for (const d of result.deadLetters ?? []) metrics.deadLetters.inc({ topic: d.source.topic, reason: d.reason });
     metrics.usersInMemory.set(this.o.usersInMemory());
     this.o.onDelivered?.(result);

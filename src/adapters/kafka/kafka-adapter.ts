@@ -45,7 +45,7 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
   const failed = new Promise<never>((_, reject) => (fail = reject));
   failed.catch(() => undefined); // observed by the caller; avoid an unhandled rejection if it is not
 
-  const topics = { scored: settings.topicScored, deadLetters: settings.topicDeadLetters, segments: settings.topicSegments, changelog: settings.topicChangelog };
+  const topics = { scored: settings.topicScored, deadLetters: settings.topicDeadLetters, segments: settings.topicSegments, changelog: settings.topicChangelog, trainingExamples: settings.topicTrainingExamples };
   // What the broker acknowledges of the changelog goes to the local state store too; a task marks
   // a chunk's offsets done once that write is committed (stored).
   const changelogTee = teeChangelog(kafka.producer, settings.topicChangelog, core.local);

@@ -25,7 +25,7 @@ export interface LargestRecord {
 
 export interface LargestRecordSources {
   readonly stateCodec: Pick<UserStateCodec, 'largestRecord' | 'shape'>;
-  readonly encoder: Pick<OutputEncoder, 'largestScored' | 'largestSegments'>;
+  readonly encoder: Pick<OutputEncoder, 'largestScored' | 'largestSegments' | 'largestTrainingExample'>;
   readonly modelVersion: string;
   readonly topics: SinkTopics;
   readonly settings: Pick<KafkaSettings, 'interestsPerUser' | 'fusedDim' | 'topK' | 'emitIntervalMs'>;
@@ -55,6 +55,7 @@ export function largestRecords(o: LargestRecordSources): LargestRecord[] {
       what: `a scored output at TOP_K=${s.topK} candidates`,
     },
     { topic: o.topics.segments, record: o.encoder.largestSegments(), settings: ['TOPIC_SEGMENTS'], what: `a segments output (${MAX_SEGMENTS} segments)` },
+    { topic: o.topics.trainingExamples, record: o.encoder.largestTrainingExample(dim, o.modelVersion), settings: ['FUSED_DIM'], what: `a training example of two ${dim}-float vectors` },
   ];
 }
 

@@ -26,7 +26,7 @@ export const KAFKA_SETTINGS = {
 export type KafkaSettings = SettingValues<typeof KAFKA_SETTINGS> &
   Pick<
     PipelineSettings,
-    'topicClicks' | 'topicImageViews' | 'topicReviews' | 'topicUserDeletions' | 'topicAds' | 'topicScored' | 'topicSegments' | 'topicChangelog' | 'topicDeadLetters' | 'emitIntervalMs' | 'topK'
+    'topicClicks' | 'topicImageViews' | 'topicReviews' | 'topicUserDeletions' | 'topicAdFeedback' | 'topicAds' | 'topicScored' | 'topicSegments' | 'topicChangelog' | 'topicDeadLetters' | 'topicTrainingExamples' | 'emitIntervalMs' | 'topK'
   > &
   Pick<StateSettings, 'interestsPerUser'> &
   Pick<ModelSettings, 'fusedDim'>;
@@ -34,7 +34,7 @@ export type KafkaSettings = SettingValues<typeof KAFKA_SETTINGS> &
 /** What topic creation and the co-partitioning check read. */
 export type TopicSettings = Pick<
   KafkaSettings,
-  'topicClicks' | 'topicImageViews' | 'topicReviews' | 'topicUserDeletions' | 'topicAds' | 'topicScored' | 'topicSegments' | 'topicChangelog' | 'topicDeadLetters' | 'topicPartitions' | 'topicReplication'
+  'topicClicks' | 'topicImageViews' | 'topicReviews' | 'topicUserDeletions' | 'topicAdFeedback' | 'topicAds' | 'topicScored' | 'topicSegments' | 'topicChangelog' | 'topicDeadLetters' | 'topicTrainingExamples' | 'topicPartitions' | 'topicReplication'
 >;
 
 /** KAFKA_BROKERS, or a ConfigError saying how to set it. */
@@ -45,12 +45,12 @@ export function brokersOf(s: Pick<KafkaSettings, 'kafkaBrokers'>): readonly stri
   return s.kafkaBrokers;
 }
 
-/** The co-partitioned input topics: the three event topics and the deletions. */
-export function inputTopicsOf(s: Pick<KafkaSettings, 'topicClicks' | 'topicImageViews' | 'topicReviews' | 'topicUserDeletions'>): string[] {
-  return [s.topicClicks, s.topicImageViews, s.topicReviews, s.topicUserDeletions];
+/** The co-partitioned input topics: the three event topics, the deletions and the ad feedback. */
+export function inputTopicsOf(s: Pick<KafkaSettings, 'topicClicks' | 'topicImageViews' | 'topicReviews' | 'topicUserDeletions' | 'topicAdFeedback'>): string[] {
+  return [s.topicClicks, s.topicImageViews, s.topicReviews, s.topicUserDeletions, s.topicAdFeedback];
 }
 
-/** The topics the processor produces to: scored outputs, segments, the state changelog, dead letters. */
-export function outputTopicsOf(s: Pick<KafkaSettings, 'topicScored' | 'topicSegments' | 'topicChangelog' | 'topicDeadLetters'>): string[] {
-  return [s.topicScored, s.topicSegments, s.topicChangelog, s.topicDeadLetters];
+/** The topics the processor produces to: scored outputs, segments, the state changelog, dead letters, training examples. */
+export function outputTopicsOf(s: Pick<KafkaSettings, 'topicScored' | 'topicSegments' | 'topicChangelog' | 'topicDeadLetters' | 'topicTrainingExamples'>): string[] {
+  return [s.topicScored, s.topicSegments, s.topicChangelog, s.topicDeadLetters, s.topicTrainingExamples];
 }

@@ -11,6 +11,7 @@ export interface SinkTopics {
   readonly deadLetters: string;
   readonly segments: string;
   readonly changelog: string;
+  readonly trainingExamples: string;
 }
 
 /** Encodes a user's state for the changelog (UserStateCodec.encode). */
@@ -145,6 +146,8 @@ export class KafkaSink {
     for (const o of result.segments ?? []) out.push({ topic: topics.segments, record: encoder.segments(o), owner: { kind: 'user', userId: o.userId, output: 'segments' } });
     for (const t of tombstones) out.push({ topic: topics.segments, record: t.record, owner: other });
     for (const d of result.deadLetters ?? []) out.push(this.deadLetterOut(d));
+    // A few KiB each (two F-float vectors): the largest is checked at start (record-bounds.ts).
+    for (const e of result.examples ?? []) out.push({ topic: topics.trainingExamples, record: encoder.trainingExample(e), owner: other });
     return out;
   }
 

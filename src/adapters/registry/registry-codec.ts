@@ -6,7 +6,7 @@ import { projectSchemas, type SchemaTable } from '../../serde/schema-table.js';
 import { HttpSchemaRegistry } from './registry-client.js';
 import type { RegistrySettings } from './settings.js';
 
-type Topics = Pick<PipelineSettings, 'topicClicks' | 'topicImageViews' | 'topicReviews' | 'topicAds' | 'topicUserDeletions' | 'topicScored' | 'topicSegments' | 'topicDeadLetters' | 'topicChangelog'>;
+type Topics = Pick<PipelineSettings, 'topicClicks' | 'topicImageViews' | 'topicReviews' | 'topicAds' | 'topicUserDeletions' | 'topicScored' | 'topicSegments' | 'topicDeadLetters' | 'topicChangelog' | 'topicAdFeedback' | 'topicTrainingExamples'>;
 
 /** Every topic adstream reads or writes, with the record it carries: one registry subject each. */
 export function topicRecordsOf(t: Topics): TopicRecord[] {
@@ -20,6 +20,8 @@ export function topicRecordsOf(t: Topics): TopicRecord[] {
     { topic: t.topicSegments, recordName: RecordNames.segments },
     { topic: t.topicDeadLetters, recordName: RecordNames.deadLetter },
     { topic: t.topicChangelog, recordName: RecordNames.userState },
+    { topic: t.topicAdFeedback, recordName: RecordNames.adFeedback },
+    { topic: t.topicTrainingExamples, recordName: RecordNames.trainingExample },
   ];
 }
 
