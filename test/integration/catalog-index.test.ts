@@ -6,11 +6,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KafkaProducer } from '../../src/adapters/kafka/port.js';
 import type { ScoredOutput } from '../../src/domain/outputs.js';
-import { syntheticAds, type SyntheticAd } from '../../src/devtools/synthetic.js';
+import type { SyntheticAd } from '../../src/devtools/synthetic.js';
 import { encodeAd } from '../../src/devtools/traffic.js';
-import { createLogger } from '../../src/util/log.js';
-import { startKafkaProcessor, type RunningProcessor } from '../../src/app/processor.js';
-import { codec, collect, configOf, connectedProducer, createTopics, eventually, isolatedEnv, kafkaForTests, type ReadRecord } from '../support/harness.js';
+import type { RunningProcessor } from '../../src/app/processor.js';
+import { codec, configOf, eventually, isolatedEnv, kafkaForTests, type ProcessorWithAds, type ReadRecord, startProcessorWithAds } from '../support/harness.js';
 import { Accepts } from '../../src/serde/record-names.js';
 
 const INTERVAL_MS = 1000;
@@ -24,19 +23,15 @@ describe('Ad index on a real broker', () => {
   let ads: SyntheticAd[];
   let clicks = 0;
 
+  let running: ProcessorWithAds | undefined;
+
   beforeAll(async () => {
-    await createTopics(kafka, config);
-    producer = await connectedProducer(kafka);
-    ads = await syntheticAds(3);
-    await producer.send([{ topic: config.topicAds, records: ads.map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, Date.now()) })) }]);
-    processor = await startKafkaProcessor(config, createLogger('warn'));
-    outputs = await collect(kafka, [config.topicScored]);
+    running = await startProcessorWithAds(kafka, config, 3, [config.topicScored]);
+    ({ producer, processor, outputs, ads } = running);
   });
 
   afterAll(async () => {
-    await outputs?.stop();
-    await processor?.stop();
-    await producer?.disconnect();
+    await running?.stop();
   });
 
   const scored = (): ScoredOutput[] => outputs.records.map((r) => codec.decode<ScoredOutput>(r.value, Accepts.scored).value);

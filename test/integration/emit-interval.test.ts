@@ -5,11 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KafkaProducer } from '../../src/adapters/kafka/port.js';
 import type { ScoredOutput } from '../../src/domain/outputs.js';
-import { syntheticAds } from '../../src/devtools/synthetic.js';
-import { encodeAd } from '../../src/devtools/traffic.js';
-import { createLogger } from '../../src/util/log.js';
-import { startKafkaProcessor, type RunningProcessor } from '../../src/app/processor.js';
-import { codec, collect, configOf, connectedProducer, createTopics, eventually, isolatedEnv, kafkaForTests, sleep, type ReadRecord } from '../support/harness.js';
+import type { RunningProcessor } from '../../src/app/processor.js';
+import { codec, configOf, eventually, isolatedEnv, kafkaForTests, type ProcessorWithAds, type ReadRecord, sleep, startProcessorWithAds } from '../support/harness.js';
 import { Accepts } from '../../src/serde/record-names.js';
 
 const SCORED = Accepts.scored;
@@ -22,19 +19,15 @@ describe('EMIT_INTERVAL_MS on a real broker', () => {
   let processor: RunningProcessor;
   let outputs: { records: ReadRecord[]; stop(): Promise<void> };
 
+  let running: ProcessorWithAds | undefined;
+
   beforeAll(async () => {
-    await createTopics(kafka, config);
-    producer = await connectedProducer(kafka);
-    const ads = await syntheticAds(2);
-    await producer.send([{ topic: config.topicAds, records: ads.map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, Date.now()) })) }]);
-    processor = await startKafkaProcessor(config, createLogger('warn'));
-    outputs = await collect(kafka, [config.topicScored]);
+    running = await startProcessorWithAds(kafka, config, 2, [config.topicScored]);
+    ({ producer, processor, outputs } = running);
   });
 
   afterAll(async () => {
-    await outputs?.stop();
-    await processor?.stop();
-    await producer?.disconnect();
+    await running?.stop();
   });
 
   it('emits a user at most once per interval and flushes the pending events on the timer', async () => {

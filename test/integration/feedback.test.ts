@@ -6,11 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KafkaProducer } from '../../src/adapters/kafka/port.js';
 import type { ScoredOutput } from '../../src/domain/outputs.js';
-import { syntheticAds } from '../../src/devtools/synthetic.js';
-import { encodeAd } from '../../src/devtools/traffic.js';
-import { createLogger } from '../../src/util/log.js';
-import { startKafkaProcessor, type RunningProcessor } from '../../src/app/processor.js';
-import { codec, collect, committedOffsets, configOf, connectedProducer, createTopics, eventually, isolatedEnv, kafkaForTests, type ReadRecord } from '../support/harness.js';
+import type { RunningProcessor } from '../../src/app/processor.js';
+import { codec, committedOffsets, configOf, eventually, isolatedEnv, kafkaForTests, type ProcessorWithAds, type ReadRecord, startProcessorWithAds } from '../support/harness.js';
 import { Accepts } from '../../src/serde/record-names.js';
 
 interface Example {
@@ -29,22 +26,18 @@ describe('ad feedback into training examples on a real broker', () => {
   const config = configOf(isolatedEnv({ ATTRIBUTION_WINDOW_S: '1' }));
   const kafka = kafkaForTests();
   let producer: KafkaProducer;
-  let processor: RunningProcessor | undefined;
+  let processor: RunningProcessor;
   let out: { records: ReadRecord[]; stop(): Promise<void> };
 
+  let running: ProcessorWithAds | undefined;
+
   beforeAll(async () => {
-    await createTopics(kafka, config);
-    producer = await connectedProducer(kafka);
-    const ads = await syntheticAds(2);
-    await producer.send([{ topic: config.topicAds, records: ads.map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, Date.now()) })) }]);
-    processor = await startKafkaProcessor(config, createLogger('warn'));
-    out = await collect(kafka, [config.topicScored, config.topicTrainingExamples, config.topicDeadLetters]);
+    running = await startProcessorWithAds(kafka, config, 2, [config.topicScored, config.topicTrainingExamples, config.topicDeadLetters]);
+    ({ producer, processor, outputs: out } = running);
   });
 
   afterAll(async () => {
-    await out?.stop();
-    await processor?.stop();
-    await producer?.disconnect();
+    await running?.stop();
   });
 
   const of = (topic: string): ReadRecord[] => out.records.filter((r) => r.topic === topic);
@@ -88,8 +81,7 @@ describe('ad feedback into training examples on a real broker', () => {
     expect(dead).toEqual([expect.objectContaining({ sourceTopic: config.topicAdFeedback, reason: 'KEY_MISMATCH' })]);
 
     // Nothing lost: every feedback record's offset is committed (after its outputs were acknowledged).
-    await processor!.stop();
-    processor = undefined;
+    await processor.stop(); // afterAll's stop() then waits on this same stop
     const committed = await committedOffsets(kafka, config.groupId, [config.topicAdFeedback]);
     expect([...committed.values()].reduce((n, o) => n + (o > 0n ? o : 0n), 0n)).toBe(BigInt(reports.length + 1));
   });

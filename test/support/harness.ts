@@ -9,10 +9,13 @@ import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import { createKafkaClient } from '../../src/adapters/kafka/client.js';
 import type { KafkaClient, KafkaClientSettings, KafkaProducer, ProducerOptions } from '../../src/adapters/kafka/port.js';
 import { loadConfig } from '../../src/app/config/load-config.js';
+import { startKafkaProcessor, type RunningProcessor } from '../../src/app/processor.js';
 import type { Config } from '../../src/app/config/settings.js';
 import { AvroCodec } from '../../src/serde/avro-codec.js';
-import { silentLogger } from '../../src/util/log.js';
-import { isolatedEnv as isolatedEnvOn, type Spawned } from '../../loadtest/spawn-processor.js';
+import { syntheticAds, type SyntheticAd } from '../../src/devtools/synthetic.js';
+import { encodeAd } from '../../src/devtools/traffic.js';
+import { createLogger, silentLogger } from '../../src/util/log.js';
+import { createTopics, isolatedEnv as isolatedEnvOn, type Spawned } from '../../loadtest/spawn-processor.js';
 import { brokersForTests } from './kafka.js';
 
 export { createTopics, freePort, spawnProcessor } from '../../loadtest/spawn-processor.js';
@@ -83,6 +86,45 @@ export async function collect(kafka: KafkaClient, topics: string[]): Promise<{ r
     },
   });
   return { records, stop: () => consumer.disconnect() };
+}
+
+/** A processor in this process with a catalog already on its ads topic, and a reader of some of its outputs. */
+export interface ProcessorWithAds {
+  readonly producer: KafkaProducer;
+  readonly processor: RunningProcessor;
+  readonly ads: SyntheticAd[];
+  readonly outputs: { records: ReadRecord[]; stop(): Promise<void> };
+  /** Stops the reader, the processor and the producer, in that order. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Creates the config's topics, produces `adCount` synthetic ads, starts the processor and a reader
+ * of `topics` (from the beginning). What was started before a failing step is stopped again.
+ */
+export async function startProcessorWithAds(kafka: KafkaClient, config: Config, adCount: number, topics: string[]): Promise<ProcessorWithAds> {
+  await createTopics(kafka, config);
+  const producer = await connectedProducer(kafka);
+  let processor: RunningProcessor | undefined;
+  try {
+    const ads = await syntheticAds(adCount);
+    await producer.send([{ topic: config.topicAds, records: ads.map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, Date.now()) })) }]);
+    processor = await startKafkaProcessor(config, createLogger('warn'));
+    const outputs = await collect(kafka, topics);
+    const running = processor;
+    return {
+      producer, processor: running, ads, outputs,
+      stop: async () => {
+        await outputs.stop();
+        await running.stop();
+        await producer.disconnect();
+      },
+    };
+  } catch (err) {
+    await processor?.stop().catch(() => undefined);
+    await producer.disconnect().catch(() => undefined);
+    throw err;
+  }
 }
 
 /** The offsets a consumer group committed, as "topic/partition" -> offset, read with the independent client. */
