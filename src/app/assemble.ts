@@ -146,7 +146,9 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
     limits: { windowMs: config.attributionWindowS * 1000, maxCaptures: config.attributionMaxCaptures, maxPending: config.attributionMaxPending, maxWaitingClicks: config.attributionMaxPending },
     dim: F,
     adVector: (adId) => catalog.vectorOf(adId),
+    capture: config.attributionCapture,
   });
+  catalog.onChange((adId) => feedback.adChanged(adId)); // a re-embedded ad: captures copy its new vector
   const processor = new Processor({
     appliedUpTo: (topic, partition) => applied.upTo(topic, partition),
     decoder,

@@ -92,6 +92,17 @@ export interface TrainingExample {
 }
 
 /**
+ * A record of the attribution's durable state (what waits for feedback or a label, see
+ * pipeline/attribution-records.ts), for the partition's changelog: a NUL-prefixed key, the value,
+ * or null to delete it.
+ */
+export interface AttributionRecord {
+  readonly partition: number;
+  readonly key: string;
+  readonly value: Buffer | null;
+}
+
+/**
  * What one call of the core returns. Every input record is in exactly one of: a scored output's
  * eventIds, a state change's pendingEventIds (its user's output is rate-limited; the changelog
  * record accounts for it until then), the deletions (a deletion record, and the pending events it
@@ -111,4 +122,6 @@ export interface ProcessResult {
    * records themselves are accounted for by the attribution (see pipeline/attribution.ts).
    */
   readonly examples?: readonly TrainingExample[];
+  /** The attribution state this call changed: changelog records, delivered with the call's outputs. */
+  readonly attribution?: readonly AttributionRecord[];
 }

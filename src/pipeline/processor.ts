@@ -1,6 +1,6 @@
 import type { EventKind, InputRecord } from '../domain/events.js';
 import { StateChangedError } from '../domain/errors.js';
-import { deadLetterOf, type Candidate, type DeadLetterOutput, type ProcessResult, type ScoredOutput } from '../domain/outputs.js';
+import { deadLetterOf, type AttributionRecord, type Candidate, type DeadLetterOutput, type ProcessResult, type ScoredOutput } from '../domain/outputs.js';
 import type { Centroids } from '../state/segments.js';
 import type { InterestParams } from '../state/user-interest.js';
 import type { UserStateStore } from '../state/user-state-store.js';
@@ -131,13 +131,16 @@ export class Processor {
    */
   async process(records: readonly InputRecord[]): Promise<ChunkResult> {
     const fb = this.o.feedback;
-    if (!fb || !records.some((r) => r.topic === fb.topic)) return this.processInputs(records);
+    if (!fb) return this.processInputs(records);
+    // What the chunk served and attributed, for the changelog with its outputs (see attribution-records.ts).
+    const partitions = new Set(records.map((r) => r.partition));
+    if (!records.some((r) => r.topic === fb.topic)) return withAttribution(await this.processInputs(records), fb.takeRecords(partitions));
     // Feedback after the chunk's events: an impression may name an output served in this chunk.
     const rest = records.filter((r) => r.topic !== fb.topic);
     const result = rest.length > 0 ? await this.processInputs(rest) : emptyResult();
     const deadLetters = [...result.deadLetters];
-    const examples = fb.attribute(records.filter((r) => r.topic === fb.topic), this.clock(), (source, err) => void deadLetters.push(this.deadLetter(source, err)));
-    return { ...result, deadLetters, examples };
+    const examples = fb.attribute(records.filter((r) => r.topic === fb.topic), this.clock(), (source, err) => void deadLetters.push(this.deadLetter(source, err)), this.o.appliedUpTo);
+    return withAttribution({ ...result, deadLetters, examples }, fb.takeRecords(partitions));
   }
 
   private async processInputs(records: readonly InputRecord[]): Promise<ChunkResult> {
@@ -171,7 +174,8 @@ export class Processor {
     const stateChanges = this.emit.settle(due, now);
     const scored = await this.score(emissions);
     const timings: StageTimings = { decode: 0, features: 0, fusion: 0, scoring: (performance.now() - t0) / 1000 };
-    return { scored, deadLetters: [], stateChanges, segments: [], deletions: [], timings };
+    const flushed: ChunkResult = { scored, deadLetters: [], stateChanges, segments: [], deletions: [], timings };
+    return this.o.feedback ? withAttribution(flushed, this.o.feedback.takeRecords(new Set(emissions.map((e) => e.partition)))) : flushed;
   }
 
   private deleteUsers(records: readonly InputRecord[]): ChunkResult {
@@ -254,6 +258,10 @@ export class Processor {
     if (d.reason === 'PROCESSING_FAILED') this.o.onUnexpected?.(err, source);
     return d;
   }
+}
+
+function withAttribution(result: ChunkResult, attribution: readonly AttributionRecord[]): ChunkResult {
+  return attribution.length > 0 ? { ...result, attribution } : result;
 }
 
 function emptyResult(): ChunkResult {

@@ -17,7 +17,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync, write
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { ConfigError } from '../domain/errors.js';
-import type { DeletionOutput } from '../domain/outputs.js';
+import type { AttributionRecord, DeletionOutput } from '../domain/outputs.js';
 import type { UserState } from '../domain/user-state.js';
 import type { StateBacking } from './user-state-store.js';
 
@@ -330,7 +330,7 @@ export class LocalStateStore implements StateBacking {
    * The memory transport's acknowledgement: a delivered result's state changes and deletions, per
    * partition, as the changelog would hold them (no offsets there, so no checkpoint).
    */
-  async acknowledged(result: { readonly stateChanges?: readonly UserState[]; readonly deletions?: readonly DeletionOutput[] }): Promise<void> {
+  async acknowledged(result: { readonly stateChanges?: readonly UserState[]; readonly deletions?: readonly DeletionOutput[]; readonly attribution?: readonly AttributionRecord[] }): Promise<void> {
     const byPartition = new Map<number, ChangelogEntry[]>();
     const add = (partition: number, e: ChangelogEntry): void => {
       const list = byPartition.get(partition);
@@ -339,6 +339,7 @@ export class LocalStateStore implements StateBacking {
     };
     for (const s of result.stateChanges ?? []) add(s.partition, { key: s.userId, value: this.encode(s) });
     for (const d of result.deletions ?? []) add(d.partition, { key: d.userId, value: null });
+    for (const a of result.attribution ?? []) add(a.partition, { key: a.key, value: a.value });
     await Promise.all([...byPartition].map(([p, entries]) => this.write(p, entries)));
   }
 

@@ -21,7 +21,7 @@ function unit(v: Float32Array): Float32Array {
 // The first test starts a core (models, worker threads): on a loaded machine that alone can take seconds.
 describe('feedback into training examples in the core', { timeout: 60_000 }, () => {
   it('labels a clicked impression a positive with the features as served, not as they are later', async () => {
-    const { core, rec, config } = await driver.coreWithCatalog(testConfig({ attributionWindowS: 60 }));
+    const { core, rec, config } = await driver.coreWithCatalog(testConfig({ attributionWindowS: 60, attributionCapture: 'always' }));
     const first = await core.processor.process([rec.click('ann', 'shoes', { t: NOW })]);
     const served = first.scored[0]!;
     const offered = served.candidates[0]!;
@@ -53,7 +53,7 @@ describe('feedback into training examples in the core', { timeout: 60_000 }, () 
   });
 
   it("takes the interest that matched the ad, of a user with several", async () => {
-    const { core, rec } = await driver.coreWithCatalog(testConfig({ attributionWindowS: 60 }));
+    const { core, rec } = await driver.coreWithCatalog(testConfig({ attributionWindowS: 60, attributionCapture: 'always' }));
     const out = (await core.processor.process([rec.click('eve', 'shoes', { t: NOW }), rec.click('eve', 'phones', { t: NOW })])).scored[0]!;
     const interests = core.users.get('eve')!.interests.map((it) => unit(it.vector.slice()));
     expect(interests.length).toBeGreaterThan(1);
@@ -75,7 +75,7 @@ describe('feedback into training examples in the core', { timeout: 60_000 }, () 
   });
 
   it('labels an impression with no click by the end of the window a negative, once event time passes it', async () => {
-    const { core, rec } = await driver.coreWithCatalog(testConfig({ attributionWindowS: 60 }));
+    const { core, rec } = await driver.coreWithCatalog(testConfig({ attributionWindowS: 60, attributionCapture: 'always' }));
     const out: ScoredOutput = (await core.processor.process([rec.click('bo', 'phones', { t: NOW })])).scored[0]!;
     const [a, b] = out.candidates;
     const r1 = await core.processor.process([rec.feedback('bo', b!.adId, 'IMPRESSION', { feedbackId: 'imp-b', outputId: out.outputId, position: 1, t: NOW + 1000 })]);

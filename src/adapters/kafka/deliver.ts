@@ -1,7 +1,7 @@
 import type { InputRecord } from '../../domain/events.js';
 import type { DeadLetterOutput, ProcessResult } from '../../domain/outputs.js';
 import type { ProcessorMetrics } from '../../metrics/processor-metrics.js';
-import type { PartitionState } from './partition-state.js';
+import type { ChangelogMarker, PartitionState } from './partition-state.js';
 import type { Deliverable, KafkaSink } from './sink.js';
 
 export interface DeliveryDeps {
@@ -28,7 +28,9 @@ export class Delivery {
     const { sink, partitionState, metrics } = this.o;
     const p0 = performance.now();
     const { partition } = records[0]!;
-    const delivered = await sink.deliverFor(records, result, ends.map((e) => partitionState.appliedMarker(e.topic, partition, e.last)));
+    // The attribution state before the applied markers, which come last on their partition.
+    const markers = [...attributionMarkers(result), ...ends.map((e) => partitionState.appliedMarker(e.topic, partition, e.last))];
+    const delivered = await sink.deliverFor(records, result, markers);
     for (const e of ends) partitionState.markApplied(e.topic, partition, e.last);
     metrics.stageDuration.observe({ stage: 'produce' }, (performance.now() - p0) / 1000);
     this.delivered(delivered);
@@ -36,7 +38,7 @@ export class Delivery {
 
   /** A rate-limited flush's result (no inputs, no marker); resolves once acknowledged. */
   async flush(result: ProcessResult): Promise<void> {
-    await this.o.sink.deliver(result);
+    await this.o.sink.deliver(result, attributionMarkers(result));
     this.delivered(result);
   }
 
@@ -58,4 +60,9 @@ export class Delivery {
     metrics.usersInMemory.set(this.o.usersInMemory());
     this.o.onDelivered?.(result);
   };
+}
+
+/** The result's attribution state records (keys start with NUL), as changelog markers. */
+function attributionMarkers(result: Deliverable): ChangelogMarker[] {
+  return (result.attribution ?? []).map((a) => ({ key: a.key, value: a.value, partition: a.partition }));
 }

@@ -13,7 +13,8 @@ const APPLIED_MARKER = '\u0000applied/';
 /** A changelog record besides the users' states, delivered with them (see KafkaSink.deliver). */
 export interface ChangelogMarker {
   readonly key: string;
-  readonly value: Buffer;
+  /** null: deletes the marker (an attribution record no longer needed). */
+  readonly value: Buffer | null;
   readonly partition: number;
 }
 
@@ -91,6 +92,7 @@ export class PartitionState {
     const keep = new Set([...this.owned.keys()].filter((p) => p !== partition));
     const dropped = core.users.dropPartitions(keep);
     core.applied.retainPartitions(keep);
+    core.feedback?.retainPartitions(keep); // its attribution state comes back with the restore
     log.warn('restoring a partition from the changelog after a failed chunk', { partition, droppedUsers: dropped });
     this.restore([partition]);
   }
@@ -122,7 +124,7 @@ export class PartitionState {
   }
 
   /** The changelog record saying `offset` of the input partition is applied, delivered with its state changes. */
-  appliedMarker(topic: string, partition: number, offset: string): ChangelogMarker {
+  appliedMarker(topic: string, partition: number, offset: string): ChangelogMarker & { readonly value: Buffer } {
     return { key: `${APPLIED_MARKER}${topic}`, value: Buffer.from(this.raised(topic, partition, offset).toString()), partition };
   }
 
@@ -238,6 +240,8 @@ export class PartitionState {
       for (const [key, value] of local.markers(p)) {
         if (key.startsWith(APPLIED_MARKER)) core.applied.mark(key.slice(APPLIED_MARKER.length), p, BigInt(value.toString('utf8')));
       }
+      // The attribution state as acknowledged (its records are markers too).
+      core.feedback?.restorePartition(p, local.markers(p));
       // A deleted user: a replay of their already delivered events must not bring them back.
       for (const userId of local.deletedUsers(p)) {
         core.processor.markDeleted(userId);
