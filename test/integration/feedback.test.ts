@@ -23,7 +23,7 @@ interface Example {
 const USERS = ['fb-ann', 'fb-bo', 'fb-cy', 'fb-di'];
 
 describe('ad feedback into training examples on a real broker', () => {
-  const config = configOf(isolatedEnv({ ATTRIBUTION_WINDOW_S: '1' }));
+  const config = configOf(isolatedEnv({ ATTRIBUTION_WINDOW_S: '1', ATTRIBUTION_CAPTURE: 'always' }));
   const kafka = kafkaForTests();
   let producer: KafkaProducer;
   let processor: RunningProcessor;
