@@ -47,10 +47,11 @@ export class CoreDriver {
   /** Offsets a test declares already applied (as restored from the changelog). */
   applied = new AppliedOffsets();
 
-  async core(config: Config = testConfig()): Promise<Core> {
+  /** `stateDir`: the folder of a core closed before (a restart on its local store); default a fresh one. */
+  async core(config: Config = testConfig(), stateDir?: string): Promise<Core> {
     const core = await startCore(config, {
       logger: silentLogger,
-      stateDir: mkdtempSync(join(STATE_DIR, 'core-')),
+      stateDir: stateDir ?? mkdtempSync(join(STATE_DIR, 'core-')),
       clock: () => this.now,
       inferenceReporter: this.reporter,
       applied: this.applied,
@@ -66,8 +67,8 @@ export class CoreDriver {
   }
 
   /** A core with the synthetic catalog loaded, and a record maker for it. */
-  async coreWithCatalog(config: Config = testConfig()): Promise<{ core: Core; rec: RecordMaker; config: Config }> {
-    const core = await this.core(config);
+  async coreWithCatalog(config: Config = testConfig(), stateDir?: string): Promise<{ core: Core; rec: RecordMaker; config: Config }> {
+    const core = await this.core(config, stateDir);
     const rec = new RecordMaker(core, config, () => this.now);
     const ads = await this.catalog();
     const rejected = await core.catalogUpdater.apply(ads.map((ad, i) => rec.raw(config.topicAds, ad.adId, encodeAd(core.codec, ad, this.now), i)));
@@ -76,7 +77,7 @@ export class CoreDriver {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.cores.map((c) => c.close()));
+    await Promise.all(this.cores.map((c) => c.close())); // closing twice is harmless
     for (const c of this.cores) rmSync(c.local.dir, { recursive: true, force: true });
   }
 }
