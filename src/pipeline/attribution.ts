@@ -270,6 +270,21 @@ export class Attributor {
     return (this.closedBy.get(offset) ?? []).map((c) => example(c, c.label));
   }
 
+  /** A deleted user: everything held of them goes (no example comes of it), and their records are deleted with the next take. */
+  forgetUser(userId: string): void {
+    const u = this.users.get(userId);
+    if (!u) return;
+    for (const e of [...u.ads.values()]) {
+      for (const c of [...e.captures]) this.dropCapture(c);
+      for (const p of [...e.pending]) this.removePending(p);
+      for (const w of [...e.waiting]) this.removeWaiting(w);
+      for (const c of [...e.closed]) this.removeClosed(c);
+    }
+    u.seen.clear();
+    this.users.delete(userId);
+    this.dirtyUsers.add(userId);
+  }
+
   /** Held state, for the bounds' metrics. */
   sizes(): { captures: number; pending: number; waitingClicks: number } {
     return { captures: this.captures.size, pending: this.pending.size, waitingClicks: this.waiting.size };

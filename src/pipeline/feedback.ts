@@ -125,6 +125,11 @@ export class FeedbackStage {
     return out;
   }
 
+  /** A deleted user's attribution state goes with them (their served interest vectors included). */
+  forgetUser(partition: number, userId: string): void {
+    this.attributors.get(partition)?.forgetUser(userId);
+  }
+
   /** The durable state changed since the last take, of `partitions` (all when absent), as changelog records. */
   takeRecords(partitions?: Iterable<number>): AttributionRecord[] {
     const out: AttributionRecord[] = [];

@@ -182,6 +182,7 @@ export class Processor {
     const deadLetters: DeadLetterOutput[] = [];
     const t0 = performance.now();
     const deletions = this.deleter.deleteUsers(records, (source, err) => void deadLetters.push(this.deadLetter(source, err)));
+    for (const d of deletions) this.o.feedback?.forgetUser(d.partition, d.userId);
     const timings: StageTimings = { decode: (performance.now() - t0) / 1000, features: 0, fusion: 0, scoring: 0 };
     return { scored: [], deadLetters, stateChanges: [], segments: [], deletions, timings };
   }

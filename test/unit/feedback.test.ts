@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { rejection } from '../support/rejection.js';
 import type { AdFeedback, InputRecord } from '../../src/domain/events.js';
-import { Attributor, trainingExampleValue, type AttributionLimits, type ServedFeatures } from '../../src/pipeline/attribution.js';
+import { Attributor, heldKey, trainingExampleValue, type AttributionLimits, type ServedFeatures } from '../../src/pipeline/attribution.js';
 import { attributionRecords, attributionState } from '../../src/pipeline/attribution-records.js';
 import { packExamples, type TrainingExampleRecord } from '../../src/training/ctr/examples.js';
 import { Accepts, RecordNames } from '../../src/serde/record-names.js';
@@ -167,6 +167,24 @@ describe('attribution in event time', () => {
     expect(got).toEqual([['imp-a', 1, 0.25], ['imp-c', 1, 0.125], ['imp-b', 0, 0.5]]);
     // Counts are since the start (metrics): the restored attributor's own.
     expect(b.counts).toMatchObject({ impressions: 1, clicks: 1, positives: 2, negatives: 1, duplicates: 1 });
+  });
+});
+
+describe('a deleted user', () => {
+  it('leaves nothing held: their records are deleted, no example comes of their impressions', () => {
+    const a = new Attributor(LIMITS);
+    a.serve(served('out-1', T0, 0.25));
+    a.serve(served('out-2', T0, 0.5, { userId: 'u2' }));
+    a.feedback(fb('IMPRESSION', T0 + 1, { feedbackId: 'imp-1' }));
+    a.feedback(fb('IMPRESSION', T0 + 1, { feedbackId: 'imp-2', userId: 'u2', outputId: 'out-2' }));
+    a.takeChanges();
+    a.forgetUser('u1');
+    const c = a.takeChanges();
+    expect(c.users).toEqual([['u1', null]]);
+    expect(c.outputs.map(([key, held]) => [key, held])).toEqual([[heldKey('u1', 'out-1'), null]]);
+    expect(c.ads.map(([, ad]) => ad)).toEqual([null]);
+    tick(a, T0 + 1 + W + 1);
+    expect(a.drain().map((e) => e.exampleId)).toEqual(['imp-2']);
   });
 });
 
