@@ -141,9 +141,20 @@ interface UserAdEntries {
 
 interface UserEntries {
   readonly ads: Map<string, UserAdEntries>;
-  /** Recent feedback ids of the user -> event time. */
+  /** Recent feedback ids of the user -> event time, in arrival order. */
   readonly seen: Map<string, number>;
+  /** The user's pending impressions, labels and waiting clicks, oldest first (for the per-user bound). */
+  readonly order: Set<Pending | Closed | WaitingClick>;
 }
+
+/**
+ * Per user, at most this many pending impressions, labels and waiting clicks together, and this
+ * many recent feedback ids: the user's record must fit a changelog record (~150 and ~40 bytes
+ * each as stored: about 230 KB at most), whatever one user (a bot) sends. The oldest go first
+ * (evicted; a feedback id forgotten early only weakens the duplicate check).
+ */
+export const MAX_LABELS_PER_USER = 1000;
+export const MAX_SEEN_PER_USER = 2000;
 
 /** A user's labelling state as stored (no vectors: captures are named, their outputs stored apart). */
 export interface UserLabels {
@@ -246,6 +257,7 @@ export class Attributor {
       return;
     }
     user.seen.set(fb.feedbackId, fb.eventTime);
+    if (user.seen.size > MAX_SEEN_PER_USER) user.seen.delete(user.seen.keys().next().value as string);
     this.dirtyUsers.add(fb.userId);
     if (fb.eventTime > this.watermark) {
       this.watermark = fb.eventTime;
@@ -466,7 +478,7 @@ export class Attributor {
 
   private user(userId: string): UserEntries {
     let u = this.users.get(userId);
-    if (!u) this.users.set(userId, (u = { ads: new Map(), seen: new Map() }));
+    if (!u) this.users.set(userId, (u = { ads: new Map(), seen: new Map(), order: new Set() }));
     return u;
   }
 
@@ -545,6 +557,7 @@ export class Attributor {
   }
 
   private addPending(p: Pending): void {
+    this.bound(p.capture.held.out.userId, p);
     this.pending.set(p.impressionId, p);
     this.entries(p.capture.held.out.userId, p.capture.ad.adId).pending.push(p);
     p.capture.held.refs++;
@@ -552,6 +565,7 @@ export class Attributor {
   }
 
   private removePending(p: Pending): void {
+    this.users.get(p.capture.held.out.userId)?.order.delete(p);
     this.pending.delete(p.impressionId);
     this.withEntries(p.capture.held.out.userId, p.capture.ad.adId, (e) => remove(e.pending, p));
     this.dirtyUsers.add(p.capture.held.out.userId);
@@ -559,6 +573,7 @@ export class Attributor {
   }
 
   private addClosed(c: Closed): void {
+    this.bound(c.capture.held.out.userId, c);
     this.closed.add(c);
     this.entries(c.capture.held.out.userId, c.capture.ad.adId).closed.push(c);
     c.capture.held.refs++;
@@ -570,6 +585,7 @@ export class Attributor {
   }
 
   private removeClosed(c: Closed): void {
+    this.users.get(c.capture.held.out.userId)?.order.delete(c);
     this.closed.delete(c);
     this.withEntries(c.capture.held.out.userId, c.capture.ad.adId, (e) => remove(e.closed, c));
     this.dirtyUsers.add(c.capture.held.out.userId);
@@ -582,15 +598,30 @@ export class Attributor {
   }
 
   private addWaiting(c: WaitingClick): void {
+    this.bound(c.userId, c);
     this.waiting.add(c);
     this.entries(c.userId, c.adId).waiting.push(c);
     this.dirtyUsers.add(c.userId);
   }
 
   private removeWaiting(c: WaitingClick): void {
+    this.users.get(c.userId)?.order.delete(c);
     this.waiting.delete(c);
     this.withEntries(c.userId, c.adId, (e) => remove(e.waiting, c));
     this.dirtyUsers.add(c.userId);
+  }
+
+  /** Takes `x` into the user's order, first making room: the user's oldest entry goes (evicted). */
+  private bound(userId: string, x: Pending | Closed | WaitingClick): void {
+    const order = this.user(userId).order;
+    while (order.size >= MAX_LABELS_PER_USER) {
+      const oldest = order.values().next().value as Pending | Closed | WaitingClick;
+      if ('label' in oldest) this.removeClosed(oldest);
+      else if ('capture' in oldest) this.removePending(oldest);
+      else this.removeWaiting(oldest);
+      this.counts.evicted++;
+    }
+    this.user(userId).order.add(x); // the entry is kept (the loop leaves it entries), looked up again all the same
   }
 
   /** The user's labelling state as stored; null when there is none (the record is deleted). */

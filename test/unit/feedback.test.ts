@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { rejection } from '../support/rejection.js';
 import type { AdFeedback, InputRecord } from '../../src/domain/events.js';
-import { Attributor, heldKey, trainingExampleValue, type AttributionLimits, type ServedFeatures } from '../../src/pipeline/attribution.js';
+import { Attributor, heldKey, MAX_LABELS_PER_USER, trainingExampleValue, type AttributionLimits, type ServedFeatures } from '../../src/pipeline/attribution.js';
 import { attributionRecords, attributionState } from '../../src/pipeline/attribution-records.js';
 import { packExamples, type TrainingExampleRecord } from '../../src/training/ctr/examples.js';
 import { Accepts, RecordNames } from '../../src/serde/record-names.js';
@@ -167,6 +167,23 @@ describe('attribution in event time', () => {
     expect(got).toEqual([['imp-a', 1, 0.25], ['imp-c', 1, 0.125], ['imp-b', 0, 0.5]]);
     // Counts are since the start (metrics): the restored attributor's own.
     expect(b.counts).toMatchObject({ impressions: 1, clicks: 1, positives: 2, negatives: 1, duplicates: 1 });
+  });
+});
+
+describe('per-user bounds', () => {
+  it('one user\'s labelling state stays within a changelog record, the oldest evicted', () => {
+    const a = new Attributor({ ...LIMITS, maxCaptures: 5000, maxPending: 5000 });
+    const n = MAX_LABELS_PER_USER + 5;
+    for (let i = 0; i < n; i++) a.serve(served(`out-${i}`, T0, 0.5));
+    for (let i = 0; i < n; i++) a.feedback(fb('IMPRESSION', T0 + 1, { feedbackId: `imp-${i}`, outputId: `out-${i}` }));
+    expect(a.sizes().pending).toBe(MAX_LABELS_PER_USER);
+    expect(a.counts.evicted).toBe(5);
+    const user = attributionRecords(0, a.takeChanges()).find((r) => r.key.endsWith('/u/u1'))!;
+    expect(user.value!.length).toBeLessThan(400_000);
+    // The oldest went: a click on it finds nothing (it waits), one on the newest labels it.
+    a.feedback(fb('CLICK', T0 + 2, { outputId: 'out-0' }));
+    a.feedback(fb('CLICK', T0 + 2, { outputId: `out-${n - 1}` }));
+    expect(a.drain().map((e) => e.exampleId)).toEqual([`imp-${n - 1}`]);
   });
 });
 
