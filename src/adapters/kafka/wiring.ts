@@ -2,6 +2,7 @@ import type { Logger } from '../../util/log.js';
 import { kafkaClientFactory } from './client.js';
 import type { KafkaAdmin, KafkaClient, KafkaClientFactory, KafkaProducer } from './port.js';
 import { BoundedProducer, ProduceLimits } from './produce-limits.js';
+import { SendCoalescer } from './send-coalescer.js';
 import { brokersOf, outputTopicsOf, type KafkaSettings } from './settings.js';
 import { checkCoPartitioned, ensureTopics } from './topics.js';
 
@@ -10,7 +11,7 @@ export interface KafkaWiring {
   readonly settings: KafkaSettings;
   readonly client: KafkaClient;
   readonly admin: KafkaAdmin;
-  /** Splits every send to keep to `limits`. */
+  /** Splits every send to keep to `limits`; with kafkajs, sends that wait share a request (SendCoalescer). */
   readonly producer: KafkaProducer;
   /** How large a record batch and a request to the output topics may be (read at connect). */
   readonly limits: ProduceLimits;
@@ -35,7 +36,9 @@ export async function connectKafka(settings: KafkaSettings, logger: Logger, crea
     const partitions = await checkCoPartitioned(admin, settings);
     const limits = await ProduceLimits.fromCluster(admin, outputTopicsOf(settings), settings.produceMaxBytes);
     log.info('produce limits', { topics: Object.fromEntries(outputTopicsOf(settings).map((t) => [t, limits.batchLimit(t)])), requestBytes: limits.requestLimit });
-    const producer = new BoundedProducer(await client.producer(), limits);
+    const bounded = new BoundedProducer(await client.producer(), limits);
+    // kafkajs sends each call as its own request (no linger); librdkafka batches by itself.
+    const producer = settings.kafkaClient === 'kafkajs' ? new SendCoalescer(bounded) : bounded;
     return {
       settings,
       client,
