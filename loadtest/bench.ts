@@ -182,7 +182,8 @@ async function main(): Promise<void> {
     const readyTimeoutMs = Math.max(120_000, ads.length * 2);
     const startReady = async (): Promise<{ proc: Spawned; start: StartFigures }> => {
       const t = Date.now();
-      const p = await spawnProcessor(env, stateDir);
+      // Info level: the catalog's and the index's start-up records (load time, build or load of the index).
+      const p = await spawnProcessor({ ...env, LOG_LEVEL: 'info' }, stateDir);
       spawnedProcs.push(p);
       await p.waitReady(readyTimeoutMs);
       const start: StartFigures = { ready_s: Math.round((Date.now() - t) / 100) / 10, rss_mb_at_ready: Math.round((procStats(p.proc.pid!)?.rssBytes ?? 0) / 2 ** 20), log: startLog(p.output()) };
