@@ -7,9 +7,14 @@
  * inference at the best batch size. Writes DIR/results.json, DIR/report.md and
  * DIR/latency-vs-throughput.svg, and prints one JSON line last.
  *
- *   npm run bench -- --out DIR [--world FILE] [--ads N] [--client kafkajs|confluent] [--step-seconds 8] [--max-rate 32000]
+ *   npm run bench -- --out DIR [--world FILE] [--ads N] [--client kafkajs|confluent] [--step-seconds 8] [--max-rate 32000] [--restart] [--no-ceiling]
  *
- * --ads N grows the world's catalog to N ads (copies sharing the creatives, see catalogOf).
+ * --ads N grows the world's catalog to N ads (copies sharing the creatives, see catalogOf); the
+ * time to ready (catalog loaded, ad index built or loaded) and the RSS then are reported.
+ * --restart stops the processor once ready and starts it again on the state it left (the
+ * persisted ad embeddings and the saved index): its time to ready is reported, then the sweep runs
+ * on it. --no-ceiling skips the raw inference ceiling (at a large catalog it would time the exact
+ * scan over every ad, which RETRIEVAL=auto does not run).
  *
  * Starts a local broker unless KAFKA_BROKERS is set. The Kafka client of the processor and the
  * pass-through: --client, else KAFKA_CLIENT from the environment (passed on to both), else kafkajs.
@@ -42,6 +47,8 @@ const { values: args } = parseArgs({
     'refine-steps': { type: 'string', default: '2' },
     'drain-events': { type: 'string', default: '30000' },
     ads: { type: 'string' },
+    restart: { type: 'boolean', default: false },
+    'no-ceiling': { type: 'boolean', default: false },
   },
 });
 const OUT = args.out!;
@@ -169,11 +176,26 @@ async function main(): Promise<void> {
     for (let at = 0; at < ads.length; at += 10_000) {
       await producer.send([{ topic: config.topicAds, records: ads.slice(at, at + 10_000).map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, now) })) }]);
     }
-    say(`catalog: ${ads.length} ads produced`);
-    const proc = await spawnProcessor(env);
-    spawnedProcs.push(proc);
+    say(`catalog: ${ads.length} ads produced in ${Math.round((Date.now() - now) / 1000)} s`);
+    const stateDir = join(env.STATE_DIR!, 'bench-processor');
     // A large catalog is encoded (and indexed) before the processor is ready: minutes at a million.
-    await proc.waitReady(Math.max(60_000, ads.length * 2));
+    const readyTimeoutMs = Math.max(120_000, ads.length * 2);
+    const startReady = async (): Promise<{ proc: Spawned; start: StartFigures }> => {
+      const t = Date.now();
+      // Info level: the catalog's and the index's start-up records (load time, build or load of the index).
+      const p = await spawnProcessor({ ...env, LOG_LEVEL: 'info' }, stateDir);
+      spawnedProcs.push(p);
+      await p.waitReady(readyTimeoutMs);
+      const start: StartFigures = { ready_s: Math.round((Date.now() - t) / 100) / 10, rss_mb_at_ready: Math.round((procStats(p.proc.pid!)?.rssBytes ?? 0) / 2 ** 20), log: startLog(p.output()) };
+      say(`processor ready in ${start.ready_s} s, rss ${start.rss_mb_at_ready} MB: ${JSON.stringify(start.log)}`);
+      return { proc: p, start };
+    };
+    let { proc, start: coldStart } = await startReady();
+    let restartStart: StartFigures | null = null;
+    if (args.restart) {
+      await proc.stop(120_000);
+      ({ proc, start: restartStart } = await startReady());
+    }
     const obs = new ScoredObserver(kafka, codec, { scored: config.topicScored, deadLetters: config.topicDeadLetters });
     await obs.start();
     const processor: Target = { name: 'processor', pid: proc.proc.pid!, metricsPort: proc.port, observer: obs, traffic: world.traffic(codec, { seed: 202, eventIdPrefix: 'bench' }), topics: topicsOf(env) };
@@ -237,7 +259,7 @@ async function main(): Promise<void> {
     const perEvent: Record<string, number> = {};
     const events = obs.accounted - accounted0;
     // The engine's queued models: fusion runs in-process, and the CTR model inside the scorer's requests.
-    for (const m of ['image', 'text', 'click', 'scorer']) {
+    for (const m of ['image', 'text', 'click', 'scorer', 'ann']) {
       const f = (l: string): boolean => l.includes(`model="${m}"`);
       perEvent[m] = events > 0 ? (metricSum(items1, 'adstream_inference_items_total', f) - metricSum(items0, 'adstream_inference_items_total', f)) / events : 0;
     }
@@ -274,8 +296,8 @@ async function main(): Promise<void> {
 
     // 3. Raw inference at the best batch size, with both stopped (same models and settings).
     say('inference ceiling: every model at batch 32, 128, 256...');
-    const ceilings = await inferenceCeiling(loadConfig({ env: { ...process.env, ...env } }), { ads: ads.length });
-    const inferenceEventsPerS = eventsPerSecondCeiling(ceilings, perEvent);
+    const ceilings = args['no-ceiling'] ? {} : await inferenceCeiling(loadConfig({ env: { ...process.env, ...env } }), { ads: ads.length });
+    const inferenceEventsPerS = args['no-ceiling'] ? Number.NaN : eventsPerSecondCeiling(ceilings, perEvent);
 
     const floor = compareAtLoads([...steps, half], [...ptSteps, ptHalf]);
     const halfFloor = halfLoadFloor(half, ptHalf);
@@ -283,6 +305,9 @@ async function main(): Promise<void> {
       machine,
       world: args.world,
       kafka_client: kafkaClientUsed,
+      ads: ads.length,
+      cold_start: coldStart,
+      restart: restartStart,
       step_seconds: STEP_S,
       max_events_per_s: maxEventsPerS,
       max_offered_sustainable: lo,
@@ -337,6 +362,11 @@ async function main(): Promise<void> {
       p50_ratio_at_half_load: results.p50_ratio_at_half_load,
       p99_ratio_at_half_load: results.p99_ratio_at_half_load,
       processor_burst_drain_events_per_s: results.processor_burst_drain_events_per_s,
+      ads: results.ads,
+      ready_s: coldStart.ready_s,
+      rss_mb_at_ready: coldStart.rss_mb_at_ready,
+      restart_ready_s: restartStart?.ready_s ?? null,
+      restart_rss_mb_at_ready: restartStart?.rss_mb_at_ready ?? null,
       machine,
       seconds: results.seconds,
     }));
@@ -344,6 +374,25 @@ async function main(): Promise<void> {
     for (const p of spawnedProcs) await p.stop(5000).catch(() => undefined);
     await broker?.stop();
   }
+}
+
+/** A start of the processor: time to ready (catalog loaded, index built or loaded), RSS then, and its catalog and index log lines. */
+interface StartFigures {
+  ready_s: number;
+  rss_mb_at_ready: number;
+  log: Record<string, unknown>[];
+}
+
+/** The processor's log records about the catalog load and the ad index (JSON lines). */
+function startLog(output: string): Record<string, unknown>[] {
+  return output.split('\n').flatMap((line) => {
+    if (!line.includes('"ad catalog loaded"') && !line.includes('"ad index ')) return [];
+    try {
+      return [JSON.parse(line) as Record<string, unknown>];
+    } catch {
+      return [];
+    }
+  });
 }
 
 const num = (x: number): string => (Number.isFinite(x) ? String(x) : '-');

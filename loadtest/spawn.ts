@@ -17,9 +17,9 @@ export function kafkaClient(brokers: string): KafkaClient {
   return createKafkaClient({ clientId: 'adstream-loadtest', brokers: brokers.split(','), logger: silentLogger });
 }
 
-/** The processor as operators run it. */
-export function spawnProcessor(env: Record<string, string>): Promise<Spawned> {
-  return spawnProcessorWith(env, BENCH);
+/** The processor as operators run it; give `stateDir` to restart one on the state it left. */
+export function spawnProcessor(env: Record<string, string>, stateDir?: string): Promise<Spawned> {
+  return spawnProcessorWith(env, { ...BENCH, ...(stateDir ? { stateDir } : {}) });
 }
 
 /** The Kafka pass-through (loadtest/passthrough.ts), through tsx's loader. */

@@ -30,6 +30,7 @@ import { AppliedOffsets } from '../state/applied-offsets.js';
 import { LocalStateStore, type StateStoreReporter } from '../state/local-state-store.js';
 import { expandHome } from '../util/files.js';
 import { CreativeEmbeddings } from '../state/creative-embeddings.js';
+import { IndexSnapshots } from '../state/index-snapshot.js';
 
 export interface CoreOptions {
   readonly logger: Logger;
@@ -48,7 +49,12 @@ export interface CoreOptions {
 }
 
 /** Prepares the models, starts the inference workers (models warmed up) and wires the core. */
-export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
+/** The core with the ad index, when there is one (the Kafka processor tells it when the catalog has loaded). */
+export interface AssembledCore extends Core {
+  readonly adIndex: IndexedScorer | undefined;
+}
+
+export async function startCore(config: Config, o: CoreOptions): Promise<AssembledCore> {
   const clock = o.clock ?? Date.now;
   const eventTopics = new Map<string, EventKind>([
     [config.topicClicks, 'click'],
@@ -135,6 +141,9 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
     minSyncIntervalMs: config.catalogUploadIntervalMs,
     backgroundSyncMs: Math.max(100, config.catalogUploadIntervalMs),
     onSyncError: (err) => o.logger.warn('ad index sync failed; retried with the next one', { error: String(err) }),
+    // Saved beside the ad embeddings, so a restart loads it instead of rebuilding it.
+    snapshots: new IndexSnapshots({ dir: join(expandHome(config.stateDir), 'ad-index'), space: models.space, params: index.spec.index! }),
+    onSnapshot: (event, detail) => o.logger.info(`ad index ${event}`, detail),
   });
   const scorer = new ModalRetrieval(exact, indexed, catalog, { mode: config.retrieval, exactBelow: config.retrievalExactBelow });
   const ranker = new CandidateRanker(scorer, F, { topK: config.topK, slack });
@@ -170,12 +179,12 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Core> {
   const encoder = new OutputEncoder(codec, config.deadLetterMaxValueBytes);
   const close = async (): Promise<void> => {
     try {
-      indexed?.stop();
+      await indexed?.stop();
       await engine.close();
     } finally {
       await local.closeAll();
       await creatives.close();
     }
   };
-  return { processor, feedback, applied, catalogUpdater, catalog, embedder, fuser, users, local, stateCodec, space: models.space, engine, codec, encoder, eventTopics, close };
+  return { processor, feedback, applied, catalogUpdater, catalog, embedder, fuser, users, local, stateCodec, space: models.space, engine, codec, encoder, eventTopics, adIndex: indexed, close };
 }

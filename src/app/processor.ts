@@ -1,5 +1,5 @@
 import type { Config } from './config/settings.js';
-import { startCore } from './assemble.js';
+import { startCore, type AssembledCore } from './assemble.js';
 import type { UserViews } from '../adapters/http/server.js';
 import { UserViewsOf } from '../adapters/http/user-views.js';
 import { startKafkaAdapter, type KafkaAdapter } from '../adapters/kafka/kafka-adapter.js';
@@ -37,7 +37,7 @@ export async function startKafkaProcessor(
   const metrics = opts.metrics ?? new ProcessorMetrics();
   // Kafka first: bad settings and missing topics fail before the models load.
   const kafka = await connectKafka(config, logger, opts.createClient);
-  let core: Core;
+  let core: AssembledCore;
   try {
     core = await startCore(config, {
       logger,
@@ -56,12 +56,16 @@ export async function startKafkaProcessor(
 
   const views = new UserViewsOf(core);
   let adapter: KafkaAdapter;
+  // The ad index is built (or loaded and reconciled) once the catalog has caught up: see IndexedScorer.
+  const adIndex = core.adIndex;
+  adIndex?.holdUntilLoaded();
   try {
     adapter = await startKafkaAdapter(kafka, { core, metrics, logger, onDelivered: (result) => updateViews(views, result) });
   } catch (err) {
     await core.close().catch(() => undefined);
     throw err;
   }
+  adIndex?.catalogLoaded();
   // New trained CTR versions in MODEL_DIR/ctr/ are swapped in live (the newest at once).
   const ctrWatcher = config.ctrWatchIntervalS > 0
     ? watchCtrVersions({
@@ -77,8 +81,11 @@ export async function startKafkaProcessor(
   return {
     core,
     metrics,
-    isReady: () => adapter.isReady(),
-    readyDetail: () => ({ ...adapter.readyDetail(), providers: core.engine.providers(), activeAds: core.catalog.activeCount }),
+    isReady: () => adapter.isReady() && (adIndex?.settled ?? true),
+    readyDetail: () => ({
+      ...adapter.readyDetail(), providers: core.engine.providers(), activeAds: core.catalog.activeCount,
+      ...(adIndex ? { adIndex: { settled: adIndex.settled, indexed: adIndex.indexed, pending: adIndex.pending } } : {}),
+    }),
     views,
     failed: adapter.failed,
     stop: () =>

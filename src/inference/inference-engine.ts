@@ -10,7 +10,7 @@ import type { Logger } from '../util/log.js';
 import { ModelBatcher } from './model-batcher.js';
 import { WorkerPool, type ModelCheckData, type StagedModel } from './worker-pool.js';
 import type { ModelReady } from './inference-worker.js';
-import { InferenceError, type IndexUpdate, type InferenceReporter, type InferenceRequest, type InferenceResult, type ModelSpec, type TensorData } from './types.js';
+import { InferenceError, type IndexUpdate, type IndexWorker, type InferenceReporter, type InferenceRequest, type InferenceResult, type ModelSpec, type TensorData } from './types.js';
 
 export interface InferenceEngineOptions {
   readonly models: readonly ModelSpec[];
@@ -131,15 +131,37 @@ export class InferenceEngine {
    * Removes and (re)sets slots of an index model (ModelSpec.index) on every worker; later batches
    * see the change. `whole` returns the full content, for a worker started as a replacement.
    */
-  async updateIndex(model: string, update: IndexUpdate, whole: () => IndexUpdate): Promise<void> {
+  async updateIndex(model: string, update: IndexUpdate, whole: () => IndexUpdate, on?: IndexWorker): Promise<void> {
+    const index = this.indexSpec(model);
+    if (update.vectors.length !== update.slots.length * index.dim) {
+      throw new InferenceError('BAD_REQUEST', `index ${model}: ${update.slots.length} slots need ${update.slots.length * index.dim} values, got ${update.vectors.length}`);
+    }
+    await this.pool.updateIndex(model, update, whole, on);
+  }
+
+  /** The worker a one-worker build (updateIndex's `on`) should go to. */
+  indexLead(): number {
+    return this.pool.indexLead();
+  }
+
+  /** Worker `worker` saves its index of `model` into the folder `dir`. */
+  async saveIndex(model: string, dir: string, worker: number): Promise<void> {
+    this.indexSpec(model);
+    await this.pool.saveIndex(model, dir, worker);
+  }
+
+  /** Every worker but `except` loads the index of `model` saved in `dir`, which holds exactly `slots`. */
+  async loadIndex(model: string, dir: string, slots: Int32Array, except?: number): Promise<void> {
+    this.indexSpec(model);
+    await this.pool.loadIndex(model, dir, slots, except);
+  }
+
+  private indexSpec(model: string): NonNullable<ModelSpec['index']> {
     if (this.closing) throw new InferenceError('ENGINE_CLOSED', 'inference engine is closed');
     const spec = this.specs.get(model);
     if (!spec) throw new InferenceError('UNKNOWN_MODEL', `no model named ${model}`);
     if (!spec.index) throw new InferenceError('BAD_REQUEST', `model ${model} is no index`);
-    if (update.vectors.length !== update.slots.length * spec.index.dim) {
-      throw new InferenceError('BAD_REQUEST', `index ${model}: ${update.slots.length} slots need ${update.slots.length * spec.index.dim} values, got ${update.vectors.length}`);
-    }
-    await this.pool.updateIndex(model, update, whole);
+    return spec.index;
   }
 
   /** Model -> execution provider its sessions really run on. */

@@ -45,7 +45,11 @@ export type ToWorker =
   /** Drop the staged version (another worker refused it). */
   | { readonly type: 'discard'; readonly id: number; readonly model: string }
   /** An IndexUpdate for an index model: Int32 `removed` and `slots`, Float32 `vectors`. */
-  | { readonly type: 'indexUpdate'; readonly id: number; readonly model: string; readonly removed: ArrayBuffer; readonly slots: ArrayBuffer; readonly vectors: ArrayBuffer }
+  | { readonly type: 'indexUpdate'; readonly id: number; readonly model: string; readonly removed: ArrayBuffer; readonly slots: ArrayBuffer; readonly vectors: ArrayBuffer; readonly threads: number }
+  /** Write an index model's index into `dir` (VectorIndex.save). */
+  | { readonly type: 'indexSave'; readonly id: number; readonly model: string; readonly dir: string }
+  /** Replace an index model's index by the one saved in `dir`, holding the Int32 `slots`. */
+  | { readonly type: 'indexLoad'; readonly id: number; readonly model: string; readonly dir: string; readonly slots: ArrayBuffer }
   | { readonly type: 'close' };
 
 /**
@@ -331,11 +335,23 @@ function releaseRetired(): void {
   for (const m of retired.splice(0)) void m.session?.release().catch(() => undefined);
 }
 
+function indexModelOf(name: string): LoadedModel & { index: VectorIndex } {
+  const m = models.get(name);
+  if (!m?.index) throw new Error(`model ${name} is no index`);
+  return m as LoadedModel & { index: VectorIndex };
+}
+
 function indexUpdate(msg: Extract<ToWorker, { type: 'indexUpdate' }>): void {
-  const m = models.get(msg.model);
-  if (!m?.index) throw new Error(`model ${msg.model} is no index`);
+  const m = indexModelOf(msg.model);
   m.index.remove(new Int32Array(msg.removed));
-  m.index.upsert(new Int32Array(msg.slots), new Float32Array(msg.vectors));
+  m.index.upsert(new Int32Array(msg.slots), new Float32Array(msg.vectors), msg.threads);
+}
+
+function indexLoad(msg: Extract<ToWorker, { type: 'indexLoad' }>): void {
+  const m = indexModelOf(msg.model);
+  const { dim, connectivity, expansionAdd, expansionSearch } = m.spec.index!;
+  // Searches run between messages, so the swap is atomic for them; the old replica is dropped.
+  models.set(msg.model, { ...m, index: VectorIndex.load(msg.dir, { dim, connectivity, expansionAdd, expansionSearch }, new Int32Array(msg.slots)) });
 }
 
 async function close(): Promise<void> {
@@ -405,8 +421,12 @@ port.on('message', (msg: ToWorker) => {
       answer(msg.id, setResident(msg));
       break;
     case 'indexUpdate':
+    case 'indexSave':
+    case 'indexLoad':
       try {
-        indexUpdate(msg);
+        if (msg.type === 'indexUpdate') indexUpdate(msg);
+        else if (msg.type === 'indexSave') indexModelOf(msg.model).index.save(msg.dir);
+        else indexLoad(msg);
         post({ type: 'ack', id: msg.id });
       } catch (err) {
         post({ type: 'failed', id: msg.id, message: message(err) });

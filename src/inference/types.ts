@@ -116,6 +116,16 @@ export interface IndexUpdate {
   readonly vectors: Float32Array;
 }
 
+/**
+ * An index update for one worker only, with this many build threads (0: the library's choice):
+ * a large index is built once and the other workers load the saved file, instead of each building
+ * its own replica on one thread.
+ */
+export interface IndexWorker {
+  readonly worker: number;
+  readonly threads: number;
+}
+
 export interface InferenceRequest {
   /** Items in this request (rows along dimension 0 of every input). */
   readonly items: number;

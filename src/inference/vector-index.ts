@@ -5,7 +5,9 @@
  * CTR re-rank needs the candidates' vectors where the search ran. Searches are synchronous native
  * calls: this runs on an inference worker, never on the event loop that consumes Kafka.
  */
+import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import type { BatchMatches, Index, Matches } from 'usearch';
 
 // usearch's CommonJS build: its ESM build locates the native addon by walking up from a file://
@@ -28,6 +30,9 @@ export interface SearchOut {
   readonly scores: Float32Array;
   readonly slots: BigInt64Array;
 }
+
+/** The files one saved index is made of, in its own folder. */
+export const INDEX_FILES = { graph: 'graph.usearch', vectors: 'vectors.f32' } as const;
 
 export class VectorIndex {
   private index: Index;
@@ -127,6 +132,55 @@ export class VectorIndex {
         out.slots[q * k + j] = BigInt.asIntN(64, found.keys[q * stride + j]!);
       }
     }
+  }
+
+  /**
+   * Writes the graph and the slot store into `dir` (the slot store up to the highest indexed slot),
+   * so `load` can restore this index without a rebuild. Synchronous: it runs on a worker.
+   */
+  save(dir: string): void {
+    mkdirSync(dir, { recursive: true });
+    this.index.save(join(dir, INDEX_FILES.graph));
+    let top = -1;
+    for (let p = this.present.length - 1; p >= 0 && top < 0; p--) {
+      const page = this.present[p];
+      if (page) for (let i = page.length - 1; i >= 0; i--) if (page[i] === 1) { top = p * 0x10000 + i; break; }
+    }
+    const used = this.vectors.subarray(0, (top + 1) * this.params.dim);
+    writeFileSync(join(dir, INDEX_FILES.vectors), new Uint8Array(used.buffer, used.byteOffset, used.byteLength));
+  }
+
+  /**
+   * The index saved in `dir`, holding exactly `slots` (what the saver's caller recorded beside it).
+   * Throws when the files do not match the parameters or the slots: the caller then rebuilds.
+   */
+  static load(dir: string, params: IndexParams, slots: Int32Array): VectorIndex {
+    let top = -1;
+    for (const s of slots) if (s > top) top = s;
+    const path = join(dir, INDEX_FILES.vectors);
+    const bytes = statSync(path).size;
+    const d = params.dim;
+    if (bytes % (4 * d) !== 0 || bytes / (4 * d) < top + 1) throw new Error(`${path}: ${bytes} bytes hold no ${top + 1} vectors of ${d}`);
+    const index = new VectorIndex(params, Math.max(1024, bytes / (4 * d)));
+    index.index.load(join(dir, INDEX_FILES.graph));
+    const g = index.index;
+    if (g.dimensions() !== d || g.connectivity() !== params.connectivity || g.size() !== slots.length) {
+      throw new Error(`${dir}: saved index has ${g.size()} vectors of ${g.dimensions()} (connectivity ${g.connectivity()}), expected ${slots.length} of ${d} (${params.connectivity})`);
+    }
+    const fd = openSync(path, 'r');
+    try {
+      const into = new Uint8Array(index.vectors.buffer, 0, bytes);
+      for (let at = 0; at < bytes; ) {
+        const n = readSync(fd, into, at, Math.min(1 << 26, bytes - at), at);
+        if (n === 0) throw new Error(`${path}: ended at ${at} of ${bytes} bytes`);
+        at += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    for (const s of slots) index.mark(s, 1);
+    index.live = slots.length;
+    return index;
   }
 
   private mark(slot: number, v: 0 | 1): void {

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { InferenceError, type IndexUpdate } from './types.js';
+import { InferenceError, type IndexUpdate, type IndexWorker } from './types.js';
 import type { FromWorker, ModelCheck, ModelReady, ToWorker, WorkerInit } from './inference-worker.js';
 import type { ModelSpec } from './types.js';
 
@@ -229,18 +229,57 @@ export class WorkerPool {
    * resolves when all acknowledged. `whole` gives the index's full content for a replacement
    * worker, so the pool keeps no second copy of the catalog.
    */
-  async updateIndex(model: string, update: IndexUpdate, whole: () => IndexUpdate): Promise<void> {
+  async updateIndex(model: string, update: IndexUpdate, whole: () => IndexUpdate, on?: IndexWorker): Promise<void> {
     this.indexSources.set(model, whole);
-    const sends = this.slots.filter((s) => s.state === 'idle' || s.state === 'busy').map((slot) => this.sendIndexUpdate(slot, model, update));
-    const settled = await Promise.allSettled(sends);
-    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failed) throw new InferenceError('MODEL_FAILED', `updateIndex ${model}: ${(failed.reason as Error).message}`);
+    const targets = on ? [this.liveSlot(on.worker, `updateIndex ${model}`)] : this.liveSlots();
+    await this.all(`updateIndex ${model}`, targets.map((slot) => this.sendIndexUpdate(slot, model, update, on?.threads ?? 1)));
   }
 
-  private sendIndexUpdate(slot: Slot, model: string, u: IndexUpdate): Promise<void> {
+  /** The first running worker's number: the one a build on one worker (IndexWorker) goes to. */
+  indexLead(): number {
+    const slot = this.liveSlots()[0];
+    if (!slot) throw new InferenceError('MODEL_FAILED', 'no inference worker is running');
+    return slot.index;
+  }
+
+  /** Worker `worker` writes its index of `model` into `dir` (VectorIndex.save). */
+  async saveIndex(model: string, dir: string, worker: number): Promise<void> {
+    const slot = this.liveSlot(worker, `saveIndex ${model}`);
+    const id = this.nextId++;
+    await this.all(`saveIndex ${model}`, [this.request<void>(slot, id, { type: 'indexSave', id, model, dir }, [])]);
+  }
+
+  /** Every running worker but `except` replaces its index of `model` by the one saved in `dir`, holding `slots`. */
+  async loadIndex(model: string, dir: string, slots: Int32Array, except?: number): Promise<void> {
+    const sends = this.liveSlots().filter((s) => s.index !== except).map((slot) => {
+      const id = this.nextId++;
+      const buffer = slots.slice().buffer as ArrayBuffer;
+      return this.request<void>(slot, id, { type: 'indexLoad', id, model, dir, slots: buffer }, [buffer]);
+    });
+    await this.all(`loadIndex ${model}`, sends);
+  }
+
+  private liveSlots(): Slot[] {
+    return this.slots.filter((s) => s.state === 'idle' || s.state === 'busy');
+  }
+
+  private liveSlot(worker: number, what: string): Slot {
+    const slot = this.slots[worker];
+    if (!slot || (slot.state !== 'idle' && slot.state !== 'busy')) throw new InferenceError('MODEL_FAILED', `${what}: inference worker ${worker} is not running`);
+    return slot;
+  }
+
+  /** Resolves when every send was acknowledged; else MODEL_FAILED with the first failure. */
+  private async all(what: string, sends: Promise<void>[]): Promise<void> {
+    const settled = await Promise.allSettled(sends);
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) throw new InferenceError('MODEL_FAILED', `${what}: ${(failed.reason as Error).message}`);
+  }
+
+  private sendIndexUpdate(slot: Slot, model: string, u: IndexUpdate, threads = 1): Promise<void> {
     const [removed, slots, vectors] = [u.removed, u.slots, u.vectors].map((a) => a.slice().buffer as ArrayBuffer) as [ArrayBuffer, ArrayBuffer, ArrayBuffer];
     const id = this.nextId++;
-    return this.request<void>(slot, id, { type: 'indexUpdate', id, model, removed, slots, vectors }, [removed, slots, vectors]);
+    return this.request<void>(slot, id, { type: 'indexUpdate', id, model, removed, slots, vectors, threads }, [removed, slots, vectors]);
   }
 
   /** Stops every worker: asks each to release its sessions, and terminates those that take too long. */

@@ -6,16 +6,26 @@
  * changed since the last sync are sent as one update (removals, then adds) at most once per
  * interval. Updates and searches exclude each other, so a batch never maps slots by a table of
  * another time; ads deactivated since the last sync are filtered here, so none is ever emitted.
+ *
+ * With snapshots, the index is saved once the catalog has loaded (and at stop), and a restart loads
+ * the saved one: each saved ad is served from the file once the catalog confirms it with the same
+ * vector, changed ones are updated by id, and saved ads the loaded catalog lacks are removed. A
+ * large first build (nothing saved) runs once, on one worker with all its threads, and the other
+ * workers load what it saved, instead of each building a replica on one thread.
  */
 import type { Ad } from '../domain/events.js';
-import { inferTyped, type Inference, type IndexUpdate } from '../inference/types.js';
+import { inferTyped, type Inference, type IndexUpdate, type IndexWorker } from '../inference/types.js';
+import type { IndexSnapshots, SavedIndex } from '../state/index-snapshot.js';
 import type { ScorerIo } from '../models/model-io.js';
 import type { AdCatalog } from '../catalog/ad-catalog.js';
 import type { Match } from './retrieve.js';
 
 /** The engine's index updates (InferenceEngine.updateIndex). */
 export interface IndexUpdates {
-  updateIndex(model: string, update: IndexUpdate, whole: () => IndexUpdate): Promise<void>;
+  updateIndex(model: string, update: IndexUpdate, whole: () => IndexUpdate, on?: IndexWorker): Promise<void>;
+  indexLead(): number;
+  saveIndex(model: string, dir: string, worker: number): Promise<void>;
+  loadIndex(model: string, dir: string, slots: Int32Array, except?: number): Promise<void>;
 }
 
 export interface IndexedScorerOptions {
@@ -32,6 +42,12 @@ export interface IndexedScorerOptions {
   readonly backgroundSyncMs?: number;
   /** Told when a background sync failed (the changes are sent again with the next one). */
   readonly onSyncError?: (err: unknown) => void;
+  /** Where the index is saved and loaded from; absent: rebuilt at every start. */
+  readonly snapshots?: IndexSnapshots;
+  /** A first build of at least this many ads runs on one worker and is loaded by the others (default 50,000). */
+  readonly buildOnOneFrom?: number;
+  /** Told what happened to the saved index: loaded, not loaded (why), saved, not saved. */
+  readonly onSnapshot?: (event: string, detail: Record<string, unknown>) => void;
 }
 
 const NO_SLOTS = new Int32Array(0);
@@ -48,6 +64,16 @@ export class IndexedScorer {
   private drained: (() => void) | undefined;
   private syncing: Promise<void> | undefined;
   private readonly timer: ReturnType<typeof setInterval> | undefined;
+  /** Slots loaded from the saved index whose ad the catalog has not confirmed yet (filtered until then). */
+  private readonly unconfirmed = new Set<number>();
+  private restored: SavedIndex | undefined;
+  private restoreTried = false;
+  /** Background syncs wait for catalogLoaded (see holdUntilLoaded). */
+  private held = false;
+  private loaded = false;
+  private settledOnce = false;
+  /** Updates were sent since the index was last saved. */
+  private dirty = false;
 
   constructor(
     private readonly engine: Inference & IndexUpdates,
@@ -59,21 +85,54 @@ export class IndexedScorer {
     if (o.backgroundSyncMs) this.timer = setInterval(() => this.syncInBackground(), o.backgroundSyncMs).unref();
   }
 
-  /** Stops the background sync (before the engine closes). */
-  stop(): void {
+  /** Stops the background sync and saves the index if it changed since it was saved (before the engine closes). */
+  async stop(): Promise<void> {
     clearInterval(this.timer);
+    while (this.syncing) await this.syncing.catch(() => undefined);
+    if (this.loaded && this.dirty) await this.save();
+    this.restored?.close();
+    this.restored = undefined;
+  }
+
+  /**
+   * No background sync until catalogLoaded(): the first build then sees the whole catalog (and can
+   * run on one worker), instead of growing replicas on every worker while the catalog loads.
+   */
+  holdUntilLoaded(): void {
+    this.held = !this.loaded;
+  }
+
+  /** The catalog has caught up with its topic: saved ads it lacks go, and the index is saved once in sync. */
+  catalogLoaded(): void {
+    this.held = false;
+    this.loaded = true;
+    this.syncInBackground();
+  }
+
+  /** In sync with the loaded catalog at least once (and saved, with snapshots): what readiness waits for. */
+  get settled(): boolean {
+    return this.settledOnce;
+  }
+
+  /** Ads changed since the last sync. */
+  get pending(): number {
+    return this.changed.size;
+  }
+
+  private get due(): boolean {
+    return this.changed.size > 0 || (this.loaded && !this.settledOnce);
   }
 
   private syncInBackground(): void {
-    if (this.syncing || this.changed.size === 0) return;
+    if (this.syncing || this.held || !this.due) return;
     this.syncing = this.sync()
       .catch((err: unknown) => this.o.onSyncError?.(err))
       .finally(() => (this.syncing = undefined));
   }
 
-  /** Ads indexed as of the last sync. */
+  /** Ads indexed as of the last sync (saved ones once the catalog confirmed them). */
   get indexed(): number {
-    return this.slotOf.size;
+    return this.slotOf.size - this.unconfirmed.size;
   }
 
   /** The best active ads per query row (queries: n unit rows of the catalog's dimension), best first. */
@@ -105,7 +164,7 @@ export class IndexedScorer {
   private async acquire(): Promise<void> {
     for (;;) {
       while (this.syncing) await this.syncing;
-      if (this.changed.size === 0 || Date.now() - this.syncedAt < this.o.minSyncIntervalMs) {
+      if (!this.due || Date.now() - this.syncedAt < this.o.minSyncIntervalMs) {
         this.inFlight++;
         return;
       }
@@ -116,36 +175,150 @@ export class IndexedScorer {
   private async sync(): Promise<void> {
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
     this.drained = undefined;
+    if (!this.restoreTried) await this.restore();
     const removed: number[] = [];
     const set: number[] = [];
     for (const adId of this.changed) {
       const ad = this.catalog.get(adId);
       const slot = this.slotOf.get(adId);
       if (ad?.active) {
+        if (slot !== undefined && this.unconfirmed.delete(slot)) {
+          this.slotAds[slot] = ad;
+          // Served from the saved index when its vector is the catalog's; else updated by id.
+          if (!this.restored!.matches(slot, this.catalog.vectorOf(adId)!)) set.push(slot);
+          continue;
+        }
         const s = slot ?? this.free.pop() ?? this.slotAds.length;
         this.slotOf.set(adId, s);
         this.slotAds[s] = ad;
         set.push(s);
       } else if (slot !== undefined) {
+        this.unconfirmed.delete(slot);
         this.slotOf.delete(adId);
         this.slotAds[slot] = undefined;
         this.free.push(slot); // safe to reuse at once: the worker applies removals before adds
         removed.push(slot);
       }
     }
+    const settling = this.loaded && !this.settledOnce;
+    if (settling) this.dropUnconfirmed(removed);
     const touched = [...this.changed];
     this.changed.clear();
     this.syncedAt = Date.now();
     const per = this.o.maxSlotsPerUpdate ?? 65536;
-    const whole = (): IndexUpdate => this.updateOf(NO_SLOTS, [...this.slotOf.values()]);
+    const whole = (): IndexUpdate => this.updateOf(NO_SLOTS, [...this.slotOf.values()].filter((s) => !this.unconfirmed.has(s)));
+    const model = this.o.io.model;
+    const snapshots = this.o.snapshots;
     try {
-      await this.engine.updateIndex(this.o.io.model, this.updateOf(Int32Array.from(removed), set.slice(0, per)), whole);
-      for (let at = per; at < set.length; at += per) await this.engine.updateIndex(this.o.io.model, this.updateOf(NO_SLOTS, set.slice(at, at + per)), whole);
+      if (settling && snapshots && this.slotOf.size === set.length && set.length >= (this.o.buildOnOneFrom ?? 50_000)) {
+        await this.buildOnOne(snapshots, Int32Array.from(removed), set, per, whole);
+      } else {
+        if (removed.length > 0 || set.length > 0) this.dirty = true;
+        await this.engine.updateIndex(model, this.updateOf(Int32Array.from(removed), set.slice(0, per)), whole);
+        for (let at = per; at < set.length; at += per) await this.engine.updateIndex(model, this.updateOf(NO_SLOTS, set.slice(at, at + per)), whole);
+        if (settling && this.dirty) await this.save();
+      }
     } catch (err) {
       // Sent again next time (an upsert replaces); a removal that did not land is filtered by slotAds.
       for (const adId of touched) this.changed.add(adId);
       throw err;
     }
+    if (settling) this.settledOnce = true;
+  }
+
+  /** The saved index, loaded on every worker if it is of this space and parameters: its slots wait for the catalog's confirmation. */
+  private async restore(): Promise<void> {
+    this.restoreTried = true;
+    const found = this.o.snapshots?.saved();
+    if (!found) return;
+    if ('none' in found) {
+      this.o.onSnapshot?.('not loaded', { reason: found.none });
+      return;
+    }
+    const { saved } = found;
+    const slots: number[] = [];
+    saved.adIds.forEach((id, s) => void (id !== null && slots.push(s)));
+    const started = Date.now();
+    try {
+      await this.engine.loadIndex(this.o.io.model, saved.dir, Int32Array.from(slots));
+    } catch (err) {
+      // Workers that did load it hold vectors no slot maps to: filtered, and replaced as slots are reused.
+      saved.close();
+      this.o.onSnapshot?.('not loaded', { reason: String(err) });
+      return;
+    }
+    for (const s of slots) {
+      this.slotOf.set(saved.adIds[s]!, s);
+      this.unconfirmed.add(s);
+    }
+    this.slotAds.length = saved.adIds.length;
+    for (let s = saved.adIds.length - 1; s >= 0; s--) if (saved.adIds[s] === null) this.free.push(s);
+    this.restored = saved;
+    this.o.onSnapshot?.('loaded', { ads: slots.length, ms: Date.now() - started, dir: saved.dir });
+  }
+
+  /** Saved ads the loaded catalog does not hold (deleted while we were down): removed with this sync. */
+  private dropUnconfirmed(removed: number[]): void {
+    for (const s of this.unconfirmed) {
+      const adId = this.restored!.adIds[s]!;
+      this.slotOf.delete(adId);
+      this.slotAds[s] = undefined;
+      this.free.push(s);
+      removed.push(s);
+    }
+    this.unconfirmed.clear();
+    this.restored?.close();
+    this.restored = undefined;
+  }
+
+  /** The first build on one worker with its threads, saved, then loaded by the others. */
+  private async buildOnOne(snapshots: IndexSnapshots, removed: Int32Array, set: readonly number[], per: number, whole: () => IndexUpdate): Promise<void> {
+    const model = this.o.io.model;
+    const started = Date.now();
+    const worker = this.engine.indexLead();
+    const on = { worker, threads: 0 };
+    await this.engine.updateIndex(model, this.updateOf(removed, set.slice(0, per)), whole, on);
+    for (let at = per; at < set.length; at += per) await this.engine.updateIndex(model, this.updateOf(NO_SLOTS, set.slice(at, at + per)), whole, on);
+    const built = Date.now();
+    const folder = snapshots.nextFolder();
+    try {
+      await this.engine.saveIndex(model, folder, worker);
+      await this.engine.loadIndex(model, folder, Int32Array.from(set), worker);
+      snapshots.commit(folder, this.adIdsBySlot());
+    } catch (err) {
+      snapshots.discard(folder);
+      // The other workers may lack the index: every worker gets it whole instead.
+      await this.engine.updateIndex(model, whole(), whole);
+      this.dirty = true;
+      this.o.onSnapshot?.('not saved', { reason: String(err) });
+      return;
+    }
+    this.dirty = false;
+    this.o.onSnapshot?.('built on one worker', { ads: set.length, buildMs: built - started, saveAndLoadMs: Date.now() - built, dir: folder });
+  }
+
+  /** Saves the lead worker's index with the slot table as of now (no update is sent until it is written). */
+  private async save(): Promise<void> {
+    const snapshots = this.o.snapshots;
+    if (!snapshots) return;
+    const folder = snapshots.nextFolder();
+    const adIds = this.adIdsBySlot();
+    const started = Date.now();
+    try {
+      await this.engine.saveIndex(this.o.io.model, folder, this.engine.indexLead());
+      snapshots.commit(folder, adIds);
+      this.dirty = false;
+      this.o.onSnapshot?.('saved', { ads: this.slotOf.size, ms: Date.now() - started, dir: folder });
+    } catch (err) {
+      snapshots.discard(folder);
+      this.o.onSnapshot?.('not saved', { reason: String(err) });
+    }
+  }
+
+  private adIdsBySlot(): (string | null)[] {
+    const ids: (string | null)[] = Array.from({ length: this.slotAds.length }, () => null);
+    for (const [adId, s] of this.slotOf) ids[s] = adId;
+    return ids;
   }
 
   /** An update setting `slots` to their ads' current vectors. */

@@ -2,6 +2,9 @@
  * The HNSW index answers like the exact scan on a seeded clustered set (recall@10), and follows
  * removals and replacements by slot without a rebuild: a removed slot is never returned.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { VectorIndex, type SearchOut } from '../../src/inference/vector-index.js';
 import { exactTopK } from '../../src/util/exact-top-k.js';
@@ -74,5 +77,38 @@ describe('VectorIndex', () => {
     expect([...got.slots.subarray(0, K)].filter((s) => s >= 0n).sort()).toEqual([7n, 8n, 9n]);
     expect(got.scores[3]).toBe(-Infinity);
     expect([...got.slots.subarray(K, 2 * K)].filter((s) => s >= 0n)).toHaveLength(3);
+  });
+
+  it('saves and loads: the loaded index answers like the built one, with the same vectors, and stays updatable', () => {
+    const index = new VectorIndex(params);
+    index.upsert(slotsOf(count), rows);
+    index.remove(slotsOf(100, 1000)); // holes, as after removals
+    const dir = join(mkdtempSync(join(tmpdir(), 'adstream-index-')), 'gen');
+    index.save(dir);
+    const live = Int32Array.from([...slotsOf(1000), ...slotsOf(count - 1100, 1100)]);
+    const loaded = VectorIndex.load(dir, params, live);
+    expect(loaded.size).toBe(count - 100);
+    const [a, b] = [out(200), out(200)];
+    index.search(queries, 200, K, a);
+    loaded.search(queries, 200, K, b);
+    expect([...b.slots]).toEqual([...a.slots]);
+    expect([...b.scores]).toEqual([...a.scores]);
+    expect(loaded.has(1000)).toBe(false);
+    expect(loaded.has(999)).toBe(true);
+    expect(Array.from(loaded.vectorOf(count - 1))).toEqual(Array.from(rows.subarray((count - 1) * DIM, count * DIM)));
+    loaded.upsert(Int32Array.of(1000), queries.subarray(0, DIM));
+    loaded.search(queries, 1, K, b);
+    expect(b.slots[0]).toBe(1000n);
+  });
+
+  it('refuses a saved index that does not hold the slots or parameters it is loaded for', () => {
+    const index = new VectorIndex(params);
+    index.upsert(slotsOf(50), rows.subarray(0, 50 * DIM));
+    const dir = join(mkdtempSync(join(tmpdir(), 'adstream-index-')), 'gen');
+    index.save(dir);
+    expect(() => VectorIndex.load(dir, params, slotsOf(49))).toThrow(/expected 49/);
+    expect(() => VectorIndex.load(dir, params, slotsOf(51))).toThrow();
+    expect(() => VectorIndex.load(dir, { ...params, connectivity: 8 }, slotsOf(50))).toThrow(/connectivity/);
+    expect(() => VectorIndex.load(dir, { ...params, dim: DIM * 2 }, slotsOf(50))).toThrow();
   });
 });
