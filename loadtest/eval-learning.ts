@@ -19,9 +19,12 @@
  * one (realised CTR of the served top N per phase, and as a share of the oracle's), then one JSON
  * line. Starts a local broker unless KAFKA_BROKERS is set.
  *
- *   npm run eval:learning -- --world loadtest/worlds/default.json [--warmup 6] [--rounds 16] [--rounds-after 8] [--slots 10] [--top-k 20]
+ * `--control`: the same run without the swap (phase 2 served by the hand-set model again), to
+ * see what changes between the phases without a new model.
+ *
+ *   npm run eval:learning -- --world loadtest/worlds/default.json [--warmup 6] [--rounds 16] [--rounds-after 8] [--slots 10] [--top-k 20] [--control] [--examples-out FILE]
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -58,10 +61,14 @@ export interface LoopOptions {
   readonly topK: number;
   readonly attributionWindowS: number;
   readonly roundSeconds: number;
+  /** The control run: the trained version is written where the processor does not look, so phase 2 is served by the hand-set model again (what changes without the swap). */
+  readonly control: boolean;
+  /** Where to write phase 1's examples as read from the topic (JSON lines, what `adstream train --examples` reads). */
+  readonly examplesOut?: string;
   readonly say: (line: string) => void;
 }
 
-export const DEFAULT_LOOP: Omit<LoopOptions, 'say'> = { warmupRounds: 6, rounds: 16, roundsAfter: 8, slots: 10, topK: 20, attributionWindowS: 60, roundSeconds: 120 };
+export const DEFAULT_LOOP: Omit<LoopOptions, 'say'> = { warmupRounds: 6, rounds: 16, roundsAfter: 8, slots: 10, topK: 20, attributionWindowS: 60, roundSeconds: 120, control: false };
 
 /** Event-time layout of a round, ms after its start: events, then the page, then clicks; all within the window. */
 const EVENTS_SPREAD_MS = 20_000;
@@ -74,6 +81,9 @@ const STALL_MS = 60_000;
 class LoopReader {
   private consumer: GroupConsumer | undefined;
   readonly outputs: ScoredOutput[] = [];
+  /** Outputs read again (a re-delivery by the processor, or this reader's group re-reading after a rebalance: it commits nothing). */
+  duplicateOutputs = 0;
+  private readonly outputIds = new Set<string>();
   readonly examples = new Map<string, LoggedExample>();
   private readonly seenEvents = new Set<string>();
   private wake: (() => void) | undefined;
@@ -91,6 +101,11 @@ class LoopReader {
       for (const r of fetched.records) {
         if (fetched.topic === topicScored) {
           const o = this.codec.decode<ScoredOutput>(r.value, Accepts.scored).value;
+          if (this.outputIds.has(o.outputId)) {
+            this.duplicateOutputs++;
+            continue;
+          }
+          this.outputIds.add(o.outputId);
           this.outputs.push(o);
           for (const id of o.eventIds) this.seenEvents.add(id);
         } else {
@@ -139,7 +154,8 @@ export interface LoopResult {
   readonly before: PhaseResult;
   readonly after: PhaseResult;
   readonly training: CtrTrainingRunResult;
-  readonly offline: { readonly handSet: CtrMetrics; readonly trained: CtrMetrics; readonly oracle: CtrMetrics };
+  readonly offline: { readonly handSet: CtrMetrics; readonly trained: CtrMetrics; readonly oracle: CtrMetrics; readonly oracleNoPosition: CtrMetrics };
+  readonly duplicateOutputs: number;
   readonly examplesBefore: number;
   readonly examplesMissing: number;
   readonly swapSeconds: number;
@@ -232,13 +248,23 @@ export async function runLearningLoop(world: World, kafka: KafkaClient, config: 
     const complete = await reader.until(() => reader.examples.size >= expected);
     // Training sees only what was logged before the swap.
     const logged = [...reader.examples.values()];
+    if (o.examplesOut) writeFileSync(o.examplesOut, logged.map((e) => JSON.stringify(e)).join('\n') + '\n');
     o.say(`phase 1: ${logged.length} training examples read back from ${config.topicTrainingExamples} (${expected} impressions${complete ? '' : '; some never came'})`);
 
-    const training = await runCtrTraining({ ...DEFAULT_TRAINING, files: [], records: logged, validationShare: 0.2, modelDir: config.modelDir, say: o.say });
+    const unwatched = o.control ? mkdtempSync(join(tmpdir(), 'adstream-eval-learning-control-')) : undefined;
+    const training = await runCtrTraining({ ...DEFAULT_TRAINING, files: [], records: logged, validationShare: 0.2, modelDir: unwatched ?? config.modelDir, say: o.say });
+    if (unwatched) rmSync(unwatched, { recursive: true, force: true });
     const validation = logged.filter((e) => e.servedAt >= training.validation.from);
-    const oracle = ctrMetrics(Float64Array.from(validation, (e) => world.clickModel.probability(e.userId, e.adId, e.position)), Uint8Array.from(validation, (e) => e.label));
+    const labels = Uint8Array.from(validation, (e) => e.label);
+    const oracle = ctrMetrics(Float64Array.from(validation, (e) => world.clickModel.probability(e.userId, e.adId, e.position)), labels);
+    // What a model blind to the slot (as the CTR model is: its inputs are the two vectors) could know at best.
+    const oracleNoPosition = ctrMetrics(Float64Array.from(validation, (e) => world.clickModel.probability(e.userId, e.adId, 0)), labels);
 
     const t0 = performance.now();
+    if (o.control) {
+      const after = await phase(o.roundsAfter, CTR_REVISION, 'hand-set again (control)');
+      return { before, after, training, offline: { handSet: training.handSet, trained: training.trained, oracle, oracleNoPosition }, duplicateOutputs: reader.duplicateOutputs, examplesBefore: logged.length, examplesMissing: Math.max(0, expected - logged.length), swapSeconds: 0 };
+    }
     const swapped = async (): Promise<boolean> => ((await processor.metrics.ctrSwaps.get()).values.find((v) => v.labels.result === 'swapped')?.value ?? 0) >= 1;
     while (!(await swapped())) {
       if (performance.now() - t0 > STALL_MS) throw new Error(`the processor did not swap in ${training.version} within ${STALL_MS / 1000} s`);
@@ -247,7 +273,7 @@ export async function runLearningLoop(world: World, kafka: KafkaClient, config: 
     const swapSeconds = (performance.now() - t0) / 1000;
     o.say(`swapped in ${training.version} after ${swapSeconds.toFixed(1)} s`);
     const after = await phase(o.roundsAfter, training.version, 'trained');
-    return { before, after, training, offline: { handSet: training.handSet, trained: training.trained, oracle }, examplesBefore: logged.length, examplesMissing: Math.max(0, expected - logged.length), swapSeconds };
+    return { before, after, training, offline: { handSet: training.handSet, trained: training.trained, oracle, oracleNoPosition }, duplicateOutputs: reader.duplicateOutputs, examplesBefore: logged.length, examplesMissing: Math.max(0, expected - logged.length), swapSeconds };
   } finally {
     await producer.disconnect();
     await reader.stop();
@@ -274,6 +300,8 @@ async function main(): Promise<void> {
       'rounds-after': { type: 'string', default: String(DEFAULT_LOOP.roundsAfter) },
       slots: { type: 'string', default: String(DEFAULT_LOOP.slots) },
       'top-k': { type: 'string', default: String(DEFAULT_LOOP.topK) },
+      control: { type: 'boolean', default: false },
+      'examples-out': { type: 'string' },
     },
   });
   const int = (name: string, v: string | undefined, min: number): number => {
@@ -285,7 +313,8 @@ async function main(): Promise<void> {
   const o: LoopOptions = {
     ...DEFAULT_LOOP, say,
     warmupRounds: int('warmup', values.warmup, 0), rounds: int('rounds', values.rounds, 2), roundsAfter: int('rounds-after', values['rounds-after'], 1),
-    slots: int('slots', values.slots, 1), topK: int('top-k', values['top-k'], 1),
+    slots: int('slots', values.slots, 1), topK: int('top-k', values['top-k'], 1), control: values.control!,
+    ...(values['examples-out'] ? { examplesOut: values['examples-out'] } : {}),
   };
   if (o.topK < o.slots) throw new Error(`--top-k (${o.topK}) must be at least --slots (${o.slots})`);
   const t0 = performance.now();
@@ -317,10 +346,10 @@ function print(world: World, worldFile: string, o: LoopOptions, r: LoopResult, s
   const machine = `${availableParallelism()} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`;
   console.log(`learning loop: world ${worldFile} (seed ${s.seed}, ${world.ads.length} ads, ${s.users} users; click model base ${cm.base}, affinity ${cm.affinity}, quality sd ${cm.qualitySd}, position decay ${cm.positionDecay}); TOP_K ${o.topK}, top ${o.slots} shown; ${o.warmupRounds} warm-up + ${o.rounds} + ${o.roundsAfter} rounds of one event per user; ${machine}`);
   console.log('');
-  const { handSet, trained, oracle } = r.offline;
+  const { handSet, trained, oracle, oracleNoPosition } = r.offline;
   console.log(`offline, on the trainer's validation split (latest 20 % of phase 1 by event time): ${trained.examples} examples, ${trained.positives} clicks; trained on ${r.training.train.examples}`);
-  console.log('| metric | hand-set | trained | oracle |');
-  console.log('| --- | --- | --- | --- |');
+  console.log('| metric | hand-set | trained | oracle | oracle blind to the slot |');
+  console.log('| --- | --- | --- | --- | --- |');
   const f = (x: number, d = 4): string => x.toFixed(d);
   const rows: [string, (m: CtrMetrics) => string][] = [
     ['AUC', (m) => f(m.auc)],
@@ -330,13 +359,13 @@ function print(world: World, worldFile: string, o: LoopOptions, r: LoopResult, s
     ['calibration error (mean abs, per decile)', (m) => f(calibrationError(m))],
     ['top decile: predicted / observed', (m) => `${f(m.calibration.at(-1)!.meanPredicted)} / ${f(m.calibration.at(-1)!.observed)}`],
   ];
-  for (const [name, get] of rows) console.log(`| ${name} | ${get(handSet)} | ${get(trained)} | ${get(oracle)} |`);
+  for (const [name, get] of rows) console.log(`| ${name} | ${get(handSet)} | ${get(trained)} | ${get(oracle)} | ${get(oracleNoPosition)} |`);
   console.log('');
   console.log(`online, realised CTR of the top ${o.slots} served (expected: the mean true probability of what was shown; oracle: the best ${o.slots} by true probability among the output's candidates / the whole catalog)`);
   console.log('| phase | pages | impressions | clicks | realised CTR | expected CTR | oracle (candidates) | share | oracle (catalog) | share |');
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
-  for (const [name, p] of [['1: hand-set', r.before], ['2: trained', r.after]] as const) {
+  for (const [name, p] of [['1: hand-set', r.before], [o.control ? '2: hand-set again (control: no swap)' : '2: trained', r.after]] as const) {
     const t = p.tally;
     console.log(`| ${name} | ${t.pages} | ${t.impressions} | ${t.clicks} | ${pct(t.ctr)} | ${pct(t.expectedCtr)} | ${pct(t.oracleCandidatesCtr)} | ${f(t.ctr / t.oracleCandidatesCtr, 3)} | ${pct(t.oracleCatalogCtr)} | ${f(t.ctr / t.oracleCatalogCtr, 3)} |`);
   }
@@ -351,9 +380,9 @@ function print(world: World, worldFile: string, o: LoopOptions, r: LoopResult, s
     oracle_candidates_ctr: round(p.tally.oracleCandidatesCtr), oracle_catalog_ctr: round(p.tally.oracleCatalogCtr), wrong_version_outputs: p.wrongVersion, events_missing: p.eventsMissing,
   });
   console.log(JSON.stringify({
-    world: worldFile, seed: s.seed, machine, seconds: Math.round(seconds), top_k: o.topK, slots: o.slots, rounds: { warmup: o.warmupRounds, before: o.rounds, after: o.roundsAfter },
+    world: worldFile, control: o.control, seed: s.seed, machine, seconds: Math.round(seconds), top_k: o.topK, slots: o.slots, rounds: { warmup: o.warmupRounds, before: o.rounds, after: o.roundsAfter },
     version: r.training.version, examples_before_swap: r.examplesBefore, examples_missing: r.examplesMissing, training_examples_per_s: r.training.examplesPerSecond, swap_s: round(r.swapSeconds, 1),
-    offline: { hand_set: offline(handSet), trained: offline(trained), oracle: offline(oracle) },
+    offline: { hand_set: offline(handSet), trained: offline(trained), oracle: offline(oracle), oracle_blind_to_slot: offline(oracleNoPosition) }, duplicate_outputs_read: r.duplicateOutputs,
     online: { before: online(r.before), after: online(r.after) },
     done_when: { auc_gain: round(checks.aucGain), auc_share_of_oracle: round(checks.aucShareOfOracle), ctr_uplift: round(uplift, 3), met: checks.aucGain >= 0.05 && checks.aucShareOfOracle >= 0.9 && uplift >= 1.2 },
   }));
