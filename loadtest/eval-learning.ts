@@ -22,7 +22,7 @@
  * `--control`: the same run without the swap (phase 2 served by the hand-set model again), to
  * see what changes between the phases without a new model.
  *
- *   npm run eval:learning -- --world loadtest/worlds/default.json [--warmup 6] [--rounds 16] [--rounds-after 8] [--slots 10] [--top-k 20] [--control] [--examples-out FILE]
+ *   npm run eval:learning -- --world loadtest/worlds/default.json [--warmup 6] [--rounds 24] [--rounds-after 8] [--slots 10] [--top-k 20] [--control] [--examples-out FILE]
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
@@ -30,6 +30,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { GroupConsumer, KafkaClient, OutboundRecord } from '../src/adapters/kafka/port.js';
+import { readExampleTopic } from '../src/app/example-topic.js';
 import { startKafkaProcessor, type RunningProcessor } from '../src/app/processor.js';
 import type { Config } from '../src/app/config/settings.js';
 import { encodeAd } from '../src/devtools/traffic.js';
@@ -68,7 +69,7 @@ export interface LoopOptions {
   readonly say: (line: string) => void;
 }
 
-export const DEFAULT_LOOP: Omit<LoopOptions, 'say'> = { warmupRounds: 6, rounds: 16, roundsAfter: 8, slots: 10, topK: 20, attributionWindowS: 60, roundSeconds: 120, control: false };
+export const DEFAULT_LOOP: Omit<LoopOptions, 'say'> = { warmupRounds: 6, rounds: 24, roundsAfter: 8, slots: 10, topK: 20, attributionWindowS: 60, roundSeconds: 120, control: false };
 
 /** Event-time layout of a round, ms after its start: events, then the page, then clicks; all within the window. */
 const EVENTS_SPREAD_MS = 20_000;
@@ -246,8 +247,9 @@ export async function runLearningLoop(world: World, kafka: KafkaClient, config: 
     const before = await phase(o.rounds, CTR_REVISION, 'hand-set');
     const expected = before.tally.impressions;
     const complete = await reader.until(() => reader.examples.size >= expected);
-    // Training sees only what was logged before the swap.
-    const logged = [...reader.examples.values()];
+    // Training sees only what was logged before the swap, read as `adstream train --from-topic` reads it.
+    const onTopic = (await readExampleTopic(kafka, codec, config.topicTrainingExamples)) as LoggedExample[];
+    const logged = [...new Map(onTopic.map((e) => [e.exampleId, e])).values()];
     if (o.examplesOut) writeFileSync(o.examplesOut, logged.map((e) => JSON.stringify(e)).join('\n') + '\n');
     o.say(`phase 1: ${logged.length} training examples read back from ${config.topicTrainingExamples} (${expected} impressions${complete ? '' : '; some never came'})`);
 
