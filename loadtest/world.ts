@@ -13,6 +13,7 @@ import sharp from 'sharp';
 import { CATEGORIES, pick, seededRandom, type CategorySpec, type SyntheticAd } from '../src/devtools/synthetic.js';
 import type { EncodedEvent, EventTopicRole } from '../src/devtools/traffic.js';
 import type { AvroCodec } from '../src/serde/avro-codec.js';
+import { ClickModel, DEFAULT_CLICK_MODEL, validateClickModelSpec, type ClickModelSpec } from './click-model.js';
 
 /**
  * The world draws events by kind, as the event topics carry them ('click' | 'image' | 'review'),
@@ -52,6 +53,8 @@ export interface WorldSpec {
   readonly chineseShare: number;
   /** The evaluation's replay: events per user, spread over timelineSeconds of event time; the last holdoutShare of each user's timeline is held out. */
   readonly eval: { readonly eventsPerUser: number; readonly timelineSeconds: number; readonly holdoutShare: number };
+  /** The hidden true click probability per (user, ad, position) (loadtest/click-model.ts): what the simulated ad server clicks with. */
+  readonly clickModel: ClickModelSpec;
 }
 
 export const DEFAULT_WORLD_SPEC: WorldSpec = {
@@ -69,12 +72,13 @@ export const DEFAULT_WORLD_SPEC: WorldSpec = {
   textNoise: 0.3,
   chineseShare: 0.5,
   eval: { eventsPerUser: 30, timelineSeconds: 3600, holdoutShare: 0.2 },
+  clickModel: DEFAULT_CLICK_MODEL,
 };
 
 /** Reads a world file; missing fields take DEFAULT_WORLD_SPEC's values; bad values throw with the field's name. */
 export function loadWorldSpec(path: string): WorldSpec {
   const raw = JSON.parse(readFileSync(path, 'utf8')) as Partial<WorldSpec>;
-  return validateWorldSpec({ ...DEFAULT_WORLD_SPEC, ...raw, eval: { ...DEFAULT_WORLD_SPEC.eval, ...(raw.eval ?? {}) } });
+  return validateWorldSpec({ ...DEFAULT_WORLD_SPEC, ...raw, eval: { ...DEFAULT_WORLD_SPEC.eval, ...(raw.eval ?? {}) }, clickModel: { ...DEFAULT_WORLD_SPEC.clickModel, ...(raw.clickModel ?? {}) } });
 }
 
 export function validateWorldSpec(s: WorldSpec): WorldSpec {
@@ -108,6 +112,7 @@ export function validateWorldSpec(s: WorldSpec): WorldSpec {
   int('eval.eventsPerUser', s.eval.eventsPerUser, 2, 100_000);
   if (!(s.eval.timelineSeconds > 0)) fail('eval.timelineSeconds', 'must be > 0');
   share('eval.holdoutShare', s.eval.holdoutShare);
+  validateClickModelSpec(s.clickModel);
   return s;
 }
 
@@ -194,6 +199,8 @@ export class World {
   readonly images = new Map<string, { imageId: string; data: Buffer }[]>();
   readonly ads: SyntheticAd[] = [];
   readonly users: WorldUser[] = [];
+  /** Set once the ads and users exist (create). */
+  private clicks: ClickModel | undefined;
   private readonly zipf: Float64Array;
   private readonly mixCdf: Float64Array;
 
@@ -242,7 +249,14 @@ export class World {
       const sum = raw.reduce((a, r) => a + r.weight, 0);
       w.users.push({ userId: `wuser-${u}`, mixture: raw.map((r) => ({ categoryId: r.categoryId, weight: r.weight / sum })).sort((a, b) => b.weight - a.weight) });
     }
+    // A stream of its own: the draws above (and so every existing world) stay as they were.
+    w.clicks = new ClickModel(s.clickModel, w, s.seed + 4);
     return w;
+  }
+
+  /** The hidden true click probability of this world's users on its ads. */
+  get clickModel(): ClickModel {
+    return this.clicks!;
   }
 
   static async fromFile(path: string): Promise<World> {

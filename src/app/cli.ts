@@ -30,7 +30,7 @@ Usage:
   adstream train items --clicks FILE --out DIR
                                       learn item embeddings from a click log into a click encoder
                                       and its MODEL_CARD (adstream train items --help)
-  adstream train [ctr] --examples FILE
+  adstream train [ctr] --examples FILE | --from-topic
                                       train the CTR model on logged examples, write a new version
                                       under MODEL_DIR/ctr/ (adstream train --help for its options)
   adstream --help                     this text

@@ -8,11 +8,19 @@ import { expandHome } from '../util/files.js';
 import { runCtrTraining } from '../training/ctr/training-run.js';
 import { DEFAULT_TRAINING } from '../training/ctr/trainer.js';
 import { loadConfig } from './config/load-config.js';
+import type { Config } from './config/settings.js';
+import { kafkaClientFactory } from '../adapters/kafka/client.js';
+import { brokersOf } from '../adapters/kafka/settings.js';
+import { codecFor } from '../adapters/registry/registry-codec.js';
+import { silentLogger } from '../util/log.js';
+import { readExampleTopic } from './example-topic.js';
 
-export const TRAIN_HELP = `adstream train [ctr] --examples FILE [--examples FILE ...] [options]
-  Trains the CTR model on training examples exported from the training-examples topic (JSON lines
-  or Avro container files of schemas/training-example.avsc), judges it next to the hand-set model
-  on the latest examples by event time, and writes it as a new version under MODEL_DIR/ctr/.
+export const TRAIN_HELP = `adstream train [ctr] (--from-topic | --examples FILE [--examples FILE ...]) [options]
+  Trains the CTR model on training examples: read from the training-examples topic
+  (--from-topic: TOPIC_TRAINING_EXAMPLES on KAFKA_BROKERS, from the beginning to its end at the
+  start of each run) and/or exported from it (JSON lines or Avro container files of
+  schemas/training-example.avsc), judges it next to the hand-set model on the latest examples by
+  event time, and writes it as a new version under MODEL_DIR/ctr/.
   --validation-share X   share of the examples, latest by event time, kept for validation (0.2)
   --epochs N             most epochs (${DEFAULT_TRAINING.maxEpochs}); stops earlier after --patience epochs (${DEFAULT_TRAINING.patience}) without a better validation loss
   --hidden N             hidden units (${DEFAULT_TRAINING.hidden})
@@ -35,6 +43,7 @@ export async function trainCommand(argv: readonly string[], say: (line: string) 
       help: { type: 'boolean', short: 'h' },
       config: { type: 'string', short: 'c' },
       examples: { type: 'string', multiple: true },
+      'from-topic': { type: 'boolean' },
       'validation-share': { type: 'string' },
       epochs: { type: 'string' },
       hidden: { type: 'string' },
@@ -53,7 +62,8 @@ export async function trainCommand(argv: readonly string[], say: (line: string) 
   }
   if (what !== 'ctr') throw new ConfigError('train', `unknown model "${what}"; adstream train ctr trains the CTR model`);
   const files = values.examples ?? [];
-  if (files.length === 0) throw new ConfigError('--examples', 'give at least one file of training examples');
+  const fromTopic = values['from-topic'] ?? false;
+  if (files.length === 0 && !fromTopic) throw new ConfigError('--examples', 'give at least one file of training examples, or --from-topic');
   const num = (name: string, v: string | undefined, def: number, min: number, max: number, integer: boolean): number => {
     if (v === undefined) return def;
     const n = Number(v);
@@ -78,7 +88,9 @@ export async function trainCommand(argv: readonly string[], say: (line: string) 
     say,
   };
   for (;;) {
-    say(JSON.stringify(await runCtrTraining(options)));
+    const records = fromTopic ? await examplesOnTopic(config) : [];
+    if (fromTopic) say(`read ${records.length} examples from ${config.topicTrainingExamples}`);
+    say(JSON.stringify(await runCtrTraining({ ...options, records })));
     if (watchS === 0 || stop?.aborted) break;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, watchS * 1000);
@@ -87,4 +99,9 @@ export async function trainCommand(argv: readonly string[], say: (line: string) 
     if (stop?.aborted) break;
   }
   return 0;
+}
+
+async function examplesOnTopic(config: Config): ReturnType<typeof readExampleTopic> {
+  const client = kafkaClientFactory(config.kafkaClient)({ brokers: brokersOf(config), clientId: config.kafkaClientId, logger: silentLogger });
+  return readExampleTopic(client, await codecFor(config), config.topicTrainingExamples);
 }
