@@ -326,7 +326,8 @@ async function main(): Promise<void> {
   let processor: RunningProcessor | undefined;
   try {
     const kafka = kafkaClient(brokers);
-    const env = isolatedEnv(brokers, 'learn', { MODEL_DIR: modelDir, CTR_WATCH_INTERVAL_S: '1', TOP_K: String(o.topK), ATTRIBUTION_WINDOW_S: String(o.attributionWindowS) });
+    // The simulated ad server reports from its first round: every served output is captured (the default, on-feedback, would count round 1's impressions as unmatched).
+    const env = isolatedEnv(brokers, 'learn', { MODEL_DIR: modelDir, CTR_WATCH_INTERVAL_S: '1', TOP_K: String(o.topK), ATTRIBUTION_WINDOW_S: String(o.attributionWindowS), ATTRIBUTION_CAPTURE: 'always' });
     const config = await createTopicsFor(kafka, env);
     const codec = new AvroCodec();
     const producer = await kafka.producer();
