@@ -13,7 +13,7 @@ import { OutputFlusher } from './output-flusher.js';
 import { PartitionState } from './partition-state.js';
 import type { PartitionTasks } from './partition-tasks.js';
 import { checkLargestRecords, largestRecords } from './record-bounds.js';
-import type { GroupConsumer, PartitionRead } from './port.js';
+import type { GroupConsumer, KafkaProducer, PartitionRead } from './port.js';
 import { KafkaSink, type Deliverable } from './sink.js';
 import type { KafkaWiring } from './wiring.js';
 
@@ -52,8 +52,8 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
   // What the broker acknowledges of the changelog goes to the local state store too; a task marks
   // a chunk's offsets done once that write is committed (stored).
   const changelogTee = teeChangelog(kafka.producer, settings.topicChangelog, core.local);
-  const sink = new KafkaSink({
-    producer: changelogTee,
+  const sinkOn = (producer: KafkaProducer): KafkaSink => new KafkaSink({
+    producer,
     topics,
     encoder: core.encoder,
     encodeState: (s) => core.local.encode(s),
@@ -61,6 +61,7 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
     log,
     onTooLarge: (topic) => metrics.outputsTooLarge.inc({ topic }),
   });
+  const sink = sinkOn(changelogTee);
   const partitionState = new PartitionState({
     core,
     log,
@@ -90,7 +91,7 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
   let catalog: PartitionRead | undefined;
   let consumer: GroupConsumer;
   try {
-    if (settings.processingGuarantee === 'exactly_once') transactional = transactionalOutputs(kafka, deps, partitionState, log);
+    if (settings.processingGuarantee === 'exactly_once') transactional = transactionalOutputs(kafka, deps, partitionState, sinkOn, log);
     // Refuse to start if the settings can make a record its topic cannot take (a crash loop later).
     checkLargestRecords(kafka.limits, largestRecords({ stateCodec: core.stateCodec, encoder: core.encoder, modelVersion: core.processor.modelVersion, topics, settings }));
     // The catalog first: scoring before it is loaded would rank against a partial catalog.
@@ -117,7 +118,7 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
 }
 
 /** The factory of the tasks' exactly-once outputs (see TaskTransactions); a ConfigError if the client cannot. */
-function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, partitionState: PartitionState, log: Logger): (partition: number) => TransactionalOutput {
+function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, partitionState: PartitionState, sinkOn: (producer: KafkaProducer) => KafkaSink, log: Logger): (partition: number) => TransactionalOutput {
   const { settings, client } = kafka;
   const { core, metrics } = deps;
   const connect = client.transactionalProducer?.bind(client);
@@ -125,7 +126,6 @@ function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, partit
     // @confluentinc/kafka-javascript's sendOffsets takes a consumer (KIP-447 group metadata), not a group id: not wired yet.
     throw new ConfigError('PROCESSING_GUARANTEE', `exactly_once needs KAFKA_CLIENT=kafkajs (the ${settings.kafkaClient} client's transactions are not supported here yet)`);
   }
-  const topics = { scored: settings.topicScored, deadLetters: settings.topicDeadLetters, segments: settings.topicSegments, changelog: settings.topicChangelog, trainingExamples: settings.topicTrainingExamples };
   return (partition) => {
     const transactions = new TaskTransactions({
       partition,
@@ -137,15 +137,7 @@ function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, partit
       connect: () => connect(`${settings.groupId}-${partition}`),
       log,
     });
-    const sink = new KafkaSink({
-      producer: new BoundedProducer(transactions.sender, kafka.limits),
-      topics,
-      encoder: core.encoder,
-      encodeState: (s) => core.local.encode(s),
-      limits: kafka.limits,
-      log,
-      onTooLarge: (topic) => metrics.outputsTooLarge.inc({ topic }),
-    });
+    const sink = sinkOn(new BoundedProducer(transactions.sender, kafka.limits));
     const delivery = new Delivery({ sink, partitionState, metrics, usersInMemory: () => core.users.size, ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}) });
     return { delivery, transactions };
   };

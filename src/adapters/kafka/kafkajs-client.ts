@@ -3,7 +3,7 @@
  * import the library: another client (e.g. librdkafka-based) is one more file like this one.
  */
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel, Partitioners, type Admin, type ConfigResourceTypes, type Consumer, type EachBatchPayload, type LogEntry, type Producer, type Transaction } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Admin, type ConfigResourceTypes, type Consumer, type EachBatchPayload, type LogEntry, type Producer, type ProducerBatch, type RecordMetadata, type Transaction } from 'kafkajs';
 import type { InputRecord } from '../../domain/events.js';
 import type { Logger } from '../../util/log.js';
 import { catchUpOf } from './catch-up.js';
@@ -221,20 +221,25 @@ class KafkajsAdmin implements KafkaAdmin {
   }
 }
 
+/** A send through kafkajs's sendBatch (a producer's or a transaction's), acks=-1, its refusals as too large told apart. */
+async function sendBatchOf(sendBatch: (b: ProducerBatch) => Promise<RecordMetadata[]>, batches: readonly TopicRecords[]): Promise<Appended[]> {
+  const topicMessages = topicMessagesOf(batches);
+  if (topicMessages.length === 0) return [];
+  let meta;
+  try {
+    meta = await sendBatch({ acks: -1, topicMessages });
+  } catch (err) {
+    if (isTooLarge(err)) throw new ProduceTooLargeError(`the broker refused records as too large: ${(err as Error).message}`, batches, { cause: err });
+    throw err;
+  }
+  return meta.map((m) => ({ topic: m.topicName, partition: m.partition, baseOffset: m.baseOffset ?? m.offset ?? '-1' }));
+}
+
 class KafkajsProducer implements KafkaProducer {
   constructor(private readonly producer: Producer) {}
 
-  async send(batches: readonly TopicRecords[]): Promise<Appended[]> {
-    const topicMessages = topicMessagesOf(batches);
-    if (topicMessages.length === 0) return [];
-    let meta;
-    try {
-      meta = await this.producer.sendBatch({ acks: -1, topicMessages });
-    } catch (err) {
-      if (isTooLarge(err)) throw new ProduceTooLargeError(`the broker refused records as too large: ${(err as Error).message}`, batches, { cause: err });
-      throw err;
-    }
-    return meta.map((m) => ({ topic: m.topicName, partition: m.partition, baseOffset: m.baseOffset ?? m.offset ?? '-1' }));
+  send(batches: readonly TopicRecords[]): Promise<Appended[]> {
+    return sendBatchOf((b) => this.producer.sendBatch(b), batches);
   }
 
   disconnect(): Promise<void> {
@@ -259,17 +264,8 @@ class KafkajsTransactionalProducer implements TransactionalProducer {
 class KafkajsTransaction implements KafkaTransaction {
   constructor(private readonly tx: Transaction) {}
 
-  async send(batches: readonly TopicRecords[]): Promise<Appended[]> {
-    const topicMessages = topicMessagesOf(batches);
-    if (topicMessages.length === 0) return [];
-    let meta;
-    try {
-      meta = await fenceAware(() => this.tx.sendBatch({ acks: -1, topicMessages }));
-    } catch (err) {
-      if (isTooLarge(err)) throw new ProduceTooLargeError(`the broker refused records as too large: ${(err as Error).message}`, batches, { cause: err });
-      throw err;
-    }
-    return meta.map((m) => ({ topic: m.topicName, partition: m.partition, baseOffset: m.baseOffset ?? m.offset ?? '-1' }));
+  send(batches: readonly TopicRecords[]): Promise<Appended[]> {
+    return sendBatchOf((b) => fenceAware(() => this.tx.sendBatch(b)), batches);
   }
 
   async sendOffsets(groupId: string, offsets: readonly TransactionOffsets[]): Promise<void> {

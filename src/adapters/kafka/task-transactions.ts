@@ -1,6 +1,6 @@
 import type { ChangelogEntry } from '../../state/local-state-store.js';
 import type { Logger } from '../../util/log.js';
-import type { ChangelogWriter } from './changelog-tee.js';
+import { changelogEntriesOf, checkpointsOf, type ChangelogWriter } from './changelog-tee.js';
 import { ProducerFencedError, type Appended, type KafkaProducer, type KafkaTransaction, type TopicRecords, type TransactionalProducer } from './port.js';
 
 export interface TaskTransactionsOptions {
@@ -137,20 +137,8 @@ export class TaskTransactions {
     const open = this.open;
     if (!open) throw new Error('a transactional send outside a delivery');
     const appended = await open.tx.send(batches);
-    for (const b of batches) {
-      if (b.topic !== this.o.changelog) continue;
-      for (const r of b.records) {
-        if (r.partition === undefined || r.key === null) continue; // the sink always sets both
-        const list = open.entries.get(r.partition) ?? [];
-        list.push({ key: r.key.toString('utf8'), value: r.value });
-        open.entries.set(r.partition, list);
-      }
-    }
-    for (const a of appended) {
-      if (a.topic !== this.o.changelog || !/^\d+$/.test(a.baseOffset)) continue;
-      const n = BigInt(a.baseOffset) + 1n;
-      if (n > (open.next.get(a.partition) ?? -1n)) open.next.set(a.partition, n);
-    }
+    changelogEntriesOf(batches, this.o.changelog, undefined, open.entries);
+    checkpointsOf(appended, this.o.changelog, open.next);
     return appended;
   }
 
