@@ -8,7 +8,10 @@
  * to the last committed offset, and offsets are marked done only after their commit.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { transactionalProducerOf } from '../../src/adapters/kafka/kafka-adapter.js';
 import { PartitionTask } from '../../src/adapters/kafka/partition-task.js';
+import { ConfigError } from '../../src/domain/errors.js';
+import type { KafkaClient } from '../../src/adapters/kafka/port.js';
 import { ProducerFencedError, type FetchControl, type KafkaTransaction, type TopicRecords, type TransactionalProducer } from '../../src/adapters/kafka/port.js';
 import { TaskTransactions } from '../../src/adapters/kafka/task-transactions.js';
 import type { InputRecord } from '../../src/domain/events.js';
@@ -156,5 +159,19 @@ describe('TaskTransactions', () => {
     expect(log).not.toContain('store u2+u3');
     expect(log).not.toContain('done 3');
     await task.close();
+  });
+});
+
+describe('exactly_once and the client', () => {
+  const client = (transactional: boolean): KafkaClient => ({ brokers: [], admin: async () => never(), producer: async () => never(), groupConsumer: async () => never(), readFromBeginning: async () => never(), ...(transactional ? { transactionalProducer: async () => never() } : {}) });
+  const never = (): never => {
+    throw new Error('not called');
+  };
+
+  it('is refused at start with a ConfigError naming PROCESSING_GUARANTEE unless the client is kafkajs with transactions', () => {
+    expect(() => transactionalProducerOf({ kafkaClient: 'confluent' }, client(true))).toThrow(ConfigError);
+    expect(() => transactionalProducerOf({ kafkaClient: 'confluent' }, client(true))).toThrow(/PROCESSING_GUARANTEE/);
+    expect(() => transactionalProducerOf({ kafkaClient: 'kafkajs' }, client(false))).toThrow(ConfigError);
+    expect(typeof transactionalProducerOf({ kafkaClient: 'kafkajs' }, client(true))).toBe('function');
   });
 });

@@ -13,7 +13,7 @@ import { OutputFlusher } from './output-flusher.js';
 import { PartitionState } from './partition-state.js';
 import type { PartitionTasks } from './partition-tasks.js';
 import { checkLargestRecords, largestRecords } from './record-bounds.js';
-import type { GroupConsumer, KafkaProducer, PartitionRead } from './port.js';
+import type { GroupConsumer, KafkaClient, KafkaProducer, PartitionRead, TransactionalProducer } from './port.js';
 import { KafkaSink, type Deliverable } from './sink.js';
 import type { KafkaWiring } from './wiring.js';
 
@@ -117,15 +117,21 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
   };
 }
 
-/** The factory of the tasks' exactly-once outputs (see TaskTransactions); a ConfigError if the client cannot. */
-function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, partitionState: PartitionState, sinkOn: (producer: KafkaProducer) => KafkaSink, log: Logger): (partition: number) => TransactionalOutput {
-  const { settings, client } = kafka;
-  const { core, metrics } = deps;
+/** The client's transactional producers for exactly_once, or a ConfigError naming the setting. */
+export function transactionalProducerOf(settings: Pick<KafkaWiring['settings'], 'kafkaClient'>, client: KafkaClient): (transactionalId: string) => Promise<TransactionalProducer> {
   const connect = client.transactionalProducer?.bind(client);
   if (settings.kafkaClient !== 'kafkajs' || !connect) {
     // @confluentinc/kafka-javascript's sendOffsets takes a consumer (KIP-447 group metadata), not a group id: not wired yet.
     throw new ConfigError('PROCESSING_GUARANTEE', `exactly_once needs KAFKA_CLIENT=kafkajs (the ${settings.kafkaClient} client's transactions are not supported here yet)`);
   }
+  return connect;
+}
+
+/** The factory of the tasks' exactly-once outputs (see TaskTransactions); a ConfigError if the client cannot. */
+function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, partitionState: PartitionState, sinkOn: (producer: KafkaProducer) => KafkaSink, log: Logger): (partition: number) => TransactionalOutput {
+  const { settings, client } = kafka;
+  const { core, metrics } = deps;
+  const connect = transactionalProducerOf(settings, client);
   return (partition) => {
     const transactions = new TaskTransactions({
       partition,
