@@ -171,6 +171,7 @@ describe('loadConfig rejects invalid env values with a ConfigError naming the va
     topicReplication: [1, 16],
     sessionTimeoutMs: [6_000, 300_000],
     chunkMaxRecords: [1, 100_000],
+    commitIntervalMs: [1, 60_000],
     produceMaxBytes: [0, GiB],
     maxRecordBytes: [1024, 100 * 1024 ** 2],
     maxTextChars: [1, 1_000_000],

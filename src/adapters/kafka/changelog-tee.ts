@@ -45,24 +45,9 @@ export function teeChangelog(producer: KafkaProducer, changelog: string, store: 
     });
   };
   const write = async (batches: readonly TopicRecords[], appended: readonly Appended[], acknowledged: (r: OutboundRecord) => boolean): Promise<void> => {
-    const entries = new Map<number, ChangelogEntry[]>();
-    for (const b of batches) {
-      if (b.topic !== changelog) continue;
-      for (const r of b.records) {
-        if (r.partition === undefined || r.key === null || !acknowledged(r)) continue; // the sink always sets both
-        const list = entries.get(r.partition) ?? [];
-        list.push({ key: r.key.toString('utf8'), value: r.value });
-        entries.set(r.partition, list);
-      }
-    }
-    // Past the first offset of a batch of the partition: the checkpoint may fall short of the end
-    // (a restore then reads some records twice, harmless), never beyond it.
+    const entries = changelogEntriesOf(batches, changelog, acknowledged);
     const next = new Map<number, bigint>();
-    for (const a of appended) {
-      if (a.topic !== changelog || !/^\d+$/.test(a.baseOffset)) continue;
-      const n = BigInt(a.baseOffset) + 1n;
-      if (n > (next.get(a.partition) ?? -1n)) next.set(a.partition, n);
-    }
+    checkpointsOf(appended, changelog, next);
     const started = [...entries].map(([p, list]) => {
       const w = store.write(p, list, next.get(p));
       track(p, w);
@@ -89,4 +74,31 @@ export function teeChangelog(producer: KafkaProducer, changelog: string, store: 
     stored: (partition) => writes.get(partition) ?? Promise.resolve(),
     disconnect: () => producer.disconnect(),
   };
+}
+
+/** The changelog records of a send, per changelog partition, in order; into `into` when given. */
+export function changelogEntriesOf(batches: readonly TopicRecords[], changelog: string, acknowledged: (r: OutboundRecord) => boolean = () => true, into = new Map<number, ChangelogEntry[]>()): Map<number, ChangelogEntry[]> {
+  for (const b of batches) {
+    if (b.topic !== changelog) continue;
+    for (const r of b.records) {
+      if (r.partition === undefined || r.key === null || !acknowledged(r)) continue; // the sink always sets both
+      const list = into.get(r.partition) ?? [];
+      list.push({ key: r.key.toString('utf8'), value: r.value });
+      into.set(r.partition, list);
+    }
+  }
+  return into;
+}
+
+/**
+ * Per changelog partition, past the first offset of the send's last batch there, raised in `next`:
+ * the store's checkpoint may fall short of the end (a restore then reads some records twice,
+ * harmless), never beyond it.
+ */
+export function checkpointsOf(appended: readonly Appended[], changelog: string, next: Map<number, bigint>): void {
+  for (const a of appended) {
+    if (a.topic !== changelog || !/^\d+$/.test(a.baseOffset)) continue;
+    const n = BigInt(a.baseOffset) + 1n;
+    if (n > (next.get(a.partition) ?? -1n)) next.set(a.partition, n);
+  }
 }

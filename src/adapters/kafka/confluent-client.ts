@@ -468,7 +468,7 @@ class ConfluentGroupConsumer implements GroupConsumer {
 
   async run(handle: (fetched: FetchedRecords, control: FetchControl) => Promise<void>): Promise<void> {
     await this.consumer.subscribe({ topics: [...this.o.topics] });
-    const commits = this.o.commits !== 'none';
+    const commits = (this.o.commits ?? 'done') === 'done';
     // The package resolves each fetch once the handler returns: the next fetch continues after it
     // (a failed handler's records are fetched again).
     await this.consumer.run({

@@ -8,6 +8,7 @@ import type { Delivery } from './deliver.js';
 import { feedTasks } from './event-source.js';
 import type { PartitionState } from './partition-state.js';
 import type { TaskHooks } from './partition-task.js';
+import type { TaskTransactions } from './task-transactions.js';
 import { PartitionTasks } from './partition-tasks.js';
 import type { GroupConsumer, KafkaClient, PartitionRead } from './port.js';
 import { inputTopicsOf, type KafkaSettings } from './settings.js';
@@ -56,6 +57,15 @@ export interface EventConsumeDeps extends ConsumeDeps {
   readonly fail: (err: Error) => void;
   /** Resolves once the partition's acknowledged changelog records so far are in the local store (ChangelogTee.stored). */
   readonly stored: (partition: number) => Promise<void>;
+  /** PROCESSING_GUARANTEE=exactly_once: the output of a partition's task, made with the task. */
+  readonly transactional?: (partition: number) => TransactionalOutput;
+}
+
+/** A task's exactly-once output: its deliveries go into its transactions (see TaskTransactions). */
+export interface TransactionalOutput {
+  /** Sends through `transactions.sender`. */
+  readonly delivery: Delivery;
+  readonly transactions: TaskTransactions;
 }
 
 /** What consumeEvents starts: the group member and the tasks it feeds. */
@@ -74,12 +84,14 @@ export async function consumeEvents(o: EventConsumeDeps): Promise<EventConsumpti
   let consumer: GroupConsumer | undefined;
   const tasks = new PartitionTasks<ProcessResult>({
     chunkMaxRecords: settings.chunkMaxRecords,
-    hooksOf: (partition) => taskHooks(o, partition, (topic, offset) => consumer?.seek(topic, partition, offset)),
+    hooksOf: (partition) => inTransactions(o, partition, taskHooks(o, partition, (topic, offset) => consumer?.seek(topic, partition, offset))),
   });
   consumer = await o.client.groupConsumer({
     groupId: settings.groupId,
     topics: inputTopics,
     coPartitioned: true,
+    // exactly_once: the offsets are committed inside the tasks' transactions.
+    ...(o.transactional ? { commits: 'transactional' as const } : {}),
     sessionTimeoutMs: settings.sessionTimeoutMs,
     partitionsConcurrently: Math.min(o.partitions * 4, 8),
     events: {
@@ -151,5 +163,17 @@ function taskHooks(o: EventConsumeDeps, partition: number, seek: (topic: string,
       metrics.taskInboxRecords.set(label, inbox);
       metrics.taskChunksUnacknowledged.set(label, unacknowledged);
     },
+  };
+}
+
+/** exactly_once: the task's deliveries go into its transactions, and its store writes follow their commits. */
+function inTransactions(o: EventConsumeDeps, partition: number, hooks: TaskHooks<ProcessResult>): TaskHooks<ProcessResult> {
+  if (!o.transactional) return hooks;
+  const { delivery, transactions } = o.transactional(partition);
+  return {
+    ...hooks,
+    deliver: (records, result, ends) => transactions.deliver(() => (records.length > 0 ? delivery.chunk(records, result, ends) : delivery.flush(result)), ends),
+    stored: () => transactions.stored(),
+    closed: (dropped) => transactions.close(dropped),
   };
 }

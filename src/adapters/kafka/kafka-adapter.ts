@@ -4,13 +4,16 @@ import type { ProcessResult } from '../../domain/outputs.js';
 import type { Logger } from '../../util/log.js';
 import { restoreChangelog } from './changelog-restorer.js';
 import { teeChangelog } from './changelog-tee.js';
-import { consumeEvents, loadCatalog } from './consume.js';
+import { ConfigError } from '../../domain/errors.js';
+import { consumeEvents, loadCatalog, type TransactionalOutput } from './consume.js';
+import { BoundedProducer } from './produce-limits.js';
+import { TaskTransactions } from './task-transactions.js';
 import { Delivery } from './deliver.js';
 import { OutputFlusher } from './output-flusher.js';
 import { PartitionState } from './partition-state.js';
 import type { PartitionTasks } from './partition-tasks.js';
 import { checkLargestRecords, largestRecords } from './record-bounds.js';
-import type { GroupConsumer, PartitionRead } from './port.js';
+import type { GroupConsumer, KafkaClient, KafkaProducer, PartitionRead, TransactionalProducer } from './port.js';
 import { KafkaSink, type Deliverable } from './sink.js';
 import type { KafkaWiring } from './wiring.js';
 
@@ -49,8 +52,8 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
   // What the broker acknowledges of the changelog goes to the local state store too; a task marks
   // a chunk's offsets done once that write is committed (stored).
   const changelogTee = teeChangelog(kafka.producer, settings.topicChangelog, core.local);
-  const sink = new KafkaSink({
-    producer: changelogTee,
+  const sinkOn = (producer: KafkaProducer): KafkaSink => new KafkaSink({
+    producer,
     topics,
     encoder: core.encoder,
     encodeState: (s) => core.local.encode(s),
@@ -58,6 +61,7 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
     log,
     onTooLarge: (topic) => metrics.outputsTooLarge.inc({ topic }),
   });
+  const sink = sinkOn(changelogTee);
   const partitionState = new PartitionState({
     core,
     log,
@@ -70,6 +74,9 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
     fail,
   });
   const delivery = new Delivery({ sink, partitionState, metrics, usersInMemory: () => core.users.size, ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}) });
+  // exactly_once: each task gets its own transactional producer, sink and delivery (the shared
+  // sink above then carries only the catalog's dead letters, which every start re-derives).
+  let transactional: ((partition: number) => TransactionalOutput) | undefined;
   // The work of one partition number (chunks of every input topic, rate-limited flushes) is its
   // task's (see PartitionTask, made in consume.ts); the flusher hands flushes to them.
   let tasks: PartitionTasks<ProcessResult> | undefined;
@@ -84,11 +91,12 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
   let catalog: PartitionRead | undefined;
   let consumer: GroupConsumer;
   try {
+    if (settings.processingGuarantee === 'exactly_once') transactional = transactionalOutputs(kafka, deps, partitionState, sinkOn, log);
     // Refuse to start if the settings can make a record its topic cannot take (a crash loop later).
     checkLargestRecords(kafka.limits, largestRecords({ stateCodec: core.stateCodec, encoder: core.encoder, modelVersion: core.processor.modelVersion, topics, settings }));
     // The catalog first: scoring before it is loaded would rank against a partial catalog.
     catalog = await loadCatalog(consume);
-    ({ consumer, tasks } = await consumeEvents({ ...consume, partitions: kafka.partitions, partitionState, fail, stored: (p) => changelogTee.stored(p) }));
+    ({ consumer, tasks } = await consumeEvents({ ...consume, partitions: kafka.partitions, partitionState, fail, stored: (p) => changelogTee.stored(p), ...(transactional ? { transactional } : {}) }));
   } catch (err) {
     await catalog?.stop().catch(() => undefined);
     await kafka.disconnect().catch(() => undefined);
@@ -106,6 +114,38 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
     readyDetail: () => partitionState.readyDetail(),
     failed,
     stop: () => (stopping ??= stopKafkaAdapter(running)),
+  };
+}
+
+/** The client's transactional producers for exactly_once, or a ConfigError naming the setting. */
+export function transactionalProducerOf(settings: Pick<KafkaWiring['settings'], 'kafkaClient'>, client: KafkaClient): (transactionalId: string) => Promise<TransactionalProducer> {
+  const connect = client.transactionalProducer?.bind(client);
+  if (settings.kafkaClient !== 'kafkajs' || !connect) {
+    // @confluentinc/kafka-javascript's sendOffsets takes a consumer (KIP-447 group metadata), not a group id: not wired yet.
+    throw new ConfigError('PROCESSING_GUARANTEE', `exactly_once needs KAFKA_CLIENT=kafkajs (the ${settings.kafkaClient} client's transactions are not supported here yet)`);
+  }
+  return connect;
+}
+
+/** The factory of the tasks' exactly-once outputs (see TaskTransactions); a ConfigError if the client cannot. */
+function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, partitionState: PartitionState, sinkOn: (producer: KafkaProducer) => KafkaSink, log: Logger): (partition: number) => TransactionalOutput {
+  const { settings, client } = kafka;
+  const { core, metrics } = deps;
+  const connect = transactionalProducerOf(settings, client);
+  return (partition) => {
+    const transactions = new TaskTransactions({
+      partition,
+      groupId: settings.groupId,
+      changelog: settings.topicChangelog,
+      store: core.local,
+      commitIntervalMs: settings.commitIntervalMs,
+      // One id per partition: the next owner's producer fences this one when it begins.
+      connect: () => connect(`${settings.groupId}-${partition}`),
+      log,
+    });
+    const sink = sinkOn(new BoundedProducer(transactions.sender, kafka.limits));
+    const delivery = new Delivery({ sink, partitionState, metrics, usersInMemory: () => core.users.size, ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}) });
+    return { delivery, transactions };
   };
 }
 

@@ -3,7 +3,7 @@
  * import the library: another client (e.g. librdkafka-based) is one more file like this one.
  */
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel, Partitioners, type Admin, type ConfigResourceTypes, type Consumer, type EachBatchPayload, type LogEntry, type Producer } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Admin, type ConfigResourceTypes, type Consumer, type EachBatchPayload, type LogEntry, type Producer, type ProducerBatch, type RecordMetadata, type Transaction } from 'kafkajs';
 import type { InputRecord } from '../../domain/events.js';
 import type { Logger } from '../../util/log.js';
 import { catchUpOf } from './catch-up.js';
@@ -25,10 +25,13 @@ import type {
   PartitionRead,
   PartitionReadOptions,
   ProducerOptions,
+  KafkaTransaction,
+  TransactionalProducer,
+  TransactionOffsets,
   TopicRecords,
   TopicSpec,
 } from './port.js';
-import { ProduceTooLargeError } from './port.js';
+import { ProducerFencedError, ProduceTooLargeError } from './port.js';
 
 /** A bounded read (the changelog restore) is a bulk load: large fetches. */
 const BULK_FETCH_BYTES = 8 << 20;
@@ -83,6 +86,12 @@ class KafkajsClient implements KafkaClient {
       ...(o.retries !== undefined ? { retry: { retries: o.retries } } : {}),
     });
     return new KafkajsProducer(await connected(producer));
+  }
+
+  async transactionalProducer(transactionalId: string): Promise<TransactionalProducer> {
+    // Transactions need idempotence and one request in flight (kafkajs refuses more).
+    const producer = this.kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner, transactionalId, idempotent: true, maxInFlightRequests: 1 });
+    return new KafkajsTransactionalProducer(await connected(producer));
   }
 
   async groupConsumer(o: GroupConsumerOptions): Promise<GroupConsumer> {
@@ -212,24 +221,81 @@ class KafkajsAdmin implements KafkaAdmin {
   }
 }
 
+/** A send through kafkajs's sendBatch (a producer's or a transaction's), acks=-1, its refusals as too large told apart. */
+async function sendBatchOf(sendBatch: (b: ProducerBatch) => Promise<RecordMetadata[]>, batches: readonly TopicRecords[]): Promise<Appended[]> {
+  const topicMessages = topicMessagesOf(batches);
+  if (topicMessages.length === 0) return [];
+  let meta;
+  try {
+    meta = await sendBatch({ acks: -1, topicMessages });
+  } catch (err) {
+    if (isTooLarge(err)) throw new ProduceTooLargeError(`the broker refused records as too large: ${(err as Error).message}`, batches, { cause: err });
+    throw err;
+  }
+  return meta.map((m) => ({ topic: m.topicName, partition: m.partition, baseOffset: m.baseOffset ?? m.offset ?? '-1' }));
+}
+
 class KafkajsProducer implements KafkaProducer {
   constructor(private readonly producer: Producer) {}
 
-  async send(batches: readonly TopicRecords[]): Promise<Appended[]> {
-    const topicMessages = topicMessagesOf(batches);
-    if (topicMessages.length === 0) return [];
-    let meta;
-    try {
-      meta = await this.producer.sendBatch({ acks: -1, topicMessages });
-    } catch (err) {
-      if (isTooLarge(err)) throw new ProduceTooLargeError(`the broker refused records as too large: ${(err as Error).message}`, batches, { cause: err });
-      throw err;
-    }
-    return meta.map((m) => ({ topic: m.topicName, partition: m.partition, baseOffset: m.baseOffset ?? m.offset ?? '-1' }));
+  send(batches: readonly TopicRecords[]): Promise<Appended[]> {
+    return sendBatchOf((b) => this.producer.sendBatch(b), batches);
   }
 
   disconnect(): Promise<void> {
     return this.producer.disconnect();
+  }
+}
+
+class KafkajsTransactionalProducer implements TransactionalProducer {
+  constructor(private readonly producer: Producer) {}
+
+  async begin(): Promise<KafkaTransaction> {
+    // The first one inits the producer id: that fences an earlier producer of the same id.
+    const tx = await fenceAware(() => this.producer.transaction());
+    return new KafkajsTransaction(tx);
+  }
+
+  disconnect(): Promise<void> {
+    return this.producer.disconnect();
+  }
+}
+
+class KafkajsTransaction implements KafkaTransaction {
+  constructor(private readonly tx: Transaction) {}
+
+  send(batches: readonly TopicRecords[]): Promise<Appended[]> {
+    return sendBatchOf((b) => fenceAware(() => this.tx.sendBatch(b)), batches);
+  }
+
+  async sendOffsets(groupId: string, offsets: readonly TransactionOffsets[]): Promise<void> {
+    const topics = new Map<string, { partition: number; offset: string }[]>();
+    for (const o of offsets) {
+      const list = topics.get(o.topic) ?? [];
+      list.push({ partition: o.partition, offset: o.offset });
+      topics.set(o.topic, list);
+    }
+    await fenceAware(() => this.tx.sendOffsets({ consumerGroupId: groupId, topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })) }));
+  }
+
+  commit(): Promise<void> {
+    return fenceAware(() => this.tx.commit());
+  }
+
+  abort(): Promise<void> {
+    return fenceAware(() => this.tx.abort());
+  }
+}
+
+const FENCED = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED']);
+
+/** The broker's fencing errors as ProducerFencedError, so the caller knows not to init again. */
+async function fenceAware<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (hasCause(err, (e) => FENCED.has((e as Error & { type?: string }).type ?? ''))) throw new ProducerFencedError(`fenced by a newer producer of the same transactional id: ${(err as Error).message}`, { cause: err });
+    throw err;
   }
 }
 
@@ -256,7 +322,7 @@ class KafkajsGroupConsumer implements GroupConsumer {
 
   async run(handle: (fetched: FetchedRecords, control: FetchControl) => Promise<void>): Promise<void> {
     await this.consumer.subscribe({ topics: [...this.o.topics], fromBeginning: true });
-    const commits = this.o.commits !== 'none';
+    const commits = (this.o.commits ?? 'done') === 'done';
     // kafkajs resolves each fetch once the handler returns: the next fetch continues after it.
     await this.consumer.run({
       autoCommit: false,

@@ -48,6 +48,8 @@ export interface TaskHooks<R> {
   failed?(err: unknown, backoffMs: number): void;
   /** Records waiting in the inbox, chunks not yet acknowledged: told on every change (a gauge). */
   depth?(inbox: number, unacknowledged: number): void;
+  /** The task closed and its sends settled (`dropped`: revoked): what it holds for sending can go. */
+  closed?(dropped: boolean): Promise<void>;
 }
 
 export interface PartitionTaskOptions<R> {
@@ -184,6 +186,7 @@ export class PartitionTask<R> {
     for (const f of this.flushes.splice(0)) f.done();
     while (this.running) await this.running;
     await this.settled();
+    await this.hooks.closed?.(drop);
   }
 
   /** The task's sends, settled (a later task of the partition waits for them). */

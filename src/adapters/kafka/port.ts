@@ -28,6 +28,12 @@ export interface KafkaClient {
   readonly brokers: readonly string[];
   admin(): Promise<KafkaAdmin>;
   producer(options?: ProducerOptions): Promise<KafkaProducer>;
+  /**
+   * A transactional producer (idempotent, one request in flight) for PROCESSING_GUARANTEE=exactly_once.
+   * Its first transaction fences any earlier producer with the same id (their open transaction is
+   * aborted). Absent: the client cannot do transactions with offsets by consumer group id.
+   */
+  transactionalProducer?(transactionalId: string): Promise<TransactionalProducer>;
   /** A member of a consumer group; call run() to start fetching. */
   groupConsumer(options: GroupConsumerOptions): Promise<GroupConsumer>;
   /**
@@ -117,6 +123,34 @@ export interface KafkaProducer {
   disconnect(): Promise<void>;
 }
 
+/** Input offsets committed with a transaction: the next offset to read per topic-partition. */
+export interface TransactionOffsets {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+}
+
+/** One open Kafka transaction: what is sent in it is visible to read_committed readers only once committed. */
+export interface KafkaTransaction {
+  /** As KafkaProducer.send; acknowledged means written, not yet committed. */
+  send(batches: readonly TopicRecords[]): Promise<Appended[]>;
+  /** The consumer group's offsets, committed atomically with the transaction's records. */
+  sendOffsets(groupId: string, offsets: readonly TransactionOffsets[]): Promise<void>;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+export interface TransactionalProducer {
+  /** Begins the next transaction (one at a time). */
+  begin(): Promise<KafkaTransaction>;
+  disconnect(): Promise<void>;
+}
+
+/** A newer producer with the same transactional id exists: this one may never write again. */
+export class ProducerFencedError extends Error {
+  override readonly name = 'ProducerFencedError';
+}
+
 /**
  * The broker refused records as too large for the topic or the broker (MESSAGE_TOO_LARGE,
  * RECORD_LIST_TOO_LARGE). `unsent`: what the send had not yet had acknowledged, when the sender
@@ -144,9 +178,10 @@ export interface GroupConsumerOptions {
    * took them: a pipelined consumer marks them done later, see FetchControl.done); seek() moves it
    * back. After a rejected handler, a restart or a rebalance, fetching continues from the committed
    * offset. 'none': every record handed over counts as read and nothing is committed (an observer
-   * in a throwaway group); done() does nothing.
+   * in a throwaway group); done() does nothing. 'transactional': as 'done', except that the offsets
+   * are committed by transactional producers (KafkaTransaction.sendOffsets) and done() does nothing.
    */
-  readonly commits?: 'done' | 'none';
+  readonly commits?: 'done' | 'none' | 'transactional';
   /**
    * Partition p of every topic to the same member: co-partitioned topics keyed by user id then
    * bring all of a user's records to one instance. (kafkajs: our own assigner; a client without

@@ -16,6 +16,8 @@ export const KAFKA_SETTINGS = {
   sessionTimeoutMs: { env: 'SESSION_TIMEOUT_MS', kind: 'int', default: 30000, min: 6000, max: 300000, doc: 'Consumer group session timeout: how soon partitions of a crashed instance move to the others.' },
   produceMaxBytes: { env: 'PRODUCE_MAX_BYTES', kind: 'int', default: 0, min: 0, max: 1073741824, doc: 'Largest record batch and produce request sent, in bytes. 0: what the cluster accepts, read at start (each output topic\'s max.message.bytes, the brokers\' message.max.bytes); set it when the cluster\'s configs cannot be described.' },
   chunkMaxRecords: { env: 'CHUNK_MAX_RECORDS', kind: 'int', default: 500, min: 1, max: 100000, doc: 'Records processed, produced and committed together; smaller gives lower latency, larger more throughput.' },
+  processingGuarantee: { env: 'PROCESSING_GUARANTEE', kind: 'enum', default: 'at_least_once', values: ['at_least_once', 'exactly_once'], doc: 'at_least_once: a crash or outage can publish an output twice. exactly_once: outputs, changelog records and input offsets of each partition go in one Kafka transaction per COMMIT_INTERVAL_MS (transactional id `<GROUP_ID>-<partition>`); readers must set isolation.level=read_committed. kafkajs client only.' },
+  commitIntervalMs: { env: 'COMMIT_INTERVAL_MS', kind: 'int', default: 100, min: 1, max: 60000, doc: 'exactly_once: how long a partition\'s transaction stays open before it is committed (outputs become visible then: adds up to this much latency).' },
 } as const satisfies SettingTable;
 
 /**

@@ -1,0 +1,185 @@
+import type { ChangelogEntry } from '../../state/local-state-store.js';
+import type { Logger } from '../../util/log.js';
+import { changelogEntriesOf, checkpointsOf, type ChangelogWriter } from './changelog-tee.js';
+import { ProducerFencedError, type Appended, type KafkaProducer, type KafkaTransaction, type TopicRecords, type TransactionalProducer } from './port.js';
+
+export interface TaskTransactionsOptions {
+  readonly partition: number;
+  /** The consumer group whose offsets the transactions commit. */
+  readonly groupId: string;
+  readonly changelog: string;
+  /** Where committed changelog records go (LocalStateStore.write). */
+  readonly store: ChangelogWriter;
+  /** A transaction is committed this long after it began. */
+  readonly commitIntervalMs: number;
+  /** Makes the partition's producer (transactional id `<group>-<partition>`). */
+  readonly connect: () => Promise<TransactionalProducer>;
+  readonly log: Logger;
+}
+
+/** A transaction's outcome: committed and its changelog records written to the store, or not. */
+interface Outcome {
+  readonly settled: Promise<void>;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+interface Open {
+  readonly tx: KafkaTransaction;
+  /** Input topic -> the next offset to read: what the transaction commits for the group. */
+  readonly offsets: Map<string, bigint>;
+  /** Changelog records sent in it, per changelog partition, in order. */
+  readonly entries: Map<number, ChangelogEntry[]>;
+  /** Per changelog partition, past the first offset of its last batch (the store's checkpoint). */
+  readonly next: Map<number, bigint>;
+  readonly outcome: Outcome;
+  /** A delivery in it failed: it is aborted, never committed. */
+  failed: { readonly err: unknown } | null;
+  readonly timer: NodeJS.Timeout;
+}
+
+function outcome(): Outcome {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const settled = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+  settled.catch(() => undefined); // told through stored()
+  return { settled, resolve, reject };
+}
+
+/**
+ * The exactly-once output of one partition task (Kafka Streams' eos-v1 model): its own
+ * transactional producer, whose deliveries go into one open transaction; COMMIT_INTERVAL_MS after
+ * it began, the transaction waits for the delivery in flight, adds the input offsets of the chunks
+ * delivered in it (sendOffsets with the consumer group) and commits. Only then are its changelog
+ * records written to the local store, and only then does stored() resolve (the task marks offsets
+ * done after it). A failed delivery, commit or fencing aborts the transaction: stored() rejects,
+ * and the task drops later work, resets and rewinds to the last committed offsets. The store never
+ * gets an aborted record.
+ */
+export class TaskTransactions {
+  private producer: TransactionalProducer | null = null;
+  private fenced: ProducerFencedError | null = null;
+  private open: Open | null = null;
+  /** The delivery running in the open transaction. */
+  private inflight: Promise<unknown> = Promise.resolve();
+  /** The end (commit or abort) under way: the next transaction begins after it. */
+  private ending: Promise<void> | null = null;
+  /** The outcome of the transaction the latest delivery went into. */
+  private latest: Promise<void> = Promise.resolve();
+
+  /** The sink's producer: sends into the open transaction (only within deliver()). */
+  readonly sender: KafkaProducer = {
+    send: (batches) => this.send(batches),
+    disconnect: async () => undefined, // the task's close() disconnects
+  };
+
+  constructor(private readonly o: TaskTransactionsOptions) {}
+
+  /**
+   * Runs one delivery (a chunk's or a flush's sends through `sender`) in the open transaction,
+   * beginning one if none is; `ends`: the chunk's last offset per input topic, committed with it.
+   */
+  async deliver(unit: () => Promise<void>, ends: readonly { readonly topic: string; readonly last: string }[]): Promise<void> {
+    const open = await this.opened();
+    if (open.failed) throw open.failed.err; // the task drops what follows a failure anyway
+    this.latest = open.outcome.settled;
+    const run = unit();
+    this.inflight = run.catch(() => undefined);
+    try {
+      await run;
+    } catch (err) {
+      open.failed = { err };
+      void this.end(open);
+      throw err;
+    }
+    for (const e of ends) open.offsets.set(e.topic, BigInt(e.last) + 1n);
+  }
+
+  /** Resolves once the transaction of the latest delivery committed and its changelog records are in the store; rejects if it aborted. */
+  stored(): Promise<void> {
+    return this.latest;
+  }
+
+  /**
+   * The task closes: the open transaction ends (committed on a shutdown, aborted when the
+   * partition was revoked: its next owner replays from the last commit) and the producer goes.
+   */
+  async close(dropped: boolean): Promise<void> {
+    const open = this.open;
+    if (open) {
+      if (dropped) open.failed ??= { err: new Error('the partition was revoked') };
+      await this.end(open);
+    }
+    while (this.ending) await this.ending;
+    await this.producer?.disconnect().catch((err: unknown) => this.o.log.warn('disconnecting a transactional producer failed', { err, partition: this.o.partition }));
+    this.producer = null;
+  }
+
+  private async opened(): Promise<Open> {
+    while (this.ending) await this.ending;
+    if (this.open) return this.open;
+    // Once fenced, a newer owner of the partition exists: initing again would fence it in turn.
+    if (this.fenced) throw this.fenced;
+    this.producer ??= await this.o.connect();
+    let tx: KafkaTransaction;
+    try {
+      tx = await this.producer.begin();
+    } catch (err) {
+      await this.drop(err);
+      throw err;
+    }
+    const open: Open = { tx, offsets: new Map(), entries: new Map(), next: new Map(), outcome: outcome(), failed: null, timer: setTimeout(() => void this.end(open), this.o.commitIntervalMs) };
+    this.open = open;
+    return open;
+  }
+
+  private async send(batches: readonly TopicRecords[]): Promise<Appended[]> {
+    const open = this.open;
+    if (!open) throw new Error('a transactional send outside a delivery');
+    const appended = await open.tx.send(batches);
+    changelogEntriesOf(batches, this.o.changelog, undefined, open.entries);
+    checkpointsOf(appended, this.o.changelog, open.next);
+    return appended;
+  }
+
+  /** Commits (or, after a failure, aborts) `open` once the delivery in it settled. */
+  private end(open: Open): Promise<void> {
+    if (this.open !== open) return this.ending ?? Promise.resolve();
+    this.open = null;
+    clearTimeout(open.timer);
+    const ending = this.inflight.then(() => this.finish(open)).finally(() => {
+      if (this.ending === ending) this.ending = null;
+    });
+    this.ending = ending;
+    return ending;
+  }
+
+  private async finish(open: Open): Promise<void> {
+    const { tx, outcome } = open;
+    if (open.failed) {
+      await tx.abort().catch((err: unknown) => this.drop(err));
+      return outcome.reject(open.failed.err);
+    }
+    try {
+      const offsets = [...open.offsets].map(([topic, next]) => ({ topic, partition: this.o.partition, offset: String(next) }));
+      if (offsets.length > 0) await tx.sendOffsets(this.o.groupId, offsets);
+      await tx.commit();
+    } catch (err) {
+      await tx.abort().catch(() => undefined);
+      await this.drop(err);
+      return outcome.reject(err);
+    }
+    // Committed: the store may have the records now. Writes start in commit order; the next
+    // transaction need not wait for them to commit.
+    const writes = [...open.entries].map(([p, list]) => this.o.store.write(p, list, open.next.get(p)));
+    void Promise.all(writes).then(() => outcome.resolve(), outcome.reject);
+  }
+
+  /** After a failed transaction the producer may be unusable: the next one starts fresh (unless fenced). */
+  private async drop(err: unknown): Promise<void> {
+    if (err instanceof ProducerFencedError) this.fenced = err;
+    const producer = this.producer;
+    this.producer = null;
+    await producer?.disconnect().catch(() => undefined);
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * TaskTransactions (src/adapters/kafka/task-transactions.ts), PROCESSING_GUARANTEE=exactly_once,
+ * over a scripted transactional producer of our port: one transaction per commit interval holding
+ * every delivery of it; the input offsets of its chunks sent inside it before the commit; changelog
+ * records written to the store only once committed; a failed commit aborts (stored() rejects, the
+ * store untouched, the next transaction on a fresh producer); a fenced producer is never inited
+ * again. With a PartitionTask: an aborted transaction resets the partition and rewinds each topic
+ * to the last committed offset, and offsets are marked done only after their commit.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { transactionalProducerOf } from '../../src/adapters/kafka/kafka-adapter.js';
+import { PartitionTask } from '../../src/adapters/kafka/partition-task.js';
+import { ConfigError } from '../../src/domain/errors.js';
+import type { KafkaClient } from '../../src/adapters/kafka/port.js';
+import { ProducerFencedError, type FetchControl, type KafkaTransaction, type TopicRecords, type TransactionalProducer } from '../../src/adapters/kafka/port.js';
+import { TaskTransactions } from '../../src/adapters/kafka/task-transactions.js';
+import type { InputRecord } from '../../src/domain/events.js';
+import type { ChangelogEntry } from '../../src/state/local-state-store.js';
+
+const CHANGELOG = 'changelog';
+const INTERVAL = 100;
+
+/** A transactional producer that logs what it is asked; `failNext` makes the named call of the next transaction reject. */
+function scripted() {
+  const log: string[] = [];
+  const script: { failNext: { call: 'send' | 'commit'; err: Error } | null } = { failNext: null };
+  let producers = 0;
+  let nextOffset = 0;
+  const connect = async (): Promise<TransactionalProducer> => {
+    const id = ++producers;
+    log.push(`connect ${id}`);
+    return {
+      begin: async (): Promise<KafkaTransaction> => {
+        log.push('begin');
+        const fail = script.failNext;
+        script.failNext = null;
+        const maybeFail = (call: 'send' | 'commit'): void => {
+          if (fail?.call === call) throw fail.err;
+        };
+        return {
+          send: async (batches: readonly TopicRecords[]) => {
+            log.push(`send ${batches.map((b) => `${b.topic}:${b.records.map((r) => r.key?.toString()).join('+')}`).join(' ')}`);
+            maybeFail('send');
+            return batches.map((b) => ({ topic: b.topic, partition: 0, baseOffset: String((nextOffset += b.records.length) - b.records.length) }));
+          },
+          sendOffsets: async (groupId, offsets) => void log.push(`offsets ${groupId} ${offsets.map((o) => `${o.topic}/${o.partition}@${o.offset}`).join(' ')}`),
+          commit: async () => {
+            maybeFail('commit');
+            log.push('commit');
+          },
+          abort: async () => {
+            log.push('abort');
+            if (fail?.err instanceof ProducerFencedError) throw fail.err;
+          },
+        };
+      },
+      disconnect: async () => void log.push(`disconnect ${id}`),
+    };
+  };
+  const writes: { partition: number; entries: readonly ChangelogEntry[]; next: bigint | undefined }[] = [];
+  const store = {
+    write: async (partition: number, entries: readonly ChangelogEntry[], next?: bigint) => {
+      log.push(`store ${entries.map((e) => e.key).join('+')}`);
+      writes.push({ partition, entries, next });
+    },
+  };
+  const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined, child: () => silent } as never;
+  const tx = new TaskTransactions({ partition: 0, groupId: 'g', changelog: CHANGELOG, store, commitIntervalMs: INTERVAL, connect, log: silent });
+  return { tx, log, script, writes };
+}
+
+const stateOf = (key: string): TopicRecords => ({ topic: CHANGELOG, records: [{ key: Buffer.from(key), value: Buffer.from(`state of ${key}`), partition: 0 }] });
+const scoredOf = (key: string): TopicRecords => ({ topic: 'scored', records: [{ key: Buffer.from(key), value: Buffer.from('x') }] });
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('TaskTransactions', () => {
+  it('puts every delivery of a commit interval in one transaction and commits the chunks\' input offsets inside it', async () => {
+    const { tx, log } = scripted();
+    await tx.deliver(async () => void (await tx.sender.send([scoredOf('a')])), [{ topic: 'clicks', last: '4' }]);
+    await tx.deliver(async () => void (await tx.sender.send([scoredOf('b')])), [{ topic: 'clicks', last: '7' }, { topic: 'views', last: '2' }]);
+    expect(log).toEqual(['connect 1', 'begin', 'send scored:a', 'send scored:b']);
+    await vi.advanceTimersByTimeAsync(INTERVAL);
+    // The offsets after the last record of each topic, sent before the commit, in the transaction.
+    expect(log.slice(4)).toEqual(['offsets g clicks/0@8 views/0@3', 'commit']);
+    await expect(tx.stored()).resolves.toBeUndefined();
+    // The next delivery opens the next transaction on the same producer.
+    await tx.deliver(async () => void (await tx.sender.send([scoredOf('c')])), [{ topic: 'clicks', last: '8' }]);
+    expect(log.slice(6)).toEqual(['begin', 'send scored:c']);
+  });
+
+  it('writes changelog records to the store only once their transaction committed', async () => {
+    const { tx, log, writes } = scripted();
+    await tx.deliver(async () => void (await tx.sender.send([stateOf('u1'), scoredOf('u1')])), [{ topic: 'clicks', last: '0' }]);
+    let stored = false;
+    void tx.stored().then(() => (stored = true));
+    await vi.advanceTimersByTimeAsync(INTERVAL - 1);
+    expect(writes).toEqual([]);
+    expect(stored).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(log.slice(-2)).toEqual(['commit', 'store u1']);
+    expect(writes[0]).toMatchObject({ partition: 0, next: 1n });
+    expect(stored).toBe(true);
+  });
+
+  it('aborts a transaction whose commit fails: stored() rejects, the store gets nothing, the next one starts on a fresh producer', async () => {
+    const { tx, log, script, writes } = scripted();
+    script.failNext = { call: 'commit', err: new Error('coordinator gone') };
+    await tx.deliver(async () => void (await tx.sender.send([stateOf('u1')])), [{ topic: 'clicks', last: '0' }]);
+    const stored = tx.stored();
+    await vi.advanceTimersByTimeAsync(INTERVAL);
+    await expect(stored).rejects.toThrow('coordinator gone');
+    expect(writes).toEqual([]);
+    expect(log).toEqual(['connect 1', 'begin', 'send changelog:u1', 'offsets g clicks/0@1', 'abort', 'disconnect 1']);
+    await tx.deliver(async () => void (await tx.sender.send([stateOf('u1')])), [{ topic: 'clicks', last: '0' }]);
+    expect(log.slice(6)).toEqual(['connect 2', 'begin', 'send changelog:u1']);
+  });
+
+  it('aborts at once when a delivery fails, and never inits again once fenced', async () => {
+    const { tx, log, script } = scripted();
+    script.failNext = { call: 'send', err: new ProducerFencedError('fenced') };
+    await expect(tx.deliver(async () => void (await tx.sender.send([stateOf('u1')])), [{ topic: 'clicks', last: '0' }])).rejects.toThrow('fenced');
+    await expect(tx.stored()).rejects.toThrow('fenced');
+    await expect(tx.deliver(async () => undefined, [])).rejects.toBeInstanceOf(ProducerFencedError);
+    expect(log).toEqual(['connect 1', 'begin', 'send changelog:u1', 'abort', 'disconnect 1']);
+  });
+
+  it('with a partition task: an aborted transaction resets the partition and rewinds to the last committed offset', async () => {
+    const { tx, log, script } = scripted();
+    const rec = (offset: number): InputRecord => ({ topic: 'clicks', partition: 0, offset: String(offset), key: Buffer.from(`u${offset}`), value: null, timestamp: offset });
+    const control: FetchControl = { isActive: () => true, heartbeat: async () => undefined, done: async (offset) => void log.push(`done ${offset}`) };
+    const task = new PartitionTask<readonly InputRecord[]>({
+      partition: 0,
+      chunkMaxRecords: 2,
+      sleep: async () => undefined,
+      hooks: {
+        process: async (records) => records,
+        deliver: (_records, result, ends) => tx.deliver(async () => void (await tx.sender.send([{ topic: CHANGELOG, records: result.map((r) => ({ key: r.key, value: Buffer.from('s'), partition: 0 })) }])), ends),
+        stored: () => tx.stored(),
+        restoring: () => null,
+        reset: () => void log.push('reset'),
+        rewind: (topic, offset) => void log.push(`rewind ${topic} ${offset}`),
+        closed: (dropped) => tx.close(dropped),
+      },
+    });
+    void task.offer({ topic: 'clicks', partition: 0, records: [rec(0), rec(1)], highWatermark: 2n }, control);
+    await vi.advanceTimersByTimeAsync(INTERVAL);
+    // Marked done only after the commit that holds its offsets.
+    expect(log.slice(-4)).toEqual(['offsets g clicks/0@2', 'commit', 'store u0+u1', 'done 1']);
+    script.failNext = { call: 'commit', err: new Error('commit failed') };
+    void task.offer({ topic: 'clicks', partition: 0, records: [rec(2), rec(3)], highWatermark: 4n }, control);
+    await vi.advanceTimersByTimeAsync(INTERVAL);
+    expect(log.slice(-4)).toEqual(['abort', 'disconnect 1', 'reset', 'rewind clicks 2']);
+    expect(log).not.toContain('store u2+u3');
+    expect(log).not.toContain('done 3');
+    await task.close();
+  });
+});
+
+describe('exactly_once and the client', () => {
+  const client = (transactional: boolean): KafkaClient => ({ brokers: [], admin: async () => never(), producer: async () => never(), groupConsumer: async () => never(), readFromBeginning: async () => never(), ...(transactional ? { transactionalProducer: async () => never() } : {}) });
+  const never = (): never => {
+    throw new Error('not called');
+  };
+
+  it('is refused at start with a ConfigError naming PROCESSING_GUARANTEE unless the client is kafkajs with transactions', () => {
+    expect(() => transactionalProducerOf({ kafkaClient: 'confluent' }, client(true))).toThrow(ConfigError);
+    expect(() => transactionalProducerOf({ kafkaClient: 'confluent' }, client(true))).toThrow(/PROCESSING_GUARANTEE/);
+    expect(() => transactionalProducerOf({ kafkaClient: 'kafkajs' }, client(false))).toThrow(ConfigError);
+    expect(typeof transactionalProducerOf({ kafkaClient: 'kafkajs' }, client(true))).toBe('function');
+  });
+});
