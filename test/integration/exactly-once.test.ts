@@ -2,9 +2,9 @@
  * PROCESSING_GUARANTEE=exactly_once on a real broker (kafkajs client: the only one wired for
  * transactions): the processor, its own OS process, is SIGKILLed under load and restarted; a
  * read_committed observer (kafkajs reads committed unless told otherwise) audits every input: in
- * exactly one scored output or dead letter, 0 lost, 0 duplicated. The same scenario in
- * at_least_once prints its duplicate count (not asserted: whether the kill lands between a send
- * and its commit is chance).
+ * exactly one scored output or dead letter, 0 lost, 0 duplicated. The at_least_once run of the
+ * same scenario is restart.test.ts's SIGKILL test (on both clients), which prints its duplicate
+ * count; it was here too, and gave 133 duplicated events of 1,500 (20 s of CI time).
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { auditLineage, reasonsLine } from '../support/audit.js';
@@ -59,10 +59,5 @@ describe('exactly-once outputs on a real broker (kafkajs)', () => {
     const r = await killAndRestart('exactly_once');
     expect(r.lost).toEqual([]);
     expect(r.duplicates).toBe(0);
-  });
-
-  it('at_least_once: the same scenario loses nothing and prints its duplicates', async () => {
-    const r = await killAndRestart('at_least_once');
-    expect(r.lost).toEqual([]);
   });
 });
