@@ -69,10 +69,15 @@ export class FeedbackStage {
     this.adCopies.delete(adId);
   }
 
-  /** Captures what one ranking served, for the feedback that will name it. */
+  /** Whether what the partition serves is captured now (see CaptureMode). */
+  captures(partition: number): boolean {
+    return this.captureAlways || this.attributors.get(partition)?.hasFeedback === true;
+  }
+
+  /** Captures what one ranking served, for the feedback that will name it (when `captures(partition)`). */
   captureServed(r: ServedRanking): void {
-    const a = this.captureAlways ? this.attributor(r.partition) : this.attributors.get(r.partition);
-    if (!a || !(this.captureAlways || a.hasFeedback)) return;
+    if (!this.captures(r.partition)) return;
+    const a = this.attributor(r.partition);
     const { dim } = this.o;
     const candidates = r.output.candidates;
     // One copy per matching interest row, shared by the ads it matched (never changed after).

@@ -233,7 +233,9 @@ export class Processor {
     if (emissions.length === 0) return [];
     let candidates: Candidate[][];
     let version: string;
-    const fb = this.o.feedback;
+    // Only where the feedback stage captures (a partition with feedback, or ATTRIBUTION_CAPTURE=always).
+    const stage = this.o.feedback;
+    const fb = stage && emissions.some((e) => stage.captures(e.partition)) ? stage : undefined;
     // Per user, per candidate place: the matching query row and its CTR (what the feedback stage captures).
     const rows: number[][] = fb ? emissions.map(() => []) : [];
     const ctrs: number[][] = fb ? emissions.map(() => []) : [];

@@ -73,7 +73,8 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
     } }),
     fail,
   });
-  const delivery = new Delivery({ sink, partitionState, metrics, usersInMemory: () => core.users.size, ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}) });
+  const deliveryOn = (through: KafkaSink): Delivery => new Delivery({ sink: through, partitionState, metrics, usersInMemory: () => core.users.size, ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}) });
+  const delivery = deliveryOn(sink);
   // exactly_once: each task gets its own transactional producer, sink and delivery (the shared
   // sink above then carries only the catalog's dead letters, which every start re-derives).
   let transactional: ((partition: number) => TransactionalOutput) | undefined;
@@ -91,7 +92,7 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
   let catalog: PartitionRead | undefined;
   let consumer: GroupConsumer;
   try {
-    if (settings.processingGuarantee === 'exactly_once') transactional = transactionalOutputs(kafka, deps, partitionState, sinkOn, log);
+    if (settings.processingGuarantee === 'exactly_once') transactional = transactionalOutputs(kafka, deps, (producer) => deliveryOn(sinkOn(producer)), log);
     // Refuse to start if the settings can make a record its topic cannot take (a crash loop later).
     checkLargestRecords(kafka.limits, largestRecords({ stateCodec: core.stateCodec, encoder: core.encoder, modelVersion: core.processor.modelVersion, topics, settings }));
     // The catalog first: scoring before it is loaded would rank against a partial catalog.
@@ -128,9 +129,9 @@ export function transactionalProducerOf(settings: Pick<KafkaWiring['settings'], 
 }
 
 /** The factory of the tasks' exactly-once outputs (see TaskTransactions); a ConfigError if the client cannot. */
-function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, partitionState: PartitionState, sinkOn: (producer: KafkaProducer) => KafkaSink, log: Logger): (partition: number) => TransactionalOutput {
+function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, deliveryOn: (producer: KafkaProducer) => Delivery, log: Logger): (partition: number) => TransactionalOutput {
   const { settings, client } = kafka;
-  const { core, metrics } = deps;
+  const { core } = deps;
   const connect = transactionalProducerOf(settings, client);
   return (partition) => {
     const transactions = new TaskTransactions({
@@ -143,9 +144,7 @@ function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, partit
       connect: () => connect(`${settings.groupId}-${partition}`),
       log,
     });
-    const sink = sinkOn(new BoundedProducer(transactions.sender, kafka.limits));
-    const delivery = new Delivery({ sink, partitionState, metrics, usersInMemory: () => core.users.size, ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}) });
-    return { delivery, transactions };
+    return { delivery: deliveryOn(new BoundedProducer(transactions.sender, kafka.limits)), transactions };
   };
 }
 
