@@ -15,10 +15,12 @@ const HELP = `adstream: real-time multimodal ad-targeting stream processor
 
 Usage:
   adstream run [--config FILE]        consume the event topics and emit scored ad candidates
-  adstream demo [--seconds N] [--rate R] [--users U] [--models default|packs] [--registry]
+  adstream demo [--seconds N] [--warmup W] [--rate R] [--users U] [--models default|packs] [--registry]
                                       start a local broker (unless KAFKA_BROKERS is set), load a
-                                      synthetic catalog, drive synthetic traffic through the
-                                      processor, print a summary and a JSON line; --models packs
+                                      synthetic catalog, run the processor (a process of its own),
+                                      drive synthetic traffic through it (W s of warm-up, default 10,
+                                      reported apart; then N s, default 30), print a summary and a
+                                      JSON line; --models packs
                                       runs the fetched model packs (MODEL_PACKS=efficientnet-lite0,
                                       use-multilingual) instead of the default encoders; --registry: with
                                       a schema registry (a local one unless SCHEMA_REGISTRY_URL is set)
@@ -55,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
       help: { type: 'boolean', short: 'h' },
       config: { type: 'string', short: 'c' },
       seconds: { type: 'string' },
+      warmup: { type: 'string' },
       rate: { type: 'string' },
       users: { type: 'string' },
       models: { type: 'string' },
@@ -118,7 +121,7 @@ async function run(configFile: string | undefined): Promise<number> {
   });
 }
 
-async function demo(values: { seconds?: string | undefined; rate?: string | undefined; users?: string | undefined; models?: string | undefined; registry?: boolean | undefined }): Promise<number> {
+async function demo(values: { seconds?: string | undefined; warmup?: string | undefined; rate?: string | undefined; users?: string | undefined; models?: string | undefined; registry?: boolean | undefined }): Promise<number> {
   const { runDemo } = await import('./demo.js');
   const num = (name: string, v: string | undefined, def: number, min: number, max: number): number => {
     if (v === undefined) return def;
@@ -131,6 +134,7 @@ async function demo(values: { seconds?: string | undefined; rate?: string | unde
   const result = await runDemo({
     models: values.models === 'packs' ? 'packs' : 'default',
     seconds: num('seconds', values.seconds, 30, 1, 86400),
+    warmupSeconds: num('warmup', values.warmup, 10, 0, 3600),
     rate: num('rate', values.rate, 1000, 1, 1_000_000),
     users: num('users', values.users, 500, 1, 10_000_000),
     corruptShare: 0.005,

@@ -2,9 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { loadConfig } from './config/load-config.js';
-import { startKafkaProcessor } from './processor.js';
-import { startHttpServer } from '../adapters/http/server.js';
 import { kafkaClientFactory } from '../adapters/kafka/client.js';
 import type { KafkaProducer, OutboundRecord } from '../adapters/kafka/port.js';
 import { boundedProducerOf } from '../adapters/kafka/produce-limits.js';
@@ -13,12 +12,19 @@ import type { Logger } from '../util/log.js';
 import { codecFor } from '../adapters/registry/registry-codec.js';
 import { startLocalBroker, type LocalBroker } from '../devtools/local-broker.js';
 import { startLocalRegistry, type LocalRegistry } from '../devtools/local-registry.js';
+import { spawnNode, type Spawned } from '../devtools/node-process.js';
 import { OutputObserver } from '../devtools/output-observer.js';
 import { syntheticAds, syntheticUsers } from '../devtools/synthetic.js';
 import { encodeAd, TrafficFactory } from '../devtools/traffic.js';
 
 export interface DemoOptions {
   readonly seconds: number;
+  /**
+   * Seconds of traffic before the measured ones, at the same rate: every event is still accounted
+   * for, but its latency is reported apart (a cold processor takes 70-200 ms a chunk for its first
+   * two seconds, 5-40 ms after; a fresh broker's JVM warms up too).
+   */
+  readonly warmupSeconds: number;
   /** Offered load, events per second, on a fixed schedule (open loop). */
   readonly rate: number;
   readonly users: number;
@@ -44,15 +50,22 @@ export interface DemoResult {
   e2e_p50_ms: number;
   e2e_p99_ms: number;
   e2e_max_ms: number;
+  /** The warm-up's events, sent before the measured ones. */
+  warmup_p50_ms: number;
+  warmup_p99_ms: number;
   events_per_s: number;
   broker_start_ms: number | null;
   /** The local schema registry's start (launch to first answer), when the demo started one. */
   registry_start_ms: number | null;
   seconds: number;
+  warmup_seconds: number;
   offered_rate: number;
 }
 
 const TICK_MS = 10;
+const READY_TIMEOUT_MS = 120_000;
+// The built CLI beside this file (the demo runs from dist/).
+const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
 
 /**
  * The main job in one command: a broker (local unless KAFKA_BROKERS is set), the topics, a synthetic
@@ -91,8 +104,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   if (codec.registered) o.say(`schemas registered at ${config.schemaRegistryUrl} (subjects by ${config.schemaRegistrySubjectStrategy} name)`);
   const kafka = kafkaClientFactory(config.kafkaClient)({ brokers: config.kafkaBrokers!, clientId: 'adstream-demo', logger: o.logger });
   let producer: KafkaProducer | undefined;
-  let processor: Awaited<ReturnType<typeof startKafkaProcessor>> | undefined;
-  let http: Awaited<ReturnType<typeof startHttpServer>> | undefined;
+  let processor: Spawned | undefined;
   const observer = new OutputObserver(kafka, codec, { scored: config.topicScored, deadLetters: config.topicDeadLetters });
   try {
     const admin = await kafka.admin();
@@ -109,19 +121,29 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     await producer.send([{ topic: config.topicAds, records: ads.map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, now) })) }]);
     o.say(`ad catalog: ${ads.length} ads in ${new Set(ads.map((a) => a.categoryId)).size} categories produced to ${config.topicAds}`);
 
-    processor = await startKafkaProcessor(config, o.logger);
-    http = await startHttpServer({ host: config.httpHost, port: 0, registry: processor.metrics.registry, isReady: processor.isReady, readyDetail: processor.readyDetail, views: processor.views, token: config.httpToken });
-    o.say(`processor running; metrics at http://${config.httpHost}:${http.port}/metrics`);
+    // The processor as operators run it, a process of its own: the demo's traffic and observer
+    // then take none of its event loop.
+    processor = await spawnNode([CLI, 'run'], definedOnly(env), { outputChars: 20_000, readyTimeoutMs: READY_TIMEOUT_MS });
     await observer.start();
+    // Traffic starts once the processor holds its partitions (group formed, state restored, index
+    // built): what the demo reports is then the pipeline's latency, not the group's forming.
+    await processor.waitReady();
+    const metricsUrl = `http://127.0.0.1:${processor.port}/metrics`;
+    o.say(`processor running (pid ${processor.proc.pid}); metrics at ${metricsUrl}`);
+    const exitedEarly = processor.exited.then((code) => {
+      throw new Error(`the processor exited with ${code} during the demo:\n${processor?.output()}`);
+    });
+    exitedEarly.catch(() => undefined);
 
     const users = syntheticUsers(o.users);
     const traffic = await TrafficFactory.create(codec, users);
     const topicOf = { click: config.topicClicks, image: config.topicImageViews, review: config.topicReviews } as const;
-    o.say(`driving ${o.rate} events/s for ${o.seconds} s from ${users.length} users...`);
+    o.say(`driving ${o.rate} events/s for ${o.warmupSeconds} s of warm-up, then ${o.seconds} s measured, from ${users.length} users...`);
 
     // Open loop: each tick sends what the schedule says is due, whether or not earlier sends finished.
     const start = Date.now();
-    const total = Math.round(o.rate * o.seconds);
+    observer.measureFrom(start + o.warmupSeconds * 1000);
+    const total = Math.round(o.rate * (o.warmupSeconds + o.seconds));
     let sent = 0;
     const inFlight = new Set<Promise<unknown>>();
     let sendError: unknown;
@@ -146,12 +168,12 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         p.then(() => inFlight.delete(p), (err: unknown) => (sendError = err));
       }
       if (sendError) throw sendError;
-      await sleep(TICK_MS);
+      await Promise.race([sleep(TICK_MS), exitedEarly]);
     }
     await Promise.all(inFlight);
     const sendSeconds = (Date.now() - start) / 1000;
     o.say(`sent ${sent} records in ${sendSeconds.toFixed(1)} s; waiting for the processor to drain...`);
-    await observer.waitForAll(30_000);
+    await Promise.race([observer.waitForAll(30_000), exitedEarly]);
     const drainedSeconds = (Date.now() - start) / 1000;
 
     const stats = observer.stats();
@@ -163,10 +185,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       e2e_p50_ms: round(stats.percentile(0.5)),
       e2e_p99_ms: round(stats.percentile(0.99)),
       e2e_max_ms: round(stats.percentile(1)),
+      warmup_p50_ms: round(stats.warmUpPercentile(0.5)),
+      warmup_p99_ms: round(stats.warmUpPercentile(0.99)),
       events_per_s: round(stats.accountedEvents / drainedSeconds),
       broker_start_ms: brokerStartMs,
       registry_start_ms: registry?.startMs ?? null,
       seconds: o.seconds,
+      warmup_seconds: o.warmupSeconds,
       offered_rate: o.rate,
     };
     o.say('');
@@ -174,16 +199,16 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     o.say(`scored outputs    ${result.scored_out} (one per user per processed chunk, covering ${stats.accountedEvents} events)`);
     o.say(`dead letters      ${result.dead_letters} (${Object.entries(stats.reasons).map(([r, n]) => `${r}: ${n}`).join(', ') || 'none'})`);
     o.say(`unaccounted       ${result.unaccounted}`);
-    o.say(`end-to-end        p50 ${result.e2e_p50_ms} ms, p99 ${result.e2e_p99_ms} ms, max ${result.e2e_max_ms} ms (event sent -> scored output received)`);
+    o.say(`end-to-end        p50 ${result.e2e_p50_ms} ms, p99 ${result.e2e_p99_ms} ms, max ${result.e2e_max_ms} ms (event sent -> scored output received, the ${o.seconds} s measured)`);
+    if (o.warmupSeconds > 0) o.say(`warm-up           p50 ${result.warmup_p50_ms} ms, p99 ${result.warmup_p99_ms} ms (the first ${o.warmupSeconds} s after a cold start, reported apart)`);
     o.say(`throughput        ${result.events_per_s} events/s accounted for`);
-    o.say(`stage means       ${await stageMeans(processor)}`);
+    o.say(`stage means       ${await stageMeans(metricsUrl, config.httpToken ?? undefined)}`);
     const sample = stats.sample;
     if (sample) o.say(`sample output     ${sample.userId}: ${sample.candidates.slice(0, 5).map((c) => `${c.adId} (${c.score.toFixed(3)})`).join(', ')}`);
     if (sample) o.say(`model version     ${sample.modelVersion}`);
     return result;
   } finally {
     await observer.stop().catch(() => undefined);
-    await http?.close();
     await processor?.stop();
     await producer?.disconnect().catch(() => undefined);
     await broker?.stop();
@@ -192,18 +217,21 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   }
 }
 
-/** Mean time per chunk in each stage, read back from the processor's own histograms. */
-async function stageMeans(p: { metrics: { stageDuration: { get(): Promise<{ values: { labels: Record<string, string | number>; value: number; metricName?: string }[] }> } } }): Promise<string> {
-  const { values } = await p.metrics.stageDuration.get();
+/** Mean time per chunk in each stage, read back from the processor's own histograms on /metrics. */
+async function stageMeans(metricsUrl: string, token: string | undefined): Promise<string> {
+  const res = await fetch(metricsUrl, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+  if (!res.ok) return `(metrics answered ${res.status})`;
   const sums = new Map<string, { sum: number; count: number }>();
-  for (const v of values) {
-    const stage = String(v.labels.stage);
-    const acc = sums.get(stage) ?? { sum: 0, count: 0 };
-    if (v.metricName?.endsWith('_sum')) acc.sum = v.value;
-    if (v.metricName?.endsWith('_count')) acc.count = v.value;
-    sums.set(stage, acc);
+  for (const m of (await res.text()).matchAll(/^adstream_stage_duration_seconds_(sum|count)\{stage="([^"]+)"\} (\S+)$/gm)) {
+    const acc = sums.get(m[2]!) ?? { sum: 0, count: 0 };
+    acc[m[1] as 'sum' | 'count'] = Number(m[3]);
+    sums.set(m[2]!, acc);
   }
   return [...sums].map(([stage, { sum, count }]) => `${stage} ${count ? ((sum / count) * 1000).toFixed(2) : '-'} ms`).join(', ');
+}
+
+function definedOnly(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
 function push(map: Map<string, OutboundRecord[]>, topic: string, m: OutboundRecord): void {
@@ -219,3 +247,4 @@ function round(x: number): number {
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+

@@ -28,6 +28,9 @@ export class OutputObserver {
   private accountedEvents = 0;
   private latencies = new Float64Array(1 << 14);
   private nLatencies = 0;
+  /** Events sent before this time are the warm-up: accounted for, their latencies kept apart. */
+  private measuredFrom = Number.NEGATIVE_INFINITY;
+  private readonly warmUp: number[] = [];
   scoredRecords = 0;
   duplicateEvents = 0;
   readonly reasons: Record<string, number> = {};
@@ -44,13 +47,29 @@ export class OutputObserver {
     this.sentAt.set(eventId, sentAt);
   }
 
+  /** Latencies of events sent from `sentAt` on are the measured ones; those before, the warm-up's. */
+  measureFrom(sentAt: number): void {
+    this.measuredFrom = sentAt;
+  }
+
   expectCorrupt(): void {
     this.expectedCorrupt++;
   }
 
+  /**
+   * Resolves once the observer's group has given it its partitions, so that what it measures from
+   * then on is the output's latency, not the time its own group took to form.
+   */
   async start(): Promise<void> {
+    let assigned!: () => void;
+    const isAssigned = new Promise<void>((resolve) => (assigned = resolve));
     // A group of its own that commits nothing: it reads everything, as a fresh ad server would.
-    this.consumer = await this.kafka.groupConsumer({ groupId: `adstream-observer-${randomUUID()}`, topics: [this.topics.scored, this.topics.deadLetters], commits: 'none' });
+    this.consumer = await this.kafka.groupConsumer({
+      groupId: `adstream-observer-${randomUUID()}`,
+      topics: [this.topics.scored, this.topics.deadLetters],
+      commits: 'none',
+      events: { assigned: (a) => Object.values(a).some((ps) => ps.length > 0) && assigned() },
+    });
     await this.consumer.run(async (fetched) => {
       const now = Date.now();
       for (const m of fetched.records) {
@@ -59,6 +78,7 @@ export class OutputObserver {
       }
       if (this.done()) for (const w of this.waiters.splice(0)) w();
     });
+    await isAssigned;
   }
 
   private onScored(o: ScoredOutput, now: number): void {
@@ -73,7 +93,8 @@ export class OutputObserver {
       const t = this.sentAt.get(id);
       if (t !== undefined) {
         this.accountedEvents++;
-        this.addLatency(now - t);
+        if (t >= this.measuredFrom) this.addLatency(now - t);
+        else this.warmUp.push(now - t);
       }
     }
   }
@@ -110,8 +131,9 @@ export class OutputObserver {
     });
   }
 
-  stats(): { scoredRecords: number; deadLetters: number; accountedEvents: number; unaccounted: number; duplicateEvents: number; reasons: Record<string, number>; sample: ScoredOutput | undefined; percentile(q: number): number } {
+  stats(): { scoredRecords: number; deadLetters: number; accountedEvents: number; unaccounted: number; duplicateEvents: number; reasons: Record<string, number>; sample: ScoredOutput | undefined; percentile(q: number): number; warmUpPercentile(q: number): number } {
     const sorted = this.latencies.slice(0, this.nLatencies).sort();
+    const warm = Float64Array.from(this.warmUp).sort();
     const accountedEvents = this.accountedEvents;
     return {
       scoredRecords: this.scoredRecords,
@@ -121,12 +143,16 @@ export class OutputObserver {
       duplicateEvents: this.duplicateEvents,
       reasons: { ...this.reasons },
       sample: this.sample,
-      // Nearest-rank percentile.
-      percentile: (q) => (sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!),
+      percentile: (q) => nearestRank(sorted, q),
+      warmUpPercentile: (q) => nearestRank(warm, q),
     };
   }
 
   async stop(): Promise<void> {
     await this.consumer?.disconnect();
   }
+}
+
+function nearestRank(sorted: Float64Array, q: number): number {
+  return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
