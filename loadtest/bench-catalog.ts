@@ -1,5 +1,5 @@
 /**
- * npm run bench:catalog -- --ads N [--queries Q] [--ef E] [--load-ads M]
+ * npm run bench:catalog -- --ads N [--queries Q] [--ef E] [--quantization f32|f16|bf16] [--load-ads M]
  *
  * Retrieval over N synthetic ads (clustered unit vectors of F = FUSED_DIM dims, like ad embeddings
  * around their categories): the HNSW index's build time and memory, its queries/s and recall@10
@@ -16,6 +16,7 @@ import { clusteredUnitVectors } from '../src/devtools/clustered-vectors.js';
 import { VectorIndex, type SearchOut } from '../src/inference/vector-index.js';
 import { buildScorer } from '../src/models/graphs/scorer.js';
 import { loadConfig } from '../src/app/config/load-config.js';
+import { ANN_QUANTIZATIONS, type AnnQuantization } from '../src/catalog/settings.js';
 import { measureCatalogLoad } from './catalog-load.js';
 
 const { values: args } = parseArgs({
@@ -25,6 +26,7 @@ const { values: args } = parseArgs({
     'exact-queries': { type: 'string' },
     ef: { type: 'string' },
     connectivity: { type: 'string' },
+    quantization: { type: 'string' },
     'build-threads': { type: 'string', default: '0' },
     'load-ads': { type: 'string', default: '0' },
   },
@@ -37,6 +39,8 @@ const K = 10;
 const BATCH = 64;
 const ef = Number(args.ef ?? config.annExpansionSearch);
 const connectivity = Number(args.connectivity ?? config.annConnectivity);
+const quantization = (args.quantization ?? config.annQuantization) as AnnQuantization;
+if (!ANN_QUANTIZATIONS.includes(quantization)) throw new Error(`--quantization must be one of ${ANN_QUANTIZATIONS.join(', ')}`);
 // The exact scan is linear in N: fewer queries at a million keep the run short (q/s stays comparable).
 const QE = Math.min(Q, Number(args['exact-queries'] ?? Math.max(128, Math.round((2000 * 10_000) / N))));
 
@@ -50,7 +54,7 @@ function rssMiB(): number {
 
 // ---- index build ----
 const rssBefore = rssMiB();
-const index = new VectorIndex({ dim: F, connectivity, expansionAdd: config.annExpansionAdd, expansionSearch: ef }, N);
+const index = new VectorIndex({ dim: F, connectivity, expansionAdd: config.annExpansionAdd, expansionSearch: ef, quantization }, N);
 let t = performance.now();
 const CHUNK = 65_536;
 for (let at = 0; at < N; at += CHUNK) {
@@ -94,7 +98,7 @@ const load = Number(args['load-ads']) > 0 ? await measureCatalogLoad(config, Num
 const result = {
   ads: N,
   dim: F,
-  index: { connectivity, expansionAdd: config.annExpansionAdd, expansionSearch: ef, buildS: round(buildS), buildAdsPerS: Math.round(N / buildS), memoryMiB: Math.round(indexMiB), bytesPerAd: Math.round((indexMiB * 2 ** 20) / N) },
+  index: { quantization, connectivity, expansionAdd: config.annExpansionAdd, expansionSearch: ef, buildS: round(buildS), buildAdsPerS: Math.round(N / buildS), memoryMiB: Math.round(indexMiB), bytesPerAd: Math.round((indexMiB * 2 ** 20) / N) },
   annQps: Math.round(annQps),
   exactQps: Math.round(exactQps),
   speedup: round(annQps / exactQps),

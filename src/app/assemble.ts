@@ -70,9 +70,9 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Assembl
   const models = await prepareModels(config);
   // Each interest asks for topK + slack ads (each with its CTR, same request): the slack replaces ads deactivated since the last upload and feeds the CTR re-rank.
   const slack = config.topK;
-  const { annConnectivity: connectivity, annExpansionAdd: expansionAdd, annExpansionSearch: expansionSearch } = config;
+  const { annConnectivity: connectivity, annExpansionAdd: expansionAdd, annExpansionSearch: expansionSearch, annQuantization: quantization } = config;
   const batcher = { maxBatchSize: config.maxBatchSize, maxQueueDelayMs: config.maxQueueDelayMs, maxQueueItems: config.maxQueueItems };
-  const index = config.retrieval === 'exact' ? undefined : indexModel({ params: { dim: models.fusion.dim, connectivity, expansionAdd, expansionSearch }, k: config.topK + slack, ctr: models.ctr, batcher });
+  const index = config.retrieval === 'exact' ? undefined : indexModel({ params: { dim: models.fusion.dim, connectivity, expansionAdd, expansionSearch, quantization }, k: config.topK + slack, ctr: models.ctr, batcher });
   const engine = await InferenceEngine.start({
     models: [...models.specs, ...(index ? [index.spec] : [])],
     workers: config.inferenceWorkers || availableParallelism(),

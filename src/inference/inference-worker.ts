@@ -222,8 +222,8 @@ async function load(spec: ModelSpec, init: WorkerInit): Promise<{ model: LoadedM
   const failures: ProviderFailure[] = [];
   if (spec.index) {
     // Empty until its first update; nothing to warm: the search allocates per call.
-    const { dim, connectivity, expansionAdd, expansionSearch } = spec.index;
-    const index = new VectorIndex({ dim, connectivity, expansionAdd, expansionSearch });
+    const { dim, connectivity, expansionAdd, expansionSearch, quantization } = spec.index;
+    const index = new VectorIndex({ dim, connectivity, expansionAdd, expansionSearch, quantization });
     return { model: { spec, session: null, index, graphOutputs: graphOutputs(spec), residents: new Map(), warmed: true }, ready: { provider: 'usearch', failures } };
   }
   for (const provider of init.executionProviders) {
@@ -349,9 +349,9 @@ function indexUpdate(msg: Extract<ToWorker, { type: 'indexUpdate' }>): void {
 
 function indexLoad(msg: Extract<ToWorker, { type: 'indexLoad' }>): void {
   const m = indexModelOf(msg.model);
-  const { dim, connectivity, expansionAdd, expansionSearch } = m.spec.index!;
+  const { dim, connectivity, expansionAdd, expansionSearch, quantization } = m.spec.index!;
   // Searches run between messages, so the swap is atomic for them; the old replica is dropped.
-  models.set(msg.model, { ...m, index: VectorIndex.load(msg.dir, { dim, connectivity, expansionAdd, expansionSearch }, new Int32Array(msg.slots)) });
+  models.set(msg.model, { ...m, index: VectorIndex.load(msg.dir, { dim, connectivity, expansionAdd, expansionSearch, quantization }, new Int32Array(msg.slots)) });
 }
 
 async function close(): Promise<void> {

@@ -104,6 +104,7 @@ export interface IndexSpec {
   readonly connectivity: number;
   readonly expansionAdd: number;
   readonly expansionSearch: number;
+  readonly quantization: 'f32' | 'f16' | 'bf16';
   readonly query: string;
   readonly scores: string;
   readonly slots: string;

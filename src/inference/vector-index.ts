@@ -23,6 +23,8 @@ export interface IndexParams {
   readonly expansionAdd: number;
   /** Candidates considered while searching (ef): recall against q/s. */
   readonly expansionSearch: number;
+  /** The graph's scalar kind (usearch's quantization): f16 halves its memory. */
+  readonly quantization: 'f32' | 'f16' | 'bf16';
 }
 
 /** What one search writes per query row: k similarities (descending) and their slots (-1: none). */
@@ -50,7 +52,7 @@ export class VectorIndex {
     return new usearch.Index({
       dimensions: p.dim,
       metric: usearch.MetricKind.IP,
-      quantization: usearch.ScalarKind.F32,
+      quantization: p.quantization as import('usearch').ScalarKind,
       connectivity: p.connectivity,
       expansion_add: p.expansionAdd,
       expansion_search: p.expansionSearch,

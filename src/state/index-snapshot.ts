@@ -23,6 +23,8 @@ interface Manifest {
   readonly dim: number;
   readonly connectivity: number;
   readonly expansionAdd: number;
+  /** Absent in manifests written before the setting existed: those were f32. */
+  readonly quantization?: string;
   readonly generation: string;
   /** Ad id per slot; null for a free slot. */
   readonly adIds: (string | null)[];
@@ -65,8 +67,8 @@ export class IndexSnapshots {
       return { none: `${path} is unreadable: ${String(err)}` };
     }
     const p = this.o.params;
-    if (m.format !== 1 || m.space !== this.o.space || m.dim !== p.dim || m.connectivity !== p.connectivity || m.expansionAdd !== p.expansionAdd) {
-      return { none: `the saved index is of another space or parameters (${m.space}, dim ${m.dim}, connectivity ${m.connectivity}, expansion_add ${m.expansionAdd})` };
+    if (m.format !== 1 || m.space !== this.o.space || m.dim !== p.dim || m.connectivity !== p.connectivity || m.expansionAdd !== p.expansionAdd || (m.quantization ?? 'f32') !== p.quantization) {
+      return { none: `the saved index is of another space or parameters (${m.space}, dim ${m.dim}, connectivity ${m.connectivity}, expansion_add ${m.expansionAdd}, quantization ${m.quantization ?? 'f32'})` };
     }
     const dir = join(this.o.dir, m.generation);
     let fd: number;
@@ -111,7 +113,7 @@ export class IndexSnapshots {
     }
     const generation = folder.slice(this.o.dir.length + 1);
     const { space, params } = this.o;
-    const m: Manifest = { format: 1, space, dim: params.dim, connectivity: params.connectivity, expansionAdd: params.expansionAdd, generation, adIds: [...adIds] };
+    const m: Manifest = { format: 1, space, dim: params.dim, connectivity: params.connectivity, expansionAdd: params.expansionAdd, quantization: params.quantization, generation, adIds: [...adIds] };
     const tmp = join(this.o.dir, `${MANIFEST}.tmp`);
     writeFileSync(tmp, JSON.stringify(m));
     renameSync(tmp, join(this.o.dir, MANIFEST));

@@ -107,7 +107,7 @@ async function scoreOnBoth(scorer: IndexedScorer): Promise<string[][]> {
 beforeAll(async () => {
   const models = await prepareModels(config);
   F = models.fusion.dim;
-  params = { dim: F, connectivity: 16, expansionAdd: 128, expansionSearch: 64 };
+  params = { dim: F, connectivity: 16, expansionAdd: 128, expansionSearch: 64, quantization: 'f32' as const };
   const index = indexModel({ params, k: PER_ROW, ctr: models.ctr, batcher: { maxBatchSize: 64, maxQueueDelayMs: 1, maxQueueItems: 10_000 } });
   io = index.io;
   scorerIo = models.scorer;
@@ -180,5 +180,12 @@ describe('Saved ad index', () => {
     expect(sent.loads).toBe(0);
     expect(sent.slots).toBe(200);
     await scorer.stop();
+  });
+
+  it('does not load an index saved with another quantization (its graph file holds other scalars)', async () => {
+    const { scorer } = await settledScorer(catalogOf(200), dir);
+    await scorer.stop();
+    expect(new IndexSnapshots({ dir, space: SPACE, params }).saved()).not.toHaveProperty('none');
+    expect(new IndexSnapshots({ dir, space: SPACE, params: { ...params, quantization: 'f16' } }).saved()).toEqual({ none: expect.stringContaining('quantization f32') });
   });
 });

@@ -12,7 +12,7 @@ import { clusteredUnitVectors } from '../../src/devtools/clustered-vectors.js';
 
 const DIM = 32;
 const K = 10;
-const params = { dim: DIM, connectivity: 16, expansionAdd: 128, expansionSearch: 64 };
+const params = { dim: DIM, connectivity: 16, expansionAdd: 128, expansionSearch: 64, quantization: 'f32' as const };
 const out = (n: number): SearchOut => ({ scores: new Float32Array(n * K), slots: new BigInt64Array(n * K) });
 const slotsOf = (n: number, from = 0): Int32Array => Int32Array.from({ length: n }, (_, i) => from + i);
 
@@ -45,6 +45,19 @@ describe('VectorIndex', () => {
     index.upsert(slotsOf(count), rows);
     expect(index.size).toBe(count);
     expect(recall(index, rows, count, queries, 200)).toBeGreaterThanOrEqual(0.95);
+  });
+
+  it('stores the graph in f16 at the same recall, with scores within f16 rounding of the exact ones', () => {
+    const index = new VectorIndex({ ...params, quantization: 'f16' }, 16);
+    index.upsert(slotsOf(count), rows);
+    expect(recall(index, rows, count, queries, 200)).toBeGreaterThanOrEqual(0.95);
+    const got = out(1);
+    index.search(queries.subarray(0, DIM), 1, K, got);
+    const slot = Number(got.slots[0]);
+    let dot = 0;
+    for (let j = 0; j < DIM; j++) dot += queries[j]! * rows[slot * DIM + j]!;
+    expect(Math.abs(got.scores[0]! - dot)).toBeLessThan(2e-3);
+    expect(Math.abs(got.scores[0]! - dot)).toBeGreaterThan(0); // f16, not f32: the rounding shows
   });
 
   it('never returns a removed slot, and finds a replaced one at its new vector', () => {
