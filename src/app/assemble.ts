@@ -20,6 +20,7 @@ import { FeedbackStage } from '../pipeline/feedback.js';
 import { EngineScorer } from '../pipeline/retrieve.js';
 import { IndexedScorer } from '../pipeline/retrieve-index.js';
 import { ModalRetrieval } from '../pipeline/retrieve-mode.js';
+import { RetrievalCache } from '../pipeline/retrieval-cache.js';
 import { indexModel } from '../models/index-spec.js';
 import { UserStateCodec } from '../state/user-state-codec.js';
 import { cacheBounds, UserStateStore } from '../state/user-state-store.js';
@@ -145,7 +146,16 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Assembl
     snapshots: new IndexSnapshots({ dir: join(expandHome(config.stateDir), 'ad-index'), space: models.space, params: index.spec.index! }),
     onSnapshot: (event, detail) => o.logger.info(`ad index ${event}`, detail),
   });
-  const scorer = new ModalRetrieval(exact, indexed, catalog, { mode: config.retrieval, exactBelow: config.retrievalExactBelow });
+  const modal = new ModalRetrieval(exact, indexed, catalog, { mode: config.retrieval, exactBelow: config.retrievalExactBelow });
+  // The processor's serving version, once it exists: the cache reuses no answer of another model.
+  let servingVersion = (): string => models.version;
+  const cacheReporter = o.cacheReporter;
+  const scorer = new RetrievalCache(modal, catalog, {
+    rows: config.retrievalCacheRows,
+    dim: F,
+    modelVersion: () => servingVersion(),
+    ...(cacheReporter?.retrievalLookups ? { onLookup: (hits: number, misses: number) => cacheReporter.retrievalLookups!(hits, misses) } : {}),
+  });
   const ranker = new CandidateRanker(scorer, F, { topK: config.topK, slack });
   const interests = { halfLifeMs: config.interestHalfLifeS * 1000, maxInterests: config.interestsPerUser, newInterestThreshold: config.newInterestThreshold };
   const applied = o.applied ?? new AppliedOffsets();
@@ -175,6 +185,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Assembl
     clock,
     ...(o.onUnexpected ? { onUnexpected: o.onUnexpected } : {}),
   });
+  servingVersion = () => processor.modelVersion;
   const catalogUpdater = new CatalogUpdater<ModalityBlocks>({ decoder, embedder, fuser }, catalog, clock);
   const encoder = new OutputEncoder(codec, config.deadLetterMaxValueBytes);
   const close = async (): Promise<void> => {

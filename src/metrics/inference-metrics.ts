@@ -60,9 +60,11 @@ export class CacheMetrics implements CacheReporter {
   readonly requests: Counter<'cache' | 'result'>;
   readonly entries: Gauge<'cache'>;
   readonly bytes: Gauge<'cache'>;
+  readonly retrievalRows: Counter<'result'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
+    this.retrievalRows = new Counter({ name: 'adstream_retrieval_cache_rows_total', help: 'Query rows (one per user interest) answered from the retrieval cache (result="hit") or searched (result="miss").', labelNames: ['result'], registers });
     this.requests = new Counter({ name: 'adstream_embedding_cache_requests_total', help: 'Embedding cache look-ups, by cache and result (hit, miss).', labelNames: ['cache', 'result'], registers });
     this.entries = new Gauge({ name: 'adstream_embedding_cache_entries', help: 'Embeddings held, by cache.', labelNames: ['cache'], registers });
     this.bytes = new Gauge({ name: 'adstream_embedding_cache_bytes', help: 'Bytes of embeddings held, by cache.', labelNames: ['cache'], registers });
@@ -70,6 +72,11 @@ export class CacheMetrics implements CacheReporter {
 
   lookup(cache: string, hit: boolean): void {
     this.requests.inc({ cache, result: hit ? 'hit' : 'miss' });
+  }
+
+  retrievalLookups(hits: number, misses: number): void {
+    if (hits > 0) this.retrievalRows.inc({ result: 'hit' }, hits);
+    if (misses > 0) this.retrievalRows.inc({ result: 'miss' }, misses);
   }
 
   size(cache: string, entries: number, bytes: number): void {

@@ -4,6 +4,8 @@ import { LRUCache } from 'lru-cache';
 export interface CacheReporter {
   lookup(cache: string, hit: boolean): void;
   size(cache: string, entries: number, bytes: number): void;
+  /** Query rows answered from the retrieval cache, and those searched (RetrievalCache). */
+  retrievalLookups?(hits: number, misses: number): void;
 }
 
 /** A second, larger tier behind the memory (e.g. on disk): consulted on a miss, written on every set of a key it persists. */

@@ -74,6 +74,7 @@ export class IndexedScorer {
   private settledOnce = false;
   /** Updates were sent since the index was last saved. */
   private dirty = false;
+  private syncs = 0;
 
   constructor(
     private readonly engine: Inference & IndexUpdates,
@@ -133,6 +134,11 @@ export class IndexedScorer {
   /** Ads indexed as of the last sync (saved ones once the catalog confirmed them). */
   get indexed(): number {
     return this.slotOf.size - this.unconfirmed.size;
+  }
+
+  /** Counts the syncs that changed the index (and the restore): another one may answer a query differently. */
+  get generation(): number {
+    return this.syncs;
   }
 
   /** The best active ads per query row (queries: n unit rows of the catalog's dimension), best first. */
@@ -204,6 +210,7 @@ export class IndexedScorer {
     if (settling) this.dropUnconfirmed(removed);
     const touched = [...this.changed];
     this.changed.clear();
+    this.syncs++; // before the update lands: an answer kept as of the old generation is then never reused
     this.syncedAt = Date.now();
     const per = this.o.maxSlotsPerUpdate ?? 65536;
     const whole = (): IndexUpdate => this.updateOf(NO_SLOTS, [...this.slotOf.values()].filter((s) => !this.unconfirmed.has(s)));

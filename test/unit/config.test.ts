@@ -210,6 +210,7 @@ describe('loadConfig rejects invalid env values with a ConfigError naming the va
     schemaRegistryTimeoutMs: [100, 120_000],
     retrievalExactBelow: [0, 1_000_000_000],
     annConnectivity: [2, 256],
+    retrievalCacheRows: [0, 100000000],
     annExpansionAdd: [1, 4096],
     annExpansionSearch: [1, 4096],
   };
