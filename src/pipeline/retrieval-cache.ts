@@ -1,7 +1,8 @@
 /**
  * Answers kept per query row: an event moves one of its user's interests, and the others come back
- * to the next ranking bit for bit the same, so their search (the largest cost with a big catalog)
- * need not run again. An answer is reused only while the retrieval answers as it did (its
+ * to the next ranking in the same direction (the event decays them all, a rescaling that their
+ * normalisation undoes up to float rounding), so their search, the largest cost with a big
+ * catalog, need not run again. Rows within ROW_TOLERANCE of each other per value count as one. An answer is reused only while the retrieval answers as it did (its
  * `generation`: no catalog upload or index sync since) and the same models score (`modelVersion`:
  * a CTR swap changes every pair's CTR). Ads deactivated since are filtered on the way out, as the
  * retrievals themselves do between syncs, so none is ever emitted.
@@ -56,9 +57,8 @@ export class RetrievalCache implements Retrieval {
     const out: Match[][] = new Array<Match[]>(n);
     const missed: number[] = [];
     const hashes = new Float64Array(n);
-    const bits = new Uint32Array(queries.buffer, queries.byteOffset, n * dim);
     for (let q = 0; q < n; q++) {
-      const hash = hashRow(bits, q * dim, dim);
+      const hash = hashRow(queries, q * dim, dim);
       hashes[q] = hash;
       const hit = entries.get(hash)?.find((e) => e.generation === generation && e.modelVersion === modelVersion && sameRow(e.query, queries, q * dim));
       if (hit) out[q] = this.stillActive(hit.matches);
@@ -89,12 +89,20 @@ export class RetrievalCache implements Retrieval {
   }
 }
 
-/** Two FNV-style 32-bit hashes of the row's float bits, folded into one safe integer. */
-function hashRow(bits: Uint32Array, at: number, dim: number): number {
+/**
+ * Rows closer than this per value are the same query: a rescaled, renormalised row moves by a few
+ * float32 ulps (about 1e-7), and a difference this small moves no similarity (a dot product with a unit ad over 128 values) by more than about 1e-4.
+ */
+const ROW_TOLERANCE = 1e-5;
+/** Values are hashed on a grid this much coarser than the tolerance, so near rows share a bucket. */
+const HASH_GRID = 1024;
+
+/** Two FNV-style 32-bit hashes of the row's values on a coarse grid, folded into one safe integer. */
+function hashRow(rows: Float32Array, at: number, dim: number): number {
   let h1 = 0x811c9dc5;
   let h2 = 0x01000193;
   for (let j = at; j < at + dim; j++) {
-    const b = bits[j]!;
+    const b = Math.round(rows[j]! * HASH_GRID);
     h1 = Math.imul(h1 ^ b, 0x01000193);
     h2 = Math.imul(h2 ^ (b >>> 16) ^ (b << 16), 0x5bd1e995);
   }
@@ -102,6 +110,6 @@ function hashRow(bits: Uint32Array, at: number, dim: number): number {
 }
 
 function sameRow(a: Float32Array, rows: Float32Array, at: number): boolean {
-  for (let j = 0; j < a.length; j++) if (a[j] !== rows[at + j]) return false;
+  for (let j = 0; j < a.length; j++) if (!(Math.abs(a[j]! - rows[at + j]!) <= ROW_TOLERANCE)) return false;
   return true;
 }

@@ -80,6 +80,20 @@ describe('RetrievalCache', () => {
     expect(lookups).toEqual({ hits: 1, misses: 3 });
   });
 
+  it('takes a decayed interest (rescaled, normalised again: a few ulps off) for the same row, and a moved one for another', async () => {
+    const { scan, cache } = setUp();
+    const row = Float32Array.from([0.1, 0.7, 0.2, 0.3]);
+    const unit = (v: Float32Array): Float32Array => {
+      const n = Math.hypot(...v);
+      return v.map((x) => x / n);
+    };
+    await cache.score(unit(row), 1);
+    await cache.score(unit(row.map((x) => x * 0.7071)), 1);
+    expect(scan.rowsSearched).toBe(1);
+    await cache.score(unit(Float32Array.from([0.1, 0.7, 0.2, 0.301])), 1);
+    expect(scan.rowsSearched).toBe(2);
+  });
+
   it('searches again once the retrieval changed generation (an upload or a sync)', async () => {
     const { scan, cache } = setUp();
     await cache.score(rowsOf([1, 0, 0, 0]), 1);
