@@ -263,6 +263,11 @@ async function main(): Promise<void> {
       const f = (l: string): boolean => l.includes(`model="${m}"`);
       perEvent[m] = events > 0 ? (metricSum(items1, 'adstream_inference_items_total', f) - metricSum(items0, 'adstream_inference_items_total', f)) / events : 0;
     }
+    // Query rows answered by the retrieval cache instead of a search (RETRIEVAL_CACHE_ROWS).
+    for (const result of ['hit', 'miss']) {
+      const f = (l: string): boolean => l.includes(`result="${result}"`);
+      perEvent[`retrieval_cache_${result}`] = events > 0 ? (metricSum(items1, 'adstream_retrieval_cache_rows_total', f) - metricSum(items0, 'adstream_retrieval_cache_rows_total', f)) / events : 0;
+    }
     const deadLetters = obs.deadLetters;
     await obs.stop();
     await proc.stop();

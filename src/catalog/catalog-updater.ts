@@ -59,8 +59,17 @@ export class CatalogUpdater<Blocks = unknown> {
     const dim = this.fuser.dim;
     for (const c of changes) {
       if (c.kind === 'delete') this.catalog.delete(c.adId);
-      else this.catalog.upsert(c.ad, embeddings, Math.max(0, c.row) * dim);
+      else this.catalog.upsert(withoutCreative(c.ad), embeddings, Math.max(0, c.row) * dim);
     }
     return rejected;
   }
+}
+
+/**
+ * The ad as the catalog keeps it: its creative is in its vector already (and in the persisted
+ * embeddings by content hash), and nothing reads it again, while inline bytes are a slice of the
+ * fetched record that would keep about 650 bytes per ad alive, and the fetch buffer around them.
+ */
+function withoutCreative(ad: Ad): Ad {
+  return ad.image === null ? ad : { ...ad, image: null };
 }

@@ -50,6 +50,8 @@ describe('Persisted ad embeddings', () => {
     const first = await start(dir);
     expect(await first.core.catalogUpdater.apply(records(first.core, ads))).toEqual([]);
     expect(first.decoded()).toBe(ads.length);
+    // Embedded, so the catalog holds no creative bytes (they would pin the fetched records).
+    for (const ad of ads) expect(first.core.catalog.get(ad.adId)?.image).toBeNull();
     const vectors = new Map(ads.map((ad) => [ad.adId, first.core.catalog.vectorOf(ad.adId)!.slice()]));
     await first.core.close();
     cores.length = 0;
