@@ -55,6 +55,9 @@ export interface AssembledCore extends Core {
   readonly adIndex: IndexedScorer | undefined;
 }
 
+/** Ad texts kept in memory in front of their persisted embeddings. */
+const AD_TEXT_MEMORY_BYTES = 4 * 2 ** 20;
+
 export async function startCore(config: Config, o: CoreOptions): Promise<AssembledCore> {
   const clock = o.clock ?? Date.now;
   const eventTopics = new Map<string, EventKind>([
@@ -107,7 +110,12 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Assembl
   const embedder = new MultimodalEmbedder(
     engine,
     models.encoders,
-    { image: new EmbeddingCache('image', config.imageCacheBytes, o.cacheReporter, creatives), item: new EmbeddingCache('item', config.itemCacheBytes, o.cacheReporter) },
+    {
+      image: new EmbeddingCache('image', config.imageCacheBytes, o.cacheReporter, creatives.image),
+      item: new EmbeddingCache('item', config.itemCacheBytes, o.cacheReporter),
+      // The disk holds them all; memory only needs the texts a catalog batch repeats.
+      adText: new EmbeddingCache('ad-text', AD_TEXT_MEMORY_BYTES, o.cacheReporter, creatives.text),
+    },
     config.imageMaxPixels,
     new ImageFetcher({
       allowedOrigins: config.imageAllowedOrigins ?? [],

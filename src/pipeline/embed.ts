@@ -20,6 +20,11 @@ export interface EmbedderCaches {
   readonly image: EmbeddingCache;
   /** By item and category: what a click on that item adds. */
   readonly item: EmbeddingCache;
+  /**
+   * Ads' title and description by content ('sha256:<hex>'): a restart on a persisted tier runs no
+   * text encoder for an ad whose text it saw. Reviews are not cached (each is new text).
+   */
+  readonly adText?: EmbeddingCache;
 }
 
 /** Per modality [image, text, click], rows packed at that modality's width. */
@@ -100,7 +105,7 @@ export class MultimodalEmbedder {
     const { image, text, click } = MODALITY_INDEX;
     await Promise.all([
       this.embedImages(withImage, blocks[image]!, identity, ignored),
-      this.embedTexts(ads.map((ad, i) => ({ text: ad.description ? `${ad.title}\n${ad.description}` : ad.title, index: i })), blocks[text]!, identity, ignored),
+      this.embedAdTexts(ads, blocks[text]!, identity, ignored),
       this.embedClicks(ads.map((ad, i) => ({ itemId: this.settings.click.adItems ? ad.adId : null, categoryId: ad.categoryId, index: i })), blocks[click]!, identity, false),
     ]);
     return blocks;
@@ -135,6 +140,30 @@ export class MultimodalEmbedder {
       if (useCache) this.caches.image.set(keys[j]!, v);
       for (const it of pending.get(keys[j]!)!) block.set(v, row[it.index]! * dim);
     });
+  }
+
+  /** Ads' texts: the cached ones copied in, the others encoded (as one request) and cached once usable. */
+  private async embedAdTexts(ads: readonly Ad[], block: Float32Array, row: Int32Array, failures: Map<number, RejectedRecordError>): Promise<void> {
+    const dim = this.settings.text.dim;
+    const items = ads.map((ad, i) => {
+      const text = ad.description ? `${ad.title}\n${ad.description}` : ad.title;
+      return { text, index: i, key: `sha256:${createHash('sha256').update(text).digest('hex')}` };
+    });
+    const cache = this.caches.adText;
+    const pending = this.fromCache(cache, items, dim, block, row);
+    if (pending.size === 0) return;
+    const firsts = [...pending.values()].map((group) => group[0]!);
+    await this.embedTexts(firsts, block, row, failures);
+    for (const group of pending.values()) {
+      const first = group[0]!;
+      if (failures.has(first.index)) {
+        for (const it of group.slice(1)) failures.set(it.index, failures.get(first.index)!);
+        continue;
+      }
+      const v = block.subarray(row[first.index]! * dim, (row[first.index]! + 1) * dim);
+      for (const it of group.slice(1)) block.set(v, row[it.index]! * dim);
+      cache?.set(first.key, v);
+    }
   }
 
   private async embedTexts(items: readonly { text: string; index: number }[], block: Float32Array, row: Int32Array, failures: Map<number, RejectedRecordError>): Promise<void> {
