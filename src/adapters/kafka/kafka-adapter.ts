@@ -13,6 +13,7 @@ import { OutputFlusher } from './output-flusher.js';
 import { PartitionState } from './partition-state.js';
 import type { PartitionTasks } from './partition-tasks.js';
 import { checkLargestRecords, largestRecords } from './record-bounds.js';
+import { inputTopicsOf } from './settings.js';
 import type { GroupConsumer, KafkaClient, KafkaProducer, PartitionRead, TransactionalProducer } from './port.js';
 import { KafkaSink, type Deliverable } from './sink.js';
 import type { KafkaWiring } from './wiring.js';
@@ -130,9 +131,12 @@ export function transactionalProducerOf(settings: Pick<KafkaWiring['settings'], 
 
 /** The factory of the tasks' exactly-once outputs (see TaskTransactions); a ConfigError if the client cannot. */
 function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, deliveryOn: (producer: KafkaProducer) => Delivery, log: Logger): (partition: number) => TransactionalOutput {
-  const { settings, client } = kafka;
+  const { settings, client, admin } = kafka;
   const { core } = deps;
   const connect = transactionalProducerOf(settings, client);
+  const committedOffsets = admin.committedOffsets?.bind(admin);
+  if (!committedOffsets) throw new ConfigError('PROCESSING_GUARANTEE', `exactly_once needs the committed offsets of the group, which the ${settings.kafkaClient} client does not read`);
+  const inputTopics = inputTopicsOf(settings);
   return (partition) => {
     const transactions = new TaskTransactions({
       partition,
@@ -142,6 +146,7 @@ function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, delive
       commitIntervalMs: settings.commitIntervalMs,
       // One id per partition: the next owner's producer fences this one when it begins.
       connect: () => connect(`${settings.groupId}-${partition}`),
+      readCommitted: () => committedOffsets(settings.groupId, inputTopics, partition),
       log,
     });
     return { delivery: deliveryOn(new BoundedProducer(transactions.sender, kafka.limits)), transactions };

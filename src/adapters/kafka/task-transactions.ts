@@ -14,6 +14,8 @@ export interface TaskTransactionsOptions {
   readonly commitIntervalMs: number;
   /** Makes the partition's producer (transactional id `<group>-<partition>`). */
   readonly connect: () => Promise<TransactionalProducer>;
+  /** The group's committed offsets of the partition's input topics (KafkaAdmin.committedOffsets). */
+  readonly readCommitted: () => Promise<ReadonlyMap<string, bigint>>;
   readonly log: Logger;
 }
 
@@ -93,6 +95,18 @@ export class TaskTransactions {
       throw err;
     }
     for (const e of ends) open.offsets.set(e.topic, BigInt(e.last) + 1n);
+  }
+
+  /**
+   * The group's committed offsets of the partition, stable: read after the producer began a
+   * transaction, which inits it the first time (a fresh producer after a failure, a new owner):
+   * initing completes any transaction an earlier producer of the id left pending (the broker
+   * aborts it, or finishes its commit), and fences that producer. kafkajs cannot ask the broker
+   * for stable offsets (require_stable) otherwise.
+   */
+  async committed(): Promise<ReadonlyMap<string, bigint>> {
+    await this.opened();
+    return this.o.readCommitted();
   }
 
   /** Resolves once the transaction of the latest delivery committed and its changelog records are in the store; rejects if it aborted. */
