@@ -5,11 +5,15 @@
  * records written to the store only once committed; a failed commit aborts (stored() rejects, the
  * store untouched, the next transaction on a fresh producer); a fenced producer is never inited
  * again. With a PartitionTask: an aborted transaction resets the partition and rewinds each topic
- * to the last committed offset, and offsets are marked done only after their commit.
+ * to the last committed offset, and offsets are marked done only after their commit; the task
+ * resumes at the group's committed offsets read after its producer inited (a commit whose answer
+ * was lost is not replayed; a new owner skips what the previous one committed late), and a newly
+ * assigned partition's producer inits (fencing the previous owner) before its changelog is read.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { transactionalProducerOf } from '../../src/adapters/kafka/kafka-adapter.js';
-import { PartitionTask } from '../../src/adapters/kafka/partition-task.js';
+import { fenceBeforeRestore, transactionalProducerOf } from '../../src/adapters/kafka/kafka-adapter.js';
+import { PartitionTask, type TaskHooks } from '../../src/adapters/kafka/partition-task.js';
+import { PartitionTasks } from '../../src/adapters/kafka/partition-tasks.js';
 import { ConfigError } from '../../src/domain/errors.js';
 import type { KafkaClient } from '../../src/adapters/kafka/port.js';
 import { ProducerFencedError, type FetchControl, type KafkaTransaction, type TopicRecords, type TransactionalProducer } from '../../src/adapters/kafka/port.js';
@@ -233,6 +237,22 @@ describe('TaskTransactions', () => {
     expect(log.filter((l) => l.startsWith('send'))).toEqual(['send changelog:u3+u4']);
     expect(log.slice(-2)).toEqual(['store u3+u4', 'done 4']);
     await task.close();
+  });
+});
+
+describe('exactly_once: the previous owner fenced before a restore', () => {
+  it('a newly assigned partition gets its task at once, and its producer begins (inits) before the changelog is read', async () => {
+    const { tx, log } = scripted();
+    const made: number[] = [];
+    const hooks: TaskHooks<null> = { process: async () => null, deliver: async () => undefined, restoring: () => null, reset: () => undefined, rewind: () => undefined };
+    const tasks = new PartitionTasks<null>({ chunkMaxRecords: 1, hooksOf: (p) => (made.push(p), hooks) });
+    tasks.onAssignment([0, 2]);
+    expect(made).toEqual([0, 2]); // before any fetch: the restore of the assignment can fence through them
+    const silent = { warn: () => undefined } as never;
+    await fenceBeforeRestore(new Map([[0, tx]]), [0, 1], silent);
+    log.push('read the changelog');
+    expect(log).toEqual(['connect 1', 'begin', 'read committed ', 'read the changelog']);
+    await tasks.close();
   });
 });
 

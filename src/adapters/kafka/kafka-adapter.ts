@@ -63,15 +63,20 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
     onTooLarge: (topic) => metrics.outputsTooLarge.inc({ topic }),
   });
   const sink = sinkOn(changelogTee);
+  // exactly_once: the transactions of each partition's current task (made at its assignment).
+  const transactionsOf = new Map<number, TaskTransactions>();
   const partitionState = new PartitionState({
     core,
     log,
     metrics,
     // With a schema registry, changelog records written under older schema ids are looked up first.
-    readChangelog: (o) => restoreChangelog({ client, topic: settings.topicChangelog, ...o, apply: async (records) => {
-      await core.codec.prepare(records);
-      await o.apply(records);
-    } }),
+    readChangelog: async (o) => {
+      await fenceBeforeRestore(transactionsOf, o.partitions, log);
+      return restoreChangelog({ client, topic: settings.topicChangelog, ...o, apply: async (records) => {
+        await core.codec.prepare(records);
+        await o.apply(records);
+      } });
+    },
     fail,
   });
   const deliveryOn = (through: KafkaSink): Delivery => new Delivery({ sink: through, partitionState, metrics, usersInMemory: () => core.users.size, ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}) });
@@ -93,7 +98,7 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
   let catalog: PartitionRead | undefined;
   let consumer: GroupConsumer;
   try {
-    if (settings.processingGuarantee === 'exactly_once') transactional = transactionalOutputs(kafka, deps, (producer) => deliveryOn(sinkOn(producer)), log);
+    if (settings.processingGuarantee === 'exactly_once') transactional = transactionalOutputs(kafka, deps, (producer) => deliveryOn(sinkOn(producer)), transactionsOf, log);
     // Refuse to start if the settings can make a record its topic cannot take (a crash loop later).
     checkLargestRecords(kafka.limits, largestRecords({ stateCodec: core.stateCodec, encoder: core.encoder, modelVersion: core.processor.modelVersion, topics, settings }));
     // The catalog first: scoring before it is loaded would rank against a partial catalog.
@@ -129,8 +134,20 @@ export function transactionalProducerOf(settings: Pick<KafkaWiring['settings'], 
   return connect;
 }
 
+/**
+ * exactly_once: before a partition's changelog is read, its task's producer begins a transaction:
+ * initing it fences the previous owner's producer and completes the transaction that one left
+ * pending, so the changelog's end holds everything the previous owner committed, and nothing
+ * more can come from it. (The task also resumes at the offsets committed then: see
+ * PartitionTask's `committed`.) A fence that fails is only logged: the task's own read of the
+ * committed offsets still skips, and restores again, what was committed meanwhile.
+ */
+export async function fenceBeforeRestore(transactionsOf: ReadonlyMap<number, TaskTransactions>, partitions: readonly number[], log: Logger): Promise<void> {
+  await Promise.all(partitions.map((p) => transactionsOf.get(p)?.committed().catch((err: unknown) => log.warn('fencing the previous owner of a partition before its restore failed', { err, partition: p }))));
+}
+
 /** The factory of the tasks' exactly-once outputs (see TaskTransactions); a ConfigError if the client cannot. */
-function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, deliveryOn: (producer: KafkaProducer) => Delivery, log: Logger): (partition: number) => TransactionalOutput {
+function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, deliveryOn: (producer: KafkaProducer) => Delivery, transactionsOf: Map<number, TaskTransactions>, log: Logger): (partition: number) => TransactionalOutput {
   const { settings, client, admin } = kafka;
   const { core } = deps;
   const connect = transactionalProducerOf(settings, client);
@@ -149,6 +166,7 @@ function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, delive
       readCommitted: () => committedOffsets(settings.groupId, inputTopics, partition),
       log,
     });
+    transactionsOf.set(partition, transactions);
     return { delivery: deliveryOn(new BoundedProducer(transactions.sender, kafka.limits)), transactions };
   };
 }

@@ -56,7 +56,8 @@ function outcome(): Outcome {
  * records written to the local store, and only then does stored() resolve (the task marks offsets
  * done after it). A failed delivery, commit or fencing aborts the transaction: stored() rejects,
  * and the task drops later work, resets and rewinds to the last committed offsets. The store never
- * gets an aborted record.
+ * gets an aborted record. Where the task resumes (committed()) is read from the group after the
+ * producer inited, since a commit whose answer was lost may have gone through.
  */
 export class TaskTransactions {
   private producer: TransactionalProducer | null = null;
