@@ -51,9 +51,10 @@ for (const { client, guarantee } of runs) {
       const p = resources.spawned(await spawnProcessor(env));
           await p.waitReady();
       const load = new SteadyLoad(traffic, spoilEvery(100)); // 1 in 100 spoilt on purpose
-      load.start(40, 100); // ~400 events/s offered
+      // Short phases: what is asserted (nothing lost, no duplicate, the recovery) needs no long load.
+      load.start(20, 100); // ~200 events/s offered
       expect(await eventually(() => outputs.records.length > 100, 30_000, 50)).toBe(true);
-      await sleep(2000);
+      await sleep(1000);
 
       const downMs = 8000;
       const tStop = Date.now();
@@ -65,18 +66,18 @@ for (const { client, guarantee } of runs) {
       // Recovered: scored outputs flow again (the processor reconnected, the readers too).
       expect(await eventually(() => outputs.records.length > outputsAtUp + 20, 90_000, 100)).toBe(true);
       const recoverMs = Date.now() - tUp;
-      await sleep(3000);
+      await sleep(1000);
       await load.stop();
 
       const audit = () => auditLineage(config, inputs.records, outputs.records);
-      const drained = await eventually(() => inputs.records.length >= load.sent && audit().lost.length === 0, 90_000, 500);
+      const drained = await eventually(() => inputs.records.length >= load.sent && audit().lost.length === 0, 90_000, 200);
       const r = audit();
       console.log(
         `[guarantees] broker outage (${guarantee}): down ${tUp - tStop} ms (stopped ${downMs} ms), records tried ${load.sent} (sends retried ${load.failedSends}), inputs read back ${r.inputs} (written twice by the producer's retries ${r.duplicatedInputs}), lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${reasonsLine(r.deadLettersByReason)} (deserved ${reasonsLine(r.deservedByReason)}), scored outputs ${r.scoredOutputs}, outputs flowing again ${recoverMs} ms after the broker was back, processor still running: ${p.proc.exitCode === null}`,
       );
       expect(p.proc.exitCode, p.output().slice(-4000)).toBe(null);
       expect(r.inputs).toBeGreaterThanOrEqual(load.sent);
-      expect(r.lost).toEqual([]);
+      expect(r.lost, p.output().slice(-8000)).toEqual([]); // the processor's log tail says where it stopped
       expect(r.undeserved).toEqual([]);
       expect(r.deadLettersByReason).toEqual(r.deservedByReason);
       expect(drained).toBe(true);
@@ -104,7 +105,7 @@ for (const { client, guarantee } of runs) {
 
       const load = new SteadyLoad(traffic, spoilEvery(100)); // 1 in 100 spoilt on purpose
       load.start(30, 100); // ~300 events/s offered
-      await sleep(4000);
+      await sleep(2000); // each phase 2 s of load: every move happens with records in flight
 
       // 2 -> 1: B leaves cleanly; A takes every partition and restores B's users.
       b.proc.kill('SIGTERM');
@@ -112,7 +113,7 @@ for (const { client, guarantee } of runs) {
       const t1 = Date.now();
       expect(await eventually(async () => (await partitionsOf(a)).length === config.topicPartitions && (await ready(a)), 60_000, 100)).toBe(true);
       const scaleInMs = Date.now() - t1;
-      await sleep(4000);
+      await sleep(2000);
 
       // 1 -> 2: C joins; A gives up some partitions, C restores their users.
       const c = resources.spawned(await spawnProcessor(env));
@@ -120,11 +121,11 @@ for (const { client, guarantee } of runs) {
       await c.waitReady(90_000);
       expect(await eventually(async () => (await partitionsOf(a)).length > 0 && (await partitionsOf(c)).length > 0 && (await ready(a)) && (await ready(c)), 60_000, 100)).toBe(true);
       const scaleOutMs = Date.now() - t2;
-      await sleep(4000);
+      await sleep(2000);
       await load.stop();
 
       const audit = () => auditLineage(config, inputs.records, outputs.records);
-      expect(await eventually(() => inputs.records.length >= load.sent && audit().lost.length === 0, 90_000, 500)).toBe(true);
+      expect(await eventually(() => inputs.records.length >= load.sent && audit().lost.length === 0, 90_000, 200)).toBe(true);
       const r = audit();
 
       // State: each user, on whichever instance owns it now, holds exactly its events that were not dead-lettered.
