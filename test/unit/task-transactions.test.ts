@@ -185,6 +185,14 @@ describe('TaskTransactions', () => {
     expect(log).toEqual(['connect 1', 'begin', 'read committed clicks@5']);
   });
 
+  it('callers at once (the restore\'s fence, the task\'s own read, a delivery) share one producer and one transaction', async () => {
+    const { tx, log } = scripted();
+    await Promise.all([tx.committed(), tx.committed(), tx.deliver(async () => void (await tx.sender.send([scoredOf('a')])), [{ topic: 'clicks', last: '0' }])]);
+    expect(log.filter((l) => l.startsWith('connect') || l === 'begin')).toEqual(['connect 1', 'begin']);
+    await vi.advanceTimersByTimeAsync(INTERVAL);
+    expect(log).toContain('commit');
+  });
+
   /** A task over `tx` whose deliveries send each record's key to the changelog, with committed() as exactly_once wires it. */
   function taskOver(tx: TaskTransactions, log: string[]) {
     const control: FetchControl = { isActive: () => true, heartbeat: async () => undefined, done: async (offset) => void log.push(`done ${offset}`) };

@@ -69,6 +69,8 @@ export class TaskTransactions {
   private ending: Promise<void> | null = null;
   /** The outcome of the transaction the latest delivery went into. */
   private latest: Promise<void> = Promise.resolve();
+  /** The open transaction being made: callers meanwhile (a delivery, committed()) share it. */
+  private opening: Promise<Open> | null = null;
 
   /** The sink's producer: sends into the open transaction (only within deliver()). */
   readonly sender: KafkaProducer = {
@@ -130,7 +132,12 @@ export class TaskTransactions {
     this.producer = null;
   }
 
-  private async opened(): Promise<Open> {
+  /** The open transaction, begun if none is; one at a time (two producers of one id would fence each other). */
+  private opened(): Promise<Open> {
+    return (this.opening ??= this.open_().finally(() => (this.opening = null)));
+  }
+
+  private async open_(): Promise<Open> {
     while (this.ending) await this.ending;
     if (this.open) return this.open;
     // Once fenced, a newer owner of the partition exists: initing again would fence it in turn.
