@@ -21,8 +21,14 @@ export interface AuditResult {
   readonly inputs: number;
   /** Positions (topic/partition/offset) of inputs in no output and no dead letter. */
   readonly lost: string[];
-  /** Extra appearances of event ids in scored outputs (an event in 3 outputs counts 2). */
+  /**
+   * Extra appearances of event ids in scored outputs beyond the input records that carry them (an
+   * event in 3 outputs counts 2; one the test's producer wrote twice, by a retry after an outage,
+   * may appear twice: each of its records is one input).
+   */
   readonly duplicates: number;
+  /** Input records beyond the first of their event id (the test producer's retries): not the processor's doing. */
+  readonly duplicatedInputs: number;
   /** Scored outputs read. */
   readonly scoredOutputs: number;
   /** Source positions of the dead letters read (each once, however often it was dead-lettered). */
@@ -68,6 +74,8 @@ export function auditLineage(config: Config, inputs: readonly ReadRecord[], outp
   }
   const lost: string[] = [];
   const undeserved: string[] = [];
+  /** Event id -> the input records (not dead-lettered) that carry it. */
+  const carriers = new Map<string, number>();
   const deservedByReason: Record<string, number> = {};
   const deadLettersByReason: Record<string, number> = {};
   for (const r of inputs) {
@@ -82,6 +90,7 @@ export function auditLineage(config: Config, inputs: readonly ReadRecord[], outp
       id = undefined;
     }
     const scored = id !== undefined && lineage.has(id);
+    if (id !== undefined && !reasons) carriers.set(id, (carriers.get(id) ?? 0) + 1);
     if (reasons) {
       for (const reason of reasons) deadLettersByReason[reason] = (deadLettersByReason[reason] ?? 0) + 1;
       const got = [...reasons].sort().join('+');
@@ -99,8 +108,10 @@ export function auditLineage(config: Config, inputs: readonly ReadRecord[], outp
     undeserved.push(`${pos}: a dead letter (${[...reasons].sort().join('+')}) of no input read back`);
   }
   let duplicates = 0;
-  for (const n of lineage.values()) duplicates += n - 1;
-  return { inputs: inputs.length, lost, duplicates, scoredOutputs, deadLetterPositions: [...dead.keys()], deadLettersByReason, deservedByReason, undeserved };
+  for (const [id, n] of lineage) duplicates += Math.max(0, n - Math.max(1, carriers.get(id) ?? 0));
+  let duplicatedInputs = 0;
+  for (const n of carriers.values()) duplicatedInputs += n - 1;
+  return { inputs: inputs.length, lost, duplicates, duplicatedInputs, scoredOutputs, deadLetterPositions: [...dead.keys()], deadLettersByReason, deservedByReason, undeserved };
 }
 
 /** A dead letter per reason, as a `[guarantees]` line shows it: "BAD_FRAMING 3, KEY_MISMATCH 2" or "none". */

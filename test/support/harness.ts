@@ -72,8 +72,11 @@ export interface ReadRecord {
 }
 
 /** Reads topics from the beginning with a throwaway group (independent kafkajs client), collecting records as they come. */
-export async function collect(kafka: KafkaClient, topics: string[]): Promise<{ records: ReadRecord[]; stop(): Promise<void> }> {
-  const consumer: Consumer = independentKafka(kafka).consumer({ groupId: `reader-${randomUUID()}` });
+export async function collect(kafka: KafkaClient, topics: string[], o: { sessionTimeoutMs?: number } = {}): Promise<{ records: ReadRecord[]; stop(): Promise<void> }> {
+  // sessionTimeoutMs: after a broker outage kafkajs rejoins as a new member, and the group waits
+  // for the old one's session to expire (default 30 s) before reading resumes.
+  const session = o.sessionTimeoutMs !== undefined ? { sessionTimeout: o.sessionTimeoutMs, heartbeatInterval: Math.floor(o.sessionTimeoutMs / 10) } : {};
+  const consumer: Consumer = independentKafka(kafka).consumer({ groupId: `reader-${randomUUID()}`, ...session });
   await consumer.connect();
   await consumer.subscribe({ topics, fromBeginning: true });
   const records: ReadRecord[] = [];

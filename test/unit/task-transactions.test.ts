@@ -5,11 +5,15 @@
  * records written to the store only once committed; a failed commit aborts (stored() rejects, the
  * store untouched, the next transaction on a fresh producer); a fenced producer is never inited
  * again. With a PartitionTask: an aborted transaction resets the partition and rewinds each topic
- * to the last committed offset, and offsets are marked done only after their commit.
+ * to the last committed offset, and offsets are marked done only after their commit; the task
+ * resumes at the group's committed offsets read after its producer inited (a commit whose answer
+ * was lost is not replayed; a new owner skips what the previous one committed late), and a newly
+ * assigned partition's producer inits (fencing the previous owner) before its changelog is read.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { transactionalProducerOf } from '../../src/adapters/kafka/kafka-adapter.js';
-import { PartitionTask } from '../../src/adapters/kafka/partition-task.js';
+import { fenceBeforeRestore, transactionalProducerOf } from '../../src/adapters/kafka/kafka-adapter.js';
+import { PartitionTask, type TaskHooks } from '../../src/adapters/kafka/partition-task.js';
+import { PartitionTasks } from '../../src/adapters/kafka/partition-tasks.js';
 import { ConfigError } from '../../src/domain/errors.js';
 import type { KafkaClient } from '../../src/adapters/kafka/port.js';
 import { ProducerFencedError, type FetchControl, type KafkaTransaction, type TopicRecords, type TransactionalProducer } from '../../src/adapters/kafka/port.js';
@@ -23,7 +27,10 @@ const INTERVAL = 100;
 /** A transactional producer that logs what it is asked; `failNext` makes the named call of the next transaction reject. */
 function scripted() {
   const log: string[] = [];
-  const script: { failNext: { call: 'send' | 'commit'; err: Error } | null } = { failNext: null };
+  // 'lost': the commit goes through on the broker but its answer is lost (the client sees `err`).
+  const script: { failNext: { call: 'send' | 'commit' | 'lost'; err: Error } | null } = { failNext: null };
+  /** The group's committed offsets (topic -> next offset), as the broker holds them. */
+  const committed = new Map<string, bigint>();
   let producers = 0;
   let nextOffset = 0;
   const connect = async (): Promise<TransactionalProducer> => {
@@ -34,19 +41,25 @@ function scripted() {
         log.push('begin');
         const fail = script.failNext;
         script.failNext = null;
-        const maybeFail = (call: 'send' | 'commit'): void => {
+        const maybeFail = (call: 'send' | 'commit' | 'lost'): void => {
           if (fail?.call === call) throw fail.err;
         };
+        const pending = new Map<string, bigint>();
         return {
           send: async (batches: readonly TopicRecords[]) => {
             log.push(`send ${batches.map((b) => `${b.topic}:${b.records.map((r) => r.key?.toString()).join('+')}`).join(' ')}`);
             maybeFail('send');
             return batches.map((b) => ({ topic: b.topic, partition: 0, baseOffset: String((nextOffset += b.records.length) - b.records.length) }));
           },
-          sendOffsets: async (groupId, offsets) => void log.push(`offsets ${groupId} ${offsets.map((o) => `${o.topic}/${o.partition}@${o.offset}`).join(' ')}`),
+          sendOffsets: async (groupId, offsets) => {
+            log.push(`offsets ${groupId} ${offsets.map((o) => `${o.topic}/${o.partition}@${o.offset}`).join(' ')}`);
+            for (const o of offsets) pending.set(o.topic, BigInt(o.offset));
+          },
           commit: async () => {
             maybeFail('commit');
+            for (const [t, o] of pending) committed.set(t, o);
             log.push('commit');
+            maybeFail('lost');
           },
           abort: async () => {
             log.push('abort');
@@ -65,8 +78,12 @@ function scripted() {
     },
   };
   const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined, child: () => silent } as never;
-  const tx = new TaskTransactions({ partition: 0, groupId: 'g', changelog: CHANGELOG, store, commitIntervalMs: INTERVAL, connect, log: silent });
-  return { tx, log, script, writes };
+  const readCommitted = async (): Promise<ReadonlyMap<string, bigint>> => {
+    log.push(`read committed ${[...committed].map(([t, o]) => `${t}@${o}`).join(' ')}`);
+    return new Map(committed);
+  };
+  const tx = new TaskTransactions({ partition: 0, groupId: 'g', changelog: CHANGELOG, store, commitIntervalMs: INTERVAL, connect, readCommitted, log: silent });
+  return { tx, log, script, writes, committed };
 }
 
 const stateOf = (key: string): TopicRecords => ({ topic: CHANGELOG, records: [{ key: Buffer.from(key), value: Buffer.from(`state of ${key}`), partition: 0 }] });
@@ -159,6 +176,91 @@ describe('TaskTransactions', () => {
     expect(log).not.toContain('store u2+u3');
     expect(log).not.toContain('done 3');
     await task.close();
+  });
+
+  it('reads the committed offsets only after its producer began a transaction (initing it completes what an earlier producer left pending)', async () => {
+    const { tx, log, committed } = scripted();
+    committed.set('clicks', 5n);
+    await expect(tx.committed()).resolves.toEqual(new Map([['clicks', 5n]]));
+    expect(log).toEqual(['connect 1', 'begin', 'read committed clicks@5']);
+  });
+
+  it('callers at once (the restore\'s fence, the task\'s own read, a delivery) share one producer and one transaction', async () => {
+    const { tx, log } = scripted();
+    await Promise.all([tx.committed(), tx.committed(), tx.deliver(async () => void (await tx.sender.send([scoredOf('a')])), [{ topic: 'clicks', last: '0' }])]);
+    expect(log.filter((l) => l.startsWith('connect') || l === 'begin')).toEqual(['connect 1', 'begin']);
+    await vi.advanceTimersByTimeAsync(INTERVAL);
+    expect(log).toContain('commit');
+  });
+
+  /** A task over `tx` whose deliveries send each record's key to the changelog, with committed() as exactly_once wires it. */
+  function taskOver(tx: TaskTransactions, log: string[]) {
+    const control: FetchControl = { isActive: () => true, heartbeat: async () => undefined, done: async (offset) => void log.push(`done ${offset}`) };
+    const task = new PartitionTask<readonly InputRecord[]>({
+      partition: 0,
+      chunkMaxRecords: 2,
+      sleep: async () => undefined,
+      hooks: {
+        process: async (records) => records,
+        deliver: (_records, result, ends) => tx.deliver(async () => void (await tx.sender.send([{ topic: CHANGELOG, records: result.map((r) => ({ key: r.key, value: Buffer.from('s'), partition: 0 })) }])), ends),
+        stored: () => tx.stored(),
+        committed: () => tx.committed(),
+        restoring: () => null,
+        reset: () => void log.push('reset'),
+        rewind: (topic, offset) => void log.push(`rewind ${topic} ${offset}`),
+        closed: (dropped) => tx.close(dropped),
+      },
+    });
+    const offer = (...offsets: number[]) =>
+      void task.offer({ topic: 'clicks', partition: 0, records: offsets.map((o) => ({ topic: 'clicks', partition: 0, offset: String(o), key: Buffer.from(`u${o}`), value: null, timestamp: o })), highWatermark: BigInt(offsets.at(-1)! + 1) }, control);
+    return { task, offer };
+  }
+
+  it('with a partition task: a commit that went through though its answer was lost is not replayed; the task resumes at the committed offsets', async () => {
+    const { tx, log, script } = scripted();
+    const { task, offer } = taskOver(tx, log);
+    offer(0, 1);
+    await vi.advanceTimersByTimeAsync(INTERVAL);
+    expect(log.slice(-4)).toEqual(['offsets g clicks/0@2', 'commit', 'store u0+u1', 'done 1']);
+    script.failNext = { call: 'lost', err: new Error('connection closed') };
+    offer(2, 3);
+    await vi.advanceTimersByTimeAsync(INTERVAL);
+    // The task rewound to 2, then learnt from the group that 4 is committed: it skips 2 and 3 and
+    // restores the state again (the changelog has what that transaction wrote).
+    expect(log.slice(log.indexOf('commit', log.indexOf('done 1')))).toEqual(['commit', 'abort', 'disconnect 1', 'reset', 'rewind clicks 2', 'connect 2', 'begin', 'read committed clicks@4', 'reset']);
+    offer(2, 3, 4);
+    await vi.advanceTimersByTimeAsync(INTERVAL);
+    expect(log.filter((l) => l.startsWith('send'))).toEqual(['send changelog:u0+u1', 'send changelog:u2+u3', 'send changelog:u4']);
+    expect(log.slice(-2)).toEqual(['store u4', 'done 4']);
+    await task.close();
+  });
+
+  it('with a partition task: a new owner skips what an earlier owner committed after the offsets it fetches from were read', async () => {
+    const { tx, log, committed } = scripted();
+    committed.set('clicks', 3n); // the earlier owner's last transaction, committed during the rebalance
+    const { task, offer } = taskOver(tx, log);
+    offer(1, 2, 3, 4);
+    await vi.advanceTimersByTimeAsync(INTERVAL);
+    expect(log.slice(0, 4)).toEqual(['connect 1', 'begin', 'read committed clicks@3', 'reset']);
+    expect(log.filter((l) => l.startsWith('send'))).toEqual(['send changelog:u3+u4']);
+    expect(log.slice(-2)).toEqual(['store u3+u4', 'done 4']);
+    await task.close();
+  });
+});
+
+describe('exactly_once: the previous owner fenced before a restore', () => {
+  it('a newly assigned partition gets its task at once, and its producer begins (inits) before the changelog is read', async () => {
+    const { tx, log } = scripted();
+    const made: number[] = [];
+    const hooks: TaskHooks<null> = { process: async () => null, deliver: async () => undefined, restoring: () => null, reset: () => undefined, rewind: () => undefined };
+    const tasks = new PartitionTasks<null>({ chunkMaxRecords: 1, hooksOf: (p) => (made.push(p), hooks) });
+    tasks.onAssignment([0, 2]);
+    expect(made).toEqual([0, 2]); // before any fetch: the restore of the assignment can fence through them
+    const silent = { warn: () => undefined } as never;
+    await fenceBeforeRestore(new Map([[0, tx]]), [0, 1], silent);
+    log.push('read the changelog');
+    expect(log).toEqual(['connect 1', 'begin', 'read committed ', 'read the changelog']);
+    await tasks.close();
   });
 });
 

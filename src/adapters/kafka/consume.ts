@@ -174,6 +174,7 @@ function inTransactions(o: EventConsumeDeps, partition: number, hooks: TaskHooks
     ...hooks,
     deliver: (records, result, ends) => transactions.deliver(() => (records.length > 0 ? delivery.chunk(records, result, ends) : delivery.flush(result)), ends),
     stored: () => transactions.stored(),
+    committed: () => transactions.committed(),
     closed: (dropped) => transactions.close(dropped),
   };
 }

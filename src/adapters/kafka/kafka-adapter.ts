@@ -13,6 +13,7 @@ import { OutputFlusher } from './output-flusher.js';
 import { PartitionState } from './partition-state.js';
 import type { PartitionTasks } from './partition-tasks.js';
 import { checkLargestRecords, largestRecords } from './record-bounds.js';
+import { inputTopicsOf } from './settings.js';
 import type { GroupConsumer, KafkaClient, KafkaProducer, PartitionRead, TransactionalProducer } from './port.js';
 import { KafkaSink, type Deliverable } from './sink.js';
 import type { KafkaWiring } from './wiring.js';
@@ -62,15 +63,20 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
     onTooLarge: (topic) => metrics.outputsTooLarge.inc({ topic }),
   });
   const sink = sinkOn(changelogTee);
+  // exactly_once: the transactions of each partition's current task (made at its assignment).
+  const transactionsOf = new Map<number, TaskTransactions>();
   const partitionState = new PartitionState({
     core,
     log,
     metrics,
     // With a schema registry, changelog records written under older schema ids are looked up first.
-    readChangelog: (o) => restoreChangelog({ client, topic: settings.topicChangelog, ...o, apply: async (records) => {
-      await core.codec.prepare(records);
-      await o.apply(records);
-    } }),
+    readChangelog: async (o) => {
+      await fenceBeforeRestore(transactionsOf, o.partitions, log);
+      return restoreChangelog({ client, topic: settings.topicChangelog, ...o, apply: async (records) => {
+        await core.codec.prepare(records);
+        await o.apply(records);
+      } });
+    },
     fail,
   });
   const deliveryOn = (through: KafkaSink): Delivery => new Delivery({ sink: through, partitionState, metrics, usersInMemory: () => core.users.size, ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}) });
@@ -92,7 +98,7 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
   let catalog: PartitionRead | undefined;
   let consumer: GroupConsumer;
   try {
-    if (settings.processingGuarantee === 'exactly_once') transactional = transactionalOutputs(kafka, deps, (producer) => deliveryOn(sinkOn(producer)), log);
+    if (settings.processingGuarantee === 'exactly_once') transactional = transactionalOutputs(kafka, deps, (producer) => deliveryOn(sinkOn(producer)), transactionsOf, log);
     // Refuse to start if the settings can make a record its topic cannot take (a crash loop later).
     checkLargestRecords(kafka.limits, largestRecords({ stateCodec: core.stateCodec, encoder: core.encoder, modelVersion: core.processor.modelVersion, topics, settings }));
     // The catalog first: scoring before it is loaded would rank against a partial catalog.
@@ -128,11 +134,26 @@ export function transactionalProducerOf(settings: Pick<KafkaWiring['settings'], 
   return connect;
 }
 
+/**
+ * exactly_once: before a partition's changelog is read, its task's producer begins a transaction:
+ * initing it fences the previous owner's producer and completes the transaction that one left
+ * pending, so the changelog's end holds everything the previous owner committed, and nothing
+ * more can come from it. (The task also resumes at the offsets committed then: see
+ * PartitionTask's `committed`.) A fence that fails is only logged: the task's own read of the
+ * committed offsets still skips, and restores again, what was committed meanwhile.
+ */
+export async function fenceBeforeRestore(transactionsOf: ReadonlyMap<number, TaskTransactions>, partitions: readonly number[], log: Logger): Promise<void> {
+  await Promise.all(partitions.map((p) => transactionsOf.get(p)?.committed().catch((err: unknown) => log.warn('fencing the previous owner of a partition before its restore failed', { err, partition: p }))));
+}
+
 /** The factory of the tasks' exactly-once outputs (see TaskTransactions); a ConfigError if the client cannot. */
-function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, deliveryOn: (producer: KafkaProducer) => Delivery, log: Logger): (partition: number) => TransactionalOutput {
-  const { settings, client } = kafka;
+function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, deliveryOn: (producer: KafkaProducer) => Delivery, transactionsOf: Map<number, TaskTransactions>, log: Logger): (partition: number) => TransactionalOutput {
+  const { settings, client, admin } = kafka;
   const { core } = deps;
   const connect = transactionalProducerOf(settings, client);
+  const committedOffsets = admin.committedOffsets?.bind(admin);
+  if (!committedOffsets) throw new ConfigError('PROCESSING_GUARANTEE', `exactly_once needs the committed offsets of the group, which the ${settings.kafkaClient} client does not read`);
+  const inputTopics = inputTopicsOf(settings);
   return (partition) => {
     const transactions = new TaskTransactions({
       partition,
@@ -142,8 +163,10 @@ function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, delive
       commitIntervalMs: settings.commitIntervalMs,
       // One id per partition: the next owner's producer fences this one when it begins.
       connect: () => connect(`${settings.groupId}-${partition}`),
+      readCommitted: () => committedOffsets(settings.groupId, inputTopics, partition),
       log,
     });
+    transactionsOf.set(partition, transactions);
     return { delivery: deliveryOn(new BoundedProducer(transactions.sender, kafka.limits)), transactions };
   };
 }

@@ -205,6 +205,15 @@ class KafkajsAdmin implements KafkaAdmin {
     return [...byId.values()];
   }
 
+  async committedOffsets(groupId: string, topics: readonly string[], partition: number): Promise<Map<string, bigint>> {
+    const out = new Map<string, bigint>();
+    for (const t of await this.admin.fetchOffsets({ groupId, topics: [...topics] })) {
+      const p = t.partitions.find((x) => x.partition === partition);
+      if (p && BigInt(p.offset) >= 0n) out.set(t.topic, BigInt(p.offset)); // -1: none committed
+    }
+    return out;
+  }
+
   private async describe(resources: { type: ConfigResourceTypes; name: string }[], names: readonly string[]): Promise<Map<string, ReadonlyMap<string, string>>> {
     const out = new Map<string, ReadonlyMap<string, string>>();
     if (resources.length === 0) return out;

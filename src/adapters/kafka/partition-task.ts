@@ -42,6 +42,14 @@ export interface TaskHooks<R> {
   reset(): void;
   /** The topic-partition must be fetched again from `offset` (GroupConsumer.seek). */
   rewind(topic: string, offset: bigint): void;
+  /**
+   * exactly_once: the offsets the group committed for the partition's input topics, read once no
+   * transaction of the partition is pending any more (its producer fenced any earlier one). The task
+   * resumes there: before its first chunk (an earlier owner may have committed after this member
+   * read the offsets it fetches from) and after a failure (a commit whose answer was lost may have
+   * gone through). Absent: the task's own acknowledgements say where it resumes.
+   */
+  committed?(): Promise<ReadonlyMap<string, bigint>>;
   /** A chunk's outputs were acknowledged and its offsets marked done. */
   acknowledged?(ends: readonly TopicEnd[]): void;
   /** A chunk or its delivery failed: the task resets, rewinds and, after `backoffMs`, goes on. */
@@ -119,6 +127,8 @@ export class PartitionTask<R> {
   private dropFrom = Number.POSITIVE_INFINITY;
   private failure: { readonly seq: number; readonly err: unknown } | null = null;
   private failuresInARow = 0;
+  /** hooks.committed must be read before the next chunk. */
+  private unsynced: boolean;
   private running: Promise<void> | null = null;
   private closed = false;
 
@@ -128,6 +138,7 @@ export class PartitionTask<R> {
     this.depthLimit = Math.max(1, o.pipelineDepth ?? PIPELINE_DEPTH);
     this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.sending = (o.after ?? Promise.resolve()).catch(() => undefined);
+    this.unsynced = o.hooks.committed !== undefined;
   }
 
   /** Records waiting in the inbox. */
@@ -213,6 +224,10 @@ export class PartitionTask<R> {
       if (this.closed) return;
       if (this.failure) {
         await this.recover();
+        continue;
+      }
+      if (this.unsynced) {
+        await this.sync();
         continue;
       }
       const restore = this.hooks.restoring();
@@ -362,10 +377,53 @@ export class PartitionTask<R> {
     for (const [topic, offset] of rewound) if ((this.position.get(topic) ?? offset) > offset) this.hooks.rewind(topic, offset);
     this.position = rewound;
     this.report();
+    this.unsynced = this.hooks.committed !== undefined;
+    await this.backOff(err);
+    this.dropFrom = Number.POSITIVE_INFINITY;
+  }
+
+  private async backOff(err: unknown): Promise<void> {
     const backoff = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** this.failuresInARow++);
     this.hooks.failed?.(err, backoff);
     await this.sleep(backoff);
-    this.dropFrom = Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * Resumes at the group's committed offsets where they are past what the task holds: the records
+   * before them are skipped (taken in or fetched later), and the state is restored again, since
+   * the changelog has what those transactions changed. A failed read is retried after a backoff.
+   */
+  private async sync(): Promise<void> {
+    let committed: ReadonlyMap<string, bigint>;
+    try {
+      committed = await this.hooks.committed!();
+    } catch (err) {
+      await this.backOff(err);
+      return;
+    }
+    this.unsynced = false;
+    let skipped = false;
+    for (const [topic, offset] of committed) {
+      if ((this.position.get(topic) ?? -1n) < offset) this.position.set(topic, offset);
+      const first = this.firstUnacknowledged.get(topic);
+      if (first === undefined || first >= offset) continue;
+      skipped = true;
+      this.firstUnacknowledged.set(topic, offset);
+      const queue = this.inbox.get(topic) ?? [];
+      while (queue.length > 0) {
+        const q = queue[0]!;
+        while (q.next < q.records.length && BigInt(q.records[q.next]!.offset) < offset) {
+          q.next++;
+          this.inboxRecords--;
+        }
+        if (q.next < q.records.length) break;
+        q.taken();
+        queue.shift();
+      }
+    }
+    if (!skipped) return;
+    this.report();
+    this.hooks.reset();
   }
 
   /** Drops what waits in the inbox (it is fetched again, or by the next owner) and lets its handlers return. */

@@ -7,7 +7,7 @@ export interface PartitionTasksOptions<R> {
   readonly pipelineDepth?: number;
 }
 
-/** The tasks of this member, one per partition number, made as their first fetch comes. */
+/** The tasks of this member, one per partition number, made when it is assigned (or as its first fetch comes). */
 export class PartitionTasks<R> {
   private readonly tasks = new Map<number, PartitionTask<R>>();
   /** Sends of revoked tasks still settling: a task of the same partition made later waits for them. */
@@ -27,7 +27,11 @@ export class PartitionTasks<R> {
     return task;
   }
 
-  /** A new generation of the group: the tasks of revoked partitions stop and send nothing more. */
+  /**
+   * A new generation of the group: the tasks of revoked partitions stop and send nothing more; the
+   * newly assigned ones get theirs at once (exactly_once: its producer fences the partition's
+   * previous owner before the partition's restore reads the changelog).
+   */
   onAssignment(partitions: readonly number[]): void {
     const now = new Set(partitions);
     for (const [p, task] of this.tasks) {
@@ -39,6 +43,7 @@ export class PartitionTasks<R> {
         if (this.leaving.get(p) === closed) this.leaving.delete(p);
       });
     }
+    for (const p of partitions) this.taskOf(p);
   }
 
   /** Runs a rate-limited flush of the partition as work of its task (between chunks). */

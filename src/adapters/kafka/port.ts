@@ -81,6 +81,12 @@ export interface KafkaAdmin {
   topicConfigs(topics: readonly string[], names: readonly string[]): Promise<Map<string, ReadonlyMap<string, string>>>;
   /** Configs of each live broker (e.g. message.max.bytes), as `topicConfigs` reports them. */
   brokerConfigs(names: readonly string[]): Promise<ReadonlyMap<string, string>[]>;
+  /**
+   * The offsets a consumer group committed for one partition of each topic (the next offset to
+   * read); topics with none are left out. exactly_once only (kafkajs): without require_stable,
+   * read it once no transaction committing them is pending.
+   */
+  committedOffsets?(groupId: string, topics: readonly string[], partition: number): Promise<Map<string, bigint>>;
   disconnect(): Promise<void>;
 }
 

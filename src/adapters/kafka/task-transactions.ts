@@ -14,6 +14,8 @@ export interface TaskTransactionsOptions {
   readonly commitIntervalMs: number;
   /** Makes the partition's producer (transactional id `<group>-<partition>`). */
   readonly connect: () => Promise<TransactionalProducer>;
+  /** The group's committed offsets of the partition's input topics (KafkaAdmin.committedOffsets). */
+  readonly readCommitted: () => Promise<ReadonlyMap<string, bigint>>;
   readonly log: Logger;
 }
 
@@ -54,7 +56,8 @@ function outcome(): Outcome {
  * records written to the local store, and only then does stored() resolve (the task marks offsets
  * done after it). A failed delivery, commit or fencing aborts the transaction: stored() rejects,
  * and the task drops later work, resets and rewinds to the last committed offsets. The store never
- * gets an aborted record.
+ * gets an aborted record. Where the task resumes (committed()) is read from the group after the
+ * producer inited, since a commit whose answer was lost may have gone through.
  */
 export class TaskTransactions {
   private producer: TransactionalProducer | null = null;
@@ -66,6 +69,8 @@ export class TaskTransactions {
   private ending: Promise<void> | null = null;
   /** The outcome of the transaction the latest delivery went into. */
   private latest: Promise<void> = Promise.resolve();
+  /** The open transaction being made: callers meanwhile (a delivery, committed()) share it. */
+  private opening: Promise<Open> | null = null;
 
   /** The sink's producer: sends into the open transaction (only within deliver()). */
   readonly sender: KafkaProducer = {
@@ -95,6 +100,18 @@ export class TaskTransactions {
     for (const e of ends) open.offsets.set(e.topic, BigInt(e.last) + 1n);
   }
 
+  /**
+   * The group's committed offsets of the partition, stable: read after the producer began a
+   * transaction, which inits it the first time (a fresh producer after a failure, a new owner):
+   * initing completes any transaction an earlier producer of the id left pending (the broker
+   * aborts it, or finishes its commit), and fences that producer. kafkajs cannot ask the broker
+   * for stable offsets (require_stable) otherwise.
+   */
+  async committed(): Promise<ReadonlyMap<string, bigint>> {
+    await this.opened();
+    return this.o.readCommitted();
+  }
+
   /** Resolves once the transaction of the latest delivery committed and its changelog records are in the store; rejects if it aborted. */
   stored(): Promise<void> {
     return this.latest;
@@ -115,7 +132,12 @@ export class TaskTransactions {
     this.producer = null;
   }
 
-  private async opened(): Promise<Open> {
+  /** The open transaction, begun if none is; one at a time (two producers of one id would fence each other). */
+  private opened(): Promise<Open> {
+    return (this.opening ??= this.open_().finally(() => (this.opening = null)));
+  }
+
+  private async open_(): Promise<Open> {
     while (this.ending) await this.ending;
     if (this.open) return this.open;
     // Once fenced, a newer owner of the partition exists: initing again would fence it in turn.
