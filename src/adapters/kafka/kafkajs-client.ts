@@ -36,6 +36,13 @@ import { ProducerFencedError, ProduceTooLargeError } from './port.js';
 /** A bounded read (the changelog restore) is a bulk load: large fetches. */
 const BULK_FETCH_BYTES = 8 << 20;
 const REBALANCE_TIMEOUT_MS = 60_000;
+/**
+ * How long the broker lets a transaction stay open before it aborts it (kafkajs's default is 60 s;
+ * Kafka Streams uses 10 s for exactly_once). A transaction left open by a producer that lost the
+ * broker holds back every read_committed reader of its partitions, our own changelog restore
+ * included, until then.
+ */
+const TRANSACTION_TIMEOUT_MS = 10_000;
 // kafkajs's ConfigResourceTypes values (its CommonJS export is not a named ESM export).
 const TOPIC_RESOURCE = 2 as ConfigResourceTypes;
 const BROKER_RESOURCE = 4 as ConfigResourceTypes;
@@ -90,7 +97,7 @@ class KafkajsClient implements KafkaClient {
 
   async transactionalProducer(transactionalId: string): Promise<TransactionalProducer> {
     // Transactions need idempotence and one request in flight (kafkajs refuses more).
-    const producer = this.kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner, transactionalId, idempotent: true, maxInFlightRequests: 1 });
+    const producer = this.kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner, transactionalId, idempotent: true, maxInFlightRequests: 1, transactionTimeout: TRANSACTION_TIMEOUT_MS });
     return new KafkajsTransactionalProducer(await connected(producer));
   }
 
