@@ -137,6 +137,12 @@ class KafkajsClient implements KafkaClient {
     });
     const caughtUp = Promise.race([catchUp.reached, failed]);
     const wanted = o.partitions ? new Set(o.partitions) : null;
+    // A fetch of only aborted records or transaction markers reaches no eachBatch (kafkajs moves
+    // past it by itself), but its end counts: a changelog whose last transaction was aborted (a
+    // producer that lost the broker, exactly_once) would otherwise never be caught up.
+    consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+      if (!wanted || wanted.has(e.payload.partition)) catchUp.fetched(e.payload.partition, BigInt(e.payload.lastOffset) + 1n);
+    });
     try {
       await consumer.subscribe({ topic: o.topic, fromBeginning: true });
       await consumer.run({
