@@ -39,10 +39,10 @@ for (const { client, guarantee } of runs) {
     afterAll(() => resources.release());
 
     // Open defect (README, exactly-once): in exactly_once this run left records unprocessed in 1 of
-    // 6 runs after the restore fix (none duplicated). Kept out of npm test until found, so CI is not
+    // 8 runs after the restore fix (none duplicated). Kept out of npm test until found, so CI is not
     // red by chance; TEST_EOS_OUTAGE=1 runs it.
     const outageSkipped = exactlyOnce && process.env['TEST_EOS_OUTAGE'] !== '1';
-    it.skipIf(outageSkipped)(`(a) the broker stopped mid-stream and restarted: the processor waits, reconnects and loses nothing${outageSkipped ? ' [SKIPPED: exactly_once left records unprocessed after the outage in 1 of 6 runs, an open defect; TEST_EOS_OUTAGE=1 runs it]' : ''}`, async () => {
+    it.skipIf(outageSkipped)(`(a) the broker stopped mid-stream and restarted: the processor waits, reconnects and loses nothing${outageSkipped ? ' [SKIPPED: exactly_once left records unprocessed after the outage in 1 of 8 runs, an open defect; TEST_EOS_OUTAGE=1 runs it]' : ''}`, async () => {
       // A broker of its own: stopping the shared one would break the other test files.
       const broker: LocalBroker = await startLocalBroker();
       resources.onRelease(() => broker.stop());
