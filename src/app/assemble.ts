@@ -162,6 +162,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Assembl
     rows: config.retrievalCacheRows,
     dim: F,
     modelVersion: () => servingVersion(),
+    bypass: () => modal.current === 'exact',
     ...(cacheReporter?.retrievalLookups ? { onLookup: (hits: number, misses: number) => cacheReporter.retrievalLookups!(hits, misses) } : {}),
   });
   const ranker = new CandidateRanker(scorer, F, { topK: config.topK, slack });

@@ -124,6 +124,20 @@ describe('RetrievalCache', () => {
     expect(ids(after)[0]).toEqual(['b', 'c', 'd']);
   });
 
+  it('searches every row, keeping none, while bypassed (the exact scan of a small catalog)', async () => {
+    const { catalog } = setUp();
+    const scan = new CountingScan(catalog, ['a', 'b', 'c', 'd']);
+    let bypassed = true;
+    const cache = new RetrievalCache(scan, catalog, { rows: 100, dim: DIM, modelVersion: () => 'm1', bypass: () => bypassed });
+    await cache.score(rowsOf([1, 0, 0, 0]), 1);
+    await cache.score(rowsOf([1, 0, 0, 0]), 1);
+    expect(scan.rowsSearched).toBe(2);
+    bypassed = false;
+    await cache.score(rowsOf([1, 0, 0, 0]), 1);
+    await cache.score(rowsOf([1, 0, 0, 0]), 1);
+    expect(scan.rowsSearched).toBe(3);
+  });
+
   it('keeps at most `rows` rows, and with 0 passes every row through', async () => {
     const small = setUp(1);
     await small.cache.score(rowsOf([1, 0, 0, 0]), 1);
