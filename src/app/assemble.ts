@@ -154,17 +154,19 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Assembl
     snapshots: new IndexSnapshots({ dir: join(expandHome(config.stateDir), 'ad-index'), space: models.space, params: index.spec.index! }),
     onSnapshot: (event, detail) => o.logger.info(`ad index ${event}`, detail),
   });
-  const modal = new ModalRetrieval(exact, indexed, catalog, { mode: config.retrieval, exactBelow: config.retrievalExactBelow });
   // The processor's serving version, once it exists: the cache reuses no answer of another model.
   let servingVersion = (): string => models.version;
   const cacheReporter = o.cacheReporter;
-  const scorer = new RetrievalCache(modal, catalog, {
+  // Only the index's answers are kept: an exact scan over a small catalog costs less than keeping
+  // its answers, whose objects live long enough to reach the old generation and lengthen the GC's
+  // pauses (the demo's p99: 116-120 ms with the scan's answers kept, 87 ms without).
+  const cached = indexed && new RetrievalCache(indexed, catalog, {
     rows: config.retrievalCacheRows,
     dim: F,
     modelVersion: () => servingVersion(),
-    bypass: () => modal.current === 'exact',
     ...(cacheReporter?.retrievalLookups ? { onLookup: (hits: number, misses: number) => cacheReporter.retrievalLookups!(hits, misses) } : {}),
   });
+  const scorer = new ModalRetrieval(exact, cached, catalog, { mode: config.retrieval, exactBelow: config.retrievalExactBelow });
   const ranker = new CandidateRanker(scorer, F, { topK: config.topK, slack });
   const interests = { halfLifeMs: config.interestHalfLifeS * 1000, maxInterests: config.interestsPerUser, newInterestThreshold: config.newInterestThreshold };
   const applied = o.applied ?? new AppliedOffsets();

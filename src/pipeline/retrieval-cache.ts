@@ -2,8 +2,9 @@
  * Answers kept per query row: an event moves one of its user's interests, and the others come back
  * to the next ranking in the same direction (the event decays them all, a rescaling that their
  * normalisation undoes up to float rounding), so their search, the largest cost with a big
- * catalog, need not run again. Rows within ROW_TOLERANCE of each other per value count as one. An answer is reused only while the retrieval answers as it did (its
- * `generation`: no catalog upload or index sync since) and the same models score (`modelVersion`:
+ * catalog, need not run again. Rows within ROW_TOLERANCE of each other per value count as one.
+ * An answer is reused only while the retrieval answers as it did (its `generation`: no index
+ * sync since) and the same models score (`modelVersion`:
  * a CTR swap changes every pair's CTR). Ads deactivated since are filtered on the way out, as the
  * retrievals themselves do between syncs, so none is ever emitted.
  */
@@ -14,7 +15,7 @@ import type { Match } from './retrieve.js';
 
 /** A retrieval that says when it would answer a query differently. */
 export interface VersionedRetrieval extends Retrieval {
-  /** Changes whenever the same query row could get another answer (an upload, a sync, a mode switch). */
+  /** Changes whenever the same query row could get another answer (an index sync). */
   readonly generation: number;
 }
 
@@ -26,12 +27,6 @@ export interface RetrievalCacheOptions {
   readonly modelVersion: () => string;
   /** Told per query row whether it was answered from the cache. */
   readonly onLookup?: (hits: number, misses: number) => void;
-  /**
-   * While this says so, every row is searched and nothing kept: an exact scan over a small catalog
-   * costs less than keeping its answers, whose objects live long enough to reach the old
-   * generation and lengthen the GC's pauses (the demo's p99: 87 ms without, 116-120 ms with).
-   */
-  readonly bypass?: () => boolean;
 }
 
 interface Entry {
@@ -55,7 +50,7 @@ export class RetrievalCache implements Retrieval {
 
   async score(queries: Float32Array, n: number): Promise<Match[][]> {
     const entries = this.entries;
-    if (!entries || this.o.bypass?.()) return this.inner.score(queries, n);
+    if (!entries) return this.inner.score(queries, n);
     const dim = this.o.dim;
     // Read before the search: an answer found under a newer generation is then never kept as older.
     const generation = this.inner.generation;

@@ -6,7 +6,7 @@
  */
 import type { AdCatalog } from '../catalog/ad-catalog.js';
 import type { RetrievalMode } from '../catalog/settings.js';
-import type { VersionedRetrieval } from './retrieval-cache.js';
+import type { Retrieval } from './rank.js';
 import type { Match } from './retrieve.js';
 
 export interface RetrievalChoice {
@@ -15,11 +15,11 @@ export interface RetrievalChoice {
   readonly exactBelow: number;
 }
 
-export class ModalRetrieval implements VersionedRetrieval {
+export class ModalRetrieval implements Retrieval {
   constructor(
-    private readonly exact: VersionedRetrieval,
+    private readonly exact: Retrieval,
     /** Absent when the mode is `exact` (no index is kept then). */
-    private readonly ann: VersionedRetrieval | undefined,
+    private readonly ann: Retrieval | undefined,
     private readonly catalog: AdCatalog,
     private readonly choice: RetrievalChoice,
   ) {
@@ -31,11 +31,6 @@ export class ModalRetrieval implements VersionedRetrieval {
     const { mode, exactBelow } = this.choice;
     if (mode !== 'auto') return mode;
     return this.catalog.activeCount < exactBelow ? 'exact' : 'ann';
-  }
-
-  /** Changes with either retrieval's generation (each only grows) and with the mode in use. */
-  get generation(): number {
-    return 2 * (this.exact.generation + (this.ann?.generation ?? 0)) + (this.current === 'exact' ? 0 : 1);
   }
 
   score(queries: Float32Array, n: number): Promise<Match[][]> {

@@ -58,11 +58,6 @@ export class EngineScorer {
     private readonly o: EngineScorerOptions,
   ) {}
 
-  /** The catalog version of the ad matrix on the workers: another one may answer a query differently. */
-  get generation(): number {
-    return this.snapshot?.version ?? -1;
-  }
-
   /** The best active ads per query row (queries: n rows of the catalog's dimension), best first. */
   async score(queries: Float32Array, n: number): Promise<Match[][]> {
     if (n === 0) return [];

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { AdCatalog } from '../../src/catalog/ad-catalog.js';
 import type { Ad } from '../../src/domain/events.js';
 import { RetrievalCache, type VersionedRetrieval } from '../../src/pipeline/retrieval-cache.js';
+import { ModalRetrieval } from '../../src/pipeline/retrieve-mode.js';
 import type { Match } from '../../src/pipeline/retrieve.js';
 
 const DIM = 4;
@@ -124,18 +125,20 @@ describe('RetrievalCache', () => {
     expect(ids(after)[0]).toEqual(['b', 'c', 'd']);
   });
 
-  it('searches every row, keeping none, while bypassed (the exact scan of a small catalog)', async () => {
+  it('as the processor wires it, in front of the index only: the exact scan of a small catalog searches every row', async () => {
     const { catalog } = setUp();
-    const scan = new CountingScan(catalog, ['a', 'b', 'c', 'd']);
-    let bypassed = true;
-    const cache = new RetrievalCache(scan, catalog, { rows: 100, dim: DIM, modelVersion: () => 'm1', bypass: () => bypassed });
-    await cache.score(rowsOf([1, 0, 0, 0]), 1);
-    await cache.score(rowsOf([1, 0, 0, 0]), 1);
-    expect(scan.rowsSearched).toBe(2);
-    bypassed = false;
-    await cache.score(rowsOf([1, 0, 0, 0]), 1);
-    await cache.score(rowsOf([1, 0, 0, 0]), 1);
-    expect(scan.rowsSearched).toBe(3);
+    const ids = ['a', 'b', 'c', 'd', 'e'];
+    const exact = new CountingScan(catalog, ids);
+    const ann = new CountingScan(catalog, ids);
+    const scorer = new ModalRetrieval(exact, new RetrievalCache(ann, catalog, { rows: 100, dim: DIM, modelVersion: () => 'm1' }), catalog, { mode: 'auto', exactBelow: 5 });
+    await scorer.score(rowsOf([1, 0, 0, 0]), 1);
+    await scorer.score(rowsOf([1, 0, 0, 0]), 1);
+    expect(exact.rowsSearched).toBe(2);
+    catalog.upsert(adOf('e'), Float32Array.of(0.5, 0.5, 0.5, 0.5)); // 5 active ads: the index answers
+    await scorer.score(rowsOf([1, 0, 0, 0]), 1);
+    await scorer.score(rowsOf([1, 0, 0, 0]), 1);
+    expect(ann.rowsSearched).toBe(1);
+    expect(exact.rowsSearched).toBe(2);
   });
 
   it('keeps at most `rows` rows, and with 0 passes every row through', async () => {
