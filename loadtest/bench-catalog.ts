@@ -13,10 +13,9 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
 import { clusteredUnitVectors } from '../src/devtools/clustered-vectors.js';
-import { VectorIndex, type SearchOut } from '../src/inference/vector-index.js';
+import { INDEX_QUANTIZATIONS, VectorIndex, type IndexQuantization, type SearchOut } from '../src/inference/vector-index.js';
 import { buildScorer } from '../src/models/graphs/scorer.js';
 import { loadConfig } from '../src/app/config/load-config.js';
-import { ANN_QUANTIZATIONS, type AnnQuantization } from '../src/catalog/settings.js';
 import { measureCatalogLoad } from './catalog-load.js';
 
 const { values: args } = parseArgs({
@@ -39,8 +38,8 @@ const K = 10;
 const BATCH = 64;
 const ef = Number(args.ef ?? config.annExpansionSearch);
 const connectivity = Number(args.connectivity ?? config.annConnectivity);
-const quantization = (args.quantization ?? config.annQuantization) as AnnQuantization;
-if (!ANN_QUANTIZATIONS.includes(quantization)) throw new Error(`--quantization must be one of ${ANN_QUANTIZATIONS.join(', ')}`);
+const quantization = (args.quantization ?? config.annQuantization) as IndexQuantization;
+if (!INDEX_QUANTIZATIONS.includes(quantization)) throw new Error(`--quantization must be one of ${INDEX_QUANTIZATIONS.join(', ')}`);
 // The exact scan is linear in N: fewer queries at a million keep the run short (q/s stays comparable).
 const QE = Math.min(Q, Number(args['exact-queries'] ?? Math.max(128, Math.round((2000 * 10_000) / N))));
 

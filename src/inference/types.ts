@@ -3,6 +3,8 @@
  * chunk's images, texts...) already packed into typed arrays; the engine merges requests into
  * micro-batches per model, runs them on worker threads, and hands each request views of its rows.
  */
+import type { IndexQuantization } from './vector-index.js';
+
 export type TensorType = 'float32' | 'int64';
 export type TensorData = Float32Array | BigInt64Array;
 
@@ -104,7 +106,7 @@ export interface IndexSpec {
   readonly connectivity: number;
   readonly expansionAdd: number;
   readonly expansionSearch: number;
-  readonly quantization: 'f32' | 'f16' | 'bf16';
+  readonly quantization: IndexQuantization;
   readonly query: string;
   readonly scores: string;
   readonly slots: string;

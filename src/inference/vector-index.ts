@@ -14,6 +14,10 @@ import type { BatchMatches, Index, Matches } from 'usearch';
 // URL (bindings' getRoot), which on a worker thread never ends (seen with 2.26 on Node 20).
 const usearch = createRequire(import.meta.url)('usearch') as typeof import('usearch');
 
+/** How the graph stores its vectors: usearch scalar kinds that keep recall on unit vectors. */
+export const INDEX_QUANTIZATIONS = ['f32', 'f16', 'bf16'] as const;
+export type IndexQuantization = (typeof INDEX_QUANTIZATIONS)[number];
+
 /** The HNSW parameters (usearch names them connectivity, expansion_add, expansion_search). */
 export interface IndexParams {
   readonly dim: number;
@@ -24,7 +28,7 @@ export interface IndexParams {
   /** Candidates considered while searching (ef): recall against q/s. */
   readonly expansionSearch: number;
   /** The graph's scalar kind (usearch's quantization): f16 halves its memory. */
-  readonly quantization: 'f32' | 'f16' | 'bf16';
+  readonly quantization: IndexQuantization;
 }
 
 /** What one search writes per query row: k similarities (descending) and their slots (-1: none). */
