@@ -149,28 +149,14 @@ describe('TaskTransactions', () => {
 
   it('with a partition task: an aborted transaction resets the partition and rewinds to the last committed offset', async () => {
     const { tx, log, script } = scripted();
-    const rec = (offset: number): InputRecord => ({ topic: 'clicks', partition: 0, offset: String(offset), key: Buffer.from(`u${offset}`), value: null, timestamp: offset });
-    const control: FetchControl = { isActive: () => true, heartbeat: async () => undefined, done: async (offset) => void log.push(`done ${offset}`) };
-    const task = new PartitionTask<readonly InputRecord[]>({
-      partition: 0,
-      chunkMaxRecords: 2,
-      sleep: async () => undefined,
-      hooks: {
-        process: async (records) => records,
-        deliver: (_records, result, ends) => tx.deliver(async () => void (await tx.sender.send([{ topic: CHANGELOG, records: result.map((r) => ({ key: r.key, value: Buffer.from('s'), partition: 0 })) }])), ends),
-        stored: () => tx.stored(),
-        restoring: () => null,
-        reset: () => void log.push('reset'),
-        rewind: (topic, offset) => void log.push(`rewind ${topic} ${offset}`),
-        closed: (dropped) => tx.close(dropped),
-      },
-    });
-    void task.offer({ topic: 'clicks', partition: 0, records: [rec(0), rec(1)], highWatermark: 2n }, control);
+    // No committed hook: this is the rewind to the task's own last commit.
+    const { task, offer } = taskOver(tx, log, { resumeAtCommitted: false });
+    offer(0, 1);
     await vi.advanceTimersByTimeAsync(INTERVAL);
     // Marked done only after the commit that holds its offsets.
     expect(log.slice(-4)).toEqual(['offsets g clicks/0@2', 'commit', 'store u0+u1', 'done 1']);
     script.failNext = { call: 'commit', err: new Error('commit failed') };
-    void task.offer({ topic: 'clicks', partition: 0, records: [rec(2), rec(3)], highWatermark: 4n }, control);
+    offer(2, 3);
     await vi.advanceTimersByTimeAsync(INTERVAL);
     expect(log.slice(-4)).toEqual(['abort', 'disconnect 1', 'reset', 'rewind clicks 2']);
     expect(log).not.toContain('store u2+u3');
@@ -193,8 +179,8 @@ describe('TaskTransactions', () => {
     expect(log).toContain('commit');
   });
 
-  /** A task over `tx` whose deliveries send each record's key to the changelog, with committed() as exactly_once wires it. */
-  function taskOver(tx: TaskTransactions, log: string[]) {
+  /** A task over `tx` whose deliveries send each record's key to the changelog, with committed() as exactly_once wires it (unless told not to). */
+  function taskOver(tx: TaskTransactions, log: string[], o: { resumeAtCommitted?: boolean } = {}) {
     const control: FetchControl = { isActive: () => true, heartbeat: async () => undefined, done: async (offset) => void log.push(`done ${offset}`) };
     const task = new PartitionTask<readonly InputRecord[]>({
       partition: 0,
@@ -204,7 +190,7 @@ describe('TaskTransactions', () => {
         process: async (records) => records,
         deliver: (_records, result, ends) => tx.deliver(async () => void (await tx.sender.send([{ topic: CHANGELOG, records: result.map((r) => ({ key: r.key, value: Buffer.from('s'), partition: 0 })) }])), ends),
         stored: () => tx.stored(),
-        committed: () => tx.committed(),
+        ...(o.resumeAtCommitted === false ? {} : { committed: () => tx.committed() }),
         restoring: () => null,
         reset: () => void log.push('reset'),
         rewind: (topic, offset) => void log.push(`rewind ${topic} ${offset}`),
