@@ -7,10 +7,12 @@
  * inference at the best batch size. Writes DIR/results.json, DIR/report.md and
  * DIR/latency-vs-throughput.svg, and prints one JSON line last.
  *
- *   npm run bench -- --out DIR [--world FILE] [--ads N] [--client kafkajs|confluent] [--step-seconds 8] [--max-rate 32000] [--restart] [--no-ceiling]
+ *   npm run bench -- --out DIR [--world FILE] [--ads N] [--client kafkajs|confluent] [--step-seconds 8] [--max-rate 32000] [--restart] [--state-dir DIR] [--no-ceiling]
  *
  * --ads N grows the world's catalog to N ads (copies sharing the creatives, see catalogOf); the
  * time to ready (catalog loaded, ad index built or loaded) and the RSS then are reported.
+ * --state-dir DIR keeps the processor's state in DIR instead of a fresh folder, so a later run
+ * starts warm (the ad embeddings and the saved index on disk: its first start is then no cold one).
  * --restart stops the processor once ready and starts it again on the state it left (the
  * persisted ad embeddings and the saved index): its time to ready is reported, then the sweep runs
  * on it. --no-ceiling skips the raw inference ceiling (at a large catalog it would time the exact
@@ -21,7 +23,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { boundedProducerOf } from '../src/adapters/kafka/produce-limits.js';
 import { loadConfig } from '../src/app/config/load-config.js';
@@ -48,6 +50,7 @@ const { values: args } = parseArgs({
     'drain-events': { type: 'string', default: '30000' },
     ads: { type: 'string' },
     restart: { type: 'boolean', default: false },
+    'state-dir': { type: 'string' },
     'no-ceiling': { type: 'boolean', default: false },
   },
 });
@@ -177,7 +180,8 @@ async function main(): Promise<void> {
       await producer.send([{ topic: config.topicAds, records: ads.slice(at, at + 10_000).map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, now) })) }]);
     }
     say(`catalog: ${ads.length} ads produced in ${Math.round((Date.now() - now) / 1000)} s`);
-    const stateDir = join(env.STATE_DIR!, 'bench-processor');
+    // --state-dir: the processor's state kept between runs (a warm start: embeddings and index on disk).
+    const stateDir = args['state-dir'] ? resolve(args['state-dir']) : join(env.STATE_DIR!, 'bench-processor');
     // A large catalog is encoded (and indexed) before the processor is ready: minutes at a million.
     const readyTimeoutMs = Math.max(120_000, ads.length * 2);
     const startReady = async (): Promise<{ proc: Spawned; start: StartFigures }> => {
@@ -268,6 +272,14 @@ async function main(): Promise<void> {
       const f = (l: string): boolean => l.includes(`result="${result}"`);
       perEvent[`retrieval_cache_${result}`] = events > 0 ? (metricSum(items1, 'adstream_retrieval_cache_rows_total', f) - metricSum(items0, 'adstream_retrieval_cache_rows_total', f)) / events : 0;
     }
+    // Rows the index answered from a candidate pool, and those it searched (RETRIEVAL_POOL_DRIFT).
+    for (const result of ['pooled', 'searched']) {
+      const f = (l: string): boolean => l.includes(`result="${result}"`);
+      perEvent[`retrieval_pool_${result}`] = events > 0 ? (metricSum(items1, 'adstream_retrieval_pool_rows_total', f) - metricSum(items0, 'adstream_retrieval_pool_rows_total', f)) / events : 0;
+    }
+    // The pools' recall against a search, over every checked row of the run (sweep included).
+    const checks = metricSum(items1, 'adstream_retrieval_pool_recall_count');
+    const poolRecall = checks > 0 ? { checks, mean: round3(metricSum(items1, 'adstream_retrieval_pool_recall_sum') / checks), share_below_0_9: round3(metricSum(items1, 'adstream_retrieval_pool_recall_bucket', (l) => l.includes('le="0.9"')) / checks) } : null;
     const deadLetters = obs.deadLetters;
     await obs.stop();
     await proc.stop();
@@ -324,6 +336,7 @@ async function main(): Promise<void> {
       inference_ceiling_items_per_s: Math.round(inferenceEventsPerS),
       ratio_to_inference: round3(maxEventsPerS / inferenceEventsPerS),
       model_items_per_event: Object.fromEntries(Object.entries(perEvent).map(([k, v]) => [k, round3(v)])),
+      pool_recall: poolRecall,
       model_ceilings: ceilings,
       half_load_offered_per_s: halfRate,
       half_load: half,
@@ -368,6 +381,7 @@ async function main(): Promise<void> {
       p99_ratio_at_half_load: results.p99_ratio_at_half_load,
       processor_burst_drain_events_per_s: results.processor_burst_drain_events_per_s,
       ads: results.ads,
+      pool_recall_mean: results.pool_recall?.mean ?? null,
       ready_s: coldStart.ready_s,
       rss_mb_at_ready: coldStart.rss_mb_at_ready,
       restart_ready_s: restartStart?.ready_s ?? null,

@@ -6,8 +6,10 @@
  * raw profiles under DIR/cpuprofiles (open them in Chrome DevTools), and prints one JSON line last.
  *
  *   npm run profile -- [--out DIR] [--rate 10000] [--seconds 30] [--warmup 5] [--world FILE]
- *                      [--main PATH/app/cli.js] [--env KEY=VALUE ...]
- *   (--main: another build's entry, e.g. a copy of dist/ for an A/B pair; --env: settings of the processor)
+ *                      [--ads N] [--state-dir DIR] [--main PATH/app/cli.js] [--env KEY=VALUE ...]
+ *   (--main: another build's entry, e.g. a copy of dist/ for an A/B pair; --env: settings of the processor;
+ *   --ads: the world's catalog grown to N ads, as in npm run bench; --state-dir: the processor's state
+ *   kept there between runs, so a large catalog's embeddings and saved index are not built again)
  *   npm run profile -- --summarise DIR     (summarise DIR's profiles again, e.g. after changing the categories)
  *
  * Starts a local broker unless KAFKA_BROKERS is set. Needs `npm run build` (the script runs it).
@@ -22,6 +24,7 @@ import { encodeAd } from '../src/devtools/traffic.js';
 import { AvroCodec } from '../src/serde/avro-codec.js';
 import { summariseProfiles, summaryMarkdown, threadOfProfileFile, type CpuProfile, type ThreadSummary } from './cpu-profile.js';
 import { metricSum, procStats, runOpenLoop, scrape, ScoredObserver } from './load-generator.js';
+import { catalogOf } from './catalog-load.js';
 import { spawnNode } from './spawn-processor.js';
 import { benchBrokers, createTopicsFor, isolatedEnv, kafkaClient } from './spawn.js';
 import { World } from './world.js';
@@ -36,6 +39,8 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '5' },
     summarise: { type: 'string' },
     main: { type: 'string' },
+    ads: { type: 'string' },
+    'state-dir': { type: 'string' },
     env: { type: 'string', multiple: true, default: [] },
   },
 });
@@ -68,8 +73,13 @@ async function main(): Promise<void> {
   const world = await World.fromFile(args.world!);
   const env = isolatedEnv(brokers, 'profile', EXTRA_ENV);
   const config = await createTopicsFor(kafka, env);
-  await producer.send([{ topic: config.topicAds, records: world.ads.map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, Date.now()) })) }]);
-  const proc = await spawnNode(['--cpu-prof', '--cpu-prof-dir', PROFILES, MAIN, 'run'], { ...env, STATE_DIR: join(env.STATE_DIR!, 'instance') }, { outputChars: 20_000, readyTimeoutMs: 90_000 });
+  const ads = catalogOf(world.ads, Number(args.ads ?? world.ads.length));
+  for (let at = 0; at < ads.length; at += 10_000) {
+    await producer.send([{ topic: config.topicAds, records: ads.slice(at, at + 10_000).map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, Date.now()) })) }]);
+  }
+  const stateDir = args['state-dir'] ? resolve(args['state-dir']) : join(env.STATE_DIR!, 'instance');
+  // A large catalog is encoded (and indexed) before the processor is ready, as in the benchmark.
+  const proc = await spawnNode(['--cpu-prof', '--cpu-prof-dir', PROFILES, MAIN, 'run'], { ...env, STATE_DIR: stateDir }, { outputChars: 20_000, readyTimeoutMs: Math.max(90_000, ads.length * 2) });
   const obs = new ScoredObserver(kafka, codec, { scored: config.topicScored, deadLetters: config.topicDeadLetters });
   let window: { fromUs: number; toUs: number; accounted: number; sent: number; cpuPercent: number; slipMs: number; p50Ms: number; p99Ms: number; chunks: number; recordsPerChunk: number; workerBatches: number };
   try {
@@ -116,7 +126,7 @@ async function main(): Promise<void> {
   const { summary, counts } = summariseDir(PROFILES, window);
   const results = {
     machine,
-    command: `npm run profile -- --rate ${rate} --seconds ${seconds} --warmup ${warmup}`,
+    command: `npm run profile -- --rate ${rate} --seconds ${seconds} --warmup ${warmup}${args.ads ? ` --ads ${args.ads}` : ''}`,
     offered_events_per_s: rate,
     window_seconds: seconds,
     achieved_events_per_s: Math.round(window.accounted / ((window.toUs - window.fromUs) / 1e6)),

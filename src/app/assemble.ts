@@ -18,6 +18,7 @@ import { CatalogUpdater } from '../catalog/catalog-updater.js';
 import { CategoryCentroids } from '../catalog/category-centroids.js';
 import { FeedbackStage } from '../pipeline/feedback.js';
 import { EngineScorer } from '../pipeline/retrieve.js';
+import { CandidatePools } from '../pipeline/candidate-pools.js';
 import { IndexedScorer } from '../pipeline/retrieve-index.js';
 import { ModalRetrieval } from '../pipeline/retrieve-mode.js';
 import { RetrievalCache } from '../pipeline/retrieval-cache.js';
@@ -76,7 +77,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Assembl
   const slack = config.topK;
   const { annConnectivity: connectivity, annExpansionAdd: expansionAdd, annExpansionSearch: expansionSearch, annQuantization: quantization } = config;
   const batcher = { maxBatchSize: config.maxBatchSize, maxQueueDelayMs: config.maxQueueDelayMs, maxQueueItems: config.maxQueueItems };
-  const index = config.retrieval === 'exact' ? undefined : indexModel({ params: { dim: models.fusion.dim, connectivity, expansionAdd, expansionSearch, quantization }, k: config.topK + slack, ctr: models.ctr, batcher });
+  const index = config.retrieval === 'exact' ? undefined : indexModel({ params: { dim: models.fusion.dim, connectivity, expansionAdd, expansionSearch, quantization }, k: config.topK + slack, poolSize: config.retrievalPoolSize, ctr: models.ctr, batcher });
   const engine = await InferenceEngine.start({
     models: [...models.specs, ...(index ? [index.spec] : [])],
     workers: config.inferenceWorkers || availableParallelism(),
@@ -145,8 +146,21 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Assembl
   });
   const catalog = new AdCatalog(F);
   const exact = new EngineScorer(engine, catalog, { io: models.scorer, perRow: config.topK + slack, minUploadIntervalMs: config.catalogUploadIntervalMs });
+  const cacheReporter = o.cacheReporter;
   const indexed = index && new IndexedScorer(engine, catalog, {
     io: index.io,
+    poolSize: index.spec.index!.poolSize,
+    pools: new CandidatePools({
+      size: index.spec.index!.poolSize,
+      dim: F,
+      maxDrift: config.retrievalPoolDrift,
+      maxAgeMs: config.retrievalPoolMaxAgeS * 1000,
+      users: config.retrievalPoolUsers,
+      perUser: config.interestsPerUser,
+    }),
+    checkEvery: config.retrievalPoolCheckEvery,
+    ...(cacheReporter?.poolRows ? { onPools: (pooled: number, searched: number) => cacheReporter.poolRows!(pooled, searched) } : {}),
+    ...(cacheReporter?.poolRecall ? { onPoolRecall: (recall: number) => cacheReporter.poolRecall!(recall) } : {}),
     minSyncIntervalMs: config.catalogUploadIntervalMs,
     backgroundSyncMs: Math.max(100, config.catalogUploadIntervalMs),
     onSyncError: (err) => o.logger.warn('ad index sync failed; retried with the next one', { error: String(err) }),
@@ -156,11 +170,10 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Assembl
   });
   // The processor's serving version, once it exists: the cache reuses no answer of another model.
   let servingVersion = (): string => models.version;
-  const cacheReporter = o.cacheReporter;
   // Only the index's answers are kept: an exact scan over a small catalog costs less than keeping
   // its answers, whose objects live long enough to reach the old generation and lengthen the GC's
   // pauses (the demo's p99: 116-120 ms with the scan's answers kept, 87 ms without).
-  const cached = indexed && new RetrievalCache(indexed, catalog, {
+  const cached = indexed && new RetrievalCache(indexed, {
     rows: config.retrievalCacheRows,
     dim: F,
     modelVersion: () => servingVersion(),

@@ -302,8 +302,10 @@ function validate(opts: InferenceEngineOptions): void {
     if (m.index) {
       const x = m.index;
       const out = (name: string, type: string): boolean => m.outputs.some((t) => t.name === name && t.type === type);
-      if (m.inputs.length !== 1 || m.inputs[0]!.name !== x.query || m.inputs[0]!.itemShape.join() !== String(x.dim)) throw new ConfigError(`${at}.inputs`, `an index takes one float32 input ${x.query} [${x.dim}]`);
-      if (!out(x.scores, 'float32') || !out(x.slots, 'int64')) throw new ConfigError(`${at}.outputs`, `an index outputs ${x.scores} (float32) and ${x.slots} (int64)`);
+      const input = (name: string, type: string, width: number): boolean => m.inputs.some((t) => t.name === name && t.type === type && t.itemShape.join() === String(width));
+      if (!Number.isInteger(x.poolSize) || x.poolSize < x.k) throw new ConfigError(`${at}.index.poolSize`, `must be an integer >= k (${x.k}), got ${x.poolSize}`);
+      if (m.inputs.length !== 2 || !input(x.query, 'float32', x.dim) || !input(x.pool, 'int64', x.poolSize)) throw new ConfigError(`${at}.inputs`, `an index takes a float32 input ${x.query} [${x.dim}] and an int64 input ${x.pool} [${x.poolSize}]`);
+      if (!out(x.scores, 'float32') || !out(x.slots, 'int64') || !out(x.found, 'int64')) throw new ConfigError(`${at}.outputs`, `an index outputs ${x.scores} (float32), ${x.slots} and ${x.found} (int64)`);
     }
     const b = m.batcher;
     if (!Number.isInteger(b.maxBatchSize) || b.maxBatchSize < 1) throw new ConfigError(`${at}.batcher.maxBatchSize`, `must be an integer >= 1, got ${b.maxBatchSize}`);

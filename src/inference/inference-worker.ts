@@ -148,14 +148,42 @@ async function execute(m: LoadedModel, items: number, inputs: readonly (Float32A
   return { ...out, [rerank.output]: await rerankRun(rerank, m, items, inputs, out) };
 }
 
-/** An index model's outputs for one batch: fresh buffers, transferred to the caller as they are. */
+/**
+ * An index model's outputs for one batch: fresh buffers, transferred to the caller as they are.
+ * Rows that bring a candidate pool are scored against it; the others search the graph for the top
+ * poolSize, whose first k are the answer and all of which come back as `found` (the next pool).
+ */
 function search(m: LoadedModel, index: VectorIndex, items: number, inputs: readonly (Float32Array | BigInt64Array)[]): Outputs {
   const spec = m.spec.index!;
-  const out = { scores: new Float32Array(items * spec.k), slots: new BigInt64Array(items * spec.k) };
-  index.search(inputs[0] as Float32Array, items, spec.k, out);
+  const { k, poolSize: P } = spec;
+  const queries = inputs[m.spec.inputs.findIndex((t) => t.name === spec.query)] as Float32Array;
+  const pool = inputs[m.spec.inputs.findIndex((t) => t.name === spec.pool)] as BigInt64Array;
+  const out = { scores: new Float32Array(items * k), slots: new BigInt64Array(items * k) };
+  const found = new BigInt64Array(items * P).fill(-1n);
+  const searched: number[] = [];
+  for (let q = 0; q < items; q++) {
+    if (pool[q * P]! < 0n) searched.push(q);
+    else index.scorePool(queries, q, pool, q * P, P, k, out);
+  }
+  if (searched.length > 0) {
+    const d = spec.dim;
+    let rows = queries;
+    if (searched.length < items) {
+      rows = new Float32Array(searched.length * d);
+      searched.forEach((q, i) => rows.set(queries.subarray(q * d, (q + 1) * d), i * d));
+    }
+    const hits = { scores: new Float32Array(searched.length * P), slots: new BigInt64Array(searched.length * P) };
+    index.search(rows, searched.length, P, hits);
+    searched.forEach((q, i) => {
+      out.scores.set(hits.scores.subarray(i * P, i * P + k), q * k);
+      out.slots.set(hits.slots.subarray(i * P, i * P + k), q * k);
+      found.set(hits.slots.subarray(i * P, (i + 1) * P), q * P);
+    });
+  }
   return {
-    [spec.scores]: { type: 'float32', data: out.scores, dims: [items, spec.k] },
-    [spec.slots]: { type: 'int64', data: out.slots, dims: [items, spec.k] },
+    [spec.scores]: { type: 'float32', data: out.scores, dims: [items, k] },
+    [spec.slots]: { type: 'int64', data: out.slots, dims: [items, k] },
+    [spec.found]: { type: 'int64', data: found, dims: [items, P] },
   };
 }
 

@@ -110,6 +110,14 @@ export interface IndexSpec {
   readonly query: string;
   readonly scores: string;
   readonly slots: string;
+  /**
+   * Candidate pools: int64 input `pool` [batch, poolSize] of slots to score exactly instead of
+   * searching (first value -1: search), and int64 output `found` [batch, poolSize], the top
+   * poolSize slots of each searched row (poolSize >= k). A pooled row's k come from its pool only.
+   */
+  readonly pool: string;
+  readonly found: string;
+  readonly poolSize: number;
 }
 
 /** One change to an index: slots removed, then slots (re)set to rows of `vectors`. */

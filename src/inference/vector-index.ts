@@ -141,6 +141,39 @@ export class VectorIndex {
   }
 
   /**
+   * Query row q's k best slots of its candidate pool (`pool` from `at`, `size` slots, -1 ends it),
+   * scored exactly against the slot store and written at q * k as `search` writes; slots no longer
+   * indexed are skipped. A pool is a recent search's top `size` for a nearby query: scoring it costs
+   * `size` dot products instead of a walk through the graph.
+   */
+  scorePool(queries: Float32Array, q: number, pool: BigInt64Array, at: number, size: number, k: number, out: SearchOut): void {
+    const d = this.params.dim;
+    const row = q * d;
+    const base = q * k;
+    out.scores.fill(-Infinity, base, base + k);
+    out.slots.fill(-1n, base, base + k);
+    const store = this.vectors;
+    for (let j = at; j < at + size; j++) {
+      const slot = Number(pool[j]!);
+      if (slot < 0) break;
+      if (!this.has(slot)) continue;
+      let dot = 0;
+      for (let i = 0, c = slot * d; i < d; i++) dot += queries[row + i]! * store[c + i]!;
+      const s = Math.fround(dot);
+      if (!(s > out.scores[base + k - 1]!)) continue;
+      // Insertion into the row's k best, kept descending.
+      let p = base + k - 1;
+      while (p > base && out.scores[p - 1]! < s) {
+        out.scores[p] = out.scores[p - 1]!;
+        out.slots[p] = out.slots[p - 1]!;
+        p--;
+      }
+      out.scores[p] = s;
+      out.slots[p] = BigInt(slot);
+    }
+  }
+
+  /**
    * Writes the graph and the slot store into `dir` (the slot store up to the highest indexed slot),
    * so `load` can restore this index without a rebuild. Synchronous: it runs on a worker.
    */

@@ -61,9 +61,13 @@ export class CacheMetrics implements CacheReporter {
   readonly entries: Gauge<'cache'>;
   readonly bytes: Gauge<'cache'>;
   readonly retrievalRows: Counter<'result'>;
+  readonly poolRowsCounted: Counter<'result'>;
+  readonly poolRecallObserved: Histogram;
 
   constructor(registry: Registry) {
     const registers = [registry];
+    this.poolRowsCounted = new Counter({ name: 'adstream_retrieval_pool_rows_total', help: 'Query rows sent to the ad index, scored against their candidate pool (result="pooled") or searched (result="searched").', labelNames: ['result'], registers });
+    this.poolRecallObserved = new Histogram({ name: 'adstream_retrieval_pool_recall', help: "Checked pooled rows (every RETRIEVAL_POOL_CHECK_EVERY): the share of a search's candidates the pool's answer held.", buckets: [0.5, 0.8, 0.9, 0.95, 0.99, 1], registers });
     this.retrievalRows = new Counter({ name: 'adstream_retrieval_cache_rows_total', help: 'Query rows (one per user interest) answered from the retrieval cache (result="hit") or searched (result="miss").', labelNames: ['result'], registers });
     this.requests = new Counter({ name: 'adstream_embedding_cache_requests_total', help: 'Embedding cache look-ups, by cache and result (hit, miss).', labelNames: ['cache', 'result'], registers });
     this.entries = new Gauge({ name: 'adstream_embedding_cache_entries', help: 'Embeddings held, by cache.', labelNames: ['cache'], registers });
@@ -77,6 +81,15 @@ export class CacheMetrics implements CacheReporter {
   retrievalLookups(hits: number, misses: number): void {
     if (hits > 0) this.retrievalRows.inc({ result: 'hit' }, hits);
     if (misses > 0) this.retrievalRows.inc({ result: 'miss' }, misses);
+  }
+
+  poolRows(pooled: number, searched: number): void {
+    if (pooled > 0) this.poolRowsCounted.inc({ result: 'pooled' }, pooled);
+    if (searched > 0) this.poolRowsCounted.inc({ result: 'searched' }, searched);
+  }
+
+  poolRecall(recall: number): void {
+    this.poolRecallObserved.observe(recall);
   }
 
   size(cache: string, entries: number, bytes: number): void {

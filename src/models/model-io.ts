@@ -6,7 +6,7 @@
  */
 import type { PerModality } from '../domain/modalities.js';
 import type { ModelIo, ModelTensors, TensorDecl } from '../inference/types.js';
-import type { CTR_TENSORS, ENCODER_TENSORS, RANKED_TENSORS } from './graphs/tensors.js';
+import type { CTR_TENSORS, ENCODER_TENSORS, INDEX_TENSORS, RANKED_TENSORS } from './graphs/tensors.js';
 import type { ImagePreprocessing } from '../preprocess/image-decoder.js';
 import type { TextTokenizer } from '../preprocess/text-tokenizer.js';
 import type { TextPooling } from './text-pooling.js';
@@ -53,5 +53,7 @@ export interface FusionSettings {
 
 /** The scorer as retrieval calls it, with the CTR re-rank (its resident inputs are SCORER_TENSORS.resident). */
 export type ScorerIo = IoOf<typeof RANKED_TENSORS>;
+/** The index model as retrieval calls it: the scorer's tensors plus candidate pools (INDEX_TENSORS). */
+export type IndexIo = IoOf<typeof INDEX_TENSORS>;
 /** The CTR model: inputs user [batch, F] and ad [batch, F], output ctr [batch, 1]. */
 export type CtrSettings = IoOf<typeof CTR_TENSORS>;

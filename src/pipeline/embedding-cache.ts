@@ -6,6 +6,10 @@ export interface CacheReporter {
   size(cache: string, entries: number, bytes: number): void;
   /** Query rows answered from the retrieval cache, and those searched (RetrievalCache). */
   retrievalLookups?(hits: number, misses: number): void;
+  /** Query rows answered by a candidate pool, and those that searched the index (IndexedScorer). */
+  poolRows?(pooled: number, searched: number): void;
+  /** A checked pooled row's recall against a search of it. */
+  poolRecall?(recall: number): void;
 }
 
 /** A second, larger tier behind the memory (e.g. on disk): consulted on a miss, written on every set of a key it persists. */

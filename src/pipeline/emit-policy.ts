@@ -62,7 +62,7 @@ export class EmitPolicy {
   take(states: readonly UserState[], now: number): Emission[] {
     return states.map((s) => {
       const e: Emission = {
-        userId: s.userId, partition: s.partition, eventIds: s.pendingEventIds, latestEventTime: s.latestEventTime, query: rankQuery(s.interests, this.o.dim),
+        userId: s.userId, partition: s.partition, eventIds: s.pendingEventIds, latestEventTime: s.latestEventTime, query: rankQuery(s.interests, this.o.dim, s.userId),
         previousEmittedAt: s.lastEmittedAt, emittedAt: now,
       };
       s.pendingEventIds = NONE;

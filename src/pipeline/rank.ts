@@ -21,10 +21,13 @@ export interface RankQuery {
   readonly interests: Float32Array;
   /** Per row, that interest's share of the user's strength. */
   readonly shares: Float64Array;
+  /** The user whose interests these are (what a retrieval may keep per-user answers by). */
+  readonly owner?: string;
 }
 
 export interface Retrieval {
-  score(queries: Float32Array, n: number): Promise<Match[][]>;
+  /** The best ads per query row, best first; `owners[q]`: the user whose interest row q is. */
+  score(queries: Float32Array, n: number, owners?: readonly (string | undefined)[]): Promise<Match[][]>;
 }
 
 export interface CandidateRankerOptions {
@@ -34,7 +37,7 @@ export interface CandidateRankerOptions {
 }
 
 /** A user's interests as a RankQuery (zero interests: no rows). Copies: the state may change later. */
-export function rankQuery(interests: readonly Interest[], dim: number): RankQuery {
+export function rankQuery(interests: readonly Interest[], dim: number, owner?: string): RankQuery {
   const rows = new Float32Array(interests.length * dim);
   const shares = new Float64Array(interests.length);
   const total = totalStrength({ interests });
@@ -42,7 +45,7 @@ export function rankQuery(interests: readonly Interest[], dim: number): RankQuer
     normalizeInto(it.vector, 0, dim, rows, r * dim);
     shares[r] = total > 0 ? it.strength / total : 0;
   });
-  return { interests: rows, shares };
+  return owner === undefined ? { interests: rows, shares } : { interests: rows, shares, owner };
 }
 
 /**
@@ -69,12 +72,14 @@ export class CandidateRanker {
     const dim = this.dim;
     const total = queries.reduce((n, q) => n + q.shares.length, 0);
     const rows = new Float32Array(total * dim);
+    const owners = new Array<string | undefined>(total);
     let at = 0;
     for (const q of queries) {
       rows.set(q.interests, at * dim);
+      owners.fill(q.owner, at, at + q.shares.length);
       at += q.shares.length;
     }
-    const matches = await this.retrieval.score(rows, total);
+    const matches = await this.retrieval.score(rows, total, owners);
 
     // Per user: best match per ad over the user's interests, the best (topK + slack) of them.
     const pairs: Pair[][] = [];

@@ -9,7 +9,7 @@
  * retrievals themselves do between syncs, so none is ever emitted.
  */
 import { LRUCache } from 'lru-cache';
-import type { AdCatalog } from '../catalog/ad-catalog.js';
+import type { Ad } from '../domain/events.js';
 import type { Retrieval } from './rank.js';
 import type { Match } from './retrieve.js';
 
@@ -17,6 +17,8 @@ import type { Match } from './retrieve.js';
 export interface VersionedRetrieval extends Retrieval {
   /** Changes whenever the same query row could get another answer (an index sync). */
   readonly generation: number;
+  /** Whether an ad one of this generation's answers holds is still active. */
+  stillServed(ad: Ad): boolean;
 }
 
 export interface RetrievalCacheOptions {
@@ -42,15 +44,14 @@ export class RetrievalCache implements Retrieval {
 
   constructor(
     private readonly inner: VersionedRetrieval,
-    private readonly catalog: AdCatalog,
     private readonly o: RetrievalCacheOptions,
   ) {
     if (o.rows > 0) this.entries = new LRUCache<number, Entry[]>({ max: o.rows });
   }
 
-  async score(queries: Float32Array, n: number): Promise<Match[][]> {
+  async score(queries: Float32Array, n: number, owners?: readonly (string | undefined)[]): Promise<Match[][]> {
     const entries = this.entries;
-    if (!entries) return this.inner.score(queries, n);
+    if (!entries) return this.inner.score(queries, n, owners);
     const dim = this.o.dim;
     // Read before the search: an answer found under a newer generation is then never kept as older.
     const generation = this.inner.generation;
@@ -69,7 +70,7 @@ export class RetrievalCache implements Retrieval {
     if (missed.length === 0) return out;
     const rows = new Float32Array(missed.length * dim);
     missed.forEach((q, i) => rows.set(queries.subarray(q * dim, (q + 1) * dim), i * dim));
-    const found = await this.inner.score(rows, missed.length);
+    const found = await this.inner.score(rows, missed.length, owners && missed.map((q) => owners[q]));
     missed.forEach((q, i) => {
       const matches = found[i] ?? [];
       out[q] = matches;
@@ -85,7 +86,7 @@ export class RetrievalCache implements Retrieval {
 
   /** The matches whose ad is still active (the same array when all are: nothing is copied). */
   private stillActive(matches: readonly Match[]): Match[] {
-    for (const m of matches) if (!this.catalog.get(m.ad.adId)?.active) return matches.filter((x) => this.catalog.get(x.ad.adId)?.active);
+    for (const m of matches) if (!this.inner.stillServed(m.ad)) return matches.filter((x) => this.inner.stillServed(x.ad));
     return matches as Match[];
   }
 }

@@ -12,11 +12,16 @@
  * vector, changed ones are updated by id, and saved ads the loaded catalog lacks are removed. A
  * large first build (nothing saved) runs once, on one worker with all its threads, and the other
  * workers load what it saved, instead of each building a replica on one thread.
+ *
+ * With candidate pools (see candidate-pools.ts), a row whose user has a recent pool near it is
+ * scored against that pool on the worker instead of searching; every `checkEvery`th such row is
+ * also searched, and the share of the search's answer the pool gave is reported as its recall.
  */
 import type { Ad } from '../domain/events.js';
 import { inferTyped, type Inference, type IndexUpdate, type IndexWorker } from '../inference/types.js';
 import type { IndexSnapshots, SavedIndex } from '../state/index-snapshot.js';
-import type { ScorerIo } from '../models/model-io.js';
+import type { IndexIo } from '../models/model-io.js';
+import type { CandidatePool, CandidatePools } from './candidate-pools.js';
 import type { AdCatalog } from '../catalog/ad-catalog.js';
 import type { Match } from './retrieve.js';
 
@@ -29,8 +34,18 @@ export interface IndexUpdates {
 }
 
 export interface IndexedScorerOptions {
-  /** The index model with its CTR re-rank (same tensors as the exact scorer). */
-  readonly io: ScorerIo;
+  /** The index model with its CTR re-rank (the exact scorer's tensors, plus pools). */
+  readonly io: IndexIo;
+  /** Slots per pool (the index model's poolSize). */
+  readonly poolSize: number;
+  /** Candidate pools per user interest; absent: every row searches. */
+  readonly pools?: CandidatePools;
+  /** With pools: every this many pooled rows, one is searched too and the two answers compared (0: never). */
+  readonly checkEvery?: number;
+  /** Told per call how many rows a pool answered and how many searched. */
+  readonly onPools?: (pooled: number, searched: number) => void;
+  /** Told a checked row's recall: the share of the search's ads the pool's answer held. */
+  readonly onPoolRecall?: (recall: number) => void;
   /** Catalog changes are sent at most this often; in between, the index of the last sync is used. */
   readonly minSyncIntervalMs: number;
   /** Slots per update message, so a first sync of a million ads is not one huge copy per worker. */
@@ -136,34 +151,110 @@ export class IndexedScorer {
     return this.slotOf.size - this.unconfirmed.size;
   }
 
+  /**
+   * Whether an ad an answer of this generation holds may still be served: only ads changed since
+   * the last sync can have been deactivated, so the catalog is asked about those alone (a lookup in
+   * a map of a million ads per candidate cost a visible share of the main thread).
+   */
+  stillServed(ad: Ad): boolean {
+    return this.changed.size === 0 || !this.changed.has(ad.adId) || this.catalog.get(ad.adId)?.active === true;
+  }
+
   /** Counts the syncs that changed the index (and the restore): another one may answer a query differently. */
   get generation(): number {
     return this.syncs;
   }
 
-  /** The best active ads per query row (queries: n unit rows of the catalog's dimension), best first. */
-  async score(queries: Float32Array, n: number): Promise<Match[][]> {
+  /**
+   * The best active ads per query row (queries: n unit rows of the catalog's dimension), best
+   * first. `owners[q]`: the user whose interest row q is (what pools are kept by).
+   */
+  async score(queries: Float32Array, n: number, owners?: readonly (string | undefined)[]): Promise<Match[][]> {
     if (n === 0) return [];
     await this.acquire();
     try {
       if (this.slotOf.size === 0) return Array.from({ length: n }, () => []);
-      const { scores, indices, ctr } = await inferTyped(this.engine, this.o.io, { items: n, inputs: { users: queries } });
-      const k = indices.length / n;
+      const { rows, pool, items, checked, pooled } = this.request(queries, n, owners);
+      const { scores, indices, ctr, found } = await inferTyped(this.engine, this.o.io, { items, inputs: { users: rows, pool } });
+      const k = indices.length / items;
       const out: Match[][] = [];
       for (let q = 0; q < n; q++) {
         const list: Match[] = [];
         for (let j = 0; j < k; j++) {
           const slot = Number(indices[q * k + j]);
           const ad = slot < 0 ? undefined : this.slotAds[slot];
-          if (!ad || !this.catalog.get(ad.adId)?.active) continue; // padding, or changed since the sync
+          if (!ad || !this.stillServed(ad)) continue; // padding, or deactivated since the sync
           list.push({ ad, similarity: scores[q * k + j]!, ctr: ctr[q * k + j]! });
         }
         out.push(list);
+      }
+      const pools = this.o.pools;
+      if (pools && owners) {
+        const P = this.o.poolSize;
+        for (let q = 0; q < n; q++) {
+          const owner = owners[q];
+          if (owner !== undefined && !pooled[q]) pools.record(owner, queries, q * this.catalog.dim, found, q * P, (s) => this.slotAds[s]?.adId);
+        }
+        checked.forEach((q, i) => this.o.onPoolRecall?.(overlap(indices, q * k, (n + i) * k, k)));
+        const inPools = pooled.reduce((c, p) => c + p, 0);
+        this.o.onPools?.(inPools, n - inPools);
       }
       return out;
     } finally {
       if (--this.inFlight === 0) this.drained?.();
     }
+  }
+
+  private sincePoolCheck = 0;
+
+  /**
+   * The request's rows and pools: a row whose owner has a pool near it gets that pool's slots that
+   * still hold the same ads (none left: -1, search); `checked` pooled rows are appended once more
+   * (row n + i for checked[i]), to search.
+   */
+  private request(queries: Float32Array, n: number, owners: readonly (string | undefined)[] | undefined): { rows: Float32Array; pool: BigInt64Array; items: number; checked: number[]; pooled: Uint8Array } {
+    const P = this.o.poolSize;
+    const dim = this.catalog.dim;
+    const pooled = new Uint8Array(n);
+    const checked: number[] = [];
+    let pool = new BigInt64Array(n * P).fill(-1n);
+    const pools = this.o.pools;
+    if (pools && owners) {
+      const every = this.o.checkEvery ?? 0;
+      for (let q = 0; q < n; q++) {
+        const owner = owners[q];
+        const p = owner === undefined ? undefined : pools.find(owner, queries, q * dim);
+        if (!p || this.fillPool(p, pool, q * P) === 0) continue;
+        pooled[q] = 1;
+        if (every > 0 && ++this.sincePoolCheck >= every) {
+          this.sincePoolCheck = 0;
+          checked.push(q);
+        }
+      }
+    }
+    const items = n + checked.length;
+    let rows = queries.subarray(0, n * dim);
+    if (checked.length > 0) {
+      const wider = new BigInt64Array(items * P).fill(-1n);
+      wider.set(pool);
+      pool = wider;
+      rows = new Float32Array(items * dim);
+      rows.set(queries.subarray(0, n * dim));
+      checked.forEach((q, i) => rows.set(queries.subarray(q * dim, (q + 1) * dim), (n + i) * dim));
+    }
+    return { rows, pool, items, checked, pooled };
+  }
+
+  /** Writes the pool's slots that still hold its ads at `at`; returns how many. */
+  private fillPool(p: CandidatePool, into: BigInt64Array, at: number): number {
+    let c = 0;
+    for (let j = 0; j < p.slots.length; j++) {
+      const s = p.slots[j]!;
+      if (s < 0n) break;
+      const adId = this.slotAds[Number(s)]?.adId;
+      if (adId !== undefined && adId === p.adIds[j]) into[at + c++] = s;
+    }
+    return c;
   }
 
   /** Counted in flight once the index is fresh enough; the check and the count have no await between them. */
@@ -340,4 +431,22 @@ export class IndexedScorer {
     });
     return { removed, slots: Int32Array.from(slots), vectors };
   }
+}
+
+/** The share of the valid slots in [b, b + k) that [a, a + k) holds too (1 when b holds none). */
+function overlap(slots: BigInt64Array, a: number, b: number, k: number): number {
+  let want = 0;
+  let have = 0;
+  for (let j = b; j < b + k; j++) {
+    const s = slots[j]!;
+    if (s < 0n) continue;
+    want++;
+    for (let i = a; i < a + k; i++) {
+      if (slots[i] === s) {
+        have++;
+        break;
+      }
+    }
+  }
+  return want === 0 ? 1 : have / want;
 }

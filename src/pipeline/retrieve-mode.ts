@@ -33,7 +33,7 @@ export class ModalRetrieval implements Retrieval {
     return this.catalog.activeCount < exactBelow ? 'exact' : 'ann';
   }
 
-  score(queries: Float32Array, n: number): Promise<Match[][]> {
-    return (this.current === 'exact' ? this.exact : this.ann!).score(queries, n);
+  score(queries: Float32Array, n: number, owners?: readonly (string | undefined)[]): Promise<Match[][]> {
+    return (this.current === 'exact' ? this.exact : this.ann!).score(queries, n, owners);
   }
 }

@@ -22,7 +22,7 @@ import { IndexedScorer, type IndexUpdates } from '../../src/pipeline/retrieve-in
 import { IndexSnapshots } from '../../src/state/index-snapshot.js';
 import type { IndexParams } from '../../src/inference/vector-index.js';
 import { silentLogger } from '../../src/util/log.js';
-import type { ScorerIo } from '../../src/models/model-io.js';
+import type { IndexIo, ScorerIo } from '../../src/models/model-io.js';
 
 const config = loadConfig({ env: {}, overrides: { modelDir: mkdtempSync(join(tmpdir(), 'adstream-models-')) } });
 const ADS = 3000;
@@ -31,7 +31,7 @@ const PER_ROW = 20;
 const SPACE = 'test-space';
 
 let engine: InferenceEngine;
-let io: ScorerIo;
+let io: IndexIo;
 let scorerIo: ScorerIo;
 let params: IndexParams;
 let F: number;
@@ -77,7 +77,7 @@ async function settledScorer(catalog: AdCatalog, dir: string, space = SPACE): Pr
   const sent: Sent = { updates: 0, slots: 0, removed: 0, oneWorker: 0, loads: 0, saves: 0 };
   const errors: unknown[] = [];
   const scorer = new IndexedScorer(counted(sent), catalog, {
-    io, minSyncIntervalMs: 0, backgroundSyncMs: 20, maxSlotsPerUpdate: 1000, buildOnOneFrom: 1000,
+    io, poolSize: PER_ROW, minSyncIntervalMs: 0, backgroundSyncMs: 20, maxSlotsPerUpdate: 1000, buildOnOneFrom: 1000,
     snapshots: new IndexSnapshots({ dir, space, params }),
     onSyncError: (err) => errors.push(err),
   });
@@ -108,7 +108,7 @@ beforeAll(async () => {
   const models = await prepareModels(config);
   F = models.fusion.dim;
   params = { dim: F, connectivity: 16, expansionAdd: 128, expansionSearch: 64, quantization: 'f32' as const };
-  const index = indexModel({ params, k: PER_ROW, ctr: models.ctr, batcher: { maxBatchSize: 64, maxQueueDelayMs: 1, maxQueueItems: 10_000 } });
+  const index = indexModel({ params, k: PER_ROW, poolSize: PER_ROW, ctr: models.ctr, batcher: { maxBatchSize: 64, maxQueueDelayMs: 1, maxQueueItems: 10_000 } });
   io = index.io;
   scorerIo = models.scorer;
   engine = await InferenceEngine.start({ models: [...models.specs, index.spec], workers: 2, executionProviders: ['cpu'], intraOpNumThreads: 1, logger: silentLogger });

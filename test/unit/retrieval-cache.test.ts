@@ -23,6 +23,10 @@ class CountingScan implements VersionedRetrieval {
   ctrScale = 1;
   constructor(private readonly catalog: AdCatalog, private readonly ads: readonly string[]) {}
 
+  stillServed(ad: Ad): boolean {
+    return this.catalog.get(ad.adId)?.active === true;
+  }
+
   async score(queries: Float32Array, n: number): Promise<Match[][]> {
     this.rowsSearched += n;
     const out: Match[][] = [];
@@ -53,7 +57,7 @@ function setUp(rows = 100): { catalog: AdCatalog; scan: CountingScan; cache: Ret
   const scan = new CountingScan(catalog, ids);
   const version = { v: 'm1' };
   const lookups = { hits: 0, misses: 0 };
-  const cache = new RetrievalCache(scan, catalog, {
+  const cache = new RetrievalCache(scan, {
     rows,
     dim: DIM,
     modelVersion: () => version.v,
@@ -130,7 +134,7 @@ describe('RetrievalCache', () => {
     const ids = ['a', 'b', 'c', 'd', 'e'];
     const exact = new CountingScan(catalog, ids);
     const ann = new CountingScan(catalog, ids);
-    const scorer = new ModalRetrieval(exact, new RetrievalCache(ann, catalog, { rows: 100, dim: DIM, modelVersion: () => 'm1' }), catalog, { mode: 'auto', exactBelow: 5 });
+    const scorer = new ModalRetrieval(exact, new RetrievalCache(ann, { rows: 100, dim: DIM, modelVersion: () => 'm1' }), catalog, { mode: 'auto', exactBelow: 5 });
     await scorer.score(rowsOf([1, 0, 0, 0]), 1);
     await scorer.score(rowsOf([1, 0, 0, 0]), 1);
     expect(exact.rowsSearched).toBe(2);

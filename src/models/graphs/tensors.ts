@@ -37,6 +37,16 @@ export const RANKED_TENSORS = {
   outputs: { ...SCORER_TENSORS.outputs, ctr: float32('ctr') },
 } as const satisfies ModelTensors;
 
+/**
+ * The index model's request: RANKED_TENSORS plus, per query row, a pool of candidate slots
+ * pool [batch, P] (first value -1: search the index instead) and, out, the top P slots the search
+ * found, found [batch, P] (-1 for a pooled row or past what was found): what the next pool holds.
+ */
+export const INDEX_TENSORS = {
+  inputs: { ...RANKED_TENSORS.inputs, pool: int64('pool') },
+  outputs: { ...RANKED_TENSORS.outputs, found: int64('found') },
+} as const satisfies ModelTensors;
+
 /** The CTR model: user [batch, F] and ad [batch, F] -> ctr [batch, 1]. A user's CTR model keeps the input names; its output may have another. */
 export const CTR_TENSORS = {
   inputs: { user: float32('user'), ad: float32('ad') },

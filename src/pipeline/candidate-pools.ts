@@ -1,0 +1,110 @@
+/**
+ * Candidate pools: the top P ads a search found for one of a user's interests, kept so that the
+ * next rankings of that interest score those P exactly instead of searching the whole index. An
+ * event moves one interest a little (a decayed sum gains one event's weight), so its best ads
+ * change little; the pool is searched again once the interest drifted more than `maxDrift` (cosine
+ * distance to the row the pool was searched for, never to the last row it answered: drift cannot
+ * creep), or is older than `maxAgeMs` (ads added since reach it then). How often a pooled answer
+ * differs from what a search would give is measured, not assumed: IndexedScorer checks every Nth
+ * pooled row against a search (its recall is reported).
+ */
+import { LRUCache } from 'lru-cache';
+
+export interface CandidatePoolOptions {
+  /** Slots a pool holds (the index model's poolSize). */
+  readonly size: number;
+  readonly dim: number;
+  /** A pool answers a row within this cosine distance of the row it was searched for (0: pools off). */
+  readonly maxDrift: number;
+  /** A pool older than this is searched again. */
+  readonly maxAgeMs: number;
+  /** Users whose pools are kept (least recently used go first). */
+  readonly users: number;
+  /** Pools kept per user: one per interest. */
+  readonly perUser: number;
+  readonly now?: () => number;
+}
+
+/** One search's top `size` slots for a unit query row. */
+export interface CandidatePool {
+  /** The row it was searched for (a copy). */
+  readonly query: Float32Array;
+  /** Slots best first, -1 past what was found. */
+  readonly slots: BigInt64Array;
+  /** Each slot's ad then: a slot since reused for another ad is not scored. */
+  readonly adIds: readonly (string | undefined)[];
+  readonly at: number;
+}
+
+/**
+ * A searched row replaces its user's nearest pool when at least this close (the same interest,
+ * moved); a farther one is another interest and gets a pool of its own. Which pool goes changes
+ * how often pools answer, never what they answer.
+ */
+const SAME_INTEREST = 0.5;
+
+export class CandidatePools {
+  private readonly byUser: LRUCache<string, CandidatePool[]>;
+  private readonly now: () => number;
+
+  constructor(private readonly o: CandidatePoolOptions) {
+    this.byUser = new LRUCache<string, CandidatePool[]>({ max: Math.max(1, o.users) });
+    this.now = o.now ?? Date.now;
+  }
+
+  get enabled(): boolean {
+    return this.o.maxDrift > 0 && this.o.users > 0;
+  }
+
+  /** The owner's pool that may answer row `at` of `rows` (unit), or undefined: search. */
+  find(owner: string, rows: Float32Array, at: number): CandidatePool | undefined {
+    if (!this.enabled) return undefined;
+    const pools = this.byUser.get(owner);
+    if (!pools) return undefined;
+    const { pool, dot } = nearest(pools, rows, at, this.o.dim);
+    if (!pool || 1 - dot > this.o.maxDrift || this.now() - pool.at > this.o.maxAgeMs) return undefined;
+    return pool;
+  }
+
+  /** Keeps what a search found for the owner's row: `found` from `foundAt`, `size` slots. */
+  record(owner: string, rows: Float32Array, at: number, found: BigInt64Array, foundAt: number, adIdOf: (slot: number) => string | undefined): void {
+    if (!this.enabled) return;
+    const { size, dim } = this.o;
+    const slots = found.slice(foundAt, foundAt + size);
+    const adIds = Array.from(slots, (s) => (s < 0n ? undefined : adIdOf(Number(s))));
+    const fresh: CandidatePool = { query: rows.slice(at, at + dim), slots, adIds, at: this.now() };
+    const pools = this.byUser.get(owner) ?? [];
+    const { pool, dot } = nearest(pools, rows, at, dim);
+    if (pool && dot >= SAME_INTEREST) pools[pools.indexOf(pool)] = fresh;
+    else {
+      if (pools.length >= this.o.perUser) pools.splice(oldest(pools), 1);
+      pools.push(fresh);
+    }
+    this.byUser.set(owner, pools);
+  }
+
+  /** Forgets the owner's pools (a deleted user). */
+  forget(owner: string): void {
+    this.byUser.delete(owner);
+  }
+}
+
+function nearest(pools: readonly CandidatePool[], rows: Float32Array, at: number, dim: number): { pool: CandidatePool | undefined; dot: number } {
+  let pool: CandidatePool | undefined;
+  let best = -Infinity;
+  for (const p of pools) {
+    let dot = 0;
+    for (let j = 0; j < dim; j++) dot += p.query[j]! * rows[at + j]!;
+    if (dot > best) {
+      best = dot;
+      pool = p;
+    }
+  }
+  return { pool, dot: best };
+}
+
+function oldest(pools: readonly CandidatePool[]): number {
+  let at = 0;
+  for (let i = 1; i < pools.length; i++) if (pools[i]!.at < pools[at]!.at) at = i;
+  return at;
+}
