@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   // A large catalog is encoded (and indexed) before the processor is ready, as in the benchmark.
   const proc = await spawnNode(['--cpu-prof', '--cpu-prof-dir', PROFILES, MAIN, 'run'], { ...env, STATE_DIR: stateDir }, { outputChars: 20_000, readyTimeoutMs: Math.max(90_000, ads.length * 2) });
   const obs = new ScoredObserver(kafka, codec, { scored: config.topicScored, deadLetters: config.topicDeadLetters });
-  let window: { fromUs: number; toUs: number; accounted: number; sent: number; cpuPercent: number; slipMs: number; p50Ms: number; p99Ms: number; chunks: number; recordsPerChunk: number; workerBatches: number };
+  let window: { fromUs: number; toUs: number; accounted: number; sent: number; cpuPercent: number; slipMs: number; p50Ms: number; p99Ms: number; chunks: number; recordsPerChunk: number; workerBatches: number; pools: { pooledRows: number; searchedRows: number; checks: number; recallMean: number | null } };
   try {
     await proc.waitReady();
     await obs.start();
@@ -107,11 +107,16 @@ async function main(): Promise<void> {
     // Per chunk: how many records a chunk held, how many worker trips (batches) the window made.
     const delta = (name: string): number => metricSum(m1, name) - metricSum(m0, name);
     const chunks = delta('adstream_chunk_records_count');
+    // With the ad index: rows its candidate pools answered and rows it searched, and the pools' checked recall.
+    const rows = (result: string): number => metricSum(m1, 'adstream_retrieval_pool_rows_total', (l) => l.includes(`result="${result}"`)) - metricSum(m0, 'adstream_retrieval_pool_rows_total', (l) => l.includes(`result="${result}"`));
+    const checks = delta('adstream_retrieval_pool_recall_count');
+    const pools = { pooledRows: rows('pooled'), searchedRows: rows('searched'), checks, recallMean: checks > 0 ? Math.round((delta('adstream_retrieval_pool_recall_sum') / checks) * 1000) / 1000 : null };
     window = {
       fromUs, toUs, accounted: obs.accounted - a0, sent: r.sent, slipMs: r.maxScheduleSlipMs,
       cpuPercent: s0 && s1 ? Math.round(((s1.cpuSeconds - s0.cpuSeconds) / ((toUs - fromUs) / 1e6)) * 100) : Number.NaN,
       p50Ms: latency.percentile(0.5), p99Ms: latency.percentile(0.99),
       chunks, recordsPerChunk: Math.round((delta('adstream_chunk_records_sum') / chunks) * 100) / 100, workerBatches: delta('adstream_inference_batch_size_count'),
+      pools,
     };
   } finally {
     await obs.stop().catch(() => undefined);
@@ -135,6 +140,7 @@ async function main(): Promise<void> {
     chunks: window.chunks,
     records_per_chunk: window.recordsPerChunk,
     worker_batches: window.workerBatches,
+    candidate_pools: window.pools,
     processor_env: EXTRA_ENV,
     generator_max_slip_ms: window.slipMs,
     processor_cpu_percent: window.cpuPercent,
@@ -145,7 +151,7 @@ async function main(): Promise<void> {
   write(results, summary);
 }
 
-type Results = { machine: string; command: string; offered_events_per_s: number; achieved_events_per_s: number; processor_cpu_percent: number; window_seconds: number; p50_ms?: number; p99_ms?: number; chunks?: number; records_per_chunk?: number; worker_batches?: number };
+type Results = { machine: string; command: string; offered_events_per_s: number; achieved_events_per_s: number; processor_cpu_percent: number; window_seconds: number; p50_ms?: number; p99_ms?: number; chunks?: number; records_per_chunk?: number; worker_batches?: number; candidate_pools?: unknown };
 
 /** The main thread's profile and the workers', each summarised over the window. */
 function summariseDir(dir: string, window: { fromUs?: number; toUs?: number }): { summary: { main: ThreadSummary; workers: ThreadSummary }; counts: { main: number; workers: number } } {
@@ -166,7 +172,7 @@ function write(results: Results, summary: { main: ThreadSummary; workers: Thread
   say(md);
   console.log(JSON.stringify({
     achieved_events_per_s: results.achieved_events_per_s, offered_events_per_s: results.offered_events_per_s, processor_cpu_percent: results.processor_cpu_percent,
-    p50_ms: results.p50_ms, p99_ms: results.p99_ms, chunks: results.chunks, records_per_chunk: results.records_per_chunk, worker_batches: results.worker_batches,
+    p50_ms: results.p50_ms, p99_ms: results.p99_ms, chunks: results.chunks, records_per_chunk: results.records_per_chunk, worker_batches: results.worker_batches, candidate_pools: results.candidate_pools,
     main_busy_percent: summary.main.busyPercent, main_categories: summary.main.categories, workers_busy_percent: summary.workers.busyPercent, machine: results.machine,
   }));
 }

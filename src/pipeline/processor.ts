@@ -25,7 +25,11 @@ export interface ProcessorOptions {
   /** Events -> fused vectors (in-process); its weights per modality also weigh the events. */
   readonly fuser: Fuser;
   /** Interests -> ranked candidates (retrieval and CTR: one engine request). */
-  readonly ranker: { rank(queries: readonly RankQuery[], served?: ServedPair): Promise<Candidate[][]> };
+  readonly ranker: {
+    rank(queries: readonly RankQuery[], served?: ServedPair): Promise<Candidate[][]>;
+    /** A deleted user: whatever the retrieval keeps per user goes too. */
+    forgetUser?(userId: string): void;
+  };
   /** Category centroids of the current catalog, for segment names. */
   readonly centroids: { current(): Centroids };
   readonly users: UserStateStore;
@@ -102,7 +106,13 @@ export class Processor {
     this.folder = new InterestFolder({ users: o.users, interests: o.interests, dim, modalityWeights: o.fuser.settings.weights, centroids: o.centroids, appliedUpTo: o.appliedUpTo });
     this.emit = new EmitPolicy({ users: o.users, emitIntervalMs: o.emitIntervalMs, dim, modelVersion: o.modelVersion });
     this.serving = new ServingVersion(o.modelVersion);
-    this.deleter = new UserDeleter({ decoder: o.decoder, users: o.users, deleted: this.folder, clock: this.clock });
+    const deleted = {
+      markDeleted: (userId: string): void => {
+        this.folder.markDeleted(userId);
+        o.ranker.forgetUser?.(userId);
+      },
+    };
+    this.deleter = new UserDeleter({ decoder: o.decoder, users: o.users, deleted, clock: this.clock });
   }
 
   get modelVersion(): string {

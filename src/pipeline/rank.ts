@@ -28,6 +28,8 @@ export interface RankQuery {
 export interface Retrieval {
   /** The best ads per query row, best first; `owners[q]`: the user whose interest row q is. */
   score(queries: Float32Array, n: number, owners?: readonly (string | undefined)[]): Promise<Match[][]>;
+  /** Drops what it keeps for this owner (a deleted user). */
+  forget?(owner: string): void;
 }
 
 export interface CandidateRankerOptions {
@@ -66,6 +68,10 @@ export class CandidateRanker {
     private readonly dim: number,
     private readonly o: CandidateRankerOptions,
   ) {}
+
+  forgetUser(userId: string): void {
+    this.retrieval.forget?.(userId);
+  }
 
   /** Ranked candidates per query, best first. */
   async rank(queries: readonly RankQuery[], served?: ServedPair): Promise<Candidate[][]> {

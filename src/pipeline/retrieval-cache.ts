@@ -49,6 +49,10 @@ export class RetrievalCache implements Retrieval {
     if (o.rows > 0) this.entries = new LRUCache<number, Entry[]>({ max: o.rows });
   }
 
+  forget(owner: string): void {
+    this.inner.forget?.(owner);
+  }
+
   async score(queries: Float32Array, n: number, owners?: readonly (string | undefined)[]): Promise<Match[][]> {
     const entries = this.entries;
     if (!entries) return this.inner.score(queries, n, owners);

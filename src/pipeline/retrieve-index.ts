@@ -165,6 +165,11 @@ export class IndexedScorer {
     return this.syncs;
   }
 
+  /** A deleted user's pools go (they hold copies of its interests). */
+  forget(owner: string): void {
+    this.o.pools?.forget(owner);
+  }
+
   /**
    * The best active ads per query row (queries: n unit rows of the catalog's dimension), best
    * first. `owners[q]`: the user whose interest row q is (what pools are kept by).

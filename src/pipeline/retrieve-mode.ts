@@ -33,6 +33,11 @@ export class ModalRetrieval implements Retrieval {
     return this.catalog.activeCount < exactBelow ? 'exact' : 'ann';
   }
 
+  forget(owner: string): void {
+    this.exact.forget?.(owner);
+    this.ann?.forget?.(owner);
+  }
+
   score(queries: Float32Array, n: number, owners?: readonly (string | undefined)[]): Promise<Match[][]> {
     return (this.current === 'exact' ? this.exact : this.ann!).score(queries, n, owners);
   }

@@ -154,9 +154,13 @@ describe('CandidatePools', () => {
     for (let q = 0; q < QUERIES; q++) expect(cosineDistance(far, queries, q)).toBeGreaterThan(0.01);
     await scorer.score(far, QUERIES, owners);
     expect(counts).toMatchObject({ pooled: QUERIES, searched: 2 * QUERIES });
-    // Rows of no known owner always search.
+    // Rows of no known owner always search (and are not counted as rows pools could have had).
     await scorer.score(far, QUERIES);
     expect(counts).toMatchObject({ pooled: QUERIES, searched: 2 * QUERIES });
+    // A deleted user's pools go: its next rows search.
+    scorer.forget(owners[0]!);
+    await scorer.score(far, QUERIES, owners);
+    expect(counts).toMatchObject({ pooled: 2 * QUERIES - 1, searched: 2 * QUERIES + 1 });
   });
 
   it('measures drift from the row the pool was searched for, not from the last row it answered', async () => {

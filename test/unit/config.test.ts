@@ -211,6 +211,11 @@ describe('loadConfig rejects invalid env values with a ConfigError naming the va
     retrievalExactBelow: [0, 1_000_000_000],
     annConnectivity: [2, 256],
     retrievalCacheRows: [0, 100000000],
+    retrievalPoolDrift: [0, 2],
+    retrievalPoolSize: [1, 10_000],
+    retrievalPoolMaxAgeS: [1, 86_400],
+    retrievalPoolUsers: [0, 100_000_000],
+    retrievalPoolCheckEvery: [0, 1_000_000_000],
     annExpansionAdd: [1, 4096],
     annExpansionSearch: [1, 4096],
   };
