@@ -8,6 +8,13 @@
  * With --load-ads M > 0 it also loads M synthetic ads through the real catalog updater (decode +
  * encode + fuse, creatives shared among ads in a pool), cold and then warm from the persisted
  * embeddings. Prints one JSON object. Figures on a shared, loaded box are indicative.
+ *
+ * Candidate pools (RETRIEVAL_POOL_DRIFT, --pool-drift D, --pool-size P): each exact query's pool is
+ * the index's top P; the query is then turned by the angle whose cosine distance is D (the most a
+ * pooled interest may have moved), towards an ad (as an event moves an interest towards what it
+ * engaged with), and the pool's best k (k = 2 x TOP_K, what an interest asks for) are compared
+ * with the exact scan's and the index's best k for the turned query: recall@k of each against the
+ * exact scan, and of the pool against the index (what the processor's own check measures).
  */
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -28,6 +35,8 @@ const { values: args } = parseArgs({
     quantization: { type: 'string' },
     'build-threads': { type: 'string', default: '0' },
     'load-ads': { type: 'string', default: '0' },
+    'pool-drift': { type: 'string' },
+    'pool-size': { type: 'string' },
   },
 });
 const config = loadConfig({ env: process.env });
@@ -90,8 +99,61 @@ for (let at = 0; at < QE; at += BATCH) {
   }
 }
 const exactQps = QE / ((performance.now() - t) / 1000);
-await session.release();
 
+// ---- candidate pools: the pool's answer for a query turned by the largest drift a pool may serve ----
+const KP = 2 * config.topK;
+const P = Math.max(KP, Number(args['pool-size'] ?? config.retrievalPoolSize));
+const drift = Number(args['pool-drift'] ?? config.retrievalPoolDrift);
+const pools = drift > 0 ? await poolRecall() : undefined;
+
+async function poolRecall(): Promise<{ drift: number; size: number; k: number; poolVsExact: number; annVsExact: number; poolVsAnn: number }> {
+  const theta = Math.acos(1 - drift);
+  const turned = new Float32Array(QE * F);
+  for (let q = 0; q < QE; q++) {
+    // Towards an ad, orthogonalised against the query: the turn is exactly theta.
+    const a = ads.subarray(((q * 7919) % N) * F, (((q * 7919) % N) + 1) * F);
+    let dot = 0;
+    for (let j = 0; j < F; j++) dot += a[j]! * queries[q * F + j]!;
+    let norm = 0;
+    const u = new Float64Array(F);
+    for (let j = 0; j < F; j++) norm += (u[j] = a[j]! - dot * queries[q * F + j]!) ** 2;
+    for (let j = 0; j < F; j++) turned[q * F + j] = Math.cos(theta) * queries[q * F + j]! + (Math.sin(theta) * u[j]!) / Math.sqrt(norm);
+  }
+  const poolOut: SearchOut = { scores: new Float32Array(BATCH * P), slots: new BigInt64Array(BATCH * P) };
+  const kOut: SearchOut = { scores: new Float32Array(BATCH * KP), slots: new BigInt64Array(BATCH * KP) };
+  const pooled = new Int32Array(QE * KP);
+  const annTurned = new Int32Array(QE * KP);
+  for (let at = 0; at < QE; at += BATCH) {
+    const n = Math.min(BATCH, QE - at);
+    index.search(queries.subarray(at * F, (at + n) * F), n, P, poolOut, 1);
+    const rows = turned.subarray(at * F, (at + n) * F);
+    for (let q = 0; q < n; q++) index.scorePool(rows, q, poolOut.slots, q * P, P, KP, kOut);
+    for (let i = 0; i < n * KP; i++) pooled[at * KP + i] = Number(kOut.slots[i]);
+    index.search(rows, n, KP, kOut, 1);
+    for (let i = 0; i < n * KP; i++) annTurned[at * KP + i] = Number(kOut.slots[i]);
+  }
+  const kp = new ort.Tensor('int64', BigInt64Array.of(BigInt(KP)), [1]);
+  let poolHits = 0;
+  let annHits = 0;
+  let mutual = 0;
+  for (let at = 0; at < QE; at += BATCH) {
+    const n = Math.min(BATCH, QE - at);
+    const res = await session.run({ users: new ort.Tensor('float32', turned.slice(at * F, (at + n) * F), [n, F]), ads: adsTensor, k: kp });
+    const idx = res.indices!.data as BigInt64Array;
+    for (let q = 0; q < n; q++) {
+      const truth = new Set(Array.from(idx.subarray(q * KP, (q + 1) * KP), Number));
+      const ann = new Set(annTurned.subarray((at + q) * KP, (at + q + 1) * KP));
+      for (const s of pooled.subarray((at + q) * KP, (at + q + 1) * KP)) {
+        if (truth.has(s)) poolHits++;
+        if (ann.has(s)) mutual++;
+      }
+      for (const s of ann) if (truth.has(s)) annHits++;
+    }
+  }
+  return { drift, size: P, k: KP, poolVsExact: round(poolHits / (QE * KP), 4), annVsExact: round(annHits / (QE * KP), 4), poolVsAnn: round(mutual / (QE * KP), 4) };
+}
+
+await session.release();
 const load = Number(args['load-ads']) > 0 ? await measureCatalogLoad(config, Number(args['load-ads'])) : undefined;
 
 const result = {
@@ -103,6 +165,7 @@ const result = {
   speedup: round(annQps / exactQps),
   recallAt10: round(hits / (QE * K), 4),
   queries: { ann: Q, exact: QE, batch: BATCH, threads: 1 },
+  ...(pools ? { pools } : {}),
   ...(load ? { load } : {}),
 };
 process.stdout.write(`${JSON.stringify(result)}\n`);
