@@ -23,6 +23,7 @@ import type { IndexSnapshots, SavedIndex } from '../state/index-snapshot.js';
 import type { IndexIo } from '../models/model-io.js';
 import type { CandidatePool, CandidatePools } from './candidate-pools.js';
 import type { AdCatalog } from '../catalog/ad-catalog.js';
+import { ReadWriteGate } from '../util/read-write-gate.js';
 import type { Match } from './retrieve.js';
 
 /** The engine's index updates (InferenceEngine.updateIndex). */
@@ -75,9 +76,8 @@ export class IndexedScorer {
   private readonly free: number[] = [];
   private readonly changed = new Set<string>();
   private syncedAt = -Infinity;
-  private inFlight = 0;
-  private drained: (() => void) | undefined;
-  private syncing: Promise<void> | undefined;
+  /** Syncs are the writes: a batch never maps slots by a table of another time. */
+  private readonly gate = new ReadWriteGate();
   private readonly timer: ReturnType<typeof setInterval> | undefined;
   /** Slots loaded from the saved index whose ad the catalog has not confirmed yet (filtered until then). */
   private readonly unconfirmed = new Set<number>();
@@ -104,7 +104,7 @@ export class IndexedScorer {
   /** Stops the background sync and saves the index if it changed since it was saved (before the engine closes). */
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    while (this.syncing) await this.syncing.catch(() => undefined);
+    while (this.gate.write) await this.gate.write.catch(() => undefined);
     if (this.loaded && this.dirty) await this.save();
     this.restored?.close();
     this.restored = undefined;
@@ -140,10 +140,8 @@ export class IndexedScorer {
   }
 
   private syncInBackground(): void {
-    if (this.syncing || this.held || !this.due) return;
-    this.syncing = this.sync()
-      .catch((err: unknown) => this.o.onSyncError?.(err))
-      .finally(() => (this.syncing = undefined));
+    if (this.gate.write || this.held || !this.due) return;
+    void this.gate.startWrite(() => this.sync().catch((err: unknown) => this.o.onSyncError?.(err)));
   }
 
   /** Ads indexed as of the last sync (saved ones once the catalog confirmed them). */
@@ -206,7 +204,7 @@ export class IndexedScorer {
       }
       return out;
     } finally {
-      if (--this.inFlight === 0) this.drained?.();
+      this.gate.leave();
     }
   }
 
@@ -262,21 +260,12 @@ export class IndexedScorer {
     return c;
   }
 
-  /** Counted in flight once the index is fresh enough; the check and the count have no await between them. */
-  private async acquire(): Promise<void> {
-    for (;;) {
-      while (this.syncing) await this.syncing;
-      if (!this.due || Date.now() - this.syncedAt < this.o.minSyncIntervalMs) {
-        this.inFlight++;
-        return;
-      }
-      this.syncing = this.sync().finally(() => (this.syncing = undefined));
-    }
+  /** Entered as a reader of the gate once the index is fresh enough (synced first if due). */
+  private acquire(): Promise<void> {
+    return this.gate.enter(() => !this.due || Date.now() - this.syncedAt < this.o.minSyncIntervalMs, () => this.sync());
   }
 
   private async sync(): Promise<void> {
-    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
-    this.drained = undefined;
     if (!this.restoreTried) await this.restore();
     const removed: number[] = [];
     const set: number[] = [];

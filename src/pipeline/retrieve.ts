@@ -3,6 +3,7 @@ import { inferTyped, type Inference, type TensorData } from '../inference/types.
 import { SCORER_TENSORS } from '../models/graphs/tensors.js';
 import type { ScorerIo } from '../models/model-io.js';
 import type { AdCatalog } from '../catalog/ad-catalog.js';
+import { ReadWriteGate } from '../util/read-write-gate.js';
 
 /** Uploads the ad matrix to the workers; the engine implements it (InferenceEngine.setResident). */
 export interface ResidentInputs {
@@ -49,9 +50,8 @@ interface Snapshot {
  */
 export class EngineScorer {
   private snapshot: Snapshot | undefined;
-  private inFlight = 0;
-  private drained: (() => void) | undefined;
-  private uploading: Promise<void> | undefined;
+  /** Uploads are the writes: a batch never pairs the new matrix with the old row table. */
+  private readonly gate = new ReadWriteGate();
   constructor(
     private readonly engine: Inference & ResidentInputs,
     private readonly catalog: AdCatalog,
@@ -78,29 +78,21 @@ export class EngineScorer {
       }
       return out;
     } finally {
-      if (--this.inFlight === 0) this.drained?.();
+      this.gate.leave();
     }
   }
 
-  /**
-   * A snapshot fresh enough to score with, counted in flight. The check and the count happen with no
-   * await in between, so an upload cannot start between them.
-   */
+  /** A snapshot fresh enough to score with, entered as a reader of the gate (uploaded first if due). */
   private async acquire(): Promise<Snapshot> {
-    for (;;) {
-      while (this.uploading) await this.uploading;
+    const fresh = (): boolean => {
       const snap = this.snapshot;
-      if (snap && (snap.version === this.catalog.version || Date.now() - snap.at < this.o.minUploadIntervalMs)) {
-        this.inFlight++;
-        return snap;
-      }
-      this.uploading = this.upload().finally(() => (this.uploading = undefined));
-    }
+      return snap !== undefined && (snap.version === this.catalog.version || Date.now() - snap.at < this.o.minUploadIntervalMs);
+    };
+    await this.gate.enter(fresh, () => this.upload());
+    return this.snapshot!;
   }
 
   private async upload(): Promise<void> {
-    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
-    this.drained = undefined;
     const version = this.catalog.version;
     const rows = this.catalog.rowSnapshot();
     const k = Math.min(this.o.perRow, rows.length);
