@@ -16,7 +16,7 @@ import { PartitionTask, type TaskHooks } from '../../src/adapters/kafka/partitio
 import { PartitionTasks } from '../../src/adapters/kafka/partition-tasks.js';
 import { ConfigError } from '../../src/domain/errors.js';
 import type { KafkaClient } from '../../src/adapters/kafka/port.js';
-import { ProducerFencedError, type FetchControl, type KafkaTransaction, type TopicRecords, type TransactionalProducer } from '../../src/adapters/kafka/port.js';
+import { ProducerFencedError, type FetchControl, type GroupConsumer, type KafkaTransaction, type TopicRecords, type TransactionalProducer } from '../../src/adapters/kafka/port.js';
 import { TaskTransactions } from '../../src/adapters/kafka/task-transactions.js';
 import type { InputRecord } from '../../src/domain/events.js';
 import type { ChangelogEntry } from '../../src/state/local-state-store.js';
@@ -51,8 +51,8 @@ function scripted() {
             maybeFail('send');
             return batches.map((b) => ({ topic: b.topic, partition: 0, baseOffset: String((nextOffset += b.records.length) - b.records.length) }));
           },
-          sendOffsets: async (groupId, offsets) => {
-            log.push(`offsets ${groupId} ${offsets.map((o) => `${o.topic}/${o.partition}@${o.offset}`).join(' ')}`);
+          sendOffsets: async (consumer, offsets) => {
+            log.push(`offsets ${consumer.groupId} ${offsets.map((o) => `${o.topic}/${o.partition}@${o.offset}`).join(' ')}`);
             for (const o of offsets) pending.set(o.topic, BigInt(o.offset));
           },
           commit: async () => {
@@ -82,7 +82,7 @@ function scripted() {
     log.push(`read committed ${[...committed].map(([t, o]) => `${t}@${o}`).join(' ')}`);
     return new Map(committed);
   };
-  const tx = new TaskTransactions({ partition: 0, groupId: 'g', changelog: CHANGELOG, store, commitIntervalMs: INTERVAL, connect, readCommitted, log: silent });
+  const tx = new TaskTransactions({ partition: 0, consumer: () => ({ groupId: 'g' }) as GroupConsumer, changelog: CHANGELOG, store, commitIntervalMs: INTERVAL, connect, readCommitted, log: silent });
   return { tx, log, script, writes, committed };
 }
 
@@ -256,10 +256,10 @@ describe('exactly_once and the client', () => {
     throw new Error('not called');
   };
 
-  it('is refused at start with a ConfigError naming PROCESSING_GUARANTEE unless the client is kafkajs with transactions', () => {
-    expect(() => transactionalProducerOf({ kafkaClient: 'confluent' }, client(true))).toThrow(ConfigError);
-    expect(() => transactionalProducerOf({ kafkaClient: 'confluent' }, client(true))).toThrow(/PROCESSING_GUARANTEE/);
+  it('is refused at start with a ConfigError naming PROCESSING_GUARANTEE when the client has no transactions, and taken on either client that has them', () => {
     expect(() => transactionalProducerOf({ kafkaClient: 'kafkajs' }, client(false))).toThrow(ConfigError);
+    expect(() => transactionalProducerOf({ kafkaClient: 'confluent' }, client(false))).toThrow(/PROCESSING_GUARANTEE/);
     expect(typeof transactionalProducerOf({ kafkaClient: 'kafkajs' }, client(true))).toBe('function');
+    expect(typeof transactionalProducerOf({ kafkaClient: 'confluent' }, client(true))).toBe('function');
   });
 });

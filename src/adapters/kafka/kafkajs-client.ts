@@ -7,7 +7,7 @@ import { Kafka, logLevel, Partitioners, type Admin, type ConfigResourceTypes, ty
 import type { InputRecord } from '../../domain/events.js';
 import type { Logger } from '../../util/log.js';
 import { catchUpOf } from './catch-up.js';
-import { connected, hasCause, toInputRecord, topicMessagesOf, TRANSIENT_KAFKA_ERROR } from './client-common.js';
+import { connected, hasCause, offsetsByTopic, toInputRecord, topicMessagesOf, TRANSIENT_KAFKA_ERROR } from './client-common.js';
 import { CoPartitionedAssigner } from './co-partitioned-assigner.js';
 import { DoneOffsets } from './done-offsets.js';
 import type {
@@ -290,14 +290,9 @@ class KafkajsTransaction implements KafkaTransaction {
     return sendBatchOf((b) => fenceAware(() => this.tx.sendBatch(b)), batches);
   }
 
-  async sendOffsets(groupId: string, offsets: readonly TransactionOffsets[]): Promise<void> {
-    const topics = new Map<string, { partition: number; offset: string }[]>();
-    for (const o of offsets) {
-      const list = topics.get(o.topic) ?? [];
-      list.push({ partition: o.partition, offset: o.offset });
-      topics.set(o.topic, list);
-    }
-    await fenceAware(() => this.tx.sendOffsets({ consumerGroupId: groupId, topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })) }));
+  async sendOffsets(consumer: GroupConsumer, offsets: readonly TransactionOffsets[]): Promise<void> {
+    // kafkajs commits by group id (no KIP-447 group metadata).
+    await fenceAware(() => this.tx.sendOffsets({ consumerGroupId: consumer.groupId, topics: offsetsByTopic(offsets) }));
   }
 
   commit(): Promise<void> {
@@ -327,6 +322,7 @@ async function fenceAware<T>(call: () => Promise<T>): Promise<T> {
  * a pipelined handler can take a fetch and mark it done later (see DoneOffsets).
  */
 class KafkajsGroupConsumer implements GroupConsumer {
+  readonly groupId: string;
   private readonly doneOffsets: DoneOffsets;
 
   constructor(
@@ -334,6 +330,7 @@ class KafkajsGroupConsumer implements GroupConsumer {
     private readonly o: GroupConsumerOptions,
     log: Logger,
   ) {
+    this.groupId = o.groupId;
     this.doneOffsets = new DoneOffsets((offsets) => this.consumer.commitOffsets(offsets), log);
   }
 

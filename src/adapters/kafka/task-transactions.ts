@@ -1,12 +1,12 @@
 import type { ChangelogEntry } from '../../state/local-state-store.js';
 import type { Logger } from '../../util/log.js';
 import { changelogEntriesOf, checkpointsOf, type ChangelogWriter } from './changelog-tee.js';
-import { ProducerFencedError, type Appended, type KafkaProducer, type KafkaTransaction, type TopicRecords, type TransactionalProducer } from './port.js';
+import { ProducerFencedError, type Appended, type GroupConsumer, type KafkaProducer, type KafkaTransaction, type TopicRecords, type TransactionalProducer } from './port.js';
 
 export interface TaskTransactionsOptions {
   readonly partition: number;
-  /** The consumer group whose offsets the transactions commit. */
-  readonly groupId: string;
+  /** The member of the consumer group whose offsets the transactions commit (it fetched them). */
+  readonly consumer: () => GroupConsumer;
   readonly changelog: string;
   /** Where committed changelog records go (LocalStateStore.write). */
   readonly store: ChangelogWriter;
@@ -184,7 +184,7 @@ export class TaskTransactions {
     }
     try {
       const offsets = [...open.offsets].map(([topic, next]) => ({ topic, partition: this.o.partition, offset: String(next) }));
-      if (offsets.length > 0) await tx.sendOffsets(this.o.groupId, offsets);
+      if (offsets.length > 0) await tx.sendOffsets(this.o.consumer(), offsets);
       await tx.commit();
     } catch (err) {
       await tx.abort().catch(() => undefined);
