@@ -4,9 +4,8 @@
  *     the processor waits, reconnects and loses nothing;
  * (b) a rebalance under load, 2 -> 1 -> 2 instances (a clean SIGTERM of one, then a new one joining):
  *     nothing lost, and every user's state holds each of its events exactly once.
- * Each runs in at_least_once on every client and in exactly_once on kafkajs (the Confluent client
- * refuses exactly_once); exactly_once must also show 0 duplicated events to its read_committed
- * readers. The exactly_once outage run is skipped unless TEST_EOS_OUTAGE=1 (an open stall, see it). Each test prints its figures, with the mode, on a line starting `[guarantees]`.
+ * Each runs in at_least_once and in exactly_once on every client (TEST_KAFKA_CLIENTS); exactly_once
+ * must also show 0 duplicated events to its read_committed readers. The exactly_once outage run is skipped unless TEST_EOS_OUTAGE=1 (an open stall, see it). Each test prints its figures, with the mode, on a line starting `[guarantees]`.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { KafkaClient } from '../../src/adapters/kafka/port.js';
@@ -30,7 +29,7 @@ async function setUp(kafka: KafkaClient, config: Config, users: number): Promise
   return { traffic, outputs, inputs };
 }
 
-const runs = clientsUnderTest().flatMap((client) => (['at_least_once', 'exactly_once'] as const).filter((g) => g === 'at_least_once' || client.kind === 'kafkajs').map((guarantee: Guarantee) => ({ client, guarantee })));
+const runs = clientsUnderTest().flatMap((client) => (['at_least_once', 'exactly_once'] as const).map((guarantee: Guarantee) => ({ client, guarantee })));
 
 for (const { client, guarantee } of runs) {
   describe.skipIf(client.skipped !== null)(`faults on a real broker ${client.title} PROCESSING_GUARANTEE=${guarantee}`, () => {
@@ -77,9 +76,9 @@ for (const { client, guarantee } of runs) {
       const drained = await eventually(() => inputs.records.length >= load.sent && audit().lost.length === 0, 60_000, 200);
       const r = audit();
       // The log tail without the client's connection errors of the outage itself.
-      if (!drained) console.log(`[guarantees] broker outage (${guarantee}): not drained; the processor's log tail:\n${p.output().split('\n').filter((l) => !l.includes('ECONNREFUSED')).join('\n').slice(-12000)}`);
+      if (!drained) console.log(`[guarantees] broker outage (${guarantee}, KAFKA_CLIENT=${client.kind}): not drained; the processor's log tail:\n${p.output().split('\n').filter((l) => !l.includes('ECONNREFUSED')).join('\n').slice(-12000)}`);
       console.log(
-        `[guarantees] broker outage (${guarantee}): down ${tUp - tStop} ms (stopped ${downMs} ms), records tried ${load.sent} (sends retried ${load.failedSends}), inputs read back ${r.inputs} (written twice by the producer's retries ${r.duplicatedInputs}), lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${reasonsLine(r.deadLettersByReason)} (deserved ${reasonsLine(r.deservedByReason)}), scored outputs ${r.scoredOutputs}, outputs flowing again ${recoverMs} ms after the broker was back, processor still running: ${p.proc.exitCode === null && p.proc.signalCode === null}${p.proc.exitCode !== null || p.proc.signalCode !== null ? ` (exited: ${p.proc.exitCode ?? p.proc.signalCode})` : ''}`,
+        `[guarantees] broker outage (${guarantee}, KAFKA_CLIENT=${client.kind}): down ${tUp - tStop} ms (stopped ${downMs} ms), records tried ${load.sent} (sends retried ${load.failedSends}), inputs read back ${r.inputs} (written twice by the producer's retries ${r.duplicatedInputs}), lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${reasonsLine(r.deadLettersByReason)} (deserved ${reasonsLine(r.deservedByReason)}), scored outputs ${r.scoredOutputs}, outputs flowing again ${recoverMs} ms after the broker was back, processor still running: ${p.proc.exitCode === null && p.proc.signalCode === null}${p.proc.exitCode !== null || p.proc.signalCode !== null ? ` (exited: ${p.proc.exitCode ?? p.proc.signalCode})` : ''}`,
       );
       expect(p.proc.exitCode, p.output().slice(-4000)).toBe(null);
       expect(r.inputs).toBeGreaterThanOrEqual(load.sent);
@@ -152,7 +151,7 @@ for (const { client, guarantee } of runs) {
         if (held !== n) wrong.push(`${userId}: produced ${n}, state holds ${held ?? 'nothing'}`);
       }
       console.log(
-        `[guarantees] rebalance 2->1->2 (${guarantee}): records tried ${load.sent}, inputs read back ${r.inputs}, lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${reasonsLine(r.deadLettersByReason)} (deserved ${reasonsLine(r.deservedByReason)}), users ${expected.size} with exact event counts ${expected.size - wrong.length}, scale-in (SIGTERM) to ready ${scaleInMs} ms, scale-out (join) to ready ${scaleOutMs} ms`,
+        `[guarantees] rebalance 2->1->2 (${guarantee}, KAFKA_CLIENT=${client.kind}): records tried ${load.sent}, inputs read back ${r.inputs}, lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${reasonsLine(r.deadLettersByReason)} (deserved ${reasonsLine(r.deservedByReason)}), users ${expected.size} with exact event counts ${expected.size - wrong.length}, scale-in (SIGTERM) to ready ${scaleInMs} ms, scale-out (join) to ready ${scaleOutMs} ms`,
       );
       expect(r.lost).toEqual([]);
       expect(r.undeserved).toEqual([]);
