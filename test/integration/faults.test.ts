@@ -7,6 +7,7 @@
  * Each runs in at_least_once and in exactly_once on every client (TEST_KAFKA_CLIENTS); exactly_once
  * must also show 0 duplicated events to its read_committed readers. The exactly_once outage run is skipped unless TEST_EOS_OUTAGE=1 (an open stall, see it). Each test prints its figures, with the mode, on a line starting `[guarantees]`.
  */
+import { writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { KafkaClient } from '../../src/adapters/kafka/port.js';
 import type { Config } from '../../src/app/config/settings.js';
@@ -76,6 +77,7 @@ for (const { client, guarantee } of runs) {
       const drained = await eventually(() => inputs.records.length >= load.sent && audit().lost.length === 0, 60_000, 200);
       const r = audit();
       // The log tail without the client's connection errors of the outage itself.
+      if (!drained || process.env['TEST_DIAG_DIR']) writeFileSync(`${process.env['TEST_DIAG_DIR'] ?? '/tmp'}/outage-${guarantee}-${client.kind}-${Date.now()}${drained ? '' : '-LOST'}.log`, `LOST ${JSON.stringify(r.lost)}\n${p.output()}`);
       if (!drained) console.log(`[guarantees] broker outage (${guarantee}, KAFKA_CLIENT=${client.kind}): not drained; the processor's log tail:\n${p.output().split('\n').filter((l) => !l.includes('ECONNREFUSED')).join('\n').slice(-12000)}`);
       console.log(
         `[guarantees] broker outage (${guarantee}, KAFKA_CLIENT=${client.kind}): down ${tUp - tStop} ms (stopped ${downMs} ms), records tried ${load.sent} (sends retried ${load.failedSends}), inputs read back ${r.inputs} (written twice by the producer's retries ${r.duplicatedInputs}), lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${reasonsLine(r.deadLettersByReason)} (deserved ${reasonsLine(r.deservedByReason)}), scored outputs ${r.scoredOutputs}, outputs flowing again ${recoverMs} ms after the broker was back, processor still running: ${p.proc.exitCode === null && p.proc.signalCode === null}${p.proc.exitCode !== null || p.proc.signalCode !== null ? ` (exited: ${p.proc.exitCode ?? p.proc.signalCode})` : ''}`,

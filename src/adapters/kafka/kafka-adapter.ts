@@ -152,7 +152,10 @@ function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, delive
   if (!committedOffsets) throw new ConfigError('PROCESSING_GUARANTEE', `exactly_once needs the committed offsets of the group, which the ${settings.kafkaClient} client does not read`);
   const inputTopics = inputTopicsOf(settings);
   return (partition, consumer) => {
+    // A partition assigned again: its previous transactions in this process close first.
+    const previous = transactionsOf.get(partition);
     const transactions = new TaskTransactions({
+      ...(previous ? { after: previous.closed() } : {}),
       partition,
       consumer,
       changelog: settings.topicChangelog,

@@ -328,7 +328,7 @@ class KafkajsGroupConsumer implements GroupConsumer {
   constructor(
     private readonly consumer: Consumer,
     private readonly o: GroupConsumerOptions,
-    log: Logger,
+    private readonly log: Logger,
   ) {
     this.groupId = o.groupId;
     this.doneOffsets = new DoneOffsets((offsets) => this.consumer.commitOffsets(offsets), log);
@@ -351,7 +351,14 @@ class KafkajsGroupConsumer implements GroupConsumer {
   }
 
   seek(topic: string, partition: number, offset: bigint): void {
-    if (this.doneOffsets.isOwned(topic, partition)) this.consumer.seek({ topic, partition, offset: String(offset) });
+    if (!this.doneOffsets.isOwned(topic, partition)) return;
+    try {
+      this.consumer.seek({ topic, partition, offset: String(offset) });
+    } catch (err) {
+      // kafkajs refuses a seek while it restarts after a crash; the restarted member fetches from
+      // the committed offsets, which lie at or before every record not acknowledged.
+      this.log.warn('a rewind was refused by the restarting consumer: it resumes at the committed offset', { err, topic, partition, offset: String(offset) });
+    }
   }
 
   pause(topics: readonly string[]): void {
