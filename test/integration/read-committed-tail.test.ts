@@ -20,13 +20,19 @@ for (const client of clientsUnderTest()) describe.skipIf(client.skipped !== null
   const resources = new TestResources();
   afterAll(() => resources.release());
 
-  it('is caught up at the end, having handed over the committed records only (from the start, and from a checkpoint before the aborted tail)', async () => {
+  /** A new one-partition topic and a transactional producer of the client under test. */
+  async function transactionalTopic() {
     const topic = `tail-${randomUUID().slice(0, 8)}`;
     const admin = await kafka.admin();
     await admin.createTopics([{ topic, partitions: 1 }]);
     await admin.disconnect();
     const producer = await kafka.transactionalProducer!(`tail-${randomUUID().slice(0, 8)}`);
     resources.onRelease(() => producer.disconnect());
+    return { topic, producer };
+  }
+
+  it('is caught up at the end, having handed over the committed records only (from the start, and from a checkpoint before the aborted tail)', async () => {
+    const { topic, producer } = await transactionalTopic();
     const committed = await producer.begin();
     await committed.send([{ topic, records: [{ key: Buffer.from('u'), value: Buffer.from('kept') }] }]);
     await committed.commit();
@@ -47,12 +53,7 @@ for (const client of clientsUnderTest()) describe.skipIf(client.skipped !== null
   });
 
   it('is caught up at the end of a partition whose last transaction committed (its tail: the commit marker)', async () => {
-    const topic = `tail-${randomUUID().slice(0, 8)}`;
-    const admin = await kafka.admin();
-    await admin.createTopics([{ topic, partitions: 1 }]);
-    await admin.disconnect();
-    const producer = await kafka.transactionalProducer!(`tail-${randomUUID().slice(0, 8)}`);
-    resources.onRelease(() => producer.disconnect());
+    const { topic, producer } = await transactionalTopic();
     const tx = await producer.begin();
     await tx.send([{ topic, records: [1, 2].map((i) => ({ key: Buffer.from('u'), value: Buffer.from(`kept ${i}`) })) }]);
     await tx.commit();
