@@ -1,17 +1,19 @@
 /**
- * PROCESSING_GUARANTEE=exactly_once on a real broker (kafkajs client: the only one wired for
- * transactions): the processor, its own OS process, is SIGKILLed under load and restarted; a
- * read_committed observer (kafkajs reads committed unless told otherwise) audits every input: in
+ * PROCESSING_GUARANTEE=exactly_once on a real broker, on each client (TEST_KAFKA_CLIENTS; the
+ * Confluent client's run is skipped with the reason when its optional package is missing): the
+ * processor, its own OS process, is SIGKILLed under load and restarted; a read_committed observer
+ * (kafkajs reads committed unless told otherwise) audits every input: in
  * exactly one scored output or dead letter, 0 lost, 0 duplicated. The at_least_once run of the
  * same scenario is restart.test.ts's SIGKILL test (on both clients), which prints its duplicate
  * count; it was here too, and gave 133 duplicated events of 1,500 (20 s of CI time).
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { auditLineage, reasonsLine } from '../support/audit.js';
+import { clientsUnderTest } from '../support/clients.js';
 import { collect, configOf, eventually, isolatedEnv, kafkaForTests, spawnProcessor, TestResources } from '../support/harness.js';
 import { spoilEvery, TestTraffic } from '../support/traffic.js';
 
-describe('exactly-once outputs on a real broker (kafkajs)', () => {
+for (const client of clientsUnderTest()) describe.skipIf(client.skipped !== null)(`exactly-once outputs on a real broker ${client.title}`, () => {
   const kafka = kafkaForTests();
   const resources = new TestResources();
   afterAll(() => resources.release());
@@ -19,7 +21,7 @@ describe('exactly-once outputs on a real broker (kafkajs)', () => {
   /** Runs the SIGKILL-and-restart scenario in `guarantee`; returns the audit. */
   async function killAndRestart(guarantee: 'exactly_once' | 'at_least_once') {
     // Small chunks and a long commit interval: the kill lands inside an open transaction often.
-    const env = isolatedEnv({ KAFKA_CLIENT: 'kafkajs', PROCESSING_GUARANTEE: guarantee, COMMIT_INTERVAL_MS: '200', CHUNK_MAX_RECORDS: '50', SESSION_TIMEOUT_MS: '6000' });
+    const env = isolatedEnv({ ...client.env, PROCESSING_GUARANTEE: guarantee, COMMIT_INTERVAL_MS: '200', CHUNK_MAX_RECORDS: '50', SESSION_TIMEOUT_MS: '6000' });
     const config = configOf(env);
     const traffic = await TestTraffic.create(kafka, config, { users: 300, imagesPerCategory: 3 });
     resources.onRelease(() => traffic.producer.disconnect());
@@ -47,7 +49,7 @@ describe('exactly-once outputs on a real broker (kafkajs)', () => {
     expect(await eventually(() => inputs.records.length >= sent, 30_000)).toBe(true);
     expect(await eventually(() => auditLineage(config, inputs.records, outputs.records).lost.length === 0, 60_000, 250)).toBe(true);
     const r = auditLineage(config, inputs.records, outputs.records);
-    console.log(`[guarantees] ${guarantee}, restart after SIGKILL: records tried ${sent}, lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${reasonsLine(r.deadLettersByReason)}`);
+    console.log(`[guarantees] ${guarantee} (KAFKA_CLIENT=${client.kind}), restart after SIGKILL: records tried ${sent}, lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${reasonsLine(r.deadLettersByReason)}`);
     b.proc.kill('SIGTERM');
     expect(await b.exited).toBe(0);
     expect(r.inputs).toBe(sent);

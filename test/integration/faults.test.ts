@@ -4,10 +4,10 @@
  *     the processor waits, reconnects and loses nothing;
  * (b) a rebalance under load, 2 -> 1 -> 2 instances (a clean SIGTERM of one, then a new one joining):
  *     nothing lost, and every user's state holds each of its events exactly once.
- * Each runs in at_least_once on every client and in exactly_once on kafkajs (the Confluent client
- * refuses exactly_once); exactly_once must also show 0 duplicated events to its read_committed
- * readers. The exactly_once outage run is skipped unless TEST_EOS_OUTAGE=1 (an open stall, see it). Each test prints its figures, with the mode, on a line starting `[guarantees]`.
+ * Each runs in at_least_once and in exactly_once on every client (TEST_KAFKA_CLIENTS); exactly_once
+ * must also show 0 duplicated events to its read_committed readers. The exactly_once outage run is skipped unless TEST_EOS_OUTAGE=1 (CI time, see it). Each test prints its figures, with the mode, on a line starting `[guarantees]`.
  */
+import { writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { KafkaClient } from '../../src/adapters/kafka/port.js';
 import type { Config } from '../../src/app/config/settings.js';
@@ -30,7 +30,7 @@ async function setUp(kafka: KafkaClient, config: Config, users: number): Promise
   return { traffic, outputs, inputs };
 }
 
-const runs = clientsUnderTest().flatMap((client) => (['at_least_once', 'exactly_once'] as const).filter((g) => g === 'at_least_once' || client.kind === 'kafkajs').map((guarantee: Guarantee) => ({ client, guarantee })));
+const runs = clientsUnderTest().flatMap((client) => (['at_least_once', 'exactly_once'] as const).map((guarantee: Guarantee) => ({ client, guarantee })));
 
 for (const { client, guarantee } of runs) {
   describe.skipIf(client.skipped !== null)(`faults on a real broker ${client.title} PROCESSING_GUARANTEE=${guarantee}`, () => {
@@ -38,11 +38,11 @@ for (const { client, guarantee } of runs) {
     const resources = new TestResources();
     afterAll(() => resources.release());
 
-    // Open defect (README, exactly-once): in exactly_once this run left records unprocessed in 1 of
-    // 8 runs after the restore fix (none duplicated). Kept out of npm test until found, so CI is not
-    // red by chance; TEST_EOS_OUTAGE=1 runs it.
+    // exactly_once: its loss (records left unprocessed in about 1 of 8 runs) is fixed (README,
+    // exactly-once: a delivery queued behind a failed commit went into the next transaction). Still
+    // out of npm test for CI time (a broker of its own and ~65 s per client); TEST_EOS_OUTAGE=1 runs it.
     const outageSkipped = exactlyOnce && process.env['TEST_EOS_OUTAGE'] !== '1';
-    it.skipIf(outageSkipped)(`(a) the broker stopped mid-stream and restarted: the processor waits, reconnects and loses nothing${outageSkipped ? ' [SKIPPED: exactly_once left records unprocessed after the outage in 1 of 8 runs, an open defect; TEST_EOS_OUTAGE=1 runs it]' : ''}`, async () => {
+    it.skipIf(outageSkipped)(`(a) the broker stopped mid-stream and restarted: the processor waits, reconnects and loses nothing${outageSkipped ? ' [SKIPPED: the exactly_once outage run is opt-in for CI time; TEST_EOS_OUTAGE=1 runs it]' : ''}`, async () => {
       // A broker of its own: stopping the shared one would break the other test files.
       const broker: LocalBroker = await startLocalBroker();
       resources.onRelease(() => broker.stop());
@@ -77,9 +77,10 @@ for (const { client, guarantee } of runs) {
       const drained = await eventually(() => inputs.records.length >= load.sent && audit().lost.length === 0, 60_000, 200);
       const r = audit();
       // The log tail without the client's connection errors of the outage itself.
-      if (!drained) console.log(`[guarantees] broker outage (${guarantee}): not drained; the processor's log tail:\n${p.output().split('\n').filter((l) => !l.includes('ECONNREFUSED')).join('\n').slice(-12000)}`);
+      if (!drained || process.env['TEST_DIAG_DIR']) writeFileSync(`${process.env['TEST_DIAG_DIR'] ?? '/tmp'}/outage-${guarantee}-${client.kind}-${Date.now()}${drained ? '' : '-LOST'}.log`, `LOST ${JSON.stringify(r.lost)}\n${p.output()}`);
+      if (!drained) console.log(`[guarantees] broker outage (${guarantee}, KAFKA_CLIENT=${client.kind}): not drained; the processor's log tail:\n${p.output().split('\n').filter((l) => !l.includes('ECONNREFUSED')).join('\n').slice(-12000)}`);
       console.log(
-        `[guarantees] broker outage (${guarantee}): down ${tUp - tStop} ms (stopped ${downMs} ms), records tried ${load.sent} (sends retried ${load.failedSends}), inputs read back ${r.inputs} (written twice by the producer's retries ${r.duplicatedInputs}), lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${reasonsLine(r.deadLettersByReason)} (deserved ${reasonsLine(r.deservedByReason)}), scored outputs ${r.scoredOutputs}, outputs flowing again ${recoverMs} ms after the broker was back, processor still running: ${p.proc.exitCode === null && p.proc.signalCode === null}${p.proc.exitCode !== null || p.proc.signalCode !== null ? ` (exited: ${p.proc.exitCode ?? p.proc.signalCode})` : ''}`,
+        `[guarantees] broker outage (${guarantee}, KAFKA_CLIENT=${client.kind}): down ${tUp - tStop} ms (stopped ${downMs} ms), records tried ${load.sent} (sends retried ${load.failedSends}), inputs read back ${r.inputs} (written twice by the producer's retries ${r.duplicatedInputs}), lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${reasonsLine(r.deadLettersByReason)} (deserved ${reasonsLine(r.deservedByReason)}), scored outputs ${r.scoredOutputs}, outputs flowing again ${recoverMs} ms after the broker was back, processor still running: ${p.proc.exitCode === null && p.proc.signalCode === null}${p.proc.exitCode !== null || p.proc.signalCode !== null ? ` (exited: ${p.proc.exitCode ?? p.proc.signalCode})` : ''}`,
       );
       expect(p.proc.exitCode, p.output().slice(-4000)).toBe(null);
       expect(r.inputs).toBeGreaterThanOrEqual(load.sent);
@@ -152,7 +153,7 @@ for (const { client, guarantee } of runs) {
         if (held !== n) wrong.push(`${userId}: produced ${n}, state holds ${held ?? 'nothing'}`);
       }
       console.log(
-        `[guarantees] rebalance 2->1->2 (${guarantee}): records tried ${load.sent}, inputs read back ${r.inputs}, lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${reasonsLine(r.deadLettersByReason)} (deserved ${reasonsLine(r.deservedByReason)}), users ${expected.size} with exact event counts ${expected.size - wrong.length}, scale-in (SIGTERM) to ready ${scaleInMs} ms, scale-out (join) to ready ${scaleOutMs} ms`,
+        `[guarantees] rebalance 2->1->2 (${guarantee}, KAFKA_CLIENT=${client.kind}): records tried ${load.sent}, inputs read back ${r.inputs}, lost ${r.lost.length}, duplicated events ${r.duplicates}, dead letters ${reasonsLine(r.deadLettersByReason)} (deserved ${reasonsLine(r.deservedByReason)}), users ${expected.size} with exact event counts ${expected.size - wrong.length}, scale-in (SIGTERM) to ready ${scaleInMs} ms, scale-out (join) to ready ${scaleOutMs} ms`,
       );
       expect(r.lost).toEqual([]);
       expect(r.undeserved).toEqual([]);

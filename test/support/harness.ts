@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Consumer } from 'kafkajs';
-import { createKafkaClient } from '../../src/adapters/kafka/client.js';
+import { kafkaClientFactory, type KafkaClientKind } from '../../src/adapters/kafka/client.js';
 import type { KafkaClient, KafkaClientSettings, KafkaProducer, ProducerOptions } from '../../src/adapters/kafka/port.js';
 import { loadConfig } from '../../src/app/config/load-config.js';
 import { startKafkaProcessor, type RunningProcessor } from '../../src/app/processor.js';
@@ -31,9 +31,9 @@ export function configOf(env: Record<string, string>): Config {
   return loadConfig({ env });
 }
 
-/** A client of the port for the test's broker (the shared one unless `brokers` says otherwise). */
-export function kafkaForTests(o: { brokers?: readonly string[]; retry?: KafkaClientSettings['retry'] } = {}): KafkaClient {
-  return createKafkaClient({ clientId: 'it', brokers: o.brokers ?? brokersForTests(), logger: silentLogger, ...(o.retry ? { retry: o.retry } : {}) });
+/** A client of the port for the test's broker (the shared one unless `brokers` says otherwise); kafkajs unless `client` says otherwise. */
+export function kafkaForTests(o: { brokers?: readonly string[]; retry?: KafkaClientSettings['retry']; client?: KafkaClientKind } = {}): KafkaClient {
+  return kafkaClientFactory(o.client ?? 'kafkajs')({ clientId: 'it', brokers: o.brokers ?? brokersForTests(), logger: silentLogger, ...(o.retry ? { retry: o.retry } : {}) });
 }
 
 export function connectedProducer(kafka: KafkaClient, options: ProducerOptions = {}): Promise<KafkaProducer> {

@@ -20,6 +20,7 @@ function setUp() {
   const calls: string[] = [];
   let options: GroupConsumerOptions | undefined;
   const consumer: GroupConsumer = {
+    groupId: 'g',
     run: async () => undefined,
     pause: (topics) => void calls.push(`pause ${topics.join(',')}`),
     resume: (topics) => void calls.push(`resume ${topics.join(',')}`),

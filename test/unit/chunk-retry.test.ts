@@ -118,6 +118,7 @@ function inputRecord(topic: string, partition: number, offset: number, s: Stored
  * fetched again from its committed offset. done() commits, also after the handler returned.
  */
 class ScriptedConsumer implements GroupConsumer {
+  readonly groupId = 'g';
   private running = false;
   private loop: Promise<void> | undefined;
   private readonly position = new Map<string, number>();

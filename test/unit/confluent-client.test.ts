@@ -2,7 +2,7 @@
 // missing-package message. Its behaviour against a broker is the integration suite's (run per client).
 import { describe, expect, it } from 'vitest';
 import { assignmentByTopic, hasCause } from '../../src/adapters/kafka/client-common.js';
-import { commonConfig, groupConsumerConfig, isTooLarge, libraryLogger, missingPackageError, partitionReadConfig, producerConfig } from '../../src/adapters/kafka/confluent-client.js';
+import { commonConfig, groupConsumerConfig, isFenced, isTooLarge, libraryLogger, missingPackageError, partitionReadConfig, producerConfig, transactionalProducerConfig } from '../../src/adapters/kafka/confluent-client.js';
 import { kafkaClientFactory } from '../../src/adapters/kafka/client.js';
 import { ConfigError } from '../../src/domain/errors.js';
 import { silentLogger, type Logger } from '../../src/util/log.js';
@@ -52,6 +52,18 @@ describe('Confluent client: option mapping', () => {
     expect(following['kafkaJS']).not.toHaveProperty('maxBytesPerPartition');
   });
 
+  it('reads only committed transactions, in the group and in a read from the beginning (the changelog restore)', () => {
+    expect(groupConsumerConfig({ groupId: 'g', topics: ['t'] }, () => undefined)['kafkaJS']).toMatchObject({ readUncommitted: false });
+    expect(partitionReadConfig({ topic: 't', follow: false, label: 'restore', onRecords: () => undefined })['kafkaJS']).toMatchObject({ readUncommitted: false });
+  });
+
+  it('makes a transactional producer as the plain one, with its id and a short transaction timeout', () => {
+    const t = transactionalProducerConfig('grp-3');
+    expect(t['kafkaJS']).toMatchObject({ transactionalId: 'grp-3', acks: -1, idempotent: true, allowAutoTopicCreation: false });
+    expect((t['kafkaJS'] as { transactionTimeout: number }).transactionTimeout).toBeLessThanOrEqual(10_000);
+    expect(t['linger.ms']).toBe(producerConfig({})['linger.ms']);
+  });
+
   it('hands an assignment to the port grouped per topic', () => {
     expect(assignmentByTopic([{ topic: 'b', partition: 2 }, { topic: 'a', partition: 1 }, { topic: 'b', partition: 0 }])).toEqual({ a: [1], b: [0, 2] });
   });
@@ -70,6 +82,16 @@ describe('Confluent client: error mapping', () => {
     expect(isTooLarge(new Error('MESSAGE_TOO_LARGE in a message, no code'))).toBe(false);
     expect(isTooLarge('10')).toBe(false);
     expect(hasCause(new Error('a', { cause: new Error('b') }), (e) => e.message === 'b')).toBe(true);
+  });
+
+  it('takes librdkafka\'s fencing errors for fenced (ERR__FENCED, PRODUCER_FENCED, INVALID_PRODUCER_EPOCH, a fatal state that says so), and nothing else', () => {
+    expect(isFenced(libraryError(-144, 'Local: This instance has been fenced by a newer instance'))).toBe(true);
+    expect(isFenced(libraryError(90, 'Broker: Producer fenced'))).toBe(true);
+    expect(isFenced(new Error('commit failed', { cause: libraryError(47, 'Broker: Producer attempted an operation with an old epoch') }))).toBe(true);
+    expect(isFenced(libraryError(-150, 'Fatal error: Local: This instance has been fenced by a newer instance'))).toBe(true);
+    expect(isFenced(libraryError(-150, 'Fatal error: Broker: Unsupported version'))).toBe(false);
+    expect(isFenced(libraryError(-185, 'Local: Timed out'))).toBe(false);
+    expect(isFenced(libraryError(22, 'Broker: Specified group generation id is not valid'))).toBe(false);
   });
 
   it('says how to install the optional package when it is missing', () => {

@@ -30,6 +30,7 @@ function fakeConsumer(fetched: FetchedRecords, active: () => boolean = () => tru
     done: async (offset) => void log.push(`done ${offset}`),
   };
   const consumer: GroupConsumer = {
+    groupId: 'g',
     run: async (handle) => {
       run = handle(fetched, control);
     },

@@ -334,6 +334,7 @@ describe('feedTasks: the consumer into the tasks', () => {
     const log: string[] = [];
     let handler!: (f: FetchedRecords, c: FetchControl) => Promise<void>;
     const consumer: GroupConsumer = {
+      groupId: 'g',
       run: async (h) => void (handler = h),
       seek: () => undefined,
       pause: () => undefined,

@@ -16,7 +16,7 @@ import { PartitionTask, type TaskHooks } from '../../src/adapters/kafka/partitio
 import { PartitionTasks } from '../../src/adapters/kafka/partition-tasks.js';
 import { ConfigError } from '../../src/domain/errors.js';
 import type { KafkaClient } from '../../src/adapters/kafka/port.js';
-import { ProducerFencedError, type FetchControl, type KafkaTransaction, type TopicRecords, type TransactionalProducer } from '../../src/adapters/kafka/port.js';
+import { ProducerFencedError, type FetchControl, type GroupConsumer, type KafkaTransaction, type TopicRecords, type TransactionalProducer } from '../../src/adapters/kafka/port.js';
 import { TaskTransactions } from '../../src/adapters/kafka/task-transactions.js';
 import type { InputRecord } from '../../src/domain/events.js';
 import type { ChangelogEntry } from '../../src/state/local-state-store.js';
@@ -25,7 +25,7 @@ const CHANGELOG = 'changelog';
 const INTERVAL = 100;
 
 /** A transactional producer that logs what it is asked; `failNext` makes the named call of the next transaction reject. */
-function scripted() {
+function scripted(o: { after?: Promise<void> } = {}) {
   const log: string[] = [];
   // 'lost': the commit goes through on the broker but its answer is lost (the client sees `err`).
   const script: { failNext: { call: 'send' | 'commit' | 'lost'; err: Error } | null } = { failNext: null };
@@ -51,8 +51,8 @@ function scripted() {
             maybeFail('send');
             return batches.map((b) => ({ topic: b.topic, partition: 0, baseOffset: String((nextOffset += b.records.length) - b.records.length) }));
           },
-          sendOffsets: async (groupId, offsets) => {
-            log.push(`offsets ${groupId} ${offsets.map((o) => `${o.topic}/${o.partition}@${o.offset}`).join(' ')}`);
+          sendOffsets: async (consumer, offsets) => {
+            log.push(`offsets ${consumer.groupId} ${offsets.map((o) => `${o.topic}/${o.partition}@${o.offset}`).join(' ')}`);
             for (const o of offsets) pending.set(o.topic, BigInt(o.offset));
           },
           commit: async () => {
@@ -82,7 +82,7 @@ function scripted() {
     log.push(`read committed ${[...committed].map(([t, o]) => `${t}@${o}`).join(' ')}`);
     return new Map(committed);
   };
-  const tx = new TaskTransactions({ partition: 0, groupId: 'g', changelog: CHANGELOG, store, commitIntervalMs: INTERVAL, connect, readCommitted, log: silent });
+  const tx = new TaskTransactions({ partition: 0, consumer: () => ({ groupId: 'g' }) as GroupConsumer, changelog: CHANGELOG, store, commitIntervalMs: INTERVAL, connect, readCommitted, log: silent, ...(o.after ? { after: o.after } : {}) });
   return { tx, log, script, writes, committed };
 }
 
@@ -95,6 +95,10 @@ beforeEach(() => {
 afterEach(() => {
   vi.useRealTimers();
 });
+
+const never = (): never => {
+  throw new Error('not called');
+};
 
 describe('TaskTransactions', () => {
   it('puts every delivery of a commit interval in one transaction and commits the chunks\' input offsets inside it', async () => {
@@ -134,8 +138,49 @@ describe('TaskTransactions', () => {
     await expect(stored).rejects.toThrow('coordinator gone');
     expect(writes).toEqual([]);
     expect(log).toEqual(['connect 1', 'begin', 'send changelog:u1', 'offsets g clicks/0@1', 'abort', 'disconnect 1']);
+    // Once the task read the committed offsets again (its recovery), it delivers on a fresh producer.
+    await tx.committed();
     await tx.deliver(async () => void (await tx.sender.send([stateOf('u1')])), [{ topic: 'clicks', last: '0' }]);
-    expect(log.slice(6)).toEqual(['connect 2', 'begin', 'send changelog:u1']);
+    expect(log.slice(6)).toEqual(['connect 2', 'begin', 'read committed ', 'send changelog:u1']);
+  });
+
+  it('refuses a delivery queued behind a transaction whose commit fails, until the committed offsets are read again: no later transaction commits offsets past the aborted records', async () => {
+    const { tx, log, script, committed } = scripted();
+    script.failNext = { call: 'commit', err: new Error('Failed to find group coordinator') };
+    await tx.deliver(async () => void (await tx.sender.send([scoredOf('a')])), [{ topic: 'clicks', last: '1' }]);
+    const first = tx.stored();
+    // The interval ends (the commit starts) and the next chunk's delivery comes while it runs.
+    vi.advanceTimersByTime(INTERVAL);
+    const queued = tx.deliver(async () => void (await tx.sender.send([scoredOf('b')])), [{ topic: 'clicks', last: '3' }]);
+    await expect(first).rejects.toThrow('Failed to find group coordinator');
+    await expect(queued).rejects.toThrow('Failed to find group coordinator');
+    await vi.advanceTimersByTimeAsync(INTERVAL * 3);
+    expect(log).not.toContain('send scored:b');
+    expect(committed.get('clicks')).toBeUndefined(); // before the fix: 4, covering the aborted a's records 0 and 1
+    await tx.committed();
+    await tx.deliver(async () => void (await tx.sender.send([scoredOf('a')])), [{ topic: 'clicks', last: '1' }]);
+    await vi.advanceTimersByTimeAsync(INTERVAL);
+    expect(committed.get('clicks')).toBe(2n);
+  });
+
+  it('a partition\'s next transactions connect only once the previous ones (a revoked task\'s) closed, and a closed one never connects', async () => {
+    const previous = scripted();
+    let releaseConnect!: () => void;
+    const slow = new Promise<void>((r) => (releaseConnect = r));
+    // The revoked task's producer is still connecting (the broker was away) when the partition comes back.
+    const stuck = new TaskTransactions({ partition: 0, consumer: () => ({ groupId: 'g' }) as GroupConsumer, changelog: CHANGELOG, store: { write: async () => undefined }, commitIntervalMs: INTERVAL, connect: async () => (await slow, previous.log.push('late connect'), { begin: async () => (previous.log.push('late begin'), never()), disconnect: async () => void previous.log.push('late disconnect') }), readCommitted: async () => new Map(), log: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined, child: () => undefined } as never });
+    const reading = stuck.committed().catch((err: Error) => err.message);
+    const next = scripted({ after: stuck.closed() });
+    const fencing = next.tx.committed();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(next.log).toEqual([]); // waits for the previous one's close
+    const closing = stuck.close(true);
+    releaseConnect();
+    await closing;
+    expect(await reading).toMatch(/closed/);
+    expect(previous.log).toEqual(['late connect', 'late disconnect']); // it never began: no init that would fence the next owner
+    await fencing;
+    expect(next.log).toEqual(['connect 1', 'begin', 'read committed ']);
   });
 
   it('aborts at once when a delivery fails, and never inits again once fenced', async () => {
@@ -256,10 +301,10 @@ describe('exactly_once and the client', () => {
     throw new Error('not called');
   };
 
-  it('is refused at start with a ConfigError naming PROCESSING_GUARANTEE unless the client is kafkajs with transactions', () => {
-    expect(() => transactionalProducerOf({ kafkaClient: 'confluent' }, client(true))).toThrow(ConfigError);
-    expect(() => transactionalProducerOf({ kafkaClient: 'confluent' }, client(true))).toThrow(/PROCESSING_GUARANTEE/);
+  it('is refused at start with a ConfigError naming PROCESSING_GUARANTEE when the client has no transactions, and taken on either client that has them', () => {
     expect(() => transactionalProducerOf({ kafkaClient: 'kafkajs' }, client(false))).toThrow(ConfigError);
+    expect(() => transactionalProducerOf({ kafkaClient: 'confluent' }, client(false))).toThrow(/PROCESSING_GUARANTEE/);
     expect(typeof transactionalProducerOf({ kafkaClient: 'kafkajs' }, client(true))).toBe('function');
+    expect(typeof transactionalProducerOf({ kafkaClient: 'confluent' }, client(true))).toBe('function');
   });
 });

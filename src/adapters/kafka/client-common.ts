@@ -4,7 +4,7 @@
  * them, and the error causes a library wraps. No library is imported here.
  */
 import type { InputRecord } from '../../domain/events.js';
-import type { OutboundRecord, TopicRecords } from './port.js';
+import type { OutboundRecord, TopicRecords, TransactionOffsets } from './port.js';
 
 /** Library log lines about errors every fresh cluster shows and the library retries: only debug for us. */
 export const TRANSIENT_KAFKA_ERROR = /coordinator is not available|not the correct coordinator|coordinator load in progress|leader is not available|group is rebalancing/i;
@@ -68,4 +68,15 @@ export function topicMessagesOf(batches: readonly TopicRecords[]): { topic: stri
 
 function toLibraryMessage(r: OutboundRecord): LibraryMessage {
   return { key: r.key, value: r.value, ...(r.partition !== undefined ? { partition: r.partition } : {}), ...(r.headers ? { headers: { ...r.headers } } : {}) };
+}
+
+/** A transaction's offsets per topic, as both libraries' sendOffsets take them. */
+export function offsetsByTopic(offsets: readonly TransactionOffsets[]): { topic: string; partitions: { partition: number; offset: string }[] }[] {
+  const topics = new Map<string, { partition: number; offset: string }[]>();
+  for (const o of offsets) {
+    let list = topics.get(o.topic);
+    if (!list) topics.set(o.topic, (list = []));
+    list.push({ partition: o.partition, offset: o.offset });
+  }
+  return [...topics].map(([topic, partitions]) => ({ topic, partitions }));
 }

@@ -17,8 +17,8 @@ import { ConfigError } from '../../domain/errors.js';
 import type { InputRecord } from '../../domain/events.js';
 import type { Logger } from '../../util/log.js';
 import { DoneOffsets } from './done-offsets.js';
-import { catchUpOf } from './catch-up.js';
-import { assignmentByTopic, connected, hasCause, toInputRecord, topicMessagesOf, TRANSIENT_KAFKA_ERROR, type FetchedMessage, type LibraryMessage } from './client-common.js';
+import { catchUpOf, type CatchUp } from './catch-up.js';
+import { assignmentByTopic, connected, hasCause, offsetsByTopic, toInputRecord, topicMessagesOf, TRANSIENT_KAFKA_ERROR, type FetchedMessage, type LibraryMessage } from './client-common.js';
 import { createKafkajsClient } from './kafkajs-client.js';
 import type {
   Appended,
@@ -31,14 +31,17 @@ import type {
   KafkaClientFactory,
   KafkaClientSettings,
   KafkaProducer,
+  KafkaTransaction,
   PartitionOffsets,
   PartitionRead,
   PartitionReadOptions,
   ProducerOptions,
   TopicRecords,
   TopicSpec,
+  TransactionalProducer,
+  TransactionOffsets,
 } from './port.js';
-import { ProduceTooLargeError } from './port.js';
+import { ProducerFencedError, ProduceTooLargeError } from './port.js';
 
 // --- the package's API, as far as it is used here ---
 
@@ -58,9 +61,16 @@ interface LibraryAdmin extends LibraryClient {
   deleteTopics(o: { topics: string[] }): Promise<void>;
   fetchTopicMetadata(o: { topics: string[] }): Promise<{ name: string; partitions: { partitionId: number; leader: number; partitionErrorCode: number }[] }[]>;
   fetchTopicOffsets(topic: string): Promise<{ partition: number; low: string; high: string }[]>;
+  fetchOffsets(o: { groupId: string; topics: string[]; requireStableOffsets?: boolean }): Promise<{ topic: string; partitions: { partition: number; offset: string; error: Error | null }[] }[]>;
 }
+type LibrarySendResult = { topicName: string; partition: number; baseOffset?: string; offset?: string }[];
 interface LibraryProducer extends LibraryClient {
-  sendBatch(o: { topicMessages: { topic: string; messages: LibraryMessage[] }[] }): Promise<{ topicName: string; partition: number; baseOffset?: string; offset?: string }[]>;
+  sendBatch(o: { topicMessages: { topic: string; messages: LibraryMessage[] }[] }): Promise<LibrarySendResult>;
+  /** Resolves with the producer itself: it is its own (single) transaction. */
+  transaction(): Promise<LibraryProducer>;
+  sendOffsets(o: { consumer: LibraryConsumer; topics: { topic: string; partitions: { partition: number; offset: string }[] }[] }): Promise<void>;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
 }
 interface LibraryBatchPayload {
   batch: { topic: string; partition: number; highWatermark: string; messages: FetchedMessage[]; lastOffset(): string };
@@ -77,6 +87,11 @@ interface LibraryConsumer extends LibraryClient {
   commitOffsets(offsets: { topic: string; partition: number; offset: string }[]): Promise<void>;
   pause(topics: { topic: string; partitions?: number[] }[]): void;
   resume(topics: { topic: string; partitions?: number[] }[]): void;
+  /**
+   * The node-rdkafka consumer underneath (the package's own sendOffsets uses it too): its
+   * position() is librdkafka's, which moves past transaction markers and aborted records.
+   */
+  _getInternalClient(): { position(toppars?: { topic: string; partition: number }[]): { topic: string; partition: number; offset?: number }[] };
 }
 /** What the package hands its rebalance callback (a librdkafka error whose code says assign or revoke). */
 interface RebalanceEvent {
@@ -87,6 +102,21 @@ interface RebalanceEvent {
 const ERR_ASSIGN_PARTITIONS = -175;
 /** Kafka's MESSAGE_TOO_LARGE and RECORD_LIST_TOO_LARGE: librdkafka reports the broker's codes as they are (and 10 for its own size check). */
 const TOO_LARGE_CODES = new Set([10, 18]);
+/**
+ * librdkafka's ERR__FENCED (its fatal error for a fenced transactional producer), the broker's
+ * PRODUCER_FENCED and INVALID_PRODUCER_EPOCH: a newer producer of the transactional id exists.
+ */
+const FENCED_CODES = new Set([-144, 90, 47]);
+/** librdkafka's ERR__FATAL: what a producer in a fatal state answers; fenced when its message says so. */
+const ERR_FATAL = -150;
+/**
+ * How long the broker lets a transaction stay open before it aborts it (the package's default is
+ * 60 s; Kafka Streams uses 10 s, as the kafkajs client does): an open transaction of a producer that
+ * lost the broker holds back every read_committed reader of its partitions until then.
+ */
+const TRANSACTION_TIMEOUT_MS = 10_000;
+/** How often a bounded read looks whether librdkafka's position passed a partition's end (see readFromBeginning). */
+const CATCH_UP_POLL_MS = 100;
 const REBALANCE_TIMEOUT_MS = 60_000;
 /** A bounded read (the changelog restore) is a bulk load: large fetches. */
 const BULK_FETCH_BYTES = 8 << 20;
@@ -193,6 +223,12 @@ export function producerConfig(o: ProducerOptions): LibraryConfig {
   };
 }
 
+/** A transactional producer: as producerConfig, with its transactional id (which makes it idempotent). */
+export function transactionalProducerConfig(transactionalId: string): LibraryConfig {
+  const c = producerConfig({});
+  return { ...c, kafkaJS: { ...(c['kafkaJS'] as LibraryConfig), transactionalId, transactionTimeout: TRANSACTION_TIMEOUT_MS } };
+}
+
 export function groupConsumerConfig(o: GroupConsumerOptions, onRebalance: (event: RebalanceEvent, assignment: { topic: string; partition: number }[]) => void): LibraryConfig {
   return {
     'fetch.wait.max.ms': o.fetchMaxWaitMs ?? FETCH_WAIT_MS,
@@ -203,6 +239,8 @@ export function groupConsumerConfig(o: GroupConsumerOptions, onRebalance: (event
       // A partition without a committed offset is read from its first record: nothing is skipped.
       fromBeginning: true,
       allowAutoTopicCreation: false,
+      // exactly_once: only committed transactions' records are processed (librdkafka's default too).
+      readUncommitted: false,
       // Offsets are ours to commit (DoneOffsets): the package's would follow the fetch position,
       // which runs ahead of what is acknowledged.
       autoCommit: false,
@@ -221,6 +259,8 @@ export function partitionReadConfig(o: PartitionReadOptions): LibraryConfig {
       groupId: `${o.label}.${randomUUID()}`,
       fromBeginning: true,
       autoCommit: false,
+      // The changelog restore must not apply records of transactions that may still abort.
+      readUncommitted: false,
       allowAutoTopicCreation: false,
       ...(o.follow ? {} : { maxBytesPerPartition: BULK_FETCH_BYTES }),
     },
@@ -230,6 +270,24 @@ export function partitionReadConfig(o: PartitionReadOptions): LibraryConfig {
 /** Whether the broker (or librdkafka's own size check) refused records as too large. */
 export function isTooLarge(err: unknown): boolean {
   return hasCause(err, (e) => TOO_LARGE_CODES.has((e as Error & { code?: unknown }).code as number));
+}
+
+/** Whether a transactional call failed because a newer producer of the same transactional id fenced this one. */
+export function isFenced(err: unknown): boolean {
+  return hasCause(err, (e) => {
+    const code = (e as Error & { code?: unknown }).code as number;
+    return FENCED_CODES.has(code) || (code === ERR_FATAL && /fenced/i.test(e.message));
+  });
+}
+
+/** librdkafka's fencing errors as ProducerFencedError, so the caller knows not to init again. */
+async function fenceAware<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (isFenced(err)) throw new ProducerFencedError(`fenced by a newer producer of the same transactional id: ${(err as Error).message}`, { cause: err });
+    throw err;
+  }
 }
 
 // --- the port ---
@@ -255,6 +313,11 @@ class ConfluentClient implements KafkaClient {
     return new ConfluentProducer(await connected((await this.library()).producer(producerConfig(o))));
   }
 
+  async transactionalProducer(transactionalId: string): Promise<TransactionalProducer> {
+    // connect() inits the transactional id: that fences an earlier producer of the same id.
+    return new ConfluentTransactionalProducer(await fenceAware(() => this.library().then((k) => connected(k.producer(transactionalProducerConfig(transactionalId))))));
+  }
+
   async groupConsumer(o: GroupConsumerOptions): Promise<GroupConsumer> {
     let consumer!: LibraryConsumer;
     const doneOffsets = new DoneOffsets((offsets) => consumer.commitOffsets(offsets), this.settings.logger.child({ component: 'confluent-kafka' }));
@@ -277,6 +340,7 @@ class ConfluentClient implements KafkaClient {
     const caughtUp = Promise.race([catchUp.reached, failed]);
     caughtUp.catch(() => undefined); // the caller may stop before awaiting it
     const wanted = o.partitions ? new Set(o.partitions) : null;
+    const positions = o.follow ? null : new PositionWatch(consumer, o.topic, catchUp);
     try {
       await consumer.subscribe({ topics: [o.topic] });
       // The package applies seeks made before the assignment once it comes.
@@ -284,6 +348,7 @@ class ConfluentClient implements KafkaClient {
       await consumer.run({
         eachBatch: async ({ batch }) => {
           if (wanted && !wanted.has(batch.partition)) return;
+          positions?.handling();
           const records: InputRecord[] = [];
           const start = from.get(batch.partition);
           for (const m of batch.messages) {
@@ -297,15 +362,80 @@ class ConfluentClient implements KafkaClient {
             // A bounded read fails (its caller retries by restarting); a following one gets the records again.
             if (!o.follow) fail(err);
             throw err;
+          } finally {
+            positions?.handled();
           }
           catchUp.fetched(batch.partition, BigInt(batch.lastOffset()) + 1n);
         },
       });
     } catch (err) {
+      positions?.stop();
       await consumer.disconnect().catch(() => undefined);
       throw err;
     }
-    return { caughtUp, stop: () => consumer.disconnect() };
+    positions?.start([...(wanted ?? [])]);
+    return {
+      caughtUp,
+      stop: () => {
+        positions?.stop();
+        return consumer.disconnect();
+      },
+    };
+  }
+}
+
+/**
+ * A bounded read's catch-up past records the package never hands over: a partition whose tail is a
+ * transaction marker (every exactly_once changelog write ends with one) or an aborted transaction
+ * would otherwise never reach its end. librdkafka's position moves past those once it took them from
+ * the broker; records it took before are handed over first. So a partition counts as fetched to its
+ * position when no handler runs and none began since the previous look (the records taken with that
+ * position may still be on their way into the package's cache, a moment later).
+ */
+class PositionWatch {
+  private running = 0;
+  private began = 0;
+  private seen = -1;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly consumer: LibraryConsumer,
+    private readonly topic: string,
+    private readonly catchUp: CatchUp,
+  ) {}
+
+  handling(): void {
+    this.running++;
+    this.began++;
+  }
+
+  handled(): void {
+    this.running--;
+  }
+
+  /** `partitions`: those to watch; every partition of the topic when empty. */
+  start(partitions: readonly number[]): void {
+    this.timer = setInterval(() => this.look(partitions), CATCH_UP_POLL_MS);
+    this.timer.unref();
+    void this.catchUp.reached.then(() => this.stop());
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private look(partitions: readonly number[]): void {
+    const quiet = this.running === 0 && this.began === this.seen;
+    this.seen = this.began;
+    if (!quiet) return;
+    let positions;
+    try {
+      positions = this.consumer._getInternalClient().position(partitions.length > 0 ? partitions.map((partition) => ({ topic: this.topic, partition })) : undefined);
+    } catch {
+      return; // not assigned yet: the next look
+    }
+    for (const p of positions) if (p.topic === this.topic && typeof p.offset === 'number' && p.offset >= 0) this.catchUp.fetched(p.partition, BigInt(p.offset));
   }
 }
 
@@ -391,6 +521,18 @@ class ConfluentAdmin implements KafkaAdmin {
     return (await this.describer.get()).liveBrokers();
   }
 
+  async committedOffsets(groupId: string, topics: readonly string[], partition: number): Promise<Map<string, bigint>> {
+    // Stable: the broker answers once no transaction committing offsets of the group is pending.
+    const out = new Map<string, bigint>();
+    for (const t of await this.admin.fetchOffsets({ groupId, topics: [...topics], requireStableOffsets: true })) {
+      const p = t.partitions.find((x) => x.partition === partition);
+      if (!p) continue;
+      if (p.error) throw new Error(`reading the committed offset of ${t.topic}/${partition} for ${groupId} failed: ${p.error.message}`, { cause: p.error });
+      if (BigInt(p.offset) >= 0n) out.set(t.topic, BigInt(p.offset)); // -1: none committed
+    }
+    return out;
+  }
+
   async topicConfigs(topics: readonly string[], names: readonly string[]): Promise<Map<string, ReadonlyMap<string, string>>> {
     return (await this.describer.get()).topicConfigs(topics, names);
   }
@@ -404,26 +546,69 @@ class ConfluentAdmin implements KafkaAdmin {
   }
 }
 
+/** A send through the package's sendBatch (acks=-1 is the producer's), its refusals as too large told apart. */
+async function sendBatchOf(sendBatch: (o: { topicMessages: { topic: string; messages: LibraryMessage[] }[] }) => Promise<LibrarySendResult>, batches: readonly TopicRecords[]): Promise<Appended[]> {
+  const topicMessages = topicMessagesOf(batches);
+  if (topicMessages.length === 0) return [];
+  let meta;
+  try {
+    meta = await sendBatch({ topicMessages });
+  } catch (err) {
+    if (isTooLarge(err)) throw new ProduceTooLargeError(`the broker refused records as too large: ${(err as Error).message}`, batches, { cause: err });
+    throw err;
+  }
+  return meta.map((m) => ({ topic: m.topicName, partition: m.partition, baseOffset: m.baseOffset ?? m.offset ?? '-1' }));
+}
+
 class ConfluentProducer implements KafkaProducer {
   constructor(private readonly producer: LibraryProducer) {}
 
-  async send(batches: readonly TopicRecords[]): Promise<Appended[]> {
-    const topicMessages = topicMessagesOf(batches);
-    if (topicMessages.length === 0) return [];
-    let meta;
-    try {
-      meta = await this.producer.sendBatch({ topicMessages });
-    } catch (err) {
-      if (isTooLarge(err)) throw new ProduceTooLargeError(`the broker refused records as too large: ${(err as Error).message}`, batches, { cause: err });
-      throw err;
-    }
-    return meta.map((m) => ({ topic: m.topicName, partition: m.partition, baseOffset: m.baseOffset ?? m.offset ?? '-1' }));
+  send(batches: readonly TopicRecords[]): Promise<Appended[]> {
+    return sendBatchOf((o) => this.producer.sendBatch(o), batches);
   }
 
   disconnect(): Promise<void> {
     return this.producer.disconnect();
   }
 }
+
+class ConfluentTransactionalProducer implements TransactionalProducer {
+  constructor(private readonly producer: LibraryProducer) {}
+
+  async begin(): Promise<KafkaTransaction> {
+    return new ConfluentTransaction(await fenceAware(() => this.producer.transaction()));
+  }
+
+  disconnect(): Promise<void> {
+    return this.producer.disconnect();
+  }
+}
+
+class ConfluentTransaction implements KafkaTransaction {
+  constructor(private readonly tx: LibraryProducer) {}
+
+  send(batches: readonly TopicRecords[]): Promise<Appended[]> {
+    return sendBatchOf((o) => fenceAware(() => this.tx.sendBatch(o)), batches);
+  }
+
+  async sendOffsets(consumer: GroupConsumer, offsets: readonly TransactionOffsets[]): Promise<void> {
+    // KIP-447: the package sends the member's group metadata (generation, member id), not a group id.
+    const member = libraryConsumers.get(consumer);
+    if (!member) throw new Error('sendOffsets needs a group consumer of the Confluent client');
+    await fenceAware(() => this.tx.sendOffsets({ consumer: member, topics: offsetsByTopic(offsets) }));
+  }
+
+  commit(): Promise<void> {
+    return fenceAware(() => this.tx.commit());
+  }
+
+  abort(): Promise<void> {
+    return fenceAware(() => this.tx.abort());
+  }
+}
+
+/** The package's consumer behind each of our group consumers (a transaction's sendOffsets needs it). */
+const libraryConsumers = new WeakMap<GroupConsumer, LibraryConsumer>();
 
 /**
  * The member's generations, from the package's rebalance callback: the port's assigned and
@@ -455,6 +640,7 @@ class Membership {
 }
 
 class ConfluentGroupConsumer implements GroupConsumer {
+  readonly groupId: string;
   private readonly paused = new Set<string>();
   private readonly failures = new Map<string, number>();
   private stopped = false;
@@ -464,7 +650,10 @@ class ConfluentGroupConsumer implements GroupConsumer {
     private readonly o: GroupConsumerOptions,
     private readonly membership: Membership,
     private readonly doneOffsets: DoneOffsets,
-  ) {}
+  ) {
+    this.groupId = o.groupId;
+    libraryConsumers.set(this, consumer);
+  }
 
   async run(handle: (fetched: FetchedRecords, control: FetchControl) => Promise<void>): Promise<void> {
     await this.consumer.subscribe({ topics: [...this.o.topics] });

@@ -57,8 +57,11 @@ export interface EventConsumeDeps extends ConsumeDeps {
   readonly fail: (err: Error) => void;
   /** Resolves once the partition's acknowledged changelog records so far are in the local store (ChangelogTee.stored). */
   readonly stored: (partition: number) => Promise<void>;
-  /** PROCESSING_GUARANTEE=exactly_once: the output of a partition's task, made with the task. */
-  readonly transactional?: (partition: number) => TransactionalOutput;
+  /**
+   * PROCESSING_GUARANTEE=exactly_once: the output of a partition's task, made with the task;
+   * `consumer`: the group member, whose offsets its transactions commit.
+   */
+  readonly transactional?: (partition: number, consumer: () => GroupConsumer) => TransactionalOutput;
 }
 
 /** A task's exactly-once output: its deliveries go into its transactions (see TaskTransactions). */
@@ -82,9 +85,14 @@ export async function consumeEvents(o: EventConsumeDeps): Promise<EventConsumpti
   const { settings, core, log, partitionState } = o;
   const inputTopics = inputTopicsOf(settings);
   let consumer: GroupConsumer | undefined;
+  // Tasks are made on assignments and fetches, which come only once the consumer exists.
+  const member = (): GroupConsumer => {
+    if (!consumer) throw new Error('a partition task before its consumer');
+    return consumer;
+  };
   const tasks = new PartitionTasks<ProcessResult>({
     chunkMaxRecords: settings.chunkMaxRecords,
-    hooksOf: (partition) => inTransactions(o, partition, taskHooks(o, partition, (topic, offset) => consumer?.seek(topic, partition, offset))),
+    hooksOf: (partition) => inTransactions(o, partition, () => member(), taskHooks(o, partition, (topic, offset) => consumer?.seek(topic, partition, offset))),
   });
   consumer = await o.client.groupConsumer({
     groupId: settings.groupId,
@@ -108,23 +116,23 @@ export async function consumeEvents(o: EventConsumeDeps): Promise<EventConsumpti
       },
     },
   });
-  const member = consumer;
+  const running = consumer;
   // Backpressure: when the inference queues fill up, stop fetching rather than growing memory.
   core.engine.onPressure((saturated) => {
     log.warn(saturated ? 'inference queues full: pausing consumption' : 'inference queues drained: resuming consumption', { queuedItems: core.engine.queuedItems() });
     // Deletions and feedback need no inference: they keep flowing.
     const topics = inputTopics.filter((t) => t !== settings.topicUserDeletions && t !== settings.topicAdFeedback);
-    if (saturated) member.pause(topics);
-    else member.resume(topics);
+    if (saturated) running.pause(topics);
+    else running.resume(topics);
   });
   try {
-    await feedTasks({ consumer: member, taskOf: (p) => tasks.taskOf(p) });
+    await feedTasks({ consumer: running, taskOf: (p) => tasks.taskOf(p) });
   } catch (err) {
-    await member.disconnect().catch(() => undefined);
+    await running.disconnect().catch(() => undefined);
     throw err;
   }
   log.info('processing', { partitions: o.partitions, topics: inputTopics });
-  return { consumer: member, tasks };
+  return { consumer: running, tasks };
 }
 
 /**
@@ -167,9 +175,9 @@ function taskHooks(o: EventConsumeDeps, partition: number, seek: (topic: string,
 }
 
 /** exactly_once: the task's deliveries go into its transactions, and its store writes follow their commits. */
-function inTransactions(o: EventConsumeDeps, partition: number, hooks: TaskHooks<ProcessResult>): TaskHooks<ProcessResult> {
+function inTransactions(o: EventConsumeDeps, partition: number, consumer: () => GroupConsumer, hooks: TaskHooks<ProcessResult>): TaskHooks<ProcessResult> {
   if (!o.transactional) return hooks;
-  const { delivery, transactions } = o.transactional(partition);
+  const { delivery, transactions } = o.transactional(partition, consumer);
   return {
     ...hooks,
     deliver: (records, result, ends) => transactions.deliver(() => (records.length > 0 ? delivery.chunk(records, result, ends) : delivery.flush(result)), ends),

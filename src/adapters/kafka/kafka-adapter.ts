@@ -83,7 +83,7 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
   const delivery = deliveryOn(sink);
   // exactly_once: each task gets its own transactional producer, sink and delivery (the shared
   // sink above then carries only the catalog's dead letters, which every start re-derives).
-  let transactional: ((partition: number) => TransactionalOutput) | undefined;
+  let transactional: ((partition: number, consumer: () => GroupConsumer) => TransactionalOutput) | undefined;
   // The work of one partition number (chunks of every input topic, rate-limited flushes) is its
   // task's (see PartitionTask, made in consume.ts); the flusher hands flushes to them.
   let tasks: PartitionTasks<ProcessResult> | undefined;
@@ -127,10 +127,7 @@ export async function startKafkaAdapter(kafka: KafkaWiring, deps: KafkaAdapterDe
 /** The client's transactional producers for exactly_once, or a ConfigError naming the setting. */
 export function transactionalProducerOf(settings: Pick<KafkaWiring['settings'], 'kafkaClient'>, client: KafkaClient): (transactionalId: string) => Promise<TransactionalProducer> {
   const connect = client.transactionalProducer?.bind(client);
-  if (settings.kafkaClient !== 'kafkajs' || !connect) {
-    // @confluentinc/kafka-javascript's sendOffsets takes a consumer (KIP-447 group metadata), not a group id: not wired yet.
-    throw new ConfigError('PROCESSING_GUARANTEE', `exactly_once needs KAFKA_CLIENT=kafkajs (the ${settings.kafkaClient} client's transactions are not supported here yet)`);
-  }
+  if (!connect) throw new ConfigError('PROCESSING_GUARANTEE', `exactly_once needs transactions, which the ${settings.kafkaClient} client does not offer`);
   return connect;
 }
 
@@ -147,17 +144,20 @@ export async function fenceBeforeRestore(transactionsOf: ReadonlyMap<number, Tas
 }
 
 /** The factory of the tasks' exactly-once outputs (see TaskTransactions); a ConfigError if the client cannot. */
-function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, deliveryOn: (producer: KafkaProducer) => Delivery, transactionsOf: Map<number, TaskTransactions>, log: Logger): (partition: number) => TransactionalOutput {
+function transactionalOutputs(kafka: KafkaWiring, deps: KafkaAdapterDeps, deliveryOn: (producer: KafkaProducer) => Delivery, transactionsOf: Map<number, TaskTransactions>, log: Logger): (partition: number, consumer: () => GroupConsumer) => TransactionalOutput {
   const { settings, client, admin } = kafka;
   const { core } = deps;
   const connect = transactionalProducerOf(settings, client);
   const committedOffsets = admin.committedOffsets?.bind(admin);
   if (!committedOffsets) throw new ConfigError('PROCESSING_GUARANTEE', `exactly_once needs the committed offsets of the group, which the ${settings.kafkaClient} client does not read`);
   const inputTopics = inputTopicsOf(settings);
-  return (partition) => {
+  return (partition, consumer) => {
+    // A partition assigned again: its previous transactions in this process close first.
+    const previous = transactionsOf.get(partition);
     const transactions = new TaskTransactions({
+      ...(previous ? { after: previous.closed() } : {}),
       partition,
-      groupId: settings.groupId,
+      consumer,
       changelog: settings.topicChangelog,
       store: core.local,
       commitIntervalMs: settings.commitIntervalMs,

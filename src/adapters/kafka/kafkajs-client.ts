@@ -7,7 +7,7 @@ import { Kafka, logLevel, Partitioners, type Admin, type ConfigResourceTypes, ty
 import type { InputRecord } from '../../domain/events.js';
 import type { Logger } from '../../util/log.js';
 import { catchUpOf } from './catch-up.js';
-import { connected, hasCause, toInputRecord, topicMessagesOf, TRANSIENT_KAFKA_ERROR } from './client-common.js';
+import { connected, hasCause, offsetsByTopic, toInputRecord, topicMessagesOf, TRANSIENT_KAFKA_ERROR } from './client-common.js';
 import { CoPartitionedAssigner } from './co-partitioned-assigner.js';
 import { DoneOffsets } from './done-offsets.js';
 import type {
@@ -290,14 +290,9 @@ class KafkajsTransaction implements KafkaTransaction {
     return sendBatchOf((b) => fenceAware(() => this.tx.sendBatch(b)), batches);
   }
 
-  async sendOffsets(groupId: string, offsets: readonly TransactionOffsets[]): Promise<void> {
-    const topics = new Map<string, { partition: number; offset: string }[]>();
-    for (const o of offsets) {
-      const list = topics.get(o.topic) ?? [];
-      list.push({ partition: o.partition, offset: o.offset });
-      topics.set(o.topic, list);
-    }
-    await fenceAware(() => this.tx.sendOffsets({ consumerGroupId: groupId, topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })) }));
+  async sendOffsets(consumer: GroupConsumer, offsets: readonly TransactionOffsets[]): Promise<void> {
+    // kafkajs commits by group id (no KIP-447 group metadata).
+    await fenceAware(() => this.tx.sendOffsets({ consumerGroupId: consumer.groupId, topics: offsetsByTopic(offsets) }));
   }
 
   commit(): Promise<void> {
@@ -327,13 +322,15 @@ async function fenceAware<T>(call: () => Promise<T>): Promise<T> {
  * a pipelined handler can take a fetch and mark it done later (see DoneOffsets).
  */
 class KafkajsGroupConsumer implements GroupConsumer {
+  readonly groupId: string;
   private readonly doneOffsets: DoneOffsets;
 
   constructor(
     private readonly consumer: Consumer,
     private readonly o: GroupConsumerOptions,
-    log: Logger,
+    private readonly log: Logger,
   ) {
+    this.groupId = o.groupId;
     this.doneOffsets = new DoneOffsets((offsets) => this.consumer.commitOffsets(offsets), log);
   }
 
@@ -354,7 +351,14 @@ class KafkajsGroupConsumer implements GroupConsumer {
   }
 
   seek(topic: string, partition: number, offset: bigint): void {
-    if (this.doneOffsets.isOwned(topic, partition)) this.consumer.seek({ topic, partition, offset: String(offset) });
+    if (!this.doneOffsets.isOwned(topic, partition)) return;
+    try {
+      this.consumer.seek({ topic, partition, offset: String(offset) });
+    } catch (err) {
+      // kafkajs refuses a seek while it restarts after a crash; the restarted member fetches from
+      // the committed offsets, which lie at or before every record not acknowledged.
+      this.log.warn('a rewind was refused by the restarting consumer: it resumes at the committed offset', { err, topic, partition, offset: String(offset) });
+    }
   }
 
   pause(topics: readonly string[]): void {

@@ -29,9 +29,9 @@ export interface KafkaClient {
   admin(): Promise<KafkaAdmin>;
   producer(options?: ProducerOptions): Promise<KafkaProducer>;
   /**
-   * A transactional producer (idempotent, one request in flight) for PROCESSING_GUARANTEE=exactly_once.
-   * Its first transaction fences any earlier producer with the same id (their open transaction is
-   * aborted). Absent: the client cannot do transactions with offsets by consumer group id.
+   * A transactional producer (idempotent) for PROCESSING_GUARANTEE=exactly_once. Its first
+   * transaction fences any earlier producer with the same id (their open transaction is aborted).
+   * Absent: the client cannot do transactions (a test's fake).
    */
   transactionalProducer?(transactionalId: string): Promise<TransactionalProducer>;
   /** A member of a consumer group; call run() to start fetching. */
@@ -140,8 +140,13 @@ export interface TransactionOffsets {
 export interface KafkaTransaction {
   /** As KafkaProducer.send; acknowledged means written, not yet committed. */
   send(batches: readonly TopicRecords[]): Promise<Appended[]>;
-  /** The consumer group's offsets, committed atomically with the transaction's records. */
-  sendOffsets(groupId: string, offsets: readonly TransactionOffsets[]): Promise<void>;
+  /**
+   * The consumer group's offsets, committed atomically with the transaction's records. `consumer`:
+   * the member of the group that fetched them, made by the same client (kafkajs sends its group id;
+   * the Confluent client its group metadata, KIP-447: the broker refuses the offsets of a member
+   * that is no longer in the group's current generation).
+   */
+  sendOffsets(consumer: GroupConsumer, offsets: readonly TransactionOffsets[]): Promise<void>;
   commit(): Promise<void>;
   abort(): Promise<void>;
 }
@@ -237,6 +242,7 @@ export interface FetchControl {
 }
 
 export interface GroupConsumer {
+  readonly groupId: string;
   /**
    * Starts fetching and resolves once running. `handle` gets each fetch of a topic-partition; the
    * next fetch of that partition waits for it (see `commits` for where it continues). A group with

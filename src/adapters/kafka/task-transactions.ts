@@ -1,12 +1,12 @@
 import type { ChangelogEntry } from '../../state/local-state-store.js';
 import type { Logger } from '../../util/log.js';
 import { changelogEntriesOf, checkpointsOf, type ChangelogWriter } from './changelog-tee.js';
-import { ProducerFencedError, type Appended, type KafkaProducer, type KafkaTransaction, type TopicRecords, type TransactionalProducer } from './port.js';
+import { ProducerFencedError, type Appended, type GroupConsumer, type KafkaProducer, type KafkaTransaction, type TopicRecords, type TransactionalProducer } from './port.js';
 
 export interface TaskTransactionsOptions {
   readonly partition: number;
-  /** The consumer group whose offsets the transactions commit. */
-  readonly groupId: string;
+  /** The member of the consumer group whose offsets the transactions commit (it fetched them). */
+  readonly consumer: () => GroupConsumer;
   readonly changelog: string;
   /** Where committed changelog records go (LocalStateStore.write). */
   readonly store: ChangelogWriter;
@@ -14,6 +14,12 @@ export interface TaskTransactionsOptions {
   readonly commitIntervalMs: number;
   /** Makes the partition's producer (transactional id `<group>-<partition>`). */
   readonly connect: () => Promise<TransactionalProducer>;
+  /**
+   * The close of the partition's previous transactions in this process (its task was revoked):
+   * nothing connects before it settled, or that one's late init (a connect still retrying when it
+   * was revoked) would fence this one's producer for good.
+   */
+  readonly after?: Promise<void>;
   /** The group's committed offsets of the partition's input topics (KafkaAdmin.committedOffsets). */
   readonly readCommitted: () => Promise<ReadonlyMap<string, bigint>>;
   readonly log: Logger;
@@ -71,6 +77,17 @@ export class TaskTransactions {
   private latest: Promise<void> = Promise.resolve();
   /** The open transaction being made: callers meanwhile (a delivery, committed()) share it. */
   private opening: Promise<Open> | null = null;
+  /**
+   * A transaction failed (aborted, or its commit failed): deliveries are refused until the task
+   * read the committed offsets again (committed(), which it does once it recovered). A delivery
+   * queued behind the failed transaction would otherwise go into the next one, whose offsets
+   * (the next offset to read) would then cover the failed one's records: lost, their outputs
+   * aborted.
+   */
+  private broken: { readonly err: unknown } | null = null;
+  /** close() was called: no producer is made or begins any more. */
+  private closing = false;
+  private readonly closedOutcome = outcome();
 
   /** The sink's producer: sends into the open transaction (only within deliver()). */
   readonly sender: KafkaProducer = {
@@ -85,6 +102,8 @@ export class TaskTransactions {
    * beginning one if none is; `ends`: the chunk's last offset per input topic, committed with it.
    */
   async deliver(unit: () => Promise<void>, ends: readonly { readonly topic: string; readonly last: string }[]): Promise<void> {
+    while (this.ending) await this.ending;
+    if (this.broken) throw this.broken.err;
     const open = await this.opened();
     if (open.failed) throw open.failed.err; // the task drops what follows a failure anyway
     this.latest = open.outcome.settled;
@@ -108,6 +127,9 @@ export class TaskTransactions {
    * for stable offsets (require_stable) otherwise.
    */
   async committed(): Promise<ReadonlyMap<string, bigint>> {
+    // The task reads them before its first chunk and once it recovered from a failure: what it
+    // delivers next starts from them.
+    this.broken = null;
     await this.opened();
     return this.o.readCommitted();
   }
@@ -122,6 +144,9 @@ export class TaskTransactions {
    * partition was revoked: its next owner replays from the last commit) and the producer goes.
    */
   async close(dropped: boolean): Promise<void> {
+    this.closing = true;
+    // A transaction being begun (a connect still retrying) ends like an open one.
+    await this.opening?.catch(() => undefined);
     const open = this.open;
     if (open) {
       if (dropped) open.failed ??= { err: new Error('the partition was revoked') };
@@ -130,6 +155,12 @@ export class TaskTransactions {
     while (this.ending) await this.ending;
     await this.producer?.disconnect().catch((err: unknown) => this.o.log.warn('disconnecting a transactional producer failed', { err, partition: this.o.partition }));
     this.producer = null;
+    this.closedOutcome.resolve();
+  }
+
+  /** Resolves once close() finished: the producer is gone and nothing of it can begin again. */
+  closed(): Promise<void> {
+    return this.closedOutcome.settled;
   }
 
   /** The open transaction, begun if none is; one at a time (two producers of one id would fence each other). */
@@ -142,7 +173,16 @@ export class TaskTransactions {
     if (this.open) return this.open;
     // Once fenced, a newer owner of the partition exists: initing again would fence it in turn.
     if (this.fenced) throw this.fenced;
-    this.producer ??= await this.o.connect();
+    if (!this.producer) {
+      await this.o.after?.catch(() => undefined);
+      if (this.closing) throw new Error('the task closed: no transaction begins');
+      const producer = await this.o.connect();
+      if (this.closing) {
+        await producer.disconnect().catch(() => undefined);
+        throw new Error('the task closed while its producer connected');
+      }
+      this.producer = producer;
+    }
     let tx: KafkaTransaction;
     try {
       tx = await this.producer.begin();
@@ -179,14 +219,16 @@ export class TaskTransactions {
   private async finish(open: Open): Promise<void> {
     const { tx, outcome } = open;
     if (open.failed) {
+      this.broken ??= open.failed;
       await tx.abort().catch((err: unknown) => this.drop(err));
       return outcome.reject(open.failed.err);
     }
     try {
       const offsets = [...open.offsets].map(([topic, next]) => ({ topic, partition: this.o.partition, offset: String(next) }));
-      if (offsets.length > 0) await tx.sendOffsets(this.o.groupId, offsets);
+      if (offsets.length > 0) await tx.sendOffsets(this.o.consumer(), offsets);
       await tx.commit();
     } catch (err) {
+      this.broken ??= { err };
       await tx.abort().catch(() => undefined);
       await this.drop(err);
       return outcome.reject(err);
