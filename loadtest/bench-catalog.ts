@@ -20,6 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
 import { clusteredUnitVectors } from '../src/devtools/clustered-vectors.js';
+import { dot, squaredNorm } from '../src/util/vectors.js';
 import { INDEX_QUANTIZATIONS, VectorIndex, type IndexQuantization, type SearchOut } from '../src/inference/vector-index.js';
 import { buildScorer } from '../src/models/graphs/scorer.js';
 import { loadConfig } from '../src/app/config/load-config.js';
@@ -112,11 +113,10 @@ async function poolRecall(): Promise<{ drift: number; size: number; k: number; p
   for (let q = 0; q < QE; q++) {
     // Towards an ad, orthogonalised against the query: the turn is exactly theta.
     const a = ads.subarray(((q * 7919) % N) * F, (((q * 7919) % N) + 1) * F);
-    let dot = 0;
-    for (let j = 0; j < F; j++) dot += a[j]! * queries[q * F + j]!;
-    let norm = 0;
+    const along = dot(a, 0, queries, q * F, F);
     const u = new Float64Array(F);
-    for (let j = 0; j < F; j++) norm += (u[j] = a[j]! - dot * queries[q * F + j]!) ** 2;
+    for (let j = 0; j < F; j++) u[j] = a[j]! - along * queries[q * F + j]!;
+    const norm = squaredNorm(u, 0, F);
     for (let j = 0; j < F; j++) turned[q * F + j] = Math.cos(theta) * queries[q * F + j]! + (Math.sin(theta) * u[j]!) / Math.sqrt(norm);
   }
   const poolOut: SearchOut = { scores: new Float32Array(BATCH * P), slots: new BigInt64Array(BATCH * P) };

@@ -105,10 +105,10 @@ async function main(): Promise<void> {
     await obs.drained(30_000);
     const latency = obs.resetHistogram();
     // Per chunk: how many records a chunk held, how many worker trips (batches) the window made.
-    const delta = (name: string): number => metricSum(m1, name) - metricSum(m0, name);
+    const delta = (name: string, labels?: (l: string) => boolean): number => metricSum(m1, name, labels) - metricSum(m0, name, labels);
     const chunks = delta('adstream_chunk_records_count');
     // With the ad index: rows its candidate pools answered and rows it searched, and the pools' checked recall.
-    const rows = (result: string): number => metricSum(m1, 'adstream_retrieval_pool_rows_total', (l) => l.includes(`result="${result}"`)) - metricSum(m0, 'adstream_retrieval_pool_rows_total', (l) => l.includes(`result="${result}"`));
+    const rows = (result: string): number => delta('adstream_retrieval_pool_rows_total', (l) => l.includes(`result="${result}"`));
     const checks = delta('adstream_retrieval_pool_recall_count');
     const pools = { pooledRows: rows('pooled'), searchedRows: rows('searched'), checks, recallMean: checks > 0 ? Math.round((delta('adstream_retrieval_pool_recall_sum') / checks) * 1000) / 1000 : null };
     window = {

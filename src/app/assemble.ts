@@ -77,7 +77,8 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Assembl
   const slack = config.topK;
   const { annConnectivity: connectivity, annExpansionAdd: expansionAdd, annExpansionSearch: expansionSearch, annQuantization: quantization } = config;
   const batcher = { maxBatchSize: config.maxBatchSize, maxQueueDelayMs: config.maxQueueDelayMs, maxQueueItems: config.maxQueueItems };
-  const index = config.retrieval === 'exact' ? undefined : indexModel({ params: { dim: models.fusion.dim, connectivity, expansionAdd, expansionSearch, quantization }, k: config.topK + slack, poolSize: config.retrievalPoolSize, ctr: models.ctr, batcher });
+  // With pools off (RETRIEVAL_POOL_DRIFT=0) a search asks for its k only, not a pool's worth.
+  const index = config.retrieval === 'exact' ? undefined : indexModel({ params: { dim: models.fusion.dim, connectivity, expansionAdd, expansionSearch, quantization }, k: config.topK + slack, poolSize: config.retrievalPoolDrift > 0 ? config.retrievalPoolSize : 0, ctr: models.ctr, batcher });
   const engine = await InferenceEngine.start({
     models: [...models.specs, ...(index ? [index.spec] : [])],
     workers: config.inferenceWorkers || availableParallelism(),

@@ -9,6 +9,7 @@ import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync } fro
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { BatchMatches, Index, Matches } from 'usearch';
+import { dot } from '../util/vectors.js';
 
 // usearch's CommonJS build: its ESM build locates the native addon by walking up from a file://
 // URL (bindings' getRoot), which on a worker thread never ends (seen with 2.26 on Node 20).
@@ -157,9 +158,7 @@ export class VectorIndex {
       const slot = Number(pool[j]!);
       if (slot < 0) break;
       if (!this.has(slot)) continue;
-      let dot = 0;
-      for (let i = 0, c = slot * d; i < d; i++) dot += queries[row + i]! * store[c + i]!;
-      const s = Math.fround(dot);
+      const s = Math.fround(dot(queries, row, store, slot * d, d));
       if (!(s > out.scores[base + k - 1]!)) continue;
       // Insertion into the row's k best, kept descending.
       let p = base + k - 1;

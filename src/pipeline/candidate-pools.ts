@@ -9,6 +9,7 @@
  * pooled row against a search (its recall is reported).
  */
 import { LRUCache } from 'lru-cache';
+import { dot } from '../util/vectors.js';
 
 export interface CandidatePoolOptions {
   /** Slots a pool holds (the index model's poolSize). */
@@ -93,10 +94,9 @@ function nearest(pools: readonly CandidatePool[], rows: Float32Array, at: number
   let pool: CandidatePool | undefined;
   let best = -Infinity;
   for (const p of pools) {
-    let dot = 0;
-    for (let j = 0; j < dim; j++) dot += p.query[j]! * rows[at + j]!;
-    if (dot > best) {
-      best = dot;
+    const d = dot(p.query, 0, rows, at, dim);
+    if (d > best) {
+      best = d;
       pool = p;
     }
   }

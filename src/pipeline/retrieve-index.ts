@@ -90,6 +90,8 @@ export class IndexedScorer {
   /** Updates were sent since the index was last saved. */
   private dirty = false;
   private syncs = 0;
+  /** Pooled rows since the last one checked against a search (checkEvery). */
+  private sincePoolCheck = 0;
 
   constructor(
     private readonly engine: Inference & IndexUpdates,
@@ -207,8 +209,6 @@ export class IndexedScorer {
       this.gate.leave();
     }
   }
-
-  private sincePoolCheck = 0;
 
   /**
    * The request's rows and pools: a row whose owner has a pool near it gets that pool's slots that
