@@ -267,15 +267,14 @@ async function main(): Promise<void> {
       const f = (l: string): boolean => l.includes(`model="${m}"`);
       perEvent[m] = events > 0 ? (metricSum(items1, 'adstream_inference_items_total', f) - metricSum(items0, 'adstream_inference_items_total', f)) / events : 0;
     }
-    // Query rows answered by the retrieval cache instead of a search (RETRIEVAL_CACHE_ROWS).
-    for (const result of ['hit', 'miss']) {
-      const f = (l: string): boolean => l.includes(`result="${result}"`);
-      perEvent[`retrieval_cache_${result}`] = events > 0 ? (metricSum(items1, 'adstream_retrieval_cache_rows_total', f) - metricSum(items0, 'adstream_retrieval_cache_rows_total', f)) / events : 0;
-    }
-    // Rows the index answered from a candidate pool, and those it searched (RETRIEVAL_POOL_DRIFT).
-    for (const result of ['pooled', 'searched']) {
-      const f = (l: string): boolean => l.includes(`result="${result}"`);
-      perEvent[`retrieval_pool_${result}`] = events > 0 ? (metricSum(items1, 'adstream_retrieval_pool_rows_total', f) - metricSum(items0, 'adstream_retrieval_pool_rows_total', f)) / events : 0;
+    // Query rows answered by the retrieval cache instead of a search (RETRIEVAL_CACHE_ROWS), and
+    // rows the index answered from a candidate pool or searched (RETRIEVAL_POOL_DRIFT).
+    const rowsBy = [['retrieval_cache', 'adstream_retrieval_cache_rows_total', ['hit', 'miss']], ['retrieval_pool', 'adstream_retrieval_pool_rows_total', ['pooled', 'searched']]] as const;
+    for (const [key, metric, results] of rowsBy) {
+      for (const result of results) {
+        const f = (l: string): boolean => l.includes(`result="${result}"`);
+        perEvent[`${key}_${result}`] = events > 0 ? (metricSum(items1, metric, f) - metricSum(items0, metric, f)) / events : 0;
+      }
     }
     // The pools' recall against a search, over every checked row of the run (sweep included).
     const checks = metricSum(items1, 'adstream_retrieval_pool_recall_count');
