@@ -127,7 +127,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Assembl
       maxRedirects: 3,
     }),
   );
-  const fuser = new Fuser(models.fusion, embedder.dims);
+  const fuser = new Fuser(models.fusion, embedder.dims, config.fusionMemoRows);
   const F = fuser.dim;
   const stateCodec = new UserStateCodec(codec, { space: models.space, dim: F, maxInterests: config.interestsPerUser, ...(o.onStateDiscarded ? { onDiscard: o.onStateDiscarded } : {}) });
   let local: LocalStateStore;

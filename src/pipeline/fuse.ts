@@ -18,15 +18,20 @@
  * Narrower modalities count as zero-padded to the widest (padding keeps inner products). The
  * norm is max(|y|, NORM_EPSILON), so a zero sum (a modality weighted 0) stays zero. The arithmetic
  * is the former ONNX graph's: each w_m * x_m rounded to float32, sums kept in float64 (the graph
- * summed in float32: results agree to float rounding, see test/unit/fusion.test.ts).
+ * summed in float32: results agree to float rounding, see test/unit/fusion.test.ts). For concat,
+ * an ad's modalities are projected apart and their projections added in modality order, so a
+ * projection kept by the memo (projection-memo.ts) and one computed again give the same bits.
  */
 import type { FusionSettings } from '../models/model-io.js';
 import { concatProjection } from '../models/fusion-projection.js';
 import { NORM_EPSILON } from '../models/graphs/graph-ops.js';
 import { MODALITY_COUNT as M, type PerModality } from '../domain/modalities.js';
 import type { EmbeddedEvents, ModalityBlocks } from './embed.js';
+import { ProjectionMemo } from './projection-memo.js';
 
 const EPSILON = Math.fround(NORM_EPSILON);
+/** Rows kept per modality by the projection memo unless told otherwise (FUSION_MEMO_ROWS). */
+export const DEFAULT_MEMO_ROWS = 4096;
 
 export class Fuser {
   /**
@@ -40,11 +45,17 @@ export class Fuser {
   /** One row's nonzero scaled values w_m * x_k and their k, in k order; reused by every row. */
   private readonly scaled: Float64Array;
   private readonly nonzero: Int32Array;
+  /** concat only: per modality, the projections of its recent rows. */
+  private readonly memos: readonly ProjectionMemo[] | null;
+  /** concat only: one modality's projection of one ad's row; reused by every row. */
+  private readonly part: Float64Array;
 
   constructor(
     readonly settings: FusionSettings,
     /** Encoder widths per modality. */
     private readonly dims: Readonly<PerModality<number>>,
+    /** Rows the projection memo keeps per modality (concat; 0: none). */
+    memoRows = DEFAULT_MEMO_ROWS,
   ) {
     if (dims.some((d) => d > settings.inputDim)) throw new Error(`fusion input width ${settings.inputDim} is narrower than an encoder (${dims.join(', ')})`);
     if (settings.strategy !== 'concat' && settings.dim !== settings.inputDim) throw new Error(`${settings.strategy} fusion keeps the encoders' width ${settings.inputDim}, got F = ${settings.dim}`);
@@ -52,6 +63,8 @@ export class Fuser {
     this.sum = new Float64Array(settings.dim);
     this.scaled = new Float64Array(settings.inputDim);
     this.nonzero = new Int32Array(settings.inputDim);
+    this.memos = this.projectionT ? dims.map((d) => new ProjectionMemo(d, settings.dim, memoRows)) : null;
+    this.part = new Float64Array(settings.dim);
   }
 
   get dim(): number {
@@ -61,11 +74,15 @@ export class Fuser {
   /** Each listed event on its own, from its modality's embedding. Returns events.length rows of F, unit norm (zero for a modality weighted 0). */
   fuseEvents(embedded: EmbeddedEvents, events: readonly number[]): Float32Array {
     const out = new Float32Array(events.length * this.dim);
+    const bits = this.memos ? bitsOf(embedded.blocks) : null;
     for (let r = 0; r < events.length; r++) {
       const i = events[r]!;
       const m = embedded.modality[i]!;
-      this.sum.fill(0);
-      this.add(m, embedded.blocks[m]!, embedded.row[i]!);
+      if (bits) this.project(m, embedded.blocks[m]!, bits[m]!, embedded.row[i]!, this.sum);
+      else {
+        this.sum.fill(0);
+        this.add(m, embedded.blocks[m]!, embedded.row[i]!, this.sum);
+      }
       this.normalizeInto(out, r);
     }
     return out;
@@ -74,12 +91,32 @@ export class Fuser {
   /** n ads from all their modalities at once (a missing modality's rows are zero). Returns n rows of F. */
   async fuseAds(blocks: Readonly<ModalityBlocks>, n: number): Promise<Float32Array> {
     const out = new Float32Array(n * this.dim);
+    const bits = this.memos ? bitsOf(blocks) : null;
+    const { sum, part } = this;
+    const F = this.dim;
     for (let r = 0; r < n; r++) {
-      this.sum.fill(0);
-      for (let m = 0; m < M; m++) this.add(m, blocks[m]!, r);
+      sum.fill(0);
+      for (let m = 0; m < M; m++) {
+        if (!bits) {
+          this.add(m, blocks[m]!, r, sum);
+          continue;
+        }
+        this.project(m, blocks[m]!, bits[m]!, r, part);
+        for (let j = 0; j < F; j++) sum[j] += part[j]!;
+      }
       this.normalizeInto(out, r);
     }
     return out;
+  }
+
+  /** into = the concat projection of row `at` of modality m's block (weighted), from the memo when it holds that row. */
+  private project(m: number, block: Float32Array, bits: Int32Array, at: number, into: Float64Array): void {
+    const memo = this.memos![m]!;
+    const x = at * this.dims[m]!;
+    if (memo.read(bits, x, into)) return;
+    into.fill(0);
+    this.add(m, block, at, into);
+    memo.keep(bits, x, into);
   }
 
   /**
@@ -87,11 +124,10 @@ export class Fuser {
    * terms s_k * P[k][j] added in the same order (k ascending, zero terms skipped) as a loop over k
    * outside would add them: the results are bit for bit those of the row-major loop.
    */
-  private add(m: number, block: Float32Array, at: number): void {
+  private add(m: number, block: Float32Array, at: number, sum: Float64Array): void {
     const w = this.settings.weights[m]!;
     const width = this.dims[m]!;
     const x = at * width;
-    const sum = this.sum;
     const PT = this.projectionT;
     if (PT === null) {
       for (let k = 0; k < width; k++) sum[k] += Math.fround(w * block[x + k]!);
@@ -150,6 +186,11 @@ export class Fuser {
     const o = r * F;
     for (let j = 0; j < F; j++) out[o + j] = sum[j]! * inv;
   }
+}
+
+/** Each block's values as their bits (views, no copy), what the memo keys rows by. */
+function bitsOf(blocks: Readonly<ModalityBlocks>): Int32Array[] {
+  return blocks.map((b) => new Int32Array(b.buffer, b.byteOffset, b.length));
 }
 
 /** [M * inputDim, F] row-major -> per modality m, [F, inputDim] (block m at m * F * inputDim). */

@@ -193,6 +193,7 @@ describe('loadConfig rejects invalid env values with a ConfigError naming the va
     maxQueueItems: [1, 10_000_000],
     embeddingDim: [8, 4096],
     fusedDim: [8, 4096],
+    fusionMemoRows: [0, 1_048_576],
     weightImage: [0, 1000],
     weightText: [0, 1000],
     weightClick: [0, 1000],

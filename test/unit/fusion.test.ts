@@ -102,8 +102,47 @@ describe('in-process fusion', () => {
     const want = new Float32Array(events.length * F);
     events.forEach((e, i) => want.set(plain([e]), i * F));
     expect(Array.from(got)).toEqual(Array.from(want));
+    // An ad: each modality's projection summed alone from 0, then the three added in modality order.
+    const plainAd = (r: number): Float32Array => {
+      const sum = new Float64Array(F);
+      for (let m = 0; m < 3; m++) {
+        const part = new Float64Array(F);
+        for (let k = 0; k < dims[m]!; k++) {
+          const s = Math.fround(weights[m]! * blocks[m]![r * dims[m]! + k]!);
+          if (s === 0) continue;
+          for (let j = 0; j < F; j++) part[j] += s * P[(m * inputDim + k) * F + j]!;
+        }
+        for (let j = 0; j < F; j++) sum[j] += part[j]!;
+      }
+      let sq = 0;
+      for (let j = 0; j < F; j++) sq += sum[j]! * sum[j]!;
+      const inv = 1 / Math.max(Math.sqrt(sq), Math.fround(1e-12));
+      return Float32Array.from(sum, (v) => v * inv);
+    };
     const ads = await fuser.fuseAds(blocks, 2);
-    expect(Array.from(ads)).toEqual([0, 1].flatMap((r) => Array.from(plain([0, 1, 2].map((m) => ({ m, r }))))));
+    expect(Array.from(ads)).toEqual([0, 1].flatMap((r) => Array.from(plainAd(r))));
+  });
+
+  it('concat: projections the memo kept give the same bits as projecting again, also when rows share one place', async () => {
+    const c = reference.cases.find((x) => x.strategy === 'concat')!;
+    const inputDim = Math.max(...c.dims);
+    const settings = { strategy: c.strategy, inputDim, dim: c.outDim, weights: c.weights };
+    const blocks = blocksOf(c);
+    // Events: rows 0, 1, 0, 1, 0 of every modality: the memo's second sight of a row is a hit.
+    const events = [0, 1, 2].flatMap((m) => [0, 1, 0, 1, 0].map((r) => ({ m, r })));
+    const embedded: EmbeddedEvents = { modality: Uint8Array.from(events, (e) => e.m), row: Int32Array.from(events, (e) => e.r), blocks, failures: new Map() };
+    const all = events.map((_, i) => i);
+    const none = new Fuser(settings, c.dims, 0);
+    const want = none.fuseEvents(embedded, all);
+    // Two places (one set): a lookup must tell its row from the other one kept there.
+    for (const places of [4096, 2]) {
+      const fuser = new Fuser(settings, c.dims, places);
+      expect(Array.from(fuser.fuseEvents(embedded, all))).toEqual(Array.from(want));
+      expect(Array.from(fuser.fuseEvents(embedded, all))).toEqual(Array.from(want));
+      expect(Array.from(await fuser.fuseAds(blocks, 2))).toEqual(Array.from(await none.fuseAds(blocks, 2)));
+    }
+    // The two rows differ, so a memo that answered row 1 with row 0's projection would show.
+    expect(Array.from(want.subarray(0, c.outDim))).not.toEqual(Array.from(want.subarray(c.outDim, 2 * c.outDim)));
   });
 
   it('the concat projection is deterministic per seed', () => {
