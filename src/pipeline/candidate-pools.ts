@@ -10,6 +10,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { dot } from '../util/vectors.js';
+import { slotAt } from '../util/slot-words.js';
 
 export interface CandidatePoolOptions {
   /** Slots a pool holds (the index model's poolSize). */
@@ -31,9 +32,12 @@ export interface CandidatePool {
   /** The row it was searched for (a copy). */
   readonly query: Float32Array;
   /** Slots best first, -1 past what was found. */
-  readonly slots: BigInt64Array;
-  /** Each slot's ad then: a slot since reused for another ad is not scored. */
-  readonly adIds: readonly (string | undefined)[];
+  readonly slots: Int32Array;
+  /**
+   * Each slot's generation then (the index bumps it when the slot is given to another ad or
+   * freed): a slot since reused is not scored. Integers, so checking a pool reads no ad object.
+   */
+  readonly generations: Int32Array;
   readonly at: number;
 }
 
@@ -67,13 +71,21 @@ export class CandidatePools {
     return pool;
   }
 
-  /** Keeps what a search found for the owner's row: `found` from `foundAt`, `size` slots. */
-  record(owner: string, rows: Float32Array, at: number, found: BigInt64Array, foundAt: number, adIdOf: (slot: number) => string | undefined): void {
+  /**
+   * Keeps what a search found for the owner's row: `size` slots of `found` (int64 slots as
+   * slotWords) from slot `foundAt`, each with its generation now (`generationOf`, by slot).
+   */
+  record(owner: string, rows: Float32Array, at: number, found: Int32Array, foundAt: number, generationOf: Int32Array): void {
     if (!this.enabled) return;
     const { size, dim } = this.o;
-    const slots = found.slice(foundAt, foundAt + size);
-    const adIds = Array.from(slots, (s) => (s < 0n ? undefined : adIdOf(Number(s))));
-    const fresh: CandidatePool = { query: rows.slice(at, at + dim), slots, adIds, at: this.now() };
+    const slots = new Int32Array(size);
+    const generations = new Int32Array(size);
+    for (let j = 0; j < size; j++) {
+      const s = slotAt(found, foundAt + j);
+      slots[j] = s;
+      if (s >= 0) generations[j] = generationOf[s]!;
+    }
+    const fresh: CandidatePool = { query: rows.slice(at, at + dim), slots, generations, at: this.now() };
     const pools = this.byUser.get(owner) ?? [];
     const { pool, dot } = nearest(pools, rows, at, dim);
     if (pool && dot >= SAME_INTEREST) pools[pools.indexOf(pool)] = fresh;

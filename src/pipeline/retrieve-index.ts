@@ -24,6 +24,7 @@ import type { IndexIo } from '../models/model-io.js';
 import type { CandidatePool, CandidatePools } from './candidate-pools.js';
 import type { AdCatalog } from '../catalog/ad-catalog.js';
 import { ReadWriteGate } from '../util/read-write-gate.js';
+import { setSlot, slotAt, slotWords } from '../util/slot-words.js';
 import type { Match } from './retrieve.js';
 
 /** The engine's index updates (InferenceEngine.updateIndex). */
@@ -73,6 +74,8 @@ export class IndexedScorer {
   private readonly slotOf = new Map<string, number>();
   /** Slot -> ad as last synced; undefined for a free slot. */
   private readonly slotAds: (Ad | undefined)[] = [];
+  /** Per slot, bumped whenever it is given to another ad or freed: what candidate pools check. */
+  private slotGenerations = new Int32Array(1024);
   private readonly free: number[] = [];
   private readonly changed = new Set<string>();
   private syncedAt = -Infinity;
@@ -182,11 +185,12 @@ export class IndexedScorer {
       const { rows, pool, items, checked, pooled } = this.request(queries, n, owners);
       const { scores, indices, ctr, found } = await inferTyped(this.engine, this.o.io, { items, inputs: { users: rows, pool } });
       const k = indices.length / items;
+      const slots = slotWords(indices);
       const out: Match[][] = [];
       for (let q = 0; q < n; q++) {
         const list: Match[] = [];
         for (let j = 0; j < k; j++) {
-          const slot = Number(indices[q * k + j]);
+          const slot = slotAt(slots, q * k + j);
           const ad = slot < 0 ? undefined : this.slotAds[slot];
           if (!ad || !this.stillServed(ad)) continue; // padding, or deactivated since the sync
           list.push({ ad, similarity: scores[q * k + j]!, ctr: ctr[q * k + j]! });
@@ -196,11 +200,12 @@ export class IndexedScorer {
       const pools = this.o.pools;
       if (pools && owners) {
         const P = this.o.poolSize;
+        const foundSlots = slotWords(found);
         for (let q = 0; q < n; q++) {
           const owner = owners[q];
-          if (owner !== undefined && !pooled[q]) pools.record(owner, queries, q * this.catalog.dim, found, q * P, (s) => this.slotAds[s]?.adId);
+          if (owner !== undefined && !pooled[q]) pools.record(owner, queries, q * this.catalog.dim, foundSlots, q * P, this.slotGenerations);
         }
-        checked.forEach((q, i) => this.o.onPoolRecall?.(overlap(indices, q * k, (n + i) * k, k)));
+        checked.forEach((q, i) => this.o.onPoolRecall?.(overlap(slots, q * k, (n + i) * k, k)));
         const inPools = pooled.reduce((c, p) => c + p, 0);
         this.o.onPools?.(inPools, n - inPools);
       }
@@ -224,10 +229,11 @@ export class IndexedScorer {
     const pools = this.o.pools;
     if (pools && owners) {
       const every = this.o.checkEvery ?? 0;
+      const words = slotWords(pool);
       for (let q = 0; q < n; q++) {
         const owner = owners[q];
         const p = owner === undefined ? undefined : pools.find(owner, queries, q * dim);
-        if (!p || this.fillPool(p, pool, q * P) === 0) continue;
+        if (!p || this.fillPool(p, words, q * P) === 0) continue;
         pooled[q] = 1;
         if (every > 0 && ++this.sincePoolCheck >= every) {
           this.sincePoolCheck = 0;
@@ -248,16 +254,30 @@ export class IndexedScorer {
     return { rows, pool, items, checked, pooled };
   }
 
-  /** Writes the pool's slots that still hold its ads at `at`; returns how many. */
-  private fillPool(p: CandidatePool, into: BigInt64Array, at: number): number {
+  /** Writes the pool's slots that still hold its ads at slot `at` of `into` (slotWords); returns how many. */
+  private fillPool(p: CandidatePool, into: Int32Array, at: number): number {
+    const generations = this.slotGenerations;
     let c = 0;
     for (let j = 0; j < p.slots.length; j++) {
       const s = p.slots[j]!;
-      if (s < 0n) break;
-      const adId = this.slotAds[Number(s)]?.adId;
-      if (adId !== undefined && adId === p.adIds[j]) into[at + c++] = s;
+      if (s < 0) break;
+      if (s < this.slotAds.length && generations[s] === p.generations[j] && this.slotAds[s] !== undefined) setSlot(into, at + c++, s);
     }
     return c;
+  }
+
+  /** The slot now holds another ad, or none: pools that hold it must not score it. */
+  private reassigned(slot: number): void {
+    this.generationsFor(slot + 1);
+    this.slotGenerations[slot] = (this.slotGenerations[slot]! + 1) | 0;
+  }
+
+  /** Grows the generations to cover `slots` slots (new ones start at 0). */
+  private generationsFor(slots: number): void {
+    if (slots <= this.slotGenerations.length) return;
+    const wider = new Int32Array(Math.max(2 * this.slotGenerations.length, slots));
+    wider.set(this.slotGenerations);
+    this.slotGenerations = wider;
   }
 
   /** Entered as a reader of the gate once the index is fresh enough (synced first if due). */
@@ -280,6 +300,7 @@ export class IndexedScorer {
           continue;
         }
         const s = slot ?? this.free.pop() ?? this.slotAds.length;
+        if (slot === undefined) this.reassigned(s);
         this.slotOf.set(adId, s);
         this.slotAds[s] = ad;
         set.push(s);
@@ -287,6 +308,7 @@ export class IndexedScorer {
         this.unconfirmed.delete(slot);
         this.slotOf.delete(adId);
         this.slotAds[slot] = undefined;
+        this.reassigned(slot);
         this.free.push(slot); // safe to reuse at once: the worker applies removals before adds
         removed.push(slot);
       }
@@ -344,6 +366,7 @@ export class IndexedScorer {
       this.unconfirmed.add(s);
     }
     this.slotAds.length = saved.adIds.length;
+    this.generationsFor(saved.adIds.length);
     for (let s = saved.adIds.length - 1; s >= 0; s--) if (saved.adIds[s] === null) this.free.push(s);
     this.restored = saved;
     this.o.onSnapshot?.('loaded', { ads: slots.length, ms: Date.now() - started, dir: saved.dir });
@@ -355,6 +378,7 @@ export class IndexedScorer {
       const adId = this.restored!.adIds[s]!;
       this.slotOf.delete(adId);
       this.slotAds[s] = undefined;
+      this.reassigned(s);
       this.free.push(s);
       removed.push(s);
     }
@@ -427,16 +451,16 @@ export class IndexedScorer {
   }
 }
 
-/** The share of the valid slots in [b, b + k) that [a, a + k) holds too (1 when b holds none). */
-function overlap(slots: BigInt64Array, a: number, b: number, k: number): number {
+/** The share of the valid slots in [b, b + k) that [a, a + k) holds too (1 when b holds none); slots as slotWords. */
+function overlap(slots: Int32Array, a: number, b: number, k: number): number {
   let want = 0;
   let have = 0;
   for (let j = b; j < b + k; j++) {
-    const s = slots[j]!;
-    if (s < 0n) continue;
+    const s = slotAt(slots, j);
+    if (s < 0) continue;
     want++;
     for (let i = a; i < a + k; i++) {
-      if (slots[i] === s) {
+      if (slotAt(slots, i) === s) {
         have++;
         break;
       }

@@ -18,7 +18,8 @@ import type { IndexUpdate, IndexWorker } from '../../src/inference/types.js';
 import { indexModel } from '../../src/models/index-spec.js';
 import { prepareModels } from '../../src/models/model-setup.js';
 import { EngineScorer, type Match } from '../../src/pipeline/retrieve.js';
-import { IndexedScorer, type IndexUpdates } from '../../src/pipeline/retrieve-index.js';
+import { IndexedScorer, type IndexedScorerOptions, type IndexUpdates } from '../../src/pipeline/retrieve-index.js';
+import { CandidatePools } from '../../src/pipeline/candidate-pools.js';
 import { IndexSnapshots } from '../../src/state/index-snapshot.js';
 import type { IndexParams } from '../../src/inference/vector-index.js';
 import { silentLogger } from '../../src/util/log.js';
@@ -73,13 +74,14 @@ function counted(sent: Sent): InferenceEngine & IndexUpdates {
 }
 
 /** A scorer started as the Kafka processor starts it: held, the catalog loaded, then settled. */
-async function settledScorer(catalog: AdCatalog, dir: string, space = SPACE): Promise<{ scorer: IndexedScorer; sent: Sent }> {
+async function settledScorer(catalog: AdCatalog, dir: string, space = SPACE, withPools: Pick<IndexedScorerOptions, 'pools' | 'onPools'> = {}): Promise<{ scorer: IndexedScorer; sent: Sent }> {
   const sent: Sent = { updates: 0, slots: 0, removed: 0, oneWorker: 0, loads: 0, saves: 0 };
   const errors: unknown[] = [];
   const scorer = new IndexedScorer(counted(sent), catalog, {
     io, poolSize: PER_ROW, minSyncIntervalMs: 0, backgroundSyncMs: 20, maxSlotsPerUpdate: 1000, buildOnOneFrom: 1000,
     snapshots: new IndexSnapshots({ dir, space, params }),
     onSyncError: (err) => errors.push(err),
+    ...withPools,
   });
   scorer.holdUntilLoaded();
   scorer.catalogLoaded();
@@ -147,6 +149,20 @@ describe('Saved ad index', () => {
     expect(sent.removed).toBe(0);
     expect(scorer.indexed).toBe(ADS);
     expect(await scoreOnBoth(scorer)).toEqual(first);
+    await scorer.stop();
+  });
+
+  it('candidate pools answer from a loaded index: its slots (beyond the first thousand) are valid from the load on', async () => {
+    const pools = new CandidatePools({ size: PER_ROW, dim: F, maxDrift: 0.01, maxAgeMs: 60_000, users: 1000, perUser: 3 });
+    let pooled = 0;
+    const { scorer, sent } = await settledScorer(catalogOf(ADS), dir, SPACE, { pools, onPools: (p) => (pooled += p) });
+    expect(sent.loads).toBe(1);
+    const owners = Array.from({ length: QUERIES }, (_, q) => `user-${q}`);
+    const searched = ids(await scorer.score(queries, QUERIES, owners));
+    expect(pooled).toBe(0);
+    expect(searched).toEqual(first);
+    expect(ids(await scorer.score(queries, QUERIES, owners))).toEqual(first);
+    expect(pooled).toBe(QUERIES);
     await scorer.stop();
   });
 
