@@ -27,14 +27,13 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { boundedProducerOf } from '../src/adapters/kafka/produce-limits.js';
 import { loadConfig } from '../src/app/config/load-config.js';
-import { encodeAd } from '../src/devtools/traffic.js';
 import { AvroCodec } from '../src/serde/avro-codec.js';
 import { compareAtLoads, floorSeries, floorTable, halfLoadFloor, kafkaClientName, type FloorRow } from './floor-comparison.js';
 import { eventsPerSecondCeiling, inferenceCeiling } from './inference-ceiling.js';
 import { drainRate, metricSum, preload, procStats, runOpenLoop, scrape, ScoredObserver, sleep, type EventTopics } from './load-generator.js';
 import { benchBrokers, createTopicsFor, isolatedEnv, kafkaClient, spawnPassThrough, spawnProcessor, type Spawned } from './spawn.js';
 import { latencyChart } from './svg-chart.js';
-import { catalogOf } from './catalog-load.js';
+import { produceCatalog } from './catalog-load.js';
 import { World, type WorldTraffic } from './world.js';
 
 const { values: args } = parseArgs({
@@ -175,15 +174,13 @@ async function main(): Promise<void> {
     const kafkaClientUsed = kafkaClientName(config, { ...process.env, ...env });
     say(`Kafka client of the processor and the pass-through: ${kafkaClientUsed}`);
     const now = Date.now();
-    const ads = catalogOf(world.ads, Number(args.ads ?? world.ads.length));
-    for (let at = 0; at < ads.length; at += 10_000) {
-      await producer.send([{ topic: config.topicAds, records: ads.slice(at, at + 10_000).map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, now) })) }]);
-    }
-    say(`catalog: ${ads.length} ads produced in ${Math.round((Date.now() - now) / 1000)} s`);
+    const adCount = Number(args.ads ?? world.ads.length);
+    await produceCatalog(producer, codec, config.topicAds, world.ads, adCount, now);
+    say(`catalog: ${adCount} ads produced in ${Math.round((Date.now() - now) / 1000)} s`);
     // --state-dir: the processor's state kept between runs (a warm start: embeddings and index on disk).
     const stateDir = args['state-dir'] ? resolve(args['state-dir']) : join(env.STATE_DIR!, 'bench-processor');
     // A large catalog is encoded (and indexed) before the processor is ready: minutes at a million.
-    const readyTimeoutMs = Math.max(120_000, ads.length * 2);
+    const readyTimeoutMs = Math.max(120_000, adCount * 2);
     const startReady = async (): Promise<{ proc: Spawned; start: StartFigures }> => {
       const t = Date.now();
       // Info level: the catalog's and the index's start-up records (load time, build or load of the index).
@@ -312,7 +309,7 @@ async function main(): Promise<void> {
 
     // 3. Raw inference at the best batch size, with both stopped (same models and settings).
     say('inference ceiling: every model at batch 32, 128, 256...');
-    const ceilings = args['no-ceiling'] ? {} : await inferenceCeiling(loadConfig({ env: { ...process.env, ...env } }), { ads: ads.length });
+    const ceilings = args['no-ceiling'] ? {} : await inferenceCeiling(loadConfig({ env: { ...process.env, ...env } }), { ads: adCount });
     const inferenceEventsPerS = args['no-ceiling'] ? Number.NaN : eventsPerSecondCeiling(ceilings, perEvent);
 
     const floor = compareAtLoads([...steps, half], [...ptSteps, ptHalf]);
@@ -321,7 +318,7 @@ async function main(): Promise<void> {
       machine,
       world: args.world,
       kafka_client: kafkaClientUsed,
-      ads: ads.length,
+      ads: adCount,
       cold_start: coldStart,
       restart: restartStart,
       step_seconds: STEP_S,

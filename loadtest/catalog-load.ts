@@ -11,9 +11,10 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startCore } from '../src/app/assemble.js';
 import type { Config } from '../src/app/config/settings.js';
-import { syntheticAds, CATEGORIES } from '../src/devtools/synthetic.js';
+import { syntheticAds, CATEGORIES, type SyntheticAd } from '../src/devtools/synthetic.js';
 import { encodeAd } from '../src/devtools/traffic.js';
 import type { InferenceReporter } from '../src/inference/types.js';
+import type { AvroCodec } from '../src/serde/avro-codec.js';
 import { silentLogger } from '../src/util/log.js';
 
 export interface CatalogLoad {
@@ -31,8 +32,28 @@ const CHUNK = 500;
  * of one category do, instead of piling up as duplicates in the index).
  */
 export function catalogOf<A extends { readonly adId: string; readonly title: string }>(base: readonly A[], count: number): A[] {
-  if (count <= base.length) return base.slice(0, count);
-  return Array.from({ length: count }, (_, i) => (i < base.length ? base[i]! : { ...base[i % base.length]!, adId: `${base[i % base.length]!.adId}-x${i}`, title: `${base[i % base.length]!.title} v${i}` }));
+  return catalogSlice(base, 0, count);
+}
+
+/**
+ * Produces catalogOf(base, count) to `topic`, made and sent 10,000 at a time and let go: a million
+ * ads held by the benchmark's process through its sweep made its GC pauses, which the generator and
+ * the observer share, part of the latency it measured.
+ */
+export async function produceCatalog(producer: { send(batches: { topic: string; records: { key: Buffer; value: Buffer }[] }[]): Promise<unknown> }, codec: AvroCodec, topic: string, base: readonly SyntheticAd[], count: number, now = Date.now()): Promise<void> {
+  for (let at = 0; at < count; at += 10_000) {
+    const batch = catalogSlice(base, at, Math.min(count, at + 10_000));
+    await producer.send([{ topic, records: batch.map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, now) })) }]);
+  }
+}
+
+/** Ads [from, to) of catalogOf(base, count) for any count >= to, made without the others. */
+export function catalogSlice<A extends { readonly adId: string; readonly title: string }>(base: readonly A[], from: number, to: number): A[] {
+  return Array.from({ length: Math.max(0, to - from) }, (_, j) => {
+    const i = from + j;
+    const b = base[i % base.length]!;
+    return i < base.length ? b : { ...b, adId: `${b.adId}-x${i}`, title: `${b.title} v${i}` };
+  });
 }
 
 export async function measureCatalogLoad(base: Config, count: number, creatives = Math.min(count, 400)): Promise<CatalogLoad> {

@@ -20,11 +20,10 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { boundedProducerOf } from '../src/adapters/kafka/produce-limits.js';
-import { encodeAd } from '../src/devtools/traffic.js';
 import { AvroCodec } from '../src/serde/avro-codec.js';
 import { summariseProfiles, summaryMarkdown, threadOfProfileFile, type CpuProfile, type ThreadSummary } from './cpu-profile.js';
 import { metricSum, procStats, runOpenLoop, scrape, ScoredObserver } from './load-generator.js';
-import { catalogOf } from './catalog-load.js';
+import { produceCatalog } from './catalog-load.js';
 import { spawnNode } from './spawn-processor.js';
 import { benchBrokers, createTopicsFor, isolatedEnv, kafkaClient } from './spawn.js';
 import { World } from './world.js';
@@ -73,13 +72,11 @@ async function main(): Promise<void> {
   const world = await World.fromFile(args.world!);
   const env = isolatedEnv(brokers, 'profile', EXTRA_ENV);
   const config = await createTopicsFor(kafka, env);
-  const ads = catalogOf(world.ads, Number(args.ads ?? world.ads.length));
-  for (let at = 0; at < ads.length; at += 10_000) {
-    await producer.send([{ topic: config.topicAds, records: ads.slice(at, at + 10_000).map((ad) => ({ key: Buffer.from(ad.adId), value: encodeAd(codec, ad, Date.now()) })) }]);
-  }
+  const adCount = Number(args.ads ?? world.ads.length);
+  await produceCatalog(producer, codec, config.topicAds, world.ads, adCount);
   const stateDir = args['state-dir'] ? resolve(args['state-dir']) : join(env.STATE_DIR!, 'instance');
   // A large catalog is encoded (and indexed) before the processor is ready, as in the benchmark.
-  const proc = await spawnNode(['--cpu-prof', '--cpu-prof-dir', PROFILES, MAIN, 'run'], { ...env, STATE_DIR: stateDir }, { outputChars: 20_000, readyTimeoutMs: Math.max(90_000, ads.length * 2) });
+  const proc = await spawnNode(['--cpu-prof', '--cpu-prof-dir', PROFILES, MAIN, 'run'], { ...env, STATE_DIR: stateDir }, { outputChars: 20_000, readyTimeoutMs: Math.max(90_000, adCount * 2) });
   const obs = new ScoredObserver(kafka, codec, { scored: config.topicScored, deadLetters: config.topicDeadLetters });
   let window: { fromUs: number; toUs: number; accounted: number; sent: number; cpuPercent: number; slipMs: number; p50Ms: number; p99Ms: number; chunks: number; recordsPerChunk: number; workerBatches: number; pools: { pooledRows: number; searchedRows: number; checks: number; recallMean: number | null } };
   try {
