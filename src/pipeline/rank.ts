@@ -10,6 +10,7 @@
  *    now, times the chance of a click given it. The share is what lets a fresh interest outrank
  *    one that has decayed, since every interest is a unit vector to the scorer and the CTR model.
  */
+import type { Ad } from '../domain/events.js';
 import type { Candidate } from '../domain/outputs.js';
 import { totalStrength, type Interest } from '../domain/user-state.js';
 import { normalizeInto } from '../util/vectors.js';
@@ -87,19 +88,24 @@ export class CandidateRanker {
     }
     const matches = await this.retrieval.score(rows, total, owners);
 
-    // Per user: best match per ad over the user's interests, the best (topK + slack) of them.
+    // Per user: best match per ad over the user's interests, the best (topK + slack) of them. By
+    // the ad's record, not its id: with a large catalog, reading each candidate's id string was a
+    // cache miss per candidate. Two records of one ad (an answer kept from before a catalog sync
+    // beside a fresh one) are then merged by id, so an ad is never offered twice.
     const pairs: Pair[][] = [];
+    const keep = this.o.topK + this.o.slack;
     at = 0;
     for (const q of queries) {
-      const best = new Map<string, Pair>();
+      const best = new Map<Ad, Pair>();
       for (let row = 0; row < q.shares.length; row++) {
         for (const match of matches[at + row] ?? []) {
-          const seen = best.get(match.ad.adId);
-          if (!seen || match.similarity > seen.match.similarity) best.set(match.ad.adId, { match, row });
+          const seen = best.get(match.ad);
+          if (!seen || match.similarity > seen.match.similarity) best.set(match.ad, { match, row });
         }
       }
       at += q.shares.length;
-      pairs.push([...best.values()].sort((a, b) => b.match.similarity - a.match.similarity).slice(0, this.o.topK + this.o.slack));
+      const kept = [...best.values()].sort(bySimilarity).slice(0, keep);
+      pairs.push(sharesAnId(kept) ? [...bestById(best.values()).values()].sort(bySimilarity).slice(0, keep) : kept);
     }
 
     return pairs.map((list, user) =>
@@ -113,4 +119,27 @@ export class CandidateRanker {
         }),
     );
   }
+}
+
+function bySimilarity(a: Pair, b: Pair): number {
+  return b.match.similarity - a.match.similarity;
+}
+
+function sharesAnId(pairs: readonly Pair[]): boolean {
+  const ids = new Set<string>();
+  for (const p of pairs) {
+    if (ids.has(p.match.ad.adId)) return true;
+    ids.add(p.match.ad.adId);
+  }
+  return false;
+}
+
+/** The best pair per ad id, in the order the ids were first seen. */
+function bestById(pairs: Iterable<Pair>): Map<string, Pair> {
+  const best = new Map<string, Pair>();
+  for (const p of pairs) {
+    const seen = best.get(p.match.ad.adId);
+    if (!seen || p.match.similarity > seen.match.similarity) best.set(p.match.ad.adId, p);
+  }
+  return best;
 }

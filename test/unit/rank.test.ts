@@ -1,0 +1,41 @@
+/**
+ * CandidateRanker over a scripted retrieval: one candidate per ad over a user's interests (its best
+ * match), also when two records of one ad come back, as when one row's answer was kept from before
+ * a catalog sync that replaced the ad's record and another row's is fresh.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Ad } from '../../src/domain/events.js';
+import { CandidateRanker, type RankQuery, type Retrieval } from '../../src/pipeline/rank.js';
+import type { Match } from '../../src/pipeline/retrieve.js';
+
+const F = 4;
+const ad = (id: string, version = 1): Ad => ({ adId: id, advertiserId: 'adv', title: id, description: '', categoryId: 'cat', image: null, bidMicros: 1000, active: true, updatedAt: version });
+
+/** Answers each query row with the listed matches, in order. */
+function scripted(rows: readonly Match[][]): Retrieval {
+  return { score: async () => rows.map((r) => [...r]) };
+}
+
+function twoInterests(): RankQuery {
+  return { interests: new Float32Array(2 * F).fill(0.5), shares: Float64Array.of(0.5, 0.5) };
+}
+
+describe('CandidateRanker', () => {
+  it('keeps an ad once per user, with its best match over the interests', async () => {
+    const a = ad('a');
+    const b = ad('b');
+    const ranker = new CandidateRanker(scripted([[{ ad: a, similarity: 0.9, ctr: 0.1 }, { ad: b, similarity: 0.5, ctr: 0.2 }], [{ ad: a, similarity: 0.95, ctr: 0.3 }]]), F, { topK: 5, slack: 5 });
+    const [list] = await ranker.rank([twoInterests()]);
+    expect(list!.map((c) => c.adId)).toEqual(['a', 'b']);
+    expect(list![0]!.score).toBeCloseTo(0.3 * 0.5);
+  });
+
+  it('two records of one ad count as one ad: offered once, with the better match', async () => {
+    const old = ad('a', 1);
+    const fresh = ad('a', 2);
+    const ranker = new CandidateRanker(scripted([[{ ad: old, similarity: 0.9, ctr: 0.1 }, { ad: ad('b'), similarity: 0.5, ctr: 0.2 }], [{ ad: fresh, similarity: 0.95, ctr: 0.3 }, { ad: ad('c'), similarity: 0.4, ctr: 0.05 }]]), F, { topK: 5, slack: 5 });
+    const [list] = await ranker.rank([twoInterests()]);
+    expect(list!.map((c) => c.adId)).toEqual(['a', 'b', 'c']);
+    expect(list![0]!.score).toBeCloseTo(0.3 * 0.5);
+  });
+});
