@@ -78,7 +78,7 @@ async function main(): Promise<void> {
   // A large catalog is encoded (and indexed) before the processor is ready, as in the benchmark.
   const proc = await spawnNode(['--cpu-prof', '--cpu-prof-dir', PROFILES, MAIN, 'run'], { ...env, STATE_DIR: stateDir }, { outputChars: 20_000, readyTimeoutMs: Math.max(90_000, adCount * 2) });
   const obs = new ScoredObserver(kafka, codec, { scored: config.topicScored, deadLetters: config.topicDeadLetters });
-  let window: { fromUs: number; toUs: number; accounted: number; sent: number; cpuPercent: number; slipMs: number; p50Ms: number; p99Ms: number; chunks: number; recordsPerChunk: number; workerBatches: number; pools: { pooledRows: number; searchedRows: number; checks: number; recallMean: number | null } };
+  let window: { fromUs: number; toUs: number; accounted: number; sent: number; cpuPercent: number; slipMs: number; p50Ms: number; p99Ms: number; chunks: number; recordsPerChunk: number; workerBatches: number; pools: { pooledRows: number; searchedRows: number; checks: number; recallMean: number | null; misses: Record<string, number> } };
   try {
     await proc.waitReady();
     await obs.start();
@@ -107,7 +107,9 @@ async function main(): Promise<void> {
     // With the ad index: rows its candidate pools answered and rows it searched, and the pools' checked recall.
     const rows = (result: string): number => delta('adstream_retrieval_pool_rows_total', (l) => l.includes(`result="${result}"`));
     const checks = delta('adstream_retrieval_pool_recall_count');
-    const pools = { pooledRows: rows('pooled'), searchedRows: rows('searched'), checks, recallMean: checks > 0 ? Math.round((delta('adstream_retrieval_pool_recall_sum') / checks) * 1000) / 1000 : null };
+    // Why the searched rows of known users found no pool.
+    const misses = Object.fromEntries(['no_pool', 'drifted', 'expired', 'stale'].map((reason) => [reason, delta('adstream_retrieval_pool_misses_total', (l) => l.includes(`reason="${reason}"`)) || 0]));
+    const pools = { pooledRows: rows('pooled'), searchedRows: rows('searched'), checks, recallMean: checks > 0 ? Math.round((delta('adstream_retrieval_pool_recall_sum') / checks) * 1000) / 1000 : null, misses };
     window = {
       fromUs, toUs, accounted: obs.accounted - a0, sent: r.sent, slipMs: r.maxScheduleSlipMs,
       cpuPercent: s0 && s1 ? Math.round(((s1.cpuSeconds - s0.cpuSeconds) / ((toUs - fromUs) / 1e6)) * 100) : Number.NaN,

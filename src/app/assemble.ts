@@ -161,6 +161,7 @@ export async function startCore(config: Config, o: CoreOptions): Promise<Assembl
     }),
     checkEvery: config.retrievalPoolCheckEvery,
     ...(cacheReporter?.poolRows ? { onPools: (pooled: number, searched: number) => cacheReporter.poolRows!(pooled, searched) } : {}),
+    ...(cacheReporter?.poolMisses ? { onPoolMisses: (reason: string, rows: number) => cacheReporter.poolMisses!(reason, rows) } : {}),
     ...(cacheReporter?.poolRecall ? { onPoolRecall: (recall: number) => cacheReporter.poolRecall!(recall) } : {}),
     minSyncIntervalMs: config.catalogUploadIntervalMs,
     backgroundSyncMs: Math.max(100, config.catalogUploadIntervalMs),

@@ -63,10 +63,12 @@ export class CacheMetrics implements CacheReporter {
   readonly retrievalRows: Counter<'result'>;
   readonly poolRowsCounted: Counter<'result'>;
   readonly poolRecallObserved: Histogram;
+  readonly poolMissesCounted: Counter<'reason'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
     this.poolRowsCounted = new Counter({ name: 'adstream_retrieval_pool_rows_total', help: 'Query rows sent to the ad index, scored against their candidate pool (result="pooled") or searched (result="searched").', labelNames: ['result'], registers });
+    this.poolMissesCounted = new Counter({ name: 'adstream_retrieval_pool_misses_total', help: 'Query rows of a known user that searched the ad index, by why no candidate pool answered: no_pool (none kept for the user), drifted (the interest moved past RETRIEVAL_POOL_DRIFT), expired (older than RETRIEVAL_POOL_MAX_AGE_S), stale (its ads all left their slots).', labelNames: ['reason'], registers });
     this.poolRecallObserved = new Histogram({ name: 'adstream_retrieval_pool_recall', help: "Checked pooled rows (every RETRIEVAL_POOL_CHECK_EVERY): the share of a search's candidates the pool's answer held.", buckets: [0.5, 0.8, 0.9, 0.95, 0.99, 1], registers });
     this.retrievalRows = new Counter({ name: 'adstream_retrieval_cache_rows_total', help: 'Query rows (one per user interest) answered from the retrieval cache (result="hit") or searched (result="miss").', labelNames: ['result'], registers });
     this.requests = new Counter({ name: 'adstream_embedding_cache_requests_total', help: 'Embedding cache look-ups, by cache and result (hit, miss).', labelNames: ['cache', 'result'], registers });
@@ -86,6 +88,10 @@ export class CacheMetrics implements CacheReporter {
   poolRows(pooled: number, searched: number): void {
     if (pooled > 0) this.poolRowsCounted.inc({ result: 'pooled' }, pooled);
     if (searched > 0) this.poolRowsCounted.inc({ result: 'searched' }, searched);
+  }
+
+  poolMisses(reason: string, rows: number): void {
+    this.poolMissesCounted.inc({ reason }, rows);
   }
 
   poolRecall(recall: number): void {

@@ -41,6 +41,9 @@ export interface CandidatePool {
   readonly at: number;
 }
 
+/** Why a row found no pool to answer it (the last find's, until the next). */
+export type PoolMiss = 'no_pool' | 'drifted' | 'expired';
+
 /**
  * A searched row replaces its user's nearest pool when at least this close (the same interest,
  * moved); a farther one is another interest and gets a pool of its own. Which pool goes changes
@@ -51,6 +54,8 @@ const SAME_INTEREST = 0.5;
 export class CandidatePools {
   private readonly byUser: LRUCache<string, CandidatePool[]>;
   private readonly now: () => number;
+  /** Why the last find returned none (read right after it: no object per miss). */
+  lastMiss: PoolMiss = 'no_pool';
 
   constructor(private readonly o: CandidatePoolOptions) {
     this.byUser = new LRUCache<string, CandidatePool[]>({ max: Math.max(1, o.users) });
@@ -63,11 +68,20 @@ export class CandidatePools {
 
   /** The owner's pool that may answer row `at` of `rows` (unit), or undefined: search. */
   find(owner: string, rows: Float32Array, at: number): CandidatePool | undefined {
+    this.lastMiss = 'no_pool';
     if (!this.enabled) return undefined;
     const pools = this.byUser.get(owner);
     if (!pools) return undefined;
     const { pool, dot } = nearest(pools, rows, at, this.o.dim);
-    if (!pool || 1 - dot > this.o.maxDrift || this.now() - pool.at > this.o.maxAgeMs) return undefined;
+    if (!pool) return undefined;
+    if (1 - dot > this.o.maxDrift) {
+      this.lastMiss = 'drifted';
+      return undefined;
+    }
+    if (this.now() - pool.at > this.o.maxAgeMs) {
+      this.lastMiss = 'expired';
+      return undefined;
+    }
     return pool;
   }
 

@@ -8,6 +8,8 @@ export interface CacheReporter {
   retrievalLookups?(hits: number, misses: number): void;
   /** Query rows answered by a candidate pool, and those that searched the index (IndexedScorer). */
   poolRows?(pooled: number, searched: number): void;
+  /** Rows that searched, by why no pool answered them (no_pool, drifted, expired, stale). */
+  poolMisses?(reason: string, rows: number): void;
   /** A checked pooled row's recall against a search of it. */
   poolRecall?(recall: number): void;
 }

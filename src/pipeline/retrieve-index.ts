@@ -21,7 +21,7 @@ import type { Ad } from '../domain/events.js';
 import { inferTyped, type Inference, type IndexUpdate, type IndexWorker } from '../inference/types.js';
 import type { IndexSnapshots, SavedIndex } from '../state/index-snapshot.js';
 import type { IndexIo } from '../models/model-io.js';
-import type { CandidatePool, CandidatePools } from './candidate-pools.js';
+import type { CandidatePool, CandidatePools, PoolMiss } from './candidate-pools.js';
 import type { AdCatalog } from '../catalog/ad-catalog.js';
 import { ReadWriteGate } from '../util/read-write-gate.js';
 import { setSlot, slotAt, slotWords } from '../util/slot-words.js';
@@ -46,6 +46,8 @@ export interface IndexedScorerOptions {
   readonly checkEvery?: number;
   /** Told per call how many rows a pool answered and how many searched. */
   readonly onPools?: (pooled: number, searched: number) => void;
+  /** Told per call, for the rows that searched, why no pool answered them ('stale': a pool whose slots all hold other ads now). */
+  readonly onPoolMisses?: (reason: PoolMiss | 'stale', rows: number) => void;
   /** Told a checked row's recall: the share of the search's ads the pool's answer held. */
   readonly onPoolRecall?: (recall: number) => void;
   /** Catalog changes are sent at most this often; in between, the index of the last sync is used. */
@@ -68,6 +70,7 @@ export interface IndexedScorerOptions {
 }
 
 const NO_SLOTS = new Int32Array(0);
+const POOL_MISSES = ['no_pool', 'drifted', 'expired', 'stale'] as const;
 const NO_VECTORS = new Float32Array(0);
 
 export class IndexedScorer {
@@ -208,6 +211,7 @@ export class IndexedScorer {
         checked.forEach((q, i) => this.o.onPoolRecall?.(overlap(slots, q * k, (n + i) * k, k)));
         const inPools = pooled.reduce((c, p) => c + p, 0);
         this.o.onPools?.(inPools, n - inPools);
+        this.reportMisses();
       }
       return out;
     } finally {
@@ -233,7 +237,10 @@ export class IndexedScorer {
       for (let q = 0; q < n; q++) {
         const owner = owners[q];
         const p = owner === undefined ? undefined : pools.find(owner, queries, q * dim);
-        if (!p || this.fillPool(p, words, q * P) === 0) continue;
+        if (!p || this.fillPool(p, words, q * P) === 0) {
+          if (owner !== undefined) this.missed(p ? 'stale' : pools.lastMiss);
+          continue;
+        }
         pooled[q] = 1;
         if (every > 0 && ++this.sincePoolCheck >= every) {
           this.sincePoolCheck = 0;
@@ -252,6 +259,23 @@ export class IndexedScorer {
       checked.forEach((q, i) => rows.set(queries.subarray(q * dim, (q + 1) * dim), (n + i) * dim));
     }
     return { rows, pool, items, checked, pooled };
+  }
+
+  private readonly misses = { no_pool: 0, drifted: 0, expired: 0, stale: 0 };
+
+  private missed(reason: PoolMiss | 'stale'): void {
+    this.misses[reason]++;
+  }
+
+  /** Reports and clears the misses counted since the last report. */
+  private reportMisses(): void {
+    const report = this.o.onPoolMisses;
+    for (const reason of POOL_MISSES) {
+      const n = this.misses[reason];
+      if (n === 0) continue;
+      this.misses[reason] = 0;
+      report?.(reason, n);
+    }
   }
 
   /** Writes the pool's slots that still hold its ads at slot `at` of `into` (slotWords); returns how many. */

@@ -81,10 +81,12 @@ interface Counts {
   pooled: number;
   searched: number;
   recalls: number[];
+  /** Searched rows of known owners, by why no pool answered. */
+  misses: Record<string, number>;
 }
 
 function scorerOver(catalog: AdCatalog, o: { maxDrift: number; maxAgeMs?: number; checkEvery?: number; now?: () => number }): { scorer: IndexedScorer; counts: Counts } {
-  const counts: Counts = { pooled: 0, searched: 0, recalls: [] };
+  const counts: Counts = { pooled: 0, searched: 0, recalls: [], misses: {} };
   const pools = new CandidatePools({ size: POOL, dim: F, maxDrift: o.maxDrift, maxAgeMs: o.maxAgeMs ?? 60_000, users: 1000, perUser: 3, ...(o.now ? { now: o.now } : {}) });
   const scorer = new IndexedScorer(engine, catalog, {
     io, poolSize: POOL, minSyncIntervalMs: 0, pools, checkEvery: o.checkEvery ?? 0,
@@ -93,6 +95,7 @@ function scorerOver(catalog: AdCatalog, o: { maxDrift: number; maxAgeMs?: number
       counts.searched += s;
     },
     onPoolRecall: (r) => counts.recalls.push(r),
+    onPoolMisses: (reason, rows) => void (counts.misses[reason] = (counts.misses[reason] ?? 0) + rows),
   });
   return { scorer, counts };
 }
@@ -122,7 +125,7 @@ describe('CandidatePools', () => {
     const catalog = catalogOfAll();
     const { scorer, counts } = scorerOver(catalog, { maxDrift: 0.01 });
     const first = await scorer.score(queries, QUERIES, owners);
-    expect(counts).toMatchObject({ pooled: 0, searched: QUERIES });
+    expect(counts).toMatchObject({ pooled: 0, searched: QUERIES, misses: { no_pool: QUERIES } });
 
     const near = moved(queries, 0.05, 3);
     for (let q = 0; q < QUERIES; q++) expect(cosineDistance(near, queries, q)).toBeLessThan(0.01);
@@ -153,7 +156,7 @@ describe('CandidatePools', () => {
     const far = moved(queries, 0.5, 4);
     for (let q = 0; q < QUERIES; q++) expect(cosineDistance(far, queries, q)).toBeGreaterThan(0.01);
     await scorer.score(far, QUERIES, owners);
-    expect(counts).toMatchObject({ pooled: QUERIES, searched: 2 * QUERIES });
+    expect(counts).toMatchObject({ pooled: QUERIES, searched: 2 * QUERIES, misses: { no_pool: QUERIES, drifted: QUERIES } });
     // Rows of no known owner always search (and are not counted as rows pools could have had).
     await scorer.score(far, QUERIES);
     expect(counts).toMatchObject({ pooled: QUERIES, searched: 2 * QUERIES });
@@ -161,6 +164,7 @@ describe('CandidatePools', () => {
     scorer.forget(owners[0]!);
     await scorer.score(far, QUERIES, owners);
     expect(counts).toMatchObject({ pooled: 2 * QUERIES - 1, searched: 2 * QUERIES + 1 });
+    expect(counts.misses).toEqual({ no_pool: QUERIES + 1, drifted: QUERIES });
   });
 
   it('measures drift from the row the pool was searched for, not from the last row it answered', async () => {
@@ -191,6 +195,7 @@ describe('CandidatePools', () => {
     now += 1;
     await scorer.score(queries, QUERIES, owners);
     expect(counts).toMatchObject({ pooled: QUERIES, searched: 2 * QUERIES });
+    expect(counts.misses).toEqual({ no_pool: QUERIES, expired: QUERIES });
   });
 
   it('never answers with an ad deactivated since, nor with a slot reused for another ad', async () => {
