@@ -27,7 +27,11 @@ export interface RankQuery {
 }
 
 export interface Retrieval {
-  /** The best ads per query row, best first; `owners[q]`: the user whose interest row q is. */
+  /**
+   * The best ads per query row, best first; `owners[q]`: the user whose interest row q is. One
+   * record per ad across the whole answer (the same object wherever an ad appears): the ranking
+   * tells ads apart by their record.
+   */
   score(queries: Float32Array, n: number, owners?: readonly (string | undefined)[]): Promise<Match[][]>;
   /** Drops what it keeps for this owner (a deleted user). */
   forget?(owner: string): void;
@@ -89,9 +93,8 @@ export class CandidateRanker {
     const matches = await this.retrieval.score(rows, total, owners);
 
     // Per user: best match per ad over the user's interests, the best (topK + slack) of them. By
-    // the ad's record, not its id: with a large catalog, reading each candidate's id string was a
-    // cache miss per candidate. Two records of one ad (an answer kept from before a catalog sync
-    // beside a fresh one) are then merged by id, so an ad is never offered twice.
+    // the ad's record, not its id (the retrieval answers with one record per ad): with a large
+    // catalog, reading each candidate's id string was a cache miss per candidate.
     const pairs: Pair[][] = [];
     const keep = this.o.topK + this.o.slack;
     at = 0;
@@ -104,8 +107,7 @@ export class CandidateRanker {
         }
       }
       at += q.shares.length;
-      const kept = [...best.values()].sort(bySimilarity).slice(0, keep);
-      pairs.push(sharesAnId(kept) ? [...bestById(best.values()).values()].sort(bySimilarity).slice(0, keep) : kept);
+      pairs.push([...best.values()].sort(bySimilarity).slice(0, keep));
     }
 
     return pairs.map((list, user) =>
@@ -123,23 +125,4 @@ export class CandidateRanker {
 
 function bySimilarity(a: Pair, b: Pair): number {
   return b.match.similarity - a.match.similarity;
-}
-
-function sharesAnId(pairs: readonly Pair[]): boolean {
-  const ids = new Set<string>();
-  for (const p of pairs) {
-    if (ids.has(p.match.ad.adId)) return true;
-    ids.add(p.match.ad.adId);
-  }
-  return false;
-}
-
-/** The best pair per ad id, in the order the ids were first seen. */
-function bestById(pairs: Iterable<Pair>): Map<string, Pair> {
-  const best = new Map<string, Pair>();
-  for (const p of pairs) {
-    const seen = best.get(p.match.ad.adId);
-    if (!seen || p.match.similarity > seen.match.similarity) best.set(p.match.ad.adId, p);
-  }
-  return best;
 }

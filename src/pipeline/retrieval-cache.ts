@@ -6,7 +6,9 @@
  * An answer is reused only while the retrieval answers as it did (its `generation`: no index
  * sync since) and the same models score (`modelVersion`:
  * a CTR swap changes every pair's CTR). Ads deactivated since are filtered on the way out, as the
- * retrievals themselves do between syncs, so none is ever emitted.
+ * retrievals themselves do between syncs, so none is ever emitted. One call's answers are all of
+ * one generation (a sync that lands during the search sends every row to the new one), so they
+ * hold one record per ad, what the ranking counts ads by.
  */
 import { LRUCache } from 'lru-cache';
 import type { Ad } from '../domain/events.js';
@@ -75,6 +77,10 @@ export class RetrievalCache implements Retrieval {
     const rows = new Float32Array(missed.length * dim);
     missed.forEach((q, i) => rows.set(queries.subarray(q * dim, (q + 1) * dim), i * dim));
     const found = await this.inner.score(rows, missed.length, owners && missed.map((q) => owners[q]));
+    // A sync landed during the search: the hits are of the generation before it and could hold an
+    // ad's former record beside its new one. Rare (at most one sync per catalog interval): every
+    // row asks the new generation, in one call, and nothing is kept from this round.
+    if (this.inner.generation !== generation && missed.length < n) return this.inner.score(queries, n, owners);
     missed.forEach((q, i) => {
       const matches = found[i] ?? [];
       out[q] = matches;

@@ -21,6 +21,8 @@ class CountingScan implements VersionedRetrieval {
   generation = 0;
   rowsSearched = 0;
   ctrScale = 1;
+  /** Runs as a search starts (a test's sync landing during it). */
+  duringSearch: () => void = () => undefined;
   constructor(private readonly catalog: AdCatalog, private readonly ads: readonly string[]) {}
 
   stillServed(ad: Ad): boolean {
@@ -28,6 +30,7 @@ class CountingScan implements VersionedRetrieval {
   }
 
   async score(queries: Float32Array, n: number): Promise<Match[][]> {
+    this.duringSearch();
     this.rowsSearched += n;
     const out: Match[][] = [];
     for (let q = 0; q < n; q++) {
@@ -155,5 +158,22 @@ describe('RetrievalCache', () => {
     await off.cache.score(rowsOf([1, 0, 0, 0]), 1);
     await off.cache.score(rowsOf([1, 0, 0, 0]), 1);
     expect(off.scan.rowsSearched).toBe(2);
+  });
+  it('answers a call in one generation: a sync landing during its search sends every row to the new one, so an ad has one record in the answer', async () => {
+    const { catalog, scan, cache } = setUp();
+    const row = [0.9, 0.1, 0.3, 0.3];
+    await cache.score(rowsOf(row), 1); // kept, with the record of 'a' as it was
+    const before = scan.rowsSearched;
+    // The ad is replaced (a new record, same id) and the sync that serves it lands while the next call searches.
+    catalog.upsert({ ...adOf('a'), bidMicros: 2 }, Float32Array.of(1, 0, 0, 0));
+    scan.duringSearch = () => {
+      scan.generation = 1;
+      scan.duringSearch = () => undefined;
+    };
+    const got = await cache.score(rowsOf(row, [0.8, 0.2, 0.4, 0.4]), 2);
+    const records = new Set(got.flat().filter((m) => m.ad.adId === 'a').map((m) => m.ad));
+    expect(records.size).toBe(1);
+    expect([...records][0]!.bidMicros).toBe(2);
+    expect(scan.rowsSearched - before).toBe(1 + 2); // the miss, then both rows again
   });
 });
