@@ -75,6 +75,13 @@ interface Step {
   drain_ms: number | null;
   /** From the processor's /metrics (the pass-through serves none: NaN). */
   consumer_lag_records: number;
+  /**
+   * The processor's garbage collector in the step (prom-client's GC histogram; NaN for the
+   * pass-through): time in major (mark-compact) collections, and pauses of any kind over 100 ms,
+   * what a latency spike in a step may come from.
+   */
+  gc_major_ms: number;
+  gc_pauses_over_100ms: number;
   /** Of the process measured (the processor or the pass-through). */
   cpu_percent: number;
   rss_mb: number;
@@ -128,6 +135,7 @@ async function main(): Promise<void> {
       obs.resetHistogram();
       const samples: { t: number; y: number }[] = [];
       const s0 = procStats(t.pid);
+      const m0 = t.metricsPort === undefined ? undefined : await scrape(t.metricsPort);
       const a0 = obs.accounted;
       const started = Date.now();
       let rss = s0?.rssBytes ?? 0;
@@ -140,7 +148,9 @@ async function main(): Promise<void> {
       });
       const stepMs = Date.now() - started;
       const backlog = obs.outstanding;
-      const lag = t.metricsPort === undefined ? Number.NaN : metricSum(await scrape(t.metricsPort), 'adstream_consumer_lag_records');
+      const m1 = t.metricsPort === undefined ? undefined : await scrape(t.metricsPort);
+      const lag = m1 === undefined ? Number.NaN : metricSum(m1, 'adstream_consumer_lag_records');
+      const gc = gcInStep(m0, m1);
       const s1 = procStats(t.pid);
       const accountedInStep = obs.accounted - a0;
       const tail = samples.filter((s) => s.t >= (seconds * 1000) / 2);
@@ -159,12 +169,14 @@ async function main(): Promise<void> {
         p50_ms: h.p50, p90_ms: h.p90, p99_ms: h.p99, p999_ms: h.p999, max_ms: h.max,
         backlog_at_end: backlog, backlog_slope_per_s: Math.round(sl), drain_ms: drainMs,
         consumer_lag_records: lag,
+        gc_major_ms: gc.majorMs,
+        gc_pauses_over_100ms: gc.over100ms,
         cpu_percent: s0 && s1 ? Math.round(((s1.cpuSeconds - s0.cpuSeconds) / (stepMs / 1000)) * 100) : Number.NaN,
         rss_mb: Math.round(rss / 2 ** 20),
         generator_max_slip_ms: r.maxScheduleSlipMs,
         sustainable,
       };
-      say(`  ${t.name} ${String(rate).padStart(6)}/s: ${st.achieved_events_per_s}/s achieved, p50 ${h.p50} p99 ${h.p99} p99.9 ${h.p999} max ${h.max} ms, backlog ${backlog} (slope ${st.backlog_slope_per_s}/s, drained in ${drainMs ?? '>'} ms), lag ${lag}, cpu ${st.cpu_percent} %, rss ${st.rss_mb} MB -> ${sustainable ? 'sustainable' : 'NOT sustainable'}`);
+      say(`  ${t.name} ${String(rate).padStart(6)}/s: ${st.achieved_events_per_s}/s achieved, p50 ${h.p50} p99 ${h.p99} p99.9 ${h.p999} max ${h.max} ms, backlog ${backlog} (slope ${st.backlog_slope_per_s}/s, drained in ${drainMs ?? '>'} ms), lag ${lag}, gc major ${gc.majorMs} ms (${gc.over100ms} pauses > 100 ms), cpu ${st.cpu_percent} %, rss ${st.rss_mb} MB -> ${sustainable ? 'sustainable' : 'NOT sustainable'}`);
       return st;
     };
 
@@ -468,3 +480,13 @@ function round3(x: number): number {
 }
 
 await main();
+
+/** Major GC time and pauses over 100 ms between two scrapes of the processor's /metrics (NaN without them). */
+function gcInStep(m0: string | undefined, m1: string | undefined): { majorMs: number; over100ms: number } {
+  if (m0 === undefined || m1 === undefined) return { majorMs: Number.NaN, over100ms: Number.NaN };
+  const name = 'adstream_nodejs_gc_duration_seconds';
+  const delta = (suffix: string, labels: (l: string) => boolean): number => metricSum(m1, name + suffix, labels) - metricSum(m0, name + suffix, labels);
+  const majorMs = Math.round(delta('_sum', (l) => l.includes('kind="major"')) * 1000);
+  const over100ms = delta('_count', () => true) - delta('_bucket', (l) => l.includes('le="0.1"'));
+  return { majorMs: majorMs || 0, over100ms: over100ms || 0 };
+}
