@@ -77,8 +77,13 @@ export class IndexedScorer {
   private readonly slotOf = new Map<string, number>();
   /** Slot -> ad as last synced; undefined for a free slot. */
   private readonly slotAds: (Ad | undefined)[] = [];
-  /** Per slot, bumped whenever it is given to another ad or freed: what candidate pools check. */
+  /**
+   * Per slot, bumped whenever it is given to another ad than the one it last held: what candidate
+   * pools check (a freed slot is skipped by slotAds; one given back to its ad is that ad again).
+   */
   private slotGenerations = new Int32Array(1024);
+  /** Per slot, the id of the ad it last held (kept when it is freed). */
+  private readonly slotLastIds: (string | undefined)[] = [];
   private readonly free: number[] = [];
   private readonly changed = new Set<string>();
   private syncedAt = -Infinity;
@@ -290,8 +295,10 @@ export class IndexedScorer {
     return c;
   }
 
-  /** The slot now holds another ad, or none: pools that hold it must not score it. */
-  private reassigned(slot: number): void {
+  /** The slot now holds `adId`: if that is another ad than it last held, pools that hold the slot must not score it. */
+  private assigned(slot: number, adId: string): void {
+    if (this.slotLastIds[slot] === adId) return;
+    this.slotLastIds[slot] = adId;
     this.generationsFor(slot + 1);
     this.slotGenerations[slot] = (this.slotGenerations[slot]! + 1) | 0;
   }
@@ -324,7 +331,7 @@ export class IndexedScorer {
           continue;
         }
         const s = slot ?? this.free.pop() ?? this.slotAds.length;
-        if (slot === undefined) this.reassigned(s);
+        if (slot === undefined) this.assigned(s, adId);
         this.slotOf.set(adId, s);
         this.slotAds[s] = ad;
         set.push(s);
@@ -332,7 +339,6 @@ export class IndexedScorer {
         this.unconfirmed.delete(slot);
         this.slotOf.delete(adId);
         this.slotAds[slot] = undefined;
-        this.reassigned(slot);
         this.free.push(slot); // safe to reuse at once: the worker applies removals before adds
         removed.push(slot);
       }
@@ -387,6 +393,7 @@ export class IndexedScorer {
     }
     for (const s of slots) {
       this.slotOf.set(saved.adIds[s]!, s);
+      this.slotLastIds[s] = saved.adIds[s]!;
       this.unconfirmed.add(s);
     }
     this.slotAds.length = saved.adIds.length;
@@ -402,7 +409,6 @@ export class IndexedScorer {
       const adId = this.restored!.adIds[s]!;
       this.slotOf.delete(adId);
       this.slotAds[s] = undefined;
-      this.reassigned(s);
       this.free.push(s);
       removed.push(s);
     }

@@ -221,6 +221,20 @@ describe('CandidatePools', () => {
     expect(ids(await plain.score(queries, QUERIES, owners))[q1]![0]).toBe(`ad-${ADS + 1}`);
   });
 
+  it('serves an ad again from the pools once reactivated (its slot given back to it)', async () => {
+    const catalog = catalogOfAll();
+    const { scorer, counts } = scorerOver(catalog, { maxDrift: 0.01 });
+    const first = ids(await scorer.score(queries, QUERIES, owners));
+    const best = first[0]![0]!;
+    const i = Number(best.slice(3));
+    catalog.upsert(ad(i, false), vectors, i * F);
+    expect(ids(await scorer.score(queries, QUERIES, owners))[0]).not.toContain(best);
+    catalog.upsert(ad(i), vectors, i * F);
+    const back = ids(await scorer.score(queries, QUERIES, owners));
+    expect(counts.pooled).toBe(2 * QUERIES); // both answered by the pools of the first search
+    expect(back[0]![0]).toBe(best);
+  });
+
   it('checks every Nth pooled row against a search and reports its recall', async () => {
     const { scorer, counts } = scorerOver(catalogOfAll(), { maxDrift: 0.01, checkEvery: 4 });
     await scorer.score(queries, QUERIES, owners);

@@ -116,7 +116,12 @@ class KafkajsClient implements KafkaClient {
     const ev = o.events;
     if (ev?.assigned) consumer.on(consumer.events.GROUP_JOIN, (e) => ev.assigned!(e.payload.memberAssignment));
     if (ev?.rebalancing) consumer.on(consumer.events.REBALANCING, () => ev.rebalancing!());
-    if (ev?.crashed) consumer.on(consumer.events.CRASH, (e) => ev.crashed!(e.payload.error, e.payload.restart));
+    consumer.on(consumer.events.CRASH, (e) => {
+      // kafkajs restarts only on errors it calls retriable; a coordinator it could not find while
+      // the broker came back is one it gives up on, so the member restarts itself then.
+      const restarting = e.payload.restart || group.restartAfter(e.payload.error);
+      ev?.crashed?.(e.payload.error, restarting);
+    });
     await connected(consumer);
     return group;
   }
@@ -306,6 +311,11 @@ class KafkajsTransaction implements KafkaTransaction {
 
 const FENCED = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED']);
 
+/** Crashes of the group member that mean the broker is away or recovering, by error name (anywhere in the cause chain). */
+const RESTARTABLE_CRASHES = new Set(['KafkaJSGroupCoordinatorNotFound', 'KafkaJSConnectionError', 'KafkaJSConnectionClosedError', 'KafkaJSNoBrokerAvailableError', 'KafkaJSRequestTimeoutError', 'KafkaJSBrokerNotFound']);
+/** How long the member keeps trying to start again before its crash stands (the processor then exits). */
+const RESTART_FOR_MS = 5 * 60_000;
+
 /** The broker's fencing errors as ProducerFencedError, so the caller knows not to init again. */
 async function fenceAware<T>(call: () => Promise<T>): Promise<T> {
   try {
@@ -321,9 +331,12 @@ async function fenceAware<T>(call: () => Promise<T>): Promise<T> {
  * "resolved" offset is its fetch position, resolved past each fetch once the handler returns, so
  * a pipelined handler can take a fetch and mark it done later (see DoneOffsets).
  */
-class KafkajsGroupConsumer implements GroupConsumer {
+export class KafkajsGroupConsumer implements GroupConsumer {
   readonly groupId: string;
   private readonly doneOffsets: DoneOffsets;
+  /** What run() started kafkajs with, to start it again after a crash kafkajs does not restart from. */
+  private started: Parameters<Consumer['run']>[0] | undefined;
+  private stopping = false;
 
   constructor(
     private readonly consumer: Consumer,
@@ -343,11 +356,42 @@ class KafkajsGroupConsumer implements GroupConsumer {
     await this.consumer.subscribe({ topics: [...this.o.topics], fromBeginning: true });
     const commits = (this.o.commits ?? 'done') === 'done';
     // kafkajs resolves each fetch once the handler returns: the next fetch continues after it.
-    await this.consumer.run({
+    this.started = {
       autoCommit: false,
       partitionsConsumedConcurrently: this.o.partitionsConcurrently ?? 1,
       eachBatch: (p) => handle(fetchedOf(p), this.controlOf(p, commits)),
-    });
+    };
+    await this.consumer.run(this.started);
+  }
+
+  /**
+   * Whether the member starts itself again after a crash kafkajs will not restart from: a broker
+   * that is away or still loading its coordinator (kafkajs gives up on finding it), not a bug of
+   * ours. It reconnects with backoff for up to RESTART_FOR_MS, then lets the crash stand.
+   */
+  restartAfter(error: unknown): boolean {
+    if (this.stopping || !this.started || !hasCause(error, (e) => RESTARTABLE_CRASHES.has((e as Error).name))) return false;
+    void this.restart(this.started);
+    return true;
+  }
+
+  private async restart(config: Parameters<Consumer['run']>[0]): Promise<void> {
+    const until = Date.now() + RESTART_FOR_MS;
+    for (let wait = 500; !this.stopping; wait = Math.min(2 * wait, 5000)) {
+      await new Promise((r) => setTimeout(r, wait));
+      try {
+        await this.consumer.connect();
+        await this.consumer.run(config);
+        this.log.warn('event consumer restarted after a crash kafkajs does not restart from', { groupId: this.groupId });
+        return;
+      } catch (err) {
+        if (Date.now() > until) {
+          this.log.error('event consumer could not restart', { err, groupId: this.groupId });
+          this.o.events?.crashed?.(err, false);
+          return;
+        }
+      }
+    }
   }
 
   seek(topic: string, partition: number, offset: bigint): void {
@@ -370,6 +414,7 @@ class KafkajsGroupConsumer implements GroupConsumer {
   }
 
   async disconnect(): Promise<void> {
+    this.stopping = true;
     // What was marked done before leaving is committed while still a member.
     await this.doneOffsets.flush();
     await this.consumer.disconnect();
