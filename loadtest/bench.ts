@@ -9,7 +9,7 @@
  *
  *   npm run bench -- --out DIR [--world FILE] [--ads N] [--client kafkajs|confluent] [--step-seconds 8] [--max-rate 32000] [--restart] [--state-dir DIR] [--no-ceiling]
  *
- * --ads N grows the world's catalog to N ads (copies sharing the creatives, see catalogOf); the
+ * --ads N grows the world's catalog to N ads (copies sharing the creatives, see catalog-load's catalogSlice); the
  * time to ready (catalog loaded, ad index built or loaded) and the RSS then are reported.
  * --state-dir DIR keeps the processor's state in DIR instead of a fresh folder, so a later run
  * starts warm (the ad embeddings and the saved index on disk: its first start is then no cold one).

@@ -27,16 +27,7 @@ export interface CatalogLoad {
 const CHUNK = 500;
 
 /**
- * `base` grown to `count` ads: copies under new ids that share their original's creative (so the
- * decode stays short) and get one distinct title token each (so their vectors differ, as real ads
- * of one category do, instead of piling up as duplicates in the index).
- */
-export function catalogOf<A extends { readonly adId: string; readonly title: string }>(base: readonly A[], count: number): A[] {
-  return catalogSlice(base, 0, count);
-}
-
-/**
- * Produces catalogOf(base, count) to `topic`, made and sent 10,000 at a time and let go: a million
+ * Produces `base` grown to `count` ads (catalogSlice) to `topic`, made and sent 10,000 at a time and let go: a million
  * ads held by the benchmark's process through its sweep made its GC pauses, which the generator and
  * the observer share, part of the latency it measured.
  */
@@ -47,7 +38,12 @@ export async function produceCatalog(producer: { send(batches: { topic: string; 
   }
 }
 
-/** Ads [from, to) of catalogOf(base, count) for any count >= to, made without the others. */
+/**
+ * Ads [from, to) of `base` grown to any count >= to, made without the others: past `base`, copies
+ * under new ids that share their original's creative (so the decode stays short) and get one
+ * distinct title token each (so their vectors differ, as real ads of one category do, instead of
+ * piling up as duplicates in the index).
+ */
 export function catalogSlice<A extends { readonly adId: string; readonly title: string }>(base: readonly A[], from: number, to: number): A[] {
   return Array.from({ length: Math.max(0, to - from) }, (_, j) => {
     const i = from + j;

@@ -20,6 +20,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { boundedProducerOf } from '../src/adapters/kafka/produce-limits.js';
+import { POOL_MISS_REASONS } from '../src/pipeline/retrieve-index.js';
 import { AvroCodec } from '../src/serde/avro-codec.js';
 import { summariseProfiles, summaryMarkdown, threadOfProfileFile, type CpuProfile, type ThreadSummary } from './cpu-profile.js';
 import { metricSum, procStats, runOpenLoop, scrape, ScoredObserver } from './load-generator.js';
@@ -108,7 +109,7 @@ async function main(): Promise<void> {
     const rows = (result: string): number => delta('adstream_retrieval_pool_rows_total', (l) => l.includes(`result="${result}"`));
     const checks = delta('adstream_retrieval_pool_recall_count');
     // Why the searched rows of known users found no pool.
-    const misses = Object.fromEntries(['no_pool', 'drifted', 'expired', 'stale'].map((reason) => [reason, delta('adstream_retrieval_pool_misses_total', (l) => l.includes(`reason="${reason}"`)) || 0]));
+    const misses = Object.fromEntries(POOL_MISS_REASONS.map((reason) => [reason, delta('adstream_retrieval_pool_misses_total', (l) => l.includes(`reason="${reason}"`)) || 0]));
     const pools = { pooledRows: rows('pooled'), searchedRows: rows('searched'), checks, recallMean: checks > 0 ? Math.round((delta('adstream_retrieval_pool_recall_sum') / checks) * 1000) / 1000 : null, misses };
     window = {
       fromUs, toUs, accounted: obs.accounted - a0, sent: r.sent, slipMs: r.maxScheduleSlipMs,

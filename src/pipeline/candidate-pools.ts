@@ -34,8 +34,8 @@ export interface CandidatePool {
   /** Slots best first, -1 past what was found. */
   readonly slots: Int32Array;
   /**
-   * Each slot's generation then (the index bumps it when the slot is given to another ad or
-   * freed): a slot since reused is not scored. Integers, so checking a pool reads no ad object.
+   * Each slot's generation then (the index bumps it when the slot is given to another ad than it
+   * last held): a slot since reused is not scored. Integers, so checking a pool reads no ad object.
    */
   readonly generations: Int32Array;
   readonly at: number;

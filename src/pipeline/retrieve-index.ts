@@ -46,8 +46,8 @@ export interface IndexedScorerOptions {
   readonly checkEvery?: number;
   /** Told per call how many rows a pool answered and how many searched. */
   readonly onPools?: (pooled: number, searched: number) => void;
-  /** Told per call, for the rows that searched, why no pool answered them ('stale': a pool whose slots all hold other ads now). */
-  readonly onPoolMisses?: (reason: PoolMiss | 'stale', rows: number) => void;
+  /** Told per call, for the rows that searched, why no pool answered them. */
+  readonly onPoolMisses?: (reason: PoolMissReason, rows: number) => void;
   /** Told a checked row's recall: the share of the search's ads the pool's answer held. */
   readonly onPoolRecall?: (recall: number) => void;
   /** Catalog changes are sent at most this often; in between, the index of the last sync is used. */
@@ -70,8 +70,11 @@ export interface IndexedScorerOptions {
 }
 
 const NO_SLOTS = new Int32Array(0);
-const POOL_MISSES = ['no_pool', 'drifted', 'expired', 'stale'] as const;
 const NO_VECTORS = new Float32Array(0);
+
+/** Why a known user's row searched: the pools' own reasons, or 'stale' (a pool whose slots all hold other ads now). */
+export const POOL_MISS_REASONS = ['no_pool', 'drifted', 'expired', 'stale'] as const;
+export type PoolMissReason = PoolMiss | 'stale';
 
 export class IndexedScorer {
   private readonly slotOf = new Map<string, number>();
@@ -103,6 +106,8 @@ export class IndexedScorer {
   private syncs = 0;
   /** Pooled rows since the last one checked against a search (checkEvery). */
   private sincePoolCheck = 0;
+  /** Searched rows of known users by reason, since the last report. */
+  private readonly misses: Record<PoolMissReason, number> = { no_pool: 0, drifted: 0, expired: 0, stale: 0 };
 
   constructor(
     private readonly engine: Inference & IndexUpdates,
@@ -243,7 +248,7 @@ export class IndexedScorer {
         const owner = owners[q];
         const p = owner === undefined ? undefined : pools.find(owner, queries, q * dim);
         if (!p || this.fillPool(p, words, q * P) === 0) {
-          if (owner !== undefined) this.missed(p ? 'stale' : pools.lastMiss);
+          if (owner !== undefined) this.misses[p ? 'stale' : pools.lastMiss]++;
           continue;
         }
         pooled[q] = 1;
@@ -266,16 +271,10 @@ export class IndexedScorer {
     return { rows, pool, items, checked, pooled };
   }
 
-  private readonly misses = { no_pool: 0, drifted: 0, expired: 0, stale: 0 };
-
-  private missed(reason: PoolMiss | 'stale'): void {
-    this.misses[reason]++;
-  }
-
   /** Reports and clears the misses counted since the last report. */
   private reportMisses(): void {
     const report = this.o.onPoolMisses;
-    for (const reason of POOL_MISSES) {
+    for (const reason of POOL_MISS_REASONS) {
       const n = this.misses[reason];
       if (n === 0) continue;
       this.misses[reason] = 0;
