@@ -8,16 +8,15 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { matchIds, numberedAd } from '../support/numbered-ads.js';
 import { loadConfig } from '../../src/app/config/load-config.js';
 import { AdCatalog } from '../../src/catalog/ad-catalog.js';
-import type { Ad } from '../../src/domain/events.js';
 import { clusteredUnitVectors } from '../../src/devtools/clustered-vectors.js';
 import { InferenceEngine } from '../../src/inference/inference-engine.js';
 import { indexModel } from '../../src/models/index-spec.js';
 import type { IndexIo } from '../../src/models/model-io.js';
 import { prepareModels } from '../../src/models/model-setup.js';
 import { CandidatePools } from '../../src/pipeline/candidate-pools.js';
-import type { Match } from '../../src/pipeline/retrieve.js';
 import { IndexedScorer } from '../../src/pipeline/retrieve-index.js';
 import { silentLogger } from '../../src/util/log.js';
 
@@ -33,8 +32,6 @@ let F: number;
 let vectors: Float32Array;
 let queries: Float32Array;
 
-const ad = (i: number, active = true): Ad => ({ adId: `ad-${i}`, advertiserId: 'adv', title: `ad ${i}`, description: '', categoryId: `cat-${i % 7}`, image: null, bidMicros: 1000, active, updatedAt: i });
-const ids = (lists: Match[][]): string[][] => lists.map((l) => l.map((m) => m.ad.adId));
 const owners = Array.from({ length: QUERIES }, (_, q) => `user-${q}`);
 
 /** Each query row turned towards another unit vector by `t` (0: unchanged), renormalised. */
@@ -102,7 +99,7 @@ function scorerOver(catalog: AdCatalog, o: { maxDrift: number; maxAgeMs?: number
 
 function catalogOfAll(): AdCatalog {
   const c = new AdCatalog(F);
-  for (let i = 0; i < ADS; i++) c.upsert(ad(i), vectors, i * F);
+  for (let i = 0; i < ADS; i++) c.upsert(numberedAd(i), vectors, i * F);
   return c;
 }
 
@@ -147,11 +144,11 @@ describe('CandidatePools', () => {
     }
     // It answers close to a search of the moved row (recall of the search's K).
     const { scorer: plain } = scorerOver(catalogOfAll(), { maxDrift: 0 });
-    const fresh = ids(await plain.score(near, QUERIES, owners));
+    const fresh = matchIds(await plain.score(near, QUERIES, owners));
     let held = 0;
-    fresh.forEach((list, q) => (held += list.filter((id) => ids(pooled)[q]!.includes(id)).length));
+    fresh.forEach((list, q) => (held += list.filter((id) => matchIds(pooled)[q]!.includes(id)).length));
     expect(held / (QUERIES * K)).toBeGreaterThanOrEqual(0.9);
-    expect(ids(first)).not.toEqual(ids(pooled)); // the ranking did move with the row
+    expect(matchIds(first)).not.toEqual(matchIds(pooled)); // the ranking did move with the row
 
     const far = moved(queries, 0.5, 4);
     for (let q = 0; q < QUERIES; q++) expect(cosineDistance(far, queries, q)).toBeGreaterThan(0.01);
@@ -201,36 +198,36 @@ describe('CandidatePools', () => {
   it('never answers with an ad deactivated since, nor with a slot reused for another ad', async () => {
     const catalog = catalogOfAll();
     const { scorer } = scorerOver(catalog, { maxDrift: 0.01 });
-    const first = ids(await scorer.score(queries, QUERIES, owners));
+    const first = matchIds(await scorer.score(queries, QUERIES, owners));
     // Query 0's best ad deleted, then another query's best deactivated: its slot is freed last, so
     // the next ad added takes it. That ad sits on that query's own vector: a pool that still
     // counted the slot as its old ad would answer with it.
     const q1 = first.findIndex((l) => l[0] !== first[0]![0]);
     expect(q1).toBeGreaterThan(0);
     catalog.delete(first[0]![0]!);
-    catalog.upsert(ad(Number(first[q1]![0]!.slice(3)), false), vectors, Number(first[q1]![0]!.slice(3)) * F);
+    catalog.upsert(numberedAd(Number(first[q1]![0]!.slice(3)), false), vectors, Number(first[q1]![0]!.slice(3)) * F);
     const gone = new Set([first[0]![0]!, first[q1]![0]!]);
-    const before = ids(await scorer.score(queries, QUERIES, owners));
+    const before = matchIds(await scorer.score(queries, QUERIES, owners));
     for (const list of before) for (const id of list) expect(gone.has(id)).toBe(false);
-    catalog.upsert(ad(ADS + 1), queries, q1 * F);
-    const after = ids(await scorer.score(queries, QUERIES, owners));
+    catalog.upsert(numberedAd(ADS + 1), queries, q1 * F);
+    const after = matchIds(await scorer.score(queries, QUERIES, owners));
     for (const list of after) for (const id of list) expect(gone.has(id)).toBe(false);
     expect(after[q1]).not.toContain(`ad-${ADS + 1}`);
     // A search (pools off) does find it first: it was the slot check that kept it out.
     const { scorer: plain } = scorerOver(catalog, { maxDrift: 0 });
-    expect(ids(await plain.score(queries, QUERIES, owners))[q1]![0]).toBe(`ad-${ADS + 1}`);
+    expect(matchIds(await plain.score(queries, QUERIES, owners))[q1]![0]).toBe(`ad-${ADS + 1}`);
   });
 
   it('serves an ad again from the pools once reactivated (its slot given back to it)', async () => {
     const catalog = catalogOfAll();
     const { scorer, counts } = scorerOver(catalog, { maxDrift: 0.01 });
-    const first = ids(await scorer.score(queries, QUERIES, owners));
+    const first = matchIds(await scorer.score(queries, QUERIES, owners));
     const best = first[0]![0]!;
     const i = Number(best.slice(3));
-    catalog.upsert(ad(i, false), vectors, i * F);
-    expect(ids(await scorer.score(queries, QUERIES, owners))[0]).not.toContain(best);
-    catalog.upsert(ad(i), vectors, i * F);
-    const back = ids(await scorer.score(queries, QUERIES, owners));
+    catalog.upsert(numberedAd(i, false), vectors, i * F);
+    expect(matchIds(await scorer.score(queries, QUERIES, owners))[0]).not.toContain(best);
+    catalog.upsert(numberedAd(i), vectors, i * F);
+    const back = matchIds(await scorer.score(queries, QUERIES, owners));
     expect(counts.pooled).toBe(2 * QUERIES); // both answered by the pools of the first search
     expect(back[0]![0]).toBe(best);
   });

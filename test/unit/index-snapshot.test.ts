@@ -9,9 +9,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { matchIds, numberedAd } from '../support/numbered-ads.js';
 import { loadConfig } from '../../src/app/config/load-config.js';
 import { AdCatalog } from '../../src/catalog/ad-catalog.js';
-import type { Ad } from '../../src/domain/events.js';
 import { clusteredUnitVectors } from '../../src/devtools/clustered-vectors.js';
 import { InferenceEngine } from '../../src/inference/inference-engine.js';
 import type { IndexUpdate, IndexWorker } from '../../src/inference/types.js';
@@ -39,8 +39,6 @@ let F: number;
 let vectors: Float32Array;
 let queries: Float32Array;
 
-const ad = (i: number): Ad => ({ adId: `ad-${i}`, advertiserId: 'adv', title: `ad ${i}`, description: '', categoryId: `cat-${i % 7}`, image: null, bidMicros: 1000, active: true, updatedAt: i });
-const ids = (lists: Match[][]): string[][] => lists.map((l) => l.map((m) => m.ad.adId));
 
 /** What one scorer sent to the workers. */
 interface Sent {
@@ -94,7 +92,7 @@ async function settledScorer(catalog: AdCatalog, dir: string, space = SPACE, wit
 
 function catalogOf(ads: number, change: (c: AdCatalog) => void = () => undefined): AdCatalog {
   const c = new AdCatalog(F);
-  for (let i = 0; i < ads; i++) c.upsert(ad(i), vectors, i * F);
+  for (let i = 0; i < ads; i++) c.upsert(numberedAd(i), vectors, i * F);
   change(c);
   return c;
 }
@@ -102,8 +100,8 @@ function catalogOf(ads: number, change: (c: AdCatalog) => void = () => undefined
 /** Four concurrent calls, so both workers answer: they must agree. */
 async function scoreOnBoth(scorer: IndexedScorer): Promise<string[][]> {
   const all = await Promise.all(Array.from({ length: 4 }, () => scorer.score(queries, QUERIES)));
-  for (const r of all) expect(ids(r)).toEqual(ids(all[0]!));
-  return ids(all[0]!);
+  for (const r of all) expect(matchIds(r)).toEqual(matchIds(all[0]!));
+  return matchIds(all[0]!);
 }
 
 beforeAll(async () => {
@@ -135,7 +133,7 @@ describe('Saved ad index', () => {
     expect(sent.loads).toBe(1);
     expect(scorer.indexed).toBe(ADS);
     first = await scoreOnBoth(scorer);
-    const exact = ids(await new EngineScorer(engine, catalog, { io: scorerIo, perRow: PER_ROW, minUploadIntervalMs: 0 }).score(queries, QUERIES));
+    const exact = matchIds(await new EngineScorer(engine, catalog, { io: scorerIo, perRow: PER_ROW, minUploadIntervalMs: 0 }).score(queries, QUERIES));
     let hits = 0;
     first.forEach((list, q) => (hits += exact[q]!.slice(0, 10).filter((id) => list.includes(id)).length));
     expect(hits / (QUERIES * 10)).toBeGreaterThanOrEqual(0.95);
@@ -158,19 +156,19 @@ describe('Saved ad index', () => {
     const { scorer, sent } = await settledScorer(catalogOf(ADS), dir, SPACE, { pools, onPools: (p) => (pooled += p) });
     expect(sent.loads).toBe(1);
     const owners = Array.from({ length: QUERIES }, (_, q) => `user-${q}`);
-    const searched = ids(await scorer.score(queries, QUERIES, owners));
+    const searched = matchIds(await scorer.score(queries, QUERIES, owners));
     expect(pooled).toBe(0);
     expect(searched).toEqual(first);
-    expect(ids(await scorer.score(queries, QUERIES, owners))).toEqual(first);
+    expect(matchIds(await scorer.score(queries, QUERIES, owners))).toEqual(first);
     expect(pooled).toBe(QUERIES);
     await scorer.stop();
   });
 
   it('a restart on a changed catalog serves no stale vector: changed ads updated, deleted ones gone, a new one found', async () => {
     const catalog = catalogOf(ADS, (c) => {
-      for (let q = 0; q < 10; q++) c.upsert(ad(q), queries, q * F); // ad q moves onto query q
+      for (let q = 0; q < 10; q++) c.upsert(numberedAd(q), queries, q * F); // ad q moves onto query q
       for (let i = 10; i < 20; i++) c.delete(`ad-${i}`);
-      c.upsert({ ...ad(0), adId: 'new-0' }, queries, 20 * F);
+      c.upsert({ ...numberedAd(0), adId: 'new-0' }, queries, 20 * F);
     });
     const { scorer, sent } = await settledScorer(catalog, dir);
     expect(sent.loads).toBe(1);

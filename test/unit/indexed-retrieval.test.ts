@@ -7,9 +7,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { matchIds, numberedAd } from '../support/numbered-ads.js';
 import { loadConfig } from '../../src/app/config/load-config.js';
 import { AdCatalog } from '../../src/catalog/ad-catalog.js';
-import type { Ad } from '../../src/domain/events.js';
 import { clusteredUnitVectors } from '../../src/devtools/clustered-vectors.js';
 import { InferenceEngine } from '../../src/inference/inference-engine.js';
 import { indexModel } from '../../src/models/index-spec.js';
@@ -35,8 +35,6 @@ let F: number;
 let vectors: Float32Array;
 let queries: Float32Array;
 
-const ad = (i: number, active = true): Ad => ({ adId: `ad-${i}`, advertiserId: 'adv', title: `ad ${i}`, description: '', categoryId: `cat-${i % 7}`, image: null, bidMicros: 1000, active, updatedAt: i });
-const ids = (lists: Match[][]): string[][] => lists.map((l) => l.map((m) => m.ad.adId));
 
 beforeAll(async () => {
   const models = await prepareModels(config);
@@ -50,7 +48,7 @@ beforeAll(async () => {
   const all = clusteredUnitVectors(ADS + QUERIES, F, { clusters: 30, spread: 0.3, seed: 5 });
   vectors = all.subarray(0, ADS * F);
   queries = all.slice(ADS * F);
-  for (let i = 0; i < ADS; i++) catalog.upsert(ad(i), vectors, i * F);
+  for (let i = 0; i < ADS; i++) catalog.upsert(numberedAd(i), vectors, i * F);
 }, 60_000);
 afterAll(async () => {
   await engine?.close();
@@ -81,22 +79,22 @@ describe('Indexed retrieval', () => {
   });
 
   it('drops deactivated and deleted ads at once and from the index at the next sync, and finds a changed vector', async () => {
-    const first = ids(await indexed.score(queries, QUERIES));
+    const first = matchIds(await indexed.score(queries, QUERIES));
     const gone = new Set(first.map((l) => l[0]!)); // every query's best ad
     let n = 0;
     for (const id of gone) {
       const i = Number(id.slice(3));
-      if (n++ % 2 === 0) catalog.upsert(ad(i, false), vectors, i * F);
+      if (n++ % 2 === 0) catalog.upsert(numberedAd(i, false), vectors, i * F);
       else catalog.delete(id);
     }
-    const after = ids(await indexed.score(queries, QUERIES));
+    const after = matchIds(await indexed.score(queries, QUERIES));
     for (const list of after) for (const id of list) expect(gone.has(id)).toBe(false);
     expect(indexed.indexed).toBe(ADS - gone.size);
     // Each query's second-best ad is still found (the index kept it, no rebuild).
     after.forEach((list, q) => expect(list).toContain(first[q]!.find((id) => !gone.has(id))));
 
     // An ad moved onto query 0's vector is its best match now, on both workers.
-    catalog.upsert(ad(ADS - 1), queries, 0);
+    catalog.upsert(numberedAd(ADS - 1), queries, 0);
     for (let round = 0; round < 4; round++) {
       const [best] = await Promise.all(Array.from({ length: 4 }, () => indexed.score(queries.subarray(0, F), 1)));
       expect(best![0]![0]!.ad.adId).toBe(`ad-${ADS - 1}`);
